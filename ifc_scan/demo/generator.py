@@ -1,0 +1,428 @@
+"""A realistic, deterministic demo landing zone (also the project's own test-data generator).
+
+What it writes, for `weeks` weeks ending on `end` (a Monday, exclusive), in exactly the formats of
+design/INPUTS.md:
+- trivy/registry/<date>/<image>.json: nightly 02:00 registry scans of each deployable image's
+  production image (a few nights missed), plus weekly scans of a third-party base image;
+- ci/github-actions/<run_id>/: push-to-main runs with run.json, jobs.json, per-step logs (BuildKit
+  build with load, trivy-action gate with `severity: CRITICAL,HIGH`, push, deploy to staging and
+  production with kubectl and a deploy notice, cosign verify) and the Trivy artifact;
+  one build has no scan step, gate failures block the push;
+- exceptions/<scope>/<date>/: .trivyignore / .trivyignore.yaml snapshots with reasons, expiries
+  (some expire inside the period) and an invalid line;
+- inventory/deployable.yaml: the three deployable images and one retired lineage.
+Vulnerabilities appear (introduced by builds, disclosed in deployed images) and get fixed by later
+builds, CRITICAL ones fastest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+REGISTRY = "ghcr.io/intelliflow"
+APPS = ("intelliflow-api", "intelliflow-web", "intelliflow-ai-worker")
+RETIRED_APP = "intelliflow-legacy-worker"
+BASE_IMAGE = "docker.io/library/node"
+PACKAGES = [("openssl", "os-pkgs", "debian"), ("zlib1g", "os-pkgs", "debian"), ("libexpat1", "os-pkgs", "debian"),
+            ("curl", "os-pkgs", "debian"), ("glibc", "os-pkgs", "debian"), ("libxml2", "os-pkgs", "debian"),
+            ("express", "lang-pkgs", "node-pkg"), ("lodash", "lang-pkgs", "node-pkg"), ("axios", "lang-pkgs", "node-pkg"),
+            ("next", "lang-pkgs", "node-pkg"), ("urllib3", "lang-pkgs", "python-pkg"), ("requests", "lang-pkgs", "python-pkg"),
+            ("torch", "lang-pkgs", "python-pkg"), ("pillow", "lang-pkgs", "python-pkg")]
+SEV_WEIGHTS = [("CRITICAL", 0.06), ("HIGH", 0.24), ("MEDIUM", 0.4), ("LOW", 0.26), ("UNKNOWN", 0.04)]
+FIX_PROB = {"CRITICAL": 0.95, "HIGH": 0.6, "MEDIUM": 0.25, "LOW": 0.1, "UNKNOWN": 0.1}
+
+
+def sha(*parts) -> str:
+    return "sha256:" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def z(dt: datetime, frac: int = 0) -> str:
+    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return s + (f".{dt.microsecond:06d}{frac:03d}Z" if frac else "Z")
+
+
+def log_ts(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
+
+
+@dataclass
+class Vuln:
+    vid: str
+    pkg: str
+    cls: str
+    ptype: str
+    severity: str
+    installed: str
+    fixed: str | None
+    disclosed: datetime
+
+
+@dataclass
+class Image:
+    app: str
+    seq: int
+    config: str
+    manifest: str
+    built: datetime
+    vulns: set = field(default_factory=set)   # vuln ids latent in this image's packages
+
+
+class Demo:
+    def __init__(self, out: Path, weeks: int, seed: int, end: date, apps=APPS, builds_per_week: float = 1.6):
+        self.out, self.weeks, self.rng = Path(out), weeks, random.Random(seed)
+        self.end = datetime(end.year, end.month, end.day)
+        self.start = self.end - timedelta(weeks=weeks)
+        self.apps = apps
+        self.builds_per_week = builds_per_week
+        self.vulns: dict[str, Vuln] = {}
+        self.cve_counter = 10000
+        self.run_id = 7_000_000_000 + seed * 1000
+        self.job_id = 30_000_000_000 + seed * 10000
+        self.exceptions: list[dict] = []   # generator's own model of what is in force, for suppression
+        self._initial_images: dict[str, Image] = {}
+        self._deploy_times: dict[str, list] = {}     # app -> [(production deploy time, image)]
+        self._prod_timeline: dict[str, list] = {}
+
+    # --- vulnerability universe ------------------------------------------------------------
+    def new_vuln(self, disclosed: datetime, pkg=None) -> Vuln:
+        self.cve_counter += 1
+        pkg, cls, ptype = pkg or self.rng.choice(PACKAGES)
+        r, acc = self.rng.random(), 0.0
+        sev = "LOW"
+        for s, w in SEV_WEIGHTS:
+            acc += w
+            if r <= acc:
+                sev = s
+                break
+        year = disclosed.year
+        v = Vuln(f"CVE-{year}-{self.cve_counter}", pkg, cls, ptype, sev, f"1.{self.rng.randint(0, 9)}.{self.rng.randint(0, 20)}",
+                 None if self.rng.random() < 0.15 else f"1.{self.rng.randint(10, 19)}.0", disclosed)
+        self.vulns[v.vid] = v
+        return v
+
+    # --- exceptions (snapshots written as files, and kept as a model for suppression) --------
+    def in_force(self, scope: str, t: datetime) -> set[str]:
+        ids = set()
+        for snap in self.exceptions:
+            if snap["scope"] in (scope, "_global") and snap["from"] <= t < snap["until"]:
+                for e in snap["entries"]:
+                    if e.get("valid", True) and (e.get("exp") is None or e["exp"] > t):
+                        ids.add(e["id"])
+        return ids
+
+    # --- writers -------------------------------------------------------------------------------
+    def write_json(self, rel: str, doc) -> None:
+        p = self.out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(doc, indent=1))
+
+    def report(self, app_ref: str, img: Image, t: datetime, *, severities=None, registry: bool,
+               scope: str, created=True, show_suppressed=False) -> dict:
+        shown, suppressed = [], []
+        excepted = self.in_force(scope, t)
+        for vid in sorted(img.vulns):
+            v = self.vulns[vid]
+            if v.disclosed > t or (severities and v.severity not in severities):
+                continue
+            entry = {"VulnerabilityID": v.vid, "PkgID": f"{v.pkg}@{v.installed}", "PkgName": v.pkg,
+                     "PkgIdentifier": {"PURL": f"pkg:{'deb/debian' if v.cls == 'os-pkgs' else 'generic'}/{v.pkg}@{v.installed}"},
+                     "InstalledVersion": v.installed, "Status": "fixed" if v.fixed else "affected",
+                     "SeveritySource": "nvd", "PrimaryURL": f"https://avd.aquasec.com/nvd/{v.vid.lower()}",
+                     "Title": f"{v.pkg}: demo vulnerability {v.vid}", "Severity": v.severity,
+                     "PublishedDate": z(v.disclosed)}
+            if v.fixed:
+                entry["FixedVersion"] = v.fixed
+            if v.vid in excepted:
+                if show_suppressed:
+                    suppressed.append({"Type": "vulnerability", "Status": "ignored", "Statement": "in .trivyignore",
+                                       "Source": ".trivyignore", "Finding": entry})
+                continue
+            shown.append((v, entry))
+        results = []
+        os_v = [e for v, e in shown if v.cls == "os-pkgs"]
+        lang = [(v, e) for v, e in shown if v.cls != "os-pkgs"]
+        r0 = {"Target": f"{app_ref} (debian 12.5)", "Class": "os-pkgs", "Type": "debian"}
+        if os_v:
+            r0["Vulnerabilities"] = os_v
+        if suppressed:
+            r0["ExperimentalModifiedFindings"] = suppressed
+        results.append(r0)
+        if lang:
+            results.append({"Target": "Node.js" if "web" in app_ref or "api" in app_ref else "Python",
+                             "Class": "lang-pkgs", "Type": lang[0][0].ptype, "Vulnerabilities": [e for _, e in lang]})
+        if img.seq % 7 == 0:  # some images carry a Dockerfile misconfiguration and a secret
+            results.append({"Target": "Dockerfile", "Class": "config", "Type": "dockerfile",
+                            "Misconfigurations": [{"Type": "Dockerfile Security Check", "ID": "DS002", "AVDID": "AVD-DS-0002",
+                                                   "Title": "Image user should not be 'root'", "Severity": "HIGH", "Status": "FAIL",
+                                                   "Message": "Specify at least 1 USER command in Dockerfile"}]})
+        lineage = app_ref.split(":")[0]
+        doc = {"SchemaVersion": 2, "ArtifactName": app_ref, "ArtifactType": "container_image",
+               "Metadata": {"OS": {"Family": "debian", "Name": "12.5"}, "ImageID": img.config, "DiffIDs": [sha(img.config, "l1")],
+                            "RepoTags": [app_ref], "RepoDigests": [f"{lineage}@{img.manifest}"] if registry else [],
+                            "ImageConfig": {"architecture": "amd64", "created": z(img.built), "os": "linux"}},
+               "Results": results}
+        if created:
+            doc = {"SchemaVersion": 2, "Trivy": {"Version": "0.69.1"}, "CreatedAt": z(t, frac=self.rng.randint(1, 999)), **doc}
+        return doc
+
+    def run(self) -> dict:
+        rng = self.rng
+        stats = {"registry_scans": 0, "ci_runs": 0, "builds": 0, "deploys": 0}
+        self.write_exceptions()
+        apps = list(self.apps)
+        current: dict[str, Image] = {}
+        prod: dict[str, Image] = {}
+        # onboarding images: built a few weeks before the period, already in production
+        for app in apps + [RETIRED_APP]:
+            img = Image(app, 0, sha(app, 0, "cfg"), sha(app, 0, "man"), self.start - timedelta(days=rng.randint(20, 120)))
+            for _ in range(rng.randint(4, 9)):
+                img.vulns.add(self.new_vuln(self.start - timedelta(days=rng.randint(30, 400))).vid)
+            current[app] = prod[app] = self._initial_images[app] = img
+        # the first deployable image carries the vulns the exceptions are about
+        for vid in ("CVE-2025-0001", "CVE-2025-0002", "CVE-2025-0003"):
+            prod[apps[0]].vulns.add(vid)
+        retire_at = self.start + timedelta(weeks=max(1, self.weeks // 3), hours=9)
+        self.retire_at = retire_at
+        # builds: Poisson-ish per app per week, on weekdays during working hours
+        events = []
+        for app in apps:
+            for w in range(self.weeks):
+                for _ in range(int(self.builds_per_week) + (rng.random() < self.builds_per_week % 1)):
+                    t = self.start + timedelta(weeks=w, days=rng.randint(0, 4), hours=rng.randint(8, 17), minutes=rng.randint(0, 59))
+                    events.append((t, app))
+        events.sort()
+        missing_scan_done = False
+        for t, app in events:
+            prev = current[app]
+            seq = prev.seq + 1
+            img = Image(app, seq, sha(app, seq, "cfg"), sha(app, seq, "man"), t + timedelta(minutes=3))
+            for vid in prev.vulns:
+                v = self.vulns[vid]
+                if v.disclosed <= t and rng.random() < FIX_PROB[v.severity]:
+                    continue  # fixed by this build (dependency bumped)
+                img.vulns.add(vid)
+            if rng.random() < 0.35:
+                img.vulns.add(self.new_vuln(t - timedelta(days=rng.randint(1, 300))).vid)  # introduced, already public
+            current[app] = img
+            skip_scan = not missing_scan_done and t > self.start + timedelta(weeks=self.weeks // 2)
+            missing_scan_done = missing_scan_done or skip_scan
+            deployed = self.write_ci_run(app, img, t, skip_scan)
+            stats["ci_runs"] += 1
+            stats["builds"] += 1
+            if deployed:
+                prod[app] = img
+                stats["deploys"] += 1
+            # a nightly scan after each build? no: nightly scans follow production below
+            self._prod_timeline.setdefault(app, []).append((deployed, img))
+        # nightly registry scans of the production image (replay deploy history)
+        for app in apps + [RETIRED_APP]:
+            history = [(self.start - timedelta(days=1), self._initial(app))] + self._deploy_times.get(app, [])
+            day = self.start
+            while day < self.end:
+                t = day + timedelta(hours=2, minutes=rng.randint(0, 9), seconds=rng.randint(0, 59))
+                day += timedelta(days=1)
+                if app == RETIRED_APP and t >= retire_at:
+                    break
+                if rng.random() < 0.03:
+                    continue  # the nightly job failed that night: a cadence gap
+                img = [i for dt, i in history if dt <= t][-1]
+                ref = f"{REGISTRY}/{app}:{img.seq}"
+                doc = self.report(ref, img, t, registry=True, scope=app,
+                                  show_suppressed=t > self.start + timedelta(weeks=self.weeks // 2))
+                self.write_json(f"trivy/registry/{t.date().isoformat()}/{app}.json", doc)
+                stats["registry_scans"] += 1
+        # the third-party base image, scanned weekly (policy: "Third-party base images: weekly")
+        base = Image("node", 0, sha("node", "cfg"), sha("node", "man"), self.start - timedelta(days=200))
+        for _ in range(5):
+            base.vulns.add(self.new_vuln(self.start - timedelta(days=rng.randint(1, 300)),
+                                         pkg=rng.choice(PACKAGES[:6])).vid)
+        for w in range(self.weeks):
+            t = self.start + timedelta(weeks=w, days=6, hours=3)
+            if w % 13 == 12:
+                base = Image("node", w, sha("node", w, "cfg"), sha("node", w, "man"), t - timedelta(days=2),
+                             {v for v in base.vulns if self.vulns[v].severity in ("LOW", "UNKNOWN")})
+            if rng.random() < 0.3:
+                base.vulns.add(self.new_vuln(t - timedelta(days=2), pkg=rng.choice(PACKAGES[:6])).vid)
+            self.write_json(f"trivy/base-images/{t.date().isoformat()}/node-20.json",
+                            self.report(f"{BASE_IMAGE}:20", base, t, registry=True, scope="_base"))
+            stats["registry_scans"] += 1
+        self.write_inventory()
+        return stats
+
+    def _initial(self, app):
+        return self._initial_images[app]
+
+    def write_ci_run(self, app: str, img: Image, t: datetime, skip_scan: bool) -> bool:
+        rng = self.rng
+        self.run_id += rng.randint(3, 40)
+        run_id = self.run_id
+        lineage = f"{REGISTRY}/{app}"
+        tag = f"{lineage}:{img.seq}"
+        head_sha = hashlib.sha1(f"{app}{img.seq}".encode()).hexdigest()
+        rel = f"ci/github-actions/{run_id}"
+        steps, logs = [], {}
+        clock = [t]
+
+        def step(name, secs, lines, conclusion="success"):
+            start = clock[0]
+            end = start + timedelta(seconds=secs)
+            n = len(steps) + 1
+            steps.append({"name": name, "status": "completed", "conclusion": conclusion, "number": n,
+                          "started_at": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                          "completed_at": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+            out = []
+            for i, text in enumerate(lines):
+                lt = start + timedelta(seconds=secs * (i + 1) / (len(lines) + 1), microseconds=rng.randint(0, 999999))
+                out.extend([text] if text.startswith("  ") and i and "|" in lines[i - 1] else [f"{log_ts(lt)} {text}"])
+            logs[(n, name)] = out
+            clock[0] = end + timedelta(seconds=1)
+            return steps[-1]
+
+        step("Set up job", 2, ["Current runner version: '2.321.0'", "Operating System", "Ubuntu", "22.04.5", "LTS"])
+        step("Run actions/checkout@v4", 3, ["##[group]Run actions/checkout@v4", "with:", "  repository: intelliflow/crm", "##[endgroup]"])
+        step("Build image", 95, [
+            "##[group]Run docker/build-push-action@v6", "with:", f"  tags: {tag}", "  load: true", "  push: false", "##[endgroup]",
+            "#1 [internal] load build definition from Dockerfile", "#1 DONE 0.0s", "#12 exporting to image",
+            "#12 exporting layers 2.1s done", f"#12 writing image {img.config} done", f"#12 naming to {tag} done",
+            "#12 DONE 2.3s"])
+        scan_report = self.report(tag, img, clock[0] + timedelta(seconds=30), severities=("CRITICAL", "HIGH"), registry=False,
+                                  scope=app, created=rng.random() > 0.1)
+        has_critical = any(v.get("Severity") == "CRITICAL" for r in scan_report["Results"] for v in r.get("Vulnerabilities", []))
+        gate_failed = has_critical
+        if not skip_scan:
+            step("Scan image with Trivy", 40, [
+                "##[group]Run aquasecurity/trivy-action@0.28.0", "with:", f"  image-ref: {tag}", "  format: json",
+                f"  output: trivy-results-{app}.json", "  severity: CRITICAL,HIGH", "  exit-code: 1",
+                "  ignore-unfixed: false", "  trivyignores: .trivyignore", "env:", "  TRIVY_DB_REPOSITORY: mirror.gcr.io/aquasec/trivy-db:2",
+                "##[endgroup]", "Run aquasecurity/setup-trivy@v0.2.1", f"Running Trivy with options: trivy image {tag}",
+                "2026-01-01T00:00:00Z\tINFO\t[vuln] Vulnerability scanning is enabled"],
+                conclusion="failure" if gate_failed else "success")
+            self.write_json(f"{rel}/artifacts/trivy-results-{app}.json", scan_report)
+            step("Upload scan results", 3, ["##[group]Run actions/upload-artifact@v4", "with:", f"  name: trivy-results-{app}", "##[endgroup]"],
+                 conclusion="success")
+        else:
+            gate_failed = False  # no gate ran: the build sails through unscanned (the coverage KPI catches it)
+        pushed = not gate_failed
+        if pushed:
+            step("Push image", 20, [
+                "##[group]Run docker/build-push-action@v6", "with:", f"  tags: {tag}", "  push: true", "##[endgroup]",
+                "#15 exporting to image", f"#15 exporting manifest {img.manifest} done", f"#15 exporting config {img.config} done",
+                "#15 pushing layers 1.2s done", f"#15 pushing manifest for {tag}@{img.manifest} 0.4s done", "#15 DONE 1.8s"])
+        job_end = clock[0]
+        conclusion = "failure" if gate_failed else "success"
+        self.job_id += 1
+        jobs = [{"id": self.job_id, "run_id": run_id, "run_attempt": 1, "name": f"build-and-scan ({app})", "status": "completed",
+                 "conclusion": conclusion, "started_at": z(t), "completed_at": z(job_end), "steps": steps}]
+        job_logs = {jobs[0]["name"]: logs}
+        deployed = False
+        if pushed:
+            for env, delay in (("staging", rng.randint(10, 40)), ("production", rng.randint(60, 60 * 30))):
+                if env == "production" and rng.random() < 0.15:
+                    break  # not every build reaches production
+                steps, logs = [], {}
+                clock[0] = job_end + timedelta(minutes=delay)
+                dstart = clock[0]
+                step("Set up job", 2, ["Current runner version: '2.321.0'"])
+                if env == "production":
+                    step("Verify image signature", 6, [f"##[group]Run cosign verify {lineage}@{img.manifest}",
+                                                       f"cosign verify --key cosign.pub {lineage}@{img.manifest}", "##[endgroup]",
+                                                       "Verification for image -- The following checks were performed"])
+                step(f"Deploy to {env}", 30, [
+                    f"##[group]Run kubectl set image deployment/{app} {app}={lineage}@{img.manifest}",
+                    f"kubectl -n {env} set image deployment/{app} {app}={lineage}@{img.manifest}",
+                    f"deployment.apps/{app} image updated", "##[endgroup]",
+                    f"::notice title=deploy::{lineage}@{img.manifest} env={env}"])
+                self.job_id += 1
+                jobs.append({"id": self.job_id, "run_id": run_id, "run_attempt": 1, "name": f"deploy-{env}", "status": "completed",
+                             "conclusion": "success", "started_at": z(dstart), "completed_at": z(clock[0]), "steps": steps})
+                job_logs[jobs[-1]["name"]] = logs
+                if env == "production":
+                    deployed = True
+                    deploy_line_t = datetime.strptime(steps[-1]["started_at"], "%Y-%m-%dT%H:%M:%S.000Z")
+                    self._deploy_times.setdefault(app, []).append((deploy_line_t, img))
+        run = {"id": run_id, "name": "image-scan", "path": ".github/workflows/image-scan.yml", "event": "push",
+               "head_branch": "main", "head_sha": head_sha, "run_number": run_id % 10000, "status": "completed",
+               "conclusion": "failure" if gate_failed else "success", "run_attempt": 1, "created_at": z(t),
+               "run_started_at": z(t), "updated_at": z(clock[0]),
+               "html_url": f"https://github.com/intelliflow/crm/actions/runs/{run_id}"}
+        self.write_json(f"{rel}/run.json", run)
+        self.write_json(f"{rel}/jobs.json", {"total_count": len(jobs), "jobs": jobs})
+        for job_name, jl in job_logs.items():
+            for (n, name), lines in jl.items():
+                safe = name.replace("/", "").replace(":", "")  # GitHub strips these from log file names
+                p = self.out / rel / "logs" / job_name / f"{n}_{safe}.txt"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text("\n".join(lines))
+        return deployed
+
+    def write_exceptions(self) -> None:
+        s = self.start
+        for vid, pkg, sev in (("CVE-2025-0001", ("glibc", "os-pkgs", "debian"), "HIGH"),
+                              ("CVE-2025-0002", ("libxml2", "os-pkgs", "debian"), "MEDIUM"),
+                              ("CVE-2025-0003", ("curl", "os-pkgs", "debian"), "CRITICAL")):
+            self.vulns[vid] = Vuln(vid, pkg[0], pkg[1], pkg[2], sev, "2.36-9", None, s - timedelta(days=60))
+        d1, d2, d3 = s.date(), (s + timedelta(weeks=self.weeks // 4)).date(), (s + timedelta(weeks=self.weeks // 2)).date()
+        e1 = (s + timedelta(weeks=self.weeks // 3)).date()
+        snaps = [
+            ("_global", d1, ".trivyignore", [
+                "# .trivyignore - Trivy vulnerability exceptions",
+                "# Format: CVE-ID  # Reason, Expiry: YYYY-MM-DD", "",
+                "# No patch available upstream, tracking issue #123",
+                f"CVE-2025-0001 exp:{e1.isoformat()}",
+                "CVE-2025-0002  # False positive - function not called",
+                "CVE-2019-99999 exp:2026-13-01",
+            ], [{"id": "CVE-2025-0001", "exp": datetime.combine(e1, datetime.min.time())}, {"id": "CVE-2025-0002"},
+                {"id": "CVE-2019-99999", "valid": False}]),
+            ("intelliflow-api", d2, ".trivyignore.yaml", [
+                "vulnerabilities:",
+                "  - id: CVE-2025-0003",
+                "    statement: Not reachable - curl binary removed at runtime; CTO sign-off SEC-42",
+                f"    expired_at: {(d2 + timedelta(days=120)).isoformat()}",
+            ], [{"id": "CVE-2025-0003", "exp": datetime.combine(d2 + timedelta(days=120), datetime.min.time())}]),
+            ("_global", d3, ".trivyignore", [
+                "# .trivyignore - Trivy vulnerability exceptions", "",
+                f"CVE-2025-0001 exp:{e1.isoformat()}",
+                "CVE-2025-0002  # False positive - function not called, Expiry: 2027-01-31",
+            ], [{"id": "CVE-2025-0001", "exp": datetime.combine(e1, datetime.min.time())}, {"id": "CVE-2025-0002"}]),
+        ]
+        for scope, d, name, lines, entries in snaps:
+            p = self.out / "exceptions" / scope / d.isoformat() / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("\n".join(lines) + "\n")
+        by_scope: dict[str, list] = {}
+        for scope, d, _name, _lines, entries in snaps:
+            by_scope.setdefault(scope, []).append((datetime.combine(d, datetime.min.time()), entries))
+        for scope, lst in by_scope.items():
+            lst.sort(key=lambda x: x[0])
+            for i, (frm, entries) in enumerate(lst):
+                until = lst[i + 1][0] if i + 1 < len(lst) else datetime.max
+                self.exceptions.append({"scope": scope, "from": frm, "until": until, "entries": entries})
+
+    def write_inventory(self) -> None:
+        lines = ["deployable:"]
+        for app in self.apps:
+            lines += [f"  - name: {app}", f"    lineage: {REGISTRY}/{app}"]
+        lines += ["retired:", f"  - lineage: {REGISTRY}/{RETIRED_APP}", f"    at: {z(self.retire_at)}"]
+        p = self.out / "inventory" / "deployable.yaml"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("\n".join(lines) + "\n")
+
+
+DEFAULT_END = date(2026, 11, 30)
+
+
+def generate(out: str | Path, weeks: int = 52, seed: int = 7, end: date = DEFAULT_END, apps=APPS,
+             builds_per_week: float = 1.6) -> dict:
+    """Write the demo landing zone into `out` (created; must be empty or absent). Returns counts."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: the demo writes a fresh landing zone")
+    if end.weekday() != 0:
+        raise ValueError("end must be a Monday")
+    demo = Demo(out, weeks, seed, end, apps, builds_per_week)
+    return demo.run()

@@ -1,0 +1,35 @@
+"""inventory/deployable.yaml: the images the coverage KPI is about, and retirements."""
+
+from __future__ import annotations
+
+import yaml
+
+from ifc_scan.ingest.model import Rejected
+from ifc_scan.lineage import lineage_of
+from ifc_scan.timeutil import BadTimestamp, parse_ts
+
+
+def parse_inventory(text: str) -> tuple[list[tuple[str | None, str]], list[tuple[str, object]]]:
+    """-> ([(name, lineage)], [(lineage, retired_at)])."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise Rejected(f"inventory is not valid YAML: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(doc, dict):
+        raise Rejected("inventory must be a mapping with 'deployable' and optional 'retired' lists")
+    deployable, retired = [], []
+    for i, item in enumerate(doc.get("deployable") or []):
+        if not isinstance(item, dict) or not (item.get("lineage") or item.get("name")):
+            raise Rejected(f"deployable entry {i + 1} has no lineage")
+        lin = lineage_of(str(item.get("lineage") or item.get("name")))
+        deployable.append((str(item.get("name") or lin.rsplit("/", 1)[-1]), lin))
+    for i, item in enumerate(doc.get("retired") or []):
+        if not isinstance(item, dict) or not item.get("lineage") or not item.get("at"):
+            raise Rejected(f"retired entry {i + 1} needs 'lineage' and 'at'")
+        at = item["at"]
+        try:
+            at = parse_ts(at if isinstance(at, str) else at.isoformat().replace("+00:00", "Z"))
+        except (BadTimestamp, AttributeError) as exc:
+            raise Rejected(f"retired entry {i + 1}: 'at' is not a timestamp ({exc})") from None
+        retired.append((lineage_of(str(item["lineage"])), at))
+    return deployable, retired

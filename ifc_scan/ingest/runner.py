@@ -1,0 +1,373 @@
+"""Ingest a landing zone into the warehouse: new files only, in atomic batches.
+
+A file is identified by (path, sha256). Re-running changes nothing; a scan file whose content was
+already loaded under another name is recorded as a duplicate and not counted twice. Every batch is
+one transaction, so a crash leaves the warehouse as it was before that batch, and the files of the
+failed batch are simply new again on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ifc_scan.ingest import exceptions as exc_reader
+from ifc_scan.ingest.github_actions import load_patterns, read_run_folder
+from ifc_scan.ingest.inventory import parse_inventory
+from ifc_scan.ingest.model import ParsedScan, Rejected
+from ifc_scan.ingest.scan_files import read_scan_bytes
+from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
+from ifc_scan.warehouse.db import connect
+
+DEFAULT_MAX_FILE_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_FILE_MB", "512")) * 1024 * 1024)
+BATCH_BYTES = 96 * 1024 * 1024        # flush (commit) after this many input bytes: bounds memory
+FUTURE_SLACK_DAYS = 2                  # a CreatedAt more than this after ingest time is impossible
+
+TABLE_COLUMNS = {
+    "scans": ["scan_id", "source_sha256", "source_path", "report_index", "format", "schema_version", "trivy_version",
+              "artifact_name", "artifact_type", "lineage", "image_id", "repo_digests", "repo_tags", "created_at",
+              "file_mtime", "ci_run_id", "image_created", "os_family", "os_name", "lists_suppressed",
+              "n_vulnerabilities", "n_misconfigurations", "n_secrets", "n_licenses"],
+    "scan_vulnerabilities": ["scan_id", "target", "class", "pkg_type", "vulnerability_id", "pkg_name", "pkg_path",
+                             "pkg_id", "purl", "installed_version", "fixed_version", "status", "severity",
+                             "severity_source", "title", "primary_url", "cvss_score", "published_date", "suppressed",
+                             "suppression_status", "suppression_statement", "suppression_source"],
+    "scan_misconfigurations": ["scan_id", "target", "class", "config_type", "check_id", "avd_id", "title", "message",
+                               "resolution", "severity", "status", "primary_url", "start_line", "end_line", "suppressed"],
+    "scan_secrets": ["scan_id", "target", "rule_id", "category", "severity", "title", "start_line", "end_line", "match",
+                     "suppressed"],
+    "scan_licenses": ["scan_id", "target", "pkg_name", "file_path", "name", "severity", "category", "confidence", "link",
+                      "suppressed"],
+    "ci_runs": ["run_id", "run_attempt", "workflow", "workflow_path", "event", "head_branch", "head_sha", "status",
+                "conclusion", "created_at", "run_started_at", "updated_at", "html_url", "source_path",
+                "unparsed_event_lines"],
+    "ci_jobs": ["run_id", "job_id", "run_attempt", "name", "status", "conclusion", "started_at", "completed_at"],
+    "ci_steps": ["run_id", "job_id", "number", "name", "status", "conclusion", "started_at", "completed_at"],
+    "ci_events": ["run_id", "job_id", "job_name", "step_number", "step_name", "kind", "time", "image_ref", "lineage",
+                  "digest", "image_id", "environment", "outcome", "scope_severity", "scope_ignore_unfixed",
+                  "scope_vuln_type", "scope_trivyignores", "scan_output", "log_file", "line_no", "pattern"],
+    "ci_log_issues": ["run_id", "log_file", "line_no", "reason", "text"],
+    "exception_snapshots": ["scope", "snapshot_date", "file", "format", "sha256", "entries"],
+    "exceptions": ["scope", "snapshot_date", "file", "format", "line_no", "section", "vuln_id", "expiry", "expiry_raw",
+                   "declared_expiry", "reason", "paths", "purls", "valid", "invalid_reason", "sha256"],
+    "inventory_deployable": ["name", "lineage", "source_path"],
+    "inventory_retired": ["lineage", "retired_at", "source_path"],
+    "source_files": ["path", "sha256", "size", "mtime", "kind", "status", "reason"],
+    "ingest_errors": ["path", "sha256", "kind", "reason"],
+}
+
+
+@dataclass
+class LandingFile:
+    rel: str
+    path: Path
+    size: int
+    mtime: object
+    kind: str
+    sha256: str = ""
+
+
+@dataclass
+class IngestSummary:
+    files_seen: int = 0
+    new_files: int = 0
+    ingested: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rows: dict = field(default_factory=lambda: defaultdict(int))
+    rejections: list = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"files seen: {self.files_seen}, new: {self.new_files}, ingested: {self.ingested}, "
+               f"rejected: {self.rejected}, duplicates: {self.duplicates}, ignored: {self.ignored}"]
+        out += [f"  {t}: +{n} rows" for t, n in sorted(self.rows.items()) if t not in ("source_files",)]
+        out += [f"  rejected {p}: {r}" for p, r in self.rejections]
+        return out
+
+
+def classify(rel: str) -> str:
+    parts = rel.split("/")
+    if parts[0] == "trivy" and rel.lower().endswith((".json", ".sarif")):
+        return "scan"
+    if parts[0] == "ci" and len(parts) >= 4 and parts[1] == "github-actions":
+        if parts[3] == "artifacts" and rel.lower().endswith((".json", ".sarif")):
+            return "ci-artifact"
+        return "ci-run"
+    if parts[0] == "exceptions" and len(parts) >= 4:
+        return "exception"
+    if rel in ("inventory/deployable.yaml", "inventory/deployable.yml"):
+        return "inventory"
+    return "other"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def discover(landing: Path) -> list[LandingFile]:
+    files = []
+    for root, dirs, names in os.walk(landing, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            p = Path(root) / name
+            rel = p.relative_to(landing).as_posix()
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            kind = "symlink" if p.is_symlink() else classify(rel)
+            files.append(LandingFile(rel, p, st.st_size, utc_from_epoch(st.st_mtime), kind))
+    return files
+
+
+class Batch:
+    """Rows waiting for one transaction."""
+
+    def __init__(self):
+        self.rows: dict[str, list[tuple]] = defaultdict(list)
+        self.deletes: list[tuple[str, tuple]] = []
+        self.bytes = 0
+
+    def add(self, table: str, row: tuple):
+        self.rows[table].append(row)
+
+    def flush(self, con, summary: IngestSummary):
+        if not self.rows and not self.deletes:
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql, params in self.deletes:
+                con.execute(sql, params)
+            for table, rows in self.rows.items():
+                if rows:
+                    cols = TABLE_COLUMNS[table]
+                    df = pd.DataFrame(rows, columns=cols, dtype=object)  # noqa: F841 (read by DuckDB below)
+                    con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM df")
+                    summary.rows[table] += len(rows)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self.rows.clear()
+        self.deletes.clear()
+        self.bytes = 0
+
+
+def _check_dates(scan: ParsedScan, now) -> None:
+    from datetime import timedelta
+    if scan.created_at is not None:
+        if scan.created_at < EARLIEST_PLAUSIBLE:
+            raise Rejected(f"CreatedAt {scan.created_at.isoformat()}Z is before 2000: not a real scan time")
+        if scan.created_at > now + timedelta(days=FUTURE_SLACK_DAYS):
+            raise Rejected(f"CreatedAt {scan.created_at.isoformat()}Z is in the future")
+
+
+def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+           progress=None) -> IngestSummary:
+    from datetime import datetime, timezone
+    now = datetime.now(timezone.utc).replace(tzinfo=None)   # only to refuse impossible future dates
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing zone {landing} does not exist or is not a folder")
+    progress = progress or (lambda msg: print(msg, file=sys.stderr))
+    summary = IngestSummary()
+    files = discover(landing)
+    summary.files_seen = len(files)
+    with connect(warehouse) as con:
+        known = set(con.execute("SELECT path, sha256 FROM source_files").fetchall())
+        loaded_shas = {s: p for p, s in con.execute(
+            "SELECT path, sha256 FROM source_files WHERE kind IN ('scan','ci-artifact') AND status='ingested'").fetchall()}
+        batch = Batch()
+
+        def record(f: LandingFile, status: str, reason: str | None = None):
+            batch.add("source_files", (f.rel, f.sha256, f.size, f.mtime, f.kind, status, reason))
+            if status == "rejected":
+                batch.add("ingest_errors", (f.rel, f.sha256, f.kind, reason))
+                summary.rejected += 1
+                summary.rejections.append((f.rel, reason))
+            elif status == "ingested":
+                summary.ingested += 1
+            elif status == "duplicate":
+                summary.duplicates += 1
+            else:
+                summary.ignored += 1
+
+        new: list[LandingFile] = []
+        for f in files:
+            if f.kind == "symlink":
+                f.sha256 = ""
+                if (f.rel, "") not in known:
+                    new.append(f)
+                continue
+            try:
+                f.sha256 = sha256_file(f.path) if f.size <= max_file_bytes else f"oversize:{f.size}:{f.mtime.isoformat()}"
+            except OSError as exc:
+                f.sha256 = ""
+                f.kind = "unreadable:" + str(exc)[:100]
+            if (f.rel, f.sha256) not in known:
+                new.append(f)
+        summary.new_files = len(new)
+        progress(f"ingest: {len(files)} files in {landing}, {len(new)} new")
+
+        def maybe_flush(extra_bytes: int):
+            batch.bytes += extra_bytes
+            if batch.bytes >= BATCH_BYTES:
+                batch.flush(con, summary)
+
+        # --- inventory ----------------------------------------------------------------------
+        for f in [f for f in new if f.kind == "inventory"]:
+            try:
+                deployable, retired = parse_inventory(f.path.read_text(encoding="utf-8-sig"))
+            except (Rejected, UnicodeDecodeError) as exc:
+                record(f, "rejected", f"inventory not read: {exc}")
+                continue
+            batch.deletes += [("DELETE FROM inventory_deployable", ()), ("DELETE FROM inventory_retired", ())]
+            for name, lin in deployable:
+                batch.add("inventory_deployable", (name, lin, f.rel))
+            for lin, at in retired:
+                batch.add("inventory_retired", (lin, at, f.rel))
+            record(f, "ingested")
+
+        # --- exception snapshots (a changed file re-reads its whole snapshot) -----------------
+        snapshots: dict[tuple[str, str], list[LandingFile]] = defaultdict(list)
+        for f in files:
+            if f.kind == "exception":
+                _, scope, day = f.rel.split("/")[:3]
+                snapshots[(scope, day)].append(f)
+        changed = {k for k, fs in snapshots.items() if any(f in new for f in fs)}
+        for (scope, day) in sorted(changed):
+            fs = snapshots[(scope, day)]
+            try:
+                snap_date = parse_date(day)
+            except BadTimestamp:
+                for f in fs:
+                    if f in new:
+                        record(f, "rejected", f"snapshot folder {day!r} is not a YYYY-MM-DD date")
+                continue
+            batch.deletes.append(("DELETE FROM exceptions WHERE scope=? AND snapshot_date=?", (scope, snap_date)))
+            batch.deletes.append(("DELETE FROM exception_snapshots WHERE scope=? AND snapshot_date=?", (scope, snap_date)))
+            for f in fs:
+                name = "/".join(f.rel.split("/")[3:])
+                reason = None
+                try:
+                    text = f.path.read_bytes().decode("utf-8-sig")
+                    fmt, entries = exc_reader.parse_exception_file(name, text)
+                except UnicodeDecodeError as exc:
+                    fmt, entries, reason = "unknown", [], f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+                except exc_reader.FileRejected as exc:
+                    fmt = "trivyignore-yaml" if name.endswith((".yaml", ".yml")) else "openvex"
+                    entries, reason = exc.entries, f"Trivy would refuse this file: {exc}"
+                batch.add("exception_snapshots", (scope, snap_date, name, fmt, f.sha256, len(entries)))
+                for e in entries:
+                    batch.add("exceptions", (scope, snap_date, name, fmt, e.line_no, e.section, e.vuln_id, e.expiry,
+                                             e.expiry_raw, e.declared_expiry, e.reason, e.paths, e.purls, e.valid,
+                                             e.invalid_reason, f.sha256))
+                if f in new:
+                    record(f, "rejected" if reason else "ingested", reason)
+                elif reason is None:
+                    pass
+
+        # --- CI runs (a changed file re-reads the whole run) ----------------------------------
+        run_files: dict[str, list[LandingFile]] = defaultdict(list)
+        for f in files:
+            if f.kind == "ci-run":
+                run_files[f.rel.split("/")[2]].append(f)
+        patterns = load_patterns()
+        for run_name in sorted(k for k, fs in run_files.items() if any(f in new for f in fs)):
+            fs = run_files[run_name]
+            run_dir = landing / "ci" / "github-actions" / run_name
+            try:
+                res = read_run_folder(run_dir, patterns)
+            except Rejected as exc:
+                for f in fs:
+                    if f in new:
+                        record(f, "rejected", f"CI run {run_name} not read: {exc}")
+                continue
+            except OSError as exc:
+                for f in fs:
+                    if f in new:
+                        record(f, "rejected", f"CI run {run_name} not readable: {exc}")
+                continue
+            run_id = res.run[0]
+            for t in ("ci_runs", "ci_jobs", "ci_steps", "ci_events", "ci_log_issues"):
+                batch.deletes.append((f"DELETE FROM {t} WHERE run_id=?", (run_id,)))
+            batch.add("ci_runs", res.run)
+            for t, rows in (("ci_jobs", res.jobs), ("ci_steps", res.steps), ("ci_events", res.events),
+                            ("ci_log_issues", res.issues)):
+                for r in rows:
+                    batch.add(t, r)
+            errors = defaultdict(list)
+            for relname, reason in res.errors:
+                errors[relname].append(reason)
+            for f in fs:
+                sub = "/".join(f.rel.split("/")[3:])
+                if f in new:
+                    if sub in errors:
+                        record(f, "rejected", "; ".join(errors.pop(sub))[:1000])
+                    else:
+                        record(f, "ingested")
+            for relname, reasons in errors.items():  # member-level problems (zip entries) of known files
+                batch.add("ingest_errors", (f"ci/github-actions/{run_name}/{relname}", None, "ci-run", "; ".join(reasons)[:1000]))
+                batch.add("ci_log_issues", (run_id, relname, None, "; ".join(reasons)[:1000], None))
+            maybe_flush(sum(f.size for f in fs))
+
+        # --- scan files ----------------------------------------------------------------------
+        for f in [f for f in new if f.kind in ("scan", "ci-artifact")]:
+            if f.size > max_file_bytes:
+                record(f, "rejected", f"file is {f.size:,} bytes, over the limit of {max_file_bytes:,} "
+                                      f"(IFC_SCAN_MAX_FILE_MB)")
+                continue
+            if f.sha256 in loaded_shas:
+                record(f, "duplicate", f"same content (sha256) as {loaded_shas[f.sha256]}: not counted twice")
+                continue
+            try:
+                scans = read_scan_bytes(f.path.read_bytes())
+                for s in scans:
+                    _check_dates(s, now)
+            except Rejected as exc:
+                record(f, "rejected", str(exc))
+                continue
+            except (OSError, MemoryError) as exc:
+                record(f, "rejected", f"could not be read: {type(exc).__name__}: {exc}")
+                continue
+            ci_run_id = None
+            if f.kind == "ci-artifact":
+                m = re.match(r"^\d+$", f.rel.split("/")[2])
+                ci_run_id = int(f.rel.split("/")[2]) if m else None
+            for i, s in enumerate(scans):
+                scan_id = f"{f.sha256[:32]}-{i}"
+                batch.add("scans", (scan_id, f.sha256, f.rel, i, s.format, s.schema_version, s.trivy_version,
+                                    s.artifact_name, s.artifact_type, s.lineage, s.image_id, s.repo_digests, s.repo_tags,
+                                    s.created_at, f.mtime, ci_run_id, s.image_created, s.os_family, s.os_name,
+                                    s.lists_suppressed, len(s.vulnerabilities), len(s.misconfigurations),
+                                    len(s.secrets), len(s.licenses)))
+                for t, rows in (("scan_vulnerabilities", s.vulnerabilities), ("scan_misconfigurations", s.misconfigurations),
+                                ("scan_secrets", s.secrets), ("scan_licenses", s.licenses)):
+                    for r in rows:
+                        batch.add(t, (scan_id, *r))
+            loaded_shas[f.sha256] = f.rel
+            record(f, "ingested")
+            maybe_flush(f.size)
+
+        for f in new:
+            if f.kind == "other":
+                record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, inventory/)")
+            elif f.kind == "symlink":
+                record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
+            elif f.kind.startswith("unreadable:"):
+                record(f, "rejected", f"could not be read: {f.kind[11:]}")
+        batch.flush(con, summary)
+    progress("ingest: " + "\n".join(summary.lines()))
+    return summary

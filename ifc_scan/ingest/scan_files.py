@@ -1,0 +1,77 @@
+"""One landing-zone scan file (bytes) -> ParsedScans, or Rejected with a reason a person understands.
+
+Decoding and format detection live here; each format has its own reader module.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+
+from ifc_scan.ingest.model import ParsedScan, Rejected
+from ifc_scan.ingest.trivy_json import read_trivy_json
+from ifc_scan.ingest.trivy_k8s import is_k8s_report, is_operator_doc, read_k8s_report, read_operator
+from ifc_scan.ingest.trivy_sarif import is_sarif, read_trivy_sarif
+
+
+def decode_json_bytes(data: bytes):
+    """Bytes -> JSON document. UTF-8 (with or without BOM) and UTF-16/32 with a BOM are accepted
+    (PowerShell's `>` writes UTF-16); anything else must be valid UTF-8."""
+    if not data.strip():
+        raise Rejected("empty file (0 bytes of JSON)" if not data else "file holds only whitespace")
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            break
+    else:
+        enc = "utf-8"
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as exc:
+        raise Rejected(f"not valid {enc.upper()} text: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                       f"cannot be decoded") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise Rejected("JSON nested too deeply to be a scan report") from None
+    except json.JSONDecodeError as exc:
+        where = "at the end of the file (truncated?)" if exc.pos >= len(text.rstrip()) else \
+            f"at line {exc.lineno}, column {exc.colno}"
+        raise Rejected(f"broken JSON {where}: {exc.msg}") from None
+
+
+def describe_foreign(doc) -> str | None:
+    """Name well-known non-Trivy-report JSON so the rejection says what the file is."""
+    if isinstance(doc, dict):
+        if doc.get("bomFormat") == "CycloneDX":
+            return "a CycloneDX SBOM, not a Trivy vulnerability report (ifc_scan reads Trivy JSON and SARIF)"
+        if "spdxVersion" in doc:
+            return "an SPDX SBOM, not a Trivy vulnerability report"
+        if "Findings" in doc and isinstance(doc["Findings"], list):
+            return "an AWS Security Hub (ASFF) template output, not a Trivy JSON report"
+        if "vulnerabilities" in doc and "scan" in doc and "version" in doc:
+            return "a GitLab security report template output, not a Trivy JSON report"
+        if "detector" in doc and "manifests" in doc:
+            return "a GitHub dependency snapshot, not a Trivy JSON report"
+        if "@context" in doc and "statements" in doc:
+            return "an OpenVEX document; put it under exceptions/<scope>/<date>/ to use it as exceptions"
+    if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "check_name" in doc[0]:
+        return "a GitLab code-quality template output, not a Trivy JSON report"
+    return None
+
+
+def read_scan_document(doc) -> list[ParsedScan]:
+    foreign = describe_foreign(doc)
+    if foreign:
+        raise Rejected(foreign)
+    if is_sarif(doc):
+        return read_trivy_sarif(doc)
+    if is_k8s_report(doc):
+        return read_k8s_report(doc)
+    if is_operator_doc(doc):
+        return read_operator(doc)
+    return read_trivy_json(doc)
+
+
+def read_scan_bytes(data: bytes) -> list[ParsedScan]:
+    return read_scan_document(decode_json_bytes(data))

@@ -1,0 +1,99 @@
+"""Timestamps: every time in ifc_scan is a naive datetime in UTC (stored as DuckDB TIMESTAMP)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+# Plausibility window for scan and CI times: anything outside is a bad date, not evidence.
+EARLIEST_PLAUSIBLE = datetime(2000, 1, 1)
+
+
+class BadTimestamp(ValueError):
+    pass
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    """Parse an RFC 3339 timestamp (0-9 fractional digits, Z or offset) to naive UTC.
+
+    Returns None for None/"" and for Go's zero time (0001-01-01), which Trivy writes for 'unknown'.
+    Raises BadTimestamp for anything else that does not parse.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadTimestamp(f"timestamp is not a string: {value!r:.60}")
+    m = _RFC3339.match(value.strip())
+    if not m:
+        raise BadTimestamp(f"not an RFC 3339 timestamp: {value!r:.60}")
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    if y == "0001":
+        return None
+    micro = int((frac or "0")[:6].ljust(6, "0"))  # nanoseconds truncate to microseconds
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro)
+    except ValueError as exc:
+        raise BadTimestamp(f"impossible date {value!r:.60}: {exc}") from None
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        dt -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return dt
+
+
+def iso_z(dt: datetime | None) -> str | None:
+    """RFC 3339 with Z, second precision unless there are microseconds."""
+    if dt is None:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds") + "Z"
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
+
+
+def parse_date(value) -> date:
+    """A YYYY-MM-DD date, strictly (Go's 2006-01-02 layout: zero-padded)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise BadTimestamp(f"not a YYYY-MM-DD date: {value!r:.40}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise BadTimestamp(f"impossible date {value!r}: {exc}") from None
+
+
+def day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day)
+
+
+# ---- ISO weeks ---------------------------------------------------------------------------
+
+def week_label(monday: date) -> str:
+    y, w, _ = monday.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def parse_week(label: str) -> date:
+    """'2026-W10' or a partition key '2026-03-02' -> the Monday of that ISO week."""
+    m = re.fullmatch(r"(\d{4})-W(\d{2})", label)
+    if m:
+        return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    d = date.fromisoformat(label)
+    if d.weekday() != 0:
+        raise ValueError(f"{label} is not a Monday (weeks start on Monday)")
+    return d
+
+
+def week_bounds(monday: date) -> tuple[datetime, datetime]:
+    start = day_start(monday)
+    return start, start + timedelta(days=7)

@@ -1,0 +1,60 @@
+-- ifc_scan warehouse. All timestamps are UTC (TIMESTAMP without zone). docs/warehouse.md documents every column.
+CREATE TABLE IF NOT EXISTS source_files (
+  path VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, size BIGINT, mtime TIMESTAMP, kind VARCHAR,
+  status VARCHAR NOT NULL, reason VARCHAR, PRIMARY KEY (path, sha256));
+CREATE TABLE IF NOT EXISTS ingest_errors (
+  path VARCHAR NOT NULL, sha256 VARCHAR, kind VARCHAR, reason VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS scans (
+  scan_id VARCHAR PRIMARY KEY, source_sha256 VARCHAR NOT NULL, source_path VARCHAR NOT NULL,
+  report_index INTEGER, format VARCHAR, schema_version INTEGER, trivy_version VARCHAR,
+  artifact_name VARCHAR, artifact_type VARCHAR, lineage VARCHAR, image_id VARCHAR,
+  repo_digests VARCHAR[], repo_tags VARCHAR[], created_at TIMESTAMP, file_mtime TIMESTAMP,
+  ci_run_id BIGINT, image_created TIMESTAMP, os_family VARCHAR, os_name VARCHAR,
+  lists_suppressed BOOLEAN, n_vulnerabilities INTEGER, n_misconfigurations INTEGER,
+  n_secrets INTEGER, n_licenses INTEGER);
+CREATE TABLE IF NOT EXISTS scan_vulnerabilities (
+  scan_id VARCHAR NOT NULL, target VARCHAR, class VARCHAR, pkg_type VARCHAR,
+  vulnerability_id VARCHAR, pkg_name VARCHAR, pkg_path VARCHAR, pkg_id VARCHAR, purl VARCHAR,
+  installed_version VARCHAR, fixed_version VARCHAR, status VARCHAR, severity VARCHAR,
+  severity_source VARCHAR, title VARCHAR, primary_url VARCHAR, cvss_score DOUBLE,
+  published_date TIMESTAMP, suppressed BOOLEAN, suppression_status VARCHAR,
+  suppression_statement VARCHAR, suppression_source VARCHAR);
+CREATE TABLE IF NOT EXISTS scan_misconfigurations (
+  scan_id VARCHAR NOT NULL, target VARCHAR, class VARCHAR, config_type VARCHAR, check_id VARCHAR,
+  avd_id VARCHAR, title VARCHAR, message VARCHAR, resolution VARCHAR, severity VARCHAR,
+  status VARCHAR, primary_url VARCHAR, start_line INTEGER, end_line INTEGER, suppressed BOOLEAN);
+CREATE TABLE IF NOT EXISTS scan_secrets (
+  scan_id VARCHAR NOT NULL, target VARCHAR, rule_id VARCHAR, category VARCHAR, severity VARCHAR,
+  title VARCHAR, start_line INTEGER, end_line INTEGER, match VARCHAR, suppressed BOOLEAN);
+CREATE TABLE IF NOT EXISTS scan_licenses (
+  scan_id VARCHAR NOT NULL, target VARCHAR, pkg_name VARCHAR, file_path VARCHAR, name VARCHAR,
+  severity VARCHAR, category VARCHAR, confidence DOUBLE, link VARCHAR, suppressed BOOLEAN);
+CREATE TABLE IF NOT EXISTS ci_runs (
+  run_id BIGINT PRIMARY KEY, run_attempt INTEGER, workflow VARCHAR, workflow_path VARCHAR,
+  event VARCHAR, head_branch VARCHAR, head_sha VARCHAR, status VARCHAR, conclusion VARCHAR,
+  created_at TIMESTAMP, run_started_at TIMESTAMP, updated_at TIMESTAMP, html_url VARCHAR,
+  source_path VARCHAR, unparsed_event_lines INTEGER);
+CREATE TABLE IF NOT EXISTS ci_jobs (
+  run_id BIGINT NOT NULL, job_id BIGINT NOT NULL, run_attempt INTEGER, name VARCHAR,
+  status VARCHAR, conclusion VARCHAR, started_at TIMESTAMP, completed_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS ci_steps (
+  run_id BIGINT NOT NULL, job_id BIGINT NOT NULL, number INTEGER, name VARCHAR, status VARCHAR,
+  conclusion VARCHAR, started_at TIMESTAMP, completed_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS ci_events (
+  run_id BIGINT NOT NULL, job_id BIGINT, job_name VARCHAR, step_number INTEGER, step_name VARCHAR,
+  kind VARCHAR NOT NULL, time TIMESTAMP, image_ref VARCHAR, lineage VARCHAR, digest VARCHAR,
+  image_id VARCHAR, environment VARCHAR, outcome VARCHAR, scope_severity VARCHAR,
+  scope_ignore_unfixed BOOLEAN, scope_vuln_type VARCHAR, scope_trivyignores VARCHAR,
+  scan_output VARCHAR, log_file VARCHAR, line_no INTEGER, pattern VARCHAR);
+CREATE TABLE IF NOT EXISTS ci_log_issues (
+  run_id BIGINT NOT NULL, log_file VARCHAR, line_no INTEGER, reason VARCHAR, text VARCHAR);
+CREATE TABLE IF NOT EXISTS exception_snapshots (
+  scope VARCHAR NOT NULL, snapshot_date DATE NOT NULL, file VARCHAR NOT NULL, format VARCHAR,
+  sha256 VARCHAR, entries INTEGER);
+CREATE TABLE IF NOT EXISTS exceptions (
+  scope VARCHAR NOT NULL, snapshot_date DATE NOT NULL, file VARCHAR NOT NULL, format VARCHAR,
+  line_no INTEGER, section VARCHAR, vuln_id VARCHAR, expiry TIMESTAMP, expiry_raw VARCHAR,
+  declared_expiry TIMESTAMP, reason VARCHAR, paths VARCHAR[], purls VARCHAR[], valid BOOLEAN, invalid_reason VARCHAR,
+  sha256 VARCHAR);
+CREATE TABLE IF NOT EXISTS inventory_deployable (name VARCHAR, lineage VARCHAR NOT NULL, source_path VARCHAR);
+CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_at TIMESTAMP NOT NULL, source_path VARCHAR);
