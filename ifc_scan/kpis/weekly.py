@@ -1,0 +1,382 @@
+"""The KPIs of one ISO week, exactly as design/KPIS.md defines them. One function per KPI key;
+each is the only definition of its figure. Where KPIS.md is silent, the conservative reading is
+taken and written in docs/kpi-decisions.md (referenced by the D-numbers in comments below).
+
+Everything is as of T = period end and uses only events with time < T.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from ifc_scan.lifecycle.exception_match import ExceptionIndex
+from ifc_scan.lifecycle.observations import Observations
+from ifc_scan.lifecycle.timeline import Finding, Lifecycle
+from ifc_scan.timeutil import iso_z, week_label
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+AGE_BUCKETS = (("0-24h", 0, 24), ("1-7d", 24, 168), ("7-30d", 168, 720), ("30-90d", 720, 2160), (">90d", 2160, None))
+PRESENCE = ("detect", "present", "reopen")
+
+
+def hours(delta: timedelta) -> float:
+    return delta.total_seconds() / 3600.0
+
+
+def r2(x):
+    return None if x is None else round(float(x), 2)
+
+
+def pct(num: int, den: int):
+    return None if den == 0 else round(100.0 * num / den, 2)
+
+
+class FindingView:
+    """A finding's state as of an instant, read from its events."""
+
+    def __init__(self, f: Finding):
+        self.f = f
+        self.times = [e.time for e in f.events]
+
+    def before(self, t):
+        return self.f.events[:bisect.bisect_left(self.times, t)]
+
+    def last_before(self, t):
+        i = bisect.bisect_left(self.times, t)
+        return self.f.events[i - 1] if i else None
+
+    def is_open(self, t) -> bool:
+        state = None
+        for e in self.before(t):
+            if e.kind in ("detect", "reopen"):
+                state = True
+            elif e.kind == "close":
+                state = False
+        return bool(state)
+
+    def severity_at(self, t) -> str:
+        """Severity at its last presence before t (KPIS.md: for every per-severity figure)."""
+        for e in reversed(self.before(t)):
+            if e.kind in PRESENCE:
+                return e.severity or "UNKNOWN"
+        return self.f.events[0].severity or "UNKNOWN"
+
+    def due_at(self, t):
+        e = self.last_before(t)
+        return e.due_at if e else None
+
+
+class WeekContext:
+    def __init__(self, obs: Observations, lc: Lifecycle, policy: dict, start: datetime, end: datetime):
+        self.obs, self.lc, self.policy, self.S, self.T = obs, lc, policy, start, end
+        self.exc = lc.exc if isinstance(lc.exc, ExceptionIndex) else ExceptionIndex(obs)
+        self.views = [FindingView(f) for f in sorted(lc.findings.values(), key=lambda f: f.fid) if f.detected_at < end]
+        self.scans = [s for s in obs.scans if s.observed_at < end]
+
+    def retired(self, lineage: str) -> bool:
+        at = self.obs.retired.get(lineage)
+        return at is not None and at < self.T
+
+    def excepted_at_T(self, v: FindingView) -> bool:
+        f = v.f
+        return bool(self.exc.matching(f.lineage, self.T, f.vuln_id, f.pkg_path, f.target, f.purl))
+
+    def open_views(self):
+        return [v for v in self.views if v.is_open(self.T)]
+
+    def closes_in_week(self):
+        for v in self.views:
+            for e in v.before(self.T):
+                if e.kind == "close" and e.time >= self.S:
+                    yield v, e
+
+
+def per_severity(factory):
+    return {s: factory(s) for s in SEVERITIES}
+
+
+# ---- KPIs ------------------------------------------------------------------------------------
+
+def new_findings(ctx: WeekContext) -> dict:
+    out = per_severity(lambda s: {"total": 0, "introduced": 0, "disclosed": 0, "onboarded": 0})
+    by_cause = {"introduced": 0, "disclosed": 0, "onboarded": 0}
+    for v in ctx.views:
+        if ctx.S <= v.f.detected_at < ctx.T:
+            sev = v.severity_at(ctx.T)
+            out[sev]["total"] += 1
+            out[sev][v.f.cause] += 1
+            by_cause[v.f.cause] += 1
+    out["total"] = sum(out[s]["total"] for s in SEVERITIES)
+    out["by_cause"] = by_cause
+    return out
+
+
+def remediated(ctx: WeekContext) -> dict:
+    out = per_severity(lambda s: 0)
+    totals = {"withdrawn": 0, "retired": 0}
+    for v, e in ctx.closes_in_week():
+        if e.reason == "fixed":
+            out[v.severity_at(e.time)] += 1
+        else:
+            totals[e.reason] += 1
+    regressions = sum(1 for v in ctx.views for e in v.before(ctx.T) if e.kind == "reopen" and e.time >= ctx.S)
+    out.update(total=sum(out[s] for s in SEVERITIES), withdrawn=totals["withdrawn"], retired=totals["retired"],
+               regressions=regressions)
+    return out
+
+
+def mttr_hours(ctx: WeekContext) -> dict:
+    durations = defaultdict(list)
+    for v, e in ctx.closes_in_week():
+        if e.reason == "fixed":
+            durations[v.severity_at(e.time)].append(hours(e.time - v.f.detected_at))
+
+    def stats(sev):
+        xs = sorted(durations[sev])
+        if not xs:
+            return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}
+        arr = np.array(xs, dtype=float)
+        return {"n": len(xs), "mean": r2(arr.mean()), "median": r2(np.median(arr)),
+                "p90": r2(np.quantile(arr, 0.9)), "max": r2(arr.max())}
+    return per_severity(stats)
+
+
+def sla(ctx: WeekContext) -> dict:
+    out = per_severity(lambda s: {"closed_within": 0, "closed_late": 0, "open_within": 0, "open_overdue": 0, "excepted": 0})
+    for v, e in ctx.closes_in_week():
+        sev = v.severity_at(e.time)
+        due = v.due_at(e.time + timedelta(microseconds=1))
+        # D3: every close that is not a fixed close by its due time is late (withdrawn, retired included)
+        if e.reason == "fixed" and due is not None and e.time <= due:
+            out[sev]["closed_within"] += 1
+        else:
+            out[sev]["closed_late"] += 1
+    for v in ctx.open_views():
+        sev = v.severity_at(ctx.T)
+        if ctx.excepted_at_T(v):
+            out[sev]["excepted"] += 1
+            continue
+        due = v.due_at(ctx.T)
+        if due is not None and ctx.T > due:
+            out[sev]["open_overdue"] += 1
+        else:
+            out[sev]["open_within"] += 1
+    for k in ("closed_within", "closed_late", "open_within", "open_overdue"):
+        out["UNKNOWN"][k] = None
+    return out
+
+
+def open_backlog(ctx: WeekContext) -> dict:
+    out = per_severity(lambda s: {"total": 0, **{b: 0 for b, _, _ in AGE_BUCKETS}})
+    for v in ctx.open_views():
+        sev = v.severity_at(ctx.T)
+        age = hours(ctx.T - v.f.detected_at)
+        for name, lo, hi in AGE_BUCKETS:
+            if age >= lo and (hi is None or age < hi):
+                out[sev][name] += 1
+        out[sev]["total"] += 1
+    out["total"] = sum(out[s]["total"] for s in SEVERITIES)
+    return out
+
+
+def critical_in_prod(ctx: WeekContext) -> dict:
+    count = excepted = 0
+    for v in ctx.open_views():
+        if ctx.retired(v.f.lineage) or v.severity_at(ctx.T) != "CRITICAL":
+            continue
+        if ctx.excepted_at_T(v):
+            excepted += 1
+        else:
+            count += 1
+    return {"count": count, "excepted": excepted}
+
+
+def _builds_in_week(ctx: WeekContext) -> list[dict]:
+    """A build is one (run, lineage, image); its time is the first writing-image/export line for it."""
+    builds: dict[tuple, dict] = {}
+    for b in ctx.obs.builds:
+        if b["lineage"] not in ctx.obs.deployable or b["time"] is None:
+            continue
+        key = (b["run_id"], b["lineage"], b["image"] or f"unknown:{b['digest']}")
+        if key not in builds or b["time"] < builds[key]["time"]:
+            builds[key] = {**b, "image": b["image"]}
+    return [b for b in builds.values() if ctx.S <= b["time"] < ctx.T]
+
+
+def build_gate_coverage(ctx: WeekContext) -> dict:
+    scans_by_image = defaultdict(list)
+    for s in ctx.scans:
+        scans_by_image[s.image].append(s)
+    first_prod_deploy = {}
+    for d in ctx.obs.deploys:
+        if (d.environment or "").lower() == "production" and d.time < ctx.T and d.image:
+            first_prod_deploy.setdefault(d.image, d.time)
+    builds = sorted(_builds_in_week(ctx), key=lambda b: (b["time"], b["run_id"], b["lineage"]))
+    covered, uncovered = 0, []
+    for b in builds:
+        img = b["image"]
+        if img is None:
+            uncovered.append(_uncovered(b, "image identity unknown (no ImageID in the build log)"))
+            continue
+        scans = scans_by_image.get(img, [])
+        push = min((p["time"] for p in ctx.obs.pushes if p["run_id"] == b["run_id"] and p["image"] == img
+                    and p["time"] is not None and p["time"] < ctx.T), default=None)
+        if push is not None:
+            ok, why = any(s.observed_at < push for s in scans), "no scan of this image completed before its push"
+        elif img in first_prod_deploy:
+            dep = first_prod_deploy[img]
+            ok, why = any(s.observed_at < dep for s in scans), "no scan of this image before its first production deploy"
+        else:
+            ok, why = any(s.ci_run_id == b["run_id"] for s in scans), "no scan of this image in its run"
+        if ok:
+            covered += 1
+        else:
+            uncovered.append(_uncovered(b, why))
+    return {"builds": len(builds), "covered": covered, "pct": pct(covered, len(builds)), "uncovered": uncovered}
+
+
+def _uncovered(b: dict, reason: str) -> dict:
+    return {"run_id": b["run_id"], "lineage": b["lineage"], "image": b["image"], "built_at": iso_z(b["time"]),
+            "reason": reason, "evidence": f"{b['log_file']}:{b['line_no']}"}
+
+
+def nightly_coverage(ctx: WeekContext) -> dict:
+    first_seen: dict[str, datetime] = {}
+    for s in ctx.scans:
+        first_seen[s.lineage] = min(first_seen.get(s.lineage, s.observed_at), s.observed_at)
+    for b in ctx.obs.builds:
+        if b["time"] is not None and b["time"] < ctx.T:
+            first_seen[b["lineage"]] = min(first_seen.get(b["lineage"], b["time"]), b["time"])
+    scan_days = defaultdict(set)
+    for s in ctx.scans:
+        scan_days[s.lineage].add(s.observed_at.date())
+    lineage_days = days_with_scan = 0
+    gaps = []
+    for lineage in sorted(ctx.obs.deployable):
+        if lineage not in first_seen:
+            continue
+        retired_at = ctx.obs.retired.get(lineage)
+        for i in range(7):
+            day = ctx.S + timedelta(days=i)
+            if day.date() < first_seen[lineage].date() or (retired_at is not None and day >= retired_at):
+                continue
+            lineage_days += 1
+            if day.date() in scan_days[lineage]:
+                days_with_scan += 1
+            else:
+                gaps.append({"lineage": lineage, "day": day.date().isoformat()})
+    return {"pct": pct(days_with_scan, lineage_days), "days_with_scan": days_with_scan, "lineage_days": lineage_days,
+            "gaps": gaps}
+
+
+def coverage(ctx: WeekContext) -> dict:
+    return {"build_gate": build_gate_coverage(ctx), "nightly": nightly_coverage(ctx)}
+
+
+def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
+    """Each entry line in force at T with the flags the `exceptions` KPI counts (also exceptions.csv)."""
+    T, policy = ctx.T, ctx.policy
+    soon = T + timedelta(days=policy["expiring_soon_days"])
+    earliest_listing: dict[tuple, datetime] = {}
+    for e in ctx.obs.exceptions:
+        if e.snapshot_date <= T and e.vuln_id:
+            k = (e.scope, e.vuln_id)
+            earliest_listing[k] = min(earliest_listing.get(k, e.snapshot_date), e.snapshot_date)
+    open_now = [v for v in ctx.open_views()]
+    out = []
+    for e in ctx.exc.listed_at(T):
+        active = e.valid and (e.expiry is None or e.expiry > T)
+        scope_views = [v for v in ctx.views if ctx.exc.scope_applies(e.scope, v.f.lineage)]
+        critical = active and e.vuln_id is not None and any(
+            v.f.vuln_id == e.vuln_id and v.severity_at(T) == "CRITICAL" for v in scope_views)
+        first = earliest_listing.get((e.scope, e.vuln_id))
+        over_limit = critical and (e.expiry is None or (first is not None and
+                                   (e.expiry - first) > timedelta(days=policy["max_exception_days_critical"])))
+        matched = any(ctx.exc.scope_applies(e.scope, v.f.lineage) and
+                      ctx.exc.entry_matches(e, v.f.vuln_id, v.f.pkg_path, v.f.target, v.f.purl) for v in open_now)
+        out.append({
+            "scope": e.scope, "snapshot_date": e.snapshot_date.date().isoformat(), "file": e.file, "line": e.line_no,
+            "id": e.vuln_id, "expiry": iso_z(e.expiry), "declared_expiry": iso_z(e.declared_expiry), "reason": e.reason,
+            "valid": e.valid, "invalid_reason": e.invalid_reason, "active": active,
+            "expiring_14d": active and e.expiry is not None and T < e.expiry <= soon,
+            "expired_listed": e.valid and e.expiry is not None and e.expiry <= T,
+            "no_expiry": active and e.expiry is None, "no_reason": active and not e.reason,
+            "critical_over_90d": bool(over_limit), "unmatched": active and not matched, "sha256": e.sha256})
+    return out
+
+
+def exceptions(ctx: WeekContext, entries: list[dict] | None = None) -> dict:
+    entries = exception_entries_at_T(ctx) if entries is None else entries
+    keys = ("active", "expiring_14d", "expired_listed", "no_expiry", "no_reason", "critical_over_90d", "unmatched")
+    out = {k: sum(1 for e in entries if e[k]) for k in keys}
+    out["invalid"] = sum(1 for e in entries if not e["valid"])
+    return out
+
+
+def stale_images(ctx: WeekContext) -> list[dict]:
+    limit = ctx.T - timedelta(days=ctx.policy["stale_image_days"])
+    first_build = {}
+    for b in ctx.obs.builds:
+        if b["image"] and b["time"] is not None and b["time"] < ctx.T:
+            first_build.setdefault(b["image"], b["time"])
+    created = {}
+    for s in ctx.scans:
+        if s.image_created is not None:
+            created.setdefault(s.image, s.image_created)
+    out = []
+    for lineage in sorted(ctx.lc.current_images):
+        if ctx.retired(lineage):
+            continue
+        hist = [img for since, img in ctx.lc.current_images[lineage] if since < ctx.T]
+        if not hist:
+            continue
+        img = hist[-1]
+        if img in first_build:
+            built, source = first_build[img], "ci_build"
+        elif img in created:
+            built, source = created[img], "image_config_created"
+        else:
+            built, source = None, "unknown"   # D7: an image of unknown age is listed, not assumed fresh
+        if built is None or built < limit:
+            out.append({"lineage": lineage, "digest": img, "built_at": iso_z(built), "build_time_source": source})
+    return out
+
+
+def cadence(ctx: WeekContext) -> dict:
+    gap_h = ctx.policy["scan_gap_hours"]
+    times = defaultdict(list)
+    for s in ctx.scans:
+        times[s.lineage].append(s.observed_at)
+    gaps = []
+    for lineage in sorted(ctx.obs.deployable):   # D8: the nightly cadence is a policy for deployable images
+        ts = sorted(times.get(lineage, []))
+        if not ts:
+            continue
+        retired_at = ctx.obs.retired.get(lineage)
+        end = min(ctx.T, retired_at) if retired_at is not None else ctx.T
+        ts = [t for t in ts if t < end]
+        for a, b, is_open in [(ts[i], ts[i + 1], False) for i in range(len(ts) - 1)] + [(ts[-1], end, end == ctx.T)]:
+            if hours(b - a) > gap_h and a < ctx.T and b > ctx.S:
+                gaps.append({"lineage": lineage, "from": iso_z(a), "to": iso_z(b), "hours": r2(hours(b - a)),
+                             "open_at_T": is_open})
+    recent = {s.lineage for s in ctx.scans if s.observed_at >= ctx.T - timedelta(hours=gap_h)}
+    stale_evidence = sum(1 for v in ctx.open_views() if not ctx.retired(v.f.lineage) and v.f.lineage not in recent)
+    return {"lineages_with_gaps": len({g["lineage"] for g in gaps}), "gaps": gaps, "stale_evidence": stale_evidence}
+
+
+def compute_week(obs: Observations, lc: Lifecycle, policy: dict, monday) -> dict:
+    start = datetime(monday.year, monday.month, monday.day)
+    end = start + timedelta(days=7)
+    ctx = WeekContext(obs, lc, policy, start, end)
+    entries = exception_entries_at_T(ctx)
+    return {
+        "week": week_label(monday), "period_start": iso_z(start), "period_end": iso_z(end), "as_of": iso_z(end),
+        "new_findings": new_findings(ctx), "remediated": remediated(ctx), "mttr_hours": mttr_hours(ctx),
+        "sla": sla(ctx), "open_backlog": open_backlog(ctx), "critical_in_prod": critical_in_prod(ctx),
+        "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries), "stale_images": stale_images(ctx),
+        "cadence": cadence(ctx), "_exception_entries": entries, "_context": ctx,
+    }
