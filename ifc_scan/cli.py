@@ -1,0 +1,168 @@
+"""ifc-scan: every pipeline step without the UI (same code paths as the Dagster assets).
+
+Progress goes to stderr, results to stdout; the exit status is non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from ifc_scan.settings import Settings
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def cmd_demo(a) -> int:
+    from ifc_scan.demo.generator import generate
+    stats = generate(a.out, weeks=a.weeks, seed=a.seed, end=date.fromisoformat(a.end))
+    print(json.dumps({"landing": str(a.out), **stats}))
+    return 0
+
+
+def cmd_ingest(a) -> int:
+    from ifc_scan.ingest.runner import ingest
+    s = ingest(a.landing, a.warehouse)
+    print(json.dumps({"files_seen": s.files_seen, "new": s.new_files, "ingested": s.ingested, "rejected": s.rejected,
+                      "duplicates": s.duplicates, "ignored": s.ignored, "rows": dict(s.rows)}))
+    if s.rejected:
+        _err(f"{s.rejected} file(s) rejected; reasons are in the warehouse table ingest_errors and in the report")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from ifc_scan.pipeline import data_weeks, derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.timeutil import parse_week
+    from ifc_scan.warehouse.db import connect
+    policy = load_policy(a.policy)
+    with connect(a.warehouse) as con:
+        derive_lifecycle(con, policy)
+        weeks = data_weeks(con, policy) if a.all else [parse_week(a.week)]
+        statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()))
+    for s in statuses:
+        k = s["kpis"]
+        print(json.dumps({"week": s["week"], "status": s["status"], "path": s["path"],
+                          "critical_in_prod": k["critical_in_prod"]["count"],
+                          "build_gate_pct": k["coverage"]["build_gate"]["pct"], "nightly_pct": k["coverage"]["nightly"]["pct"],
+                          "mttr_critical": k["mttr_hours"]["CRITICAL"]["mean"], "mttr_high": k["mttr_hours"]["HIGH"]["mean"]}))
+    return 0
+
+
+def cmd_verify(a) -> int:
+    """Recompute a published week from the inputs its manifest lists; exit 1 on any difference."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.pipeline import compute_weeks
+    from ifc_scan.policy import load_policy
+    from ifc_scan.timeutil import parse_week
+    from ifc_scan.warehouse.db import connect
+    folder = Path(a.reports) / a.week
+    problems = []
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        _err(f"verify {a.week}: cannot read {folder / 'manifest.json'}: {exc}")
+        return 1
+    for name, digest in manifest["outputs"].items():
+        p = folder / name
+        if not p.is_file():
+            problems.append(f"output {name} is missing")
+        elif hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            problems.append(f"output {name} was modified (sha256 differs from the manifest)")
+    prev = manifest.get("previous_week_manifest_sha256")
+    if prev:
+        found = [w for w in sorted(Path(a.reports).iterdir()) if w.is_dir() and (w / "manifest.json").is_file()
+                 and hashlib.sha256((w / "manifest.json").read_bytes()).hexdigest() == prev]
+        if not found:
+            problems.append("manifest chain broken: no earlier week's manifest.json has the sha256 this manifest names")
+    landing = Path(a.landing or manifest["landing_zone"])
+    policy_src = manifest.get("policy_source", "")
+    policy = load_policy(None if policy_src.startswith("package default") else policy_src)
+    with tempfile.TemporaryDirectory(prefix="ifc-verify-") as tmp:
+        sub = Path(tmp) / "landing"
+        for item in manifest["inputs"]:
+            src, dst = landing / item["path"], sub / item["path"]
+            if not src.is_file():
+                problems.append(f"input {item['path']} is missing from {landing}")
+                continue
+            if hashlib.sha256(src.read_bytes()).hexdigest() != item["sha256"]:
+                problems.append(f"input {item['path']} changed since the report (sha256 differs)")
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        if not problems:
+            wh = Path(tmp) / "verify.duckdb"
+            ingest(sub, wh, progress=lambda m: None)
+            with connect(wh) as con:
+                r = compute_weeks(con, policy, [parse_week(a.week)])[0]
+            stored = (folder / "kpis.json").read_text()
+            if r.kpis_json != stored:
+                old, new = json.loads(stored), r.kpis
+                diff = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+                problems.append(f"recomputed kpis.json differs in: {', '.join(diff)}")
+    if problems:
+        for p in problems:
+            _err(f"verify {a.week}: {p}")
+        print(json.dumps({"week": a.week, "verified": False, "problems": problems}))
+        return 1
+    print(json.dumps({"week": a.week, "verified": True, "inputs": len(manifest["inputs"])}))
+    return 0
+
+
+def cmd_run(a) -> int:
+    """The main job: demo landing zone (if absent) and every week materialised through Dagster."""
+    from ifc_scan.run_all import run_all
+    return run_all(Settings.from_env(), make_demo=not a.no_demo)
+
+
+def main(argv=None) -> int:
+    s = Settings.from_env()
+    p = argparse.ArgumentParser(prog="ifc-scan", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="write a realistic demo landing zone")
+    d.add_argument("--out", default=s.landing)
+    d.add_argument("--weeks", type=int, default=52)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--end", default="2026-11-30", help="Monday the demo ends on (exclusive)")
+    d.set_defaults(fn=cmd_demo)
+    i = sub.add_parser("ingest", help="load new landing-zone files into the warehouse")
+    i.add_argument("--landing", default=s.landing)
+    i.add_argument("--warehouse", default=s.warehouse)
+    i.set_defaults(fn=cmd_ingest)
+    r = sub.add_parser("report", help="compute KPIs and write weekly reports")
+    r.add_argument("--landing", default=s.landing)
+    r.add_argument("--warehouse", default=s.warehouse)
+    r.add_argument("--reports", default=s.reports)
+    r.add_argument("--policy", default=s.policy)
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--week", help="YYYY-Www or the Monday's date")
+    g.add_argument("--all", action="store_true")
+    r.set_defaults(fn=cmd_report)
+    v = sub.add_parser("verify", help="recompute a week from its manifest and compare")
+    v.add_argument("--reports", default=s.reports)
+    v.add_argument("--week", required=True)
+    v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
+    v.set_defaults(fn=cmd_verify)
+    m = sub.add_parser("run", help="main job through Dagster: demo data if none, ingest, every week, reports")
+    m.add_argument("--no-demo", action="store_true")
+    m.set_defaults(fn=cmd_run)
+    a = p.parse_args(argv)
+    try:
+        return a.fn(a)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        _err(f"ifc-scan {a.cmd}: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

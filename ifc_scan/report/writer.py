@@ -1,0 +1,163 @@
+"""Writing a week's report folder: report.html, kpis.json, the population CSVs and manifest.json.
+
+The folder is built in a temporary directory and renamed into place, so a half-written report is
+never visible. Same inputs and figures -> the folder is left untouched. Changed -> a new revision;
+the previous one is kept under `revisions/` and named in the new manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ifc_scan import __version__
+from ifc_scan.controls.evaluate import CATALOG
+from ifc_scan.report.html import render_index, render_report
+
+CSV_FILES = {
+    "findings.csv": "findings",
+    "exceptions.csv": "exceptions",
+    "coverage.csv": "coverage",
+    "deploys.csv": "deploys",
+}
+
+
+def csv_safe(value) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a cell starting with = + - @ (or tab/CR) gets a
+    leading apostrophe, which spreadsheets show as text."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, sort_keys=True)
+    s = str(value)
+    if s and s[0] in ("=", "+", "-", "@", "\t", "\r"):
+        s = "'" + s
+    return s
+
+
+def to_csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    if rows:
+        cols = list(rows[0].keys())
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([csv_safe(r.get(c)) for c in cols])
+    else:
+        buf.write("no rows\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def previous_manifest_hash(reports: Path, week: str, all_weeks: list[str]) -> str | None:
+    earlier = sorted(w for w in all_weeks if w < week)
+    candidates = earlier or sorted(p.name for p in reports.iterdir() if p.is_dir() and p.name < week and p.name[:2] == "20")
+    for w in reversed(candidates):
+        m = reports / w / "manifest.json"
+        if m.is_file():
+            return sha256_bytes(m.read_bytes())
+    return None
+
+
+def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
+               all_weeks: list[str]) -> dict:
+    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
+    reports = Path(reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    k = result.kpis
+    week = k["week"]
+    final = reports / week
+    kpis_bytes = result.kpis_json.encode("utf-8")
+    if (final / "kpis.json").is_file() and (final / "kpis.json").read_bytes() == kpis_bytes:
+        return {"path": str(final), "status": "unchanged", "week": week}
+
+    files: dict[str, bytes] = {"kpis.json": kpis_bytes}
+    for name, key in CSV_FILES.items():
+        files[name] = to_csv(result.populations[key])
+    prior_revisions = []
+    if final.is_dir():
+        rev_dir = final / "revisions"
+        prior_revisions = sorted(p.name for p in rev_dir.iterdir()) if rev_dir.is_dir() else []
+    revision = len(prior_revisions) + (2 if final.is_dir() else 1)
+    old_manifest = final / "manifest.json"
+    supersedes = None
+    if old_manifest.is_file():
+        supersedes = {"revision": json.loads(old_manifest.read_text()).get("revision", 1),
+                      "manifest_sha256": sha256_bytes(old_manifest.read_bytes()),
+                      "path": f"revisions/r{json.loads(old_manifest.read_text()).get('revision', 1)}"}
+    generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    prev_hash = previous_manifest_hash(reports, week, all_weeks)
+    meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": len(prior_revisions) + (1 if supersedes else 0),
+            "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
+            "landing": landing}
+    files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
+    manifest = {
+        "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
+        "generated_at": generated_at, "project_version": __version__, "git_commit": git_commit(),
+        "policy_version": k["policy"]["version"], "policy_source": k["policy"]["source"],
+        "catalog_version": CATALOG["version"], "dagster_run_id": run_id, "landing_zone": landing,
+        "inputs_manifest_sha256": k["inputs_manifest_sha256"], "previous_week_manifest_sha256": prev_hash,
+        "inputs": result.inputs,
+        "outputs": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+        "reproduce": f"ifc-scan verify --reports {reports} --week {week}",
+    }
+    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
+    os.chmod(tmp, 0o755)
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if final.is_dir():
+            # keep the superseded revision inside the new folder, then swap folders
+            shutil.move(str(final / "revisions"), str(tmp / "revisions")) if (final / "revisions").is_dir() else None
+            (tmp / "revisions").mkdir(exist_ok=True)
+            old = reports / f".old-{week}-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(old, tmp / "revisions" / f"r{supersedes['revision'] if supersedes else revision - 1}")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
+
+
+def write_index(reports: str | Path) -> Path:
+    reports = Path(reports)
+    rows = []
+    for d in sorted((p for p in reports.iterdir() if p.is_dir() and p.name[:2] == "20" and (p / "kpis.json").is_file()),
+                    reverse=True):
+        k = json.loads((d / "kpis.json").read_text())
+        m = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
+        rows.append({"week": k["week"], "period_start": k["period_start"], "critical": k["critical_in_prod"]["count"],
+                     "build_gate": k["coverage"]["build_gate"]["pct"], "nightly": k["coverage"]["nightly"]["pct"],
+                     "mttr_c": k["mttr_hours"]["CRITICAL"]["mean"], "mttr_h": k["mttr_hours"]["HIGH"]["mean"],
+                     "backlog": k["open_backlog"]["total"], "revision": m.get("revision", 1)})
+    path = reports / "index.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_index(rows), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
