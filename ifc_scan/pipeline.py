@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -248,7 +248,9 @@ def data_weeks(con, policy: dict, until: datetime | None = None) -> list[date]:
     start -= timedelta(days=start.weekday())
     weeks = []
     d = start
-    stop = (until or last)
+    # only weeks that have ended (choosing which weeks to compute; no figure depends on the clock)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    stop = min(until or last, now - timedelta(days=7))
     while datetime(d.year, d.month, d.day) + timedelta(days=7) <= stop + timedelta(days=7) and d <= stop.date():
         weeks.append(d)
         d += timedelta(days=7)

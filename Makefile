@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine with Python 3.11 and pip:
+#   make run    venv + install + demo landing zone + ingest + every week through Dagster + reports
+#   make test   venv + install + the whole test suite
+# make ui opens the Dagster UI on the same instance and data (http://127.0.0.1:3000).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+$(BIN)/ifc-scan: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+install: $(BIN)/ifc-scan $(DAGSTER_HOME)/dagster.yaml
+
+run: install
+	$(BIN)/ifc-scan run
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/bench_ingest.py && $(BIN)/python bench/bench_kpis.py
+
+.PHONY: install run ui test bench

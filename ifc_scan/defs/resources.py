@@ -1,0 +1,22 @@
+import dagster as dg
+
+from ifc_scan.policy import DEFAULT_POLICY
+from ifc_scan.settings import Settings
+
+# Monday-based ISO weeks (day_offset=1); partition keys are the Mondays' dates.
+weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=str(DEFAULT_POLICY["week_start"]), day_offset=1,
+                                                  end_offset=0)
+
+
+class IfcScanSettings(dg.ConfigurableResource):
+    """Where the landing zone, warehouse, reports and policy are (env: IFC_SCAN_*)."""
+    landing: str
+    warehouse: str
+    reports: str
+    policy: str = ""
+
+
+def resources() -> dg.Definitions:
+    s = Settings.from_env()
+    return dg.Definitions(resources={"settings": IfcScanSettings(landing=s.landing, warehouse=s.warehouse,
+                                                                 reports=s.reports, policy=s.policy or "")})
