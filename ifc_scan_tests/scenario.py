@@ -1,0 +1,143 @@
+"""Hand-built landing zones for KPI tests: a few scans, CI runs and exceptions, in the real formats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from ifc_scan.ingest.runner import ingest
+from ifc_scan.pipeline import compute_weeks, derive_lifecycle
+from ifc_scan.policy import load_policy
+from ifc_scan.warehouse.db import connect
+
+
+def digest(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def z(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def vuln(vid, pkg, sev, fixed="9.9", cls="os-pkgs"):
+    return {"VulnerabilityID": vid, "PkgName": pkg, "InstalledVersion": "1.0", "Severity": sev,
+            "_cls": cls, **({"FixedVersion": fixed} if fixed else {})}
+
+
+class Scenario:
+    def __init__(self, root: Path, lineage="ghcr.io/acme/api", name="api"):
+        self.root = Path(root)
+        self.landing = self.root / "landing"
+        self.landing.mkdir(parents=True, exist_ok=True)
+        self.lineage, self.name = lineage, name
+        self.n = 0
+        self.run_id = 1000
+        inv = self.landing / "inventory" / "deployable.yaml"
+        inv.parent.mkdir(parents=True, exist_ok=True)
+        inv.write_text(f"deployable:\n  - name: {name}\n    lineage: {lineage}\n")
+
+    def report(self, image: str, t: datetime | None, vulns, registry=True, suppressed=None) -> dict:
+        os_v = [{k: v for k, v in x.items() if k != "_cls"} for x in vulns if x["_cls"] == "os-pkgs"]
+        lib_v = [{k: v for k, v in x.items() if k != "_cls"} for x in vulns if x["_cls"] != "os-pkgs"]
+        results = [{"Target": f"{self.lineage} (debian 12)", "Class": "os-pkgs", "Type": "debian",
+                    **({"Vulnerabilities": os_v} if os_v else {})}]
+        if suppressed is not None:
+            results[0]["ExperimentalModifiedFindings"] = [
+                {"Type": "vulnerability", "Status": "ignored", "Statement": "x", "Source": ".trivyignore",
+                 "Finding": {k: v for k, v in s.items() if k != "_cls"}} for s in suppressed]
+        if lib_v:
+            results.append({"Target": "Node.js", "Class": "lang-pkgs", "Type": "node-pkg", "Vulnerabilities": lib_v})
+        doc = {"SchemaVersion": 2, "ArtifactName": f"{self.lineage}:{image}", "ArtifactType": "container_image",
+               "Metadata": {"ImageID": digest("cfg-" + image), "RepoTags": [f"{self.lineage}:{image}"],
+                            "RepoDigests": [f"{self.lineage}@{digest('man-' + image)}"] if registry else [],
+                            "ImageConfig": {"created": "2026-01-01T00:00:00Z"}},
+               "Results": results}
+        if t is not None:
+            doc["CreatedAt"] = z(t)
+        return doc
+
+    def registry_scan(self, image: str, t: datetime, vulns, suppressed=None) -> None:
+        self.n += 1
+        p = self.landing / "trivy" / "registry" / f"{self.n:03d}-{image}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.report(image, t, vulns, True, suppressed)))
+
+    def ci_run(self, image: str, build_t: datetime, scan_t: datetime | None = None, vulns=(), severity: str | None = None,
+               push_t: datetime | None = None, deploy_t: datetime | None = None, env="production") -> int:
+        """A run that builds `image` (BuildKit), optionally scans it (trivy-action), pushes and deploys it."""
+        self.run_id += 1
+        rid = self.run_id
+        d = self.landing / "ci" / "github-actions" / str(rid)
+        tag = f"{self.lineage}:{image}"
+        cfg, man = digest("cfg-" + image), digest("man-" + image)
+        steps, logs = [], {}
+
+        def step(name, start, end, lines, conclusion="success"):
+            n = len(steps) + 1
+            steps.append({"name": name, "status": "completed", "conclusion": conclusion, "number": n,
+                          "started_at": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                          "completed_at": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+            logs[(n, name)] = [f"{(lt or start).strftime('%Y-%m-%dT%H:%M:%S')}.0000000Z {text}" for lt, text in lines]
+
+        step("Build image", build_t - timedelta(minutes=1), build_t + timedelta(seconds=5),
+             [(build_t, "#12 exporting to image"), (build_t, f"#12 writing image {cfg} done"),
+              (build_t, f"#12 naming to {tag} done")])
+        if scan_t is not None:
+            w = [(None, "##[group]Run aquasecurity/trivy-action@0.28.0"), (None, "with:"), (None, f"  image-ref: {tag}"),
+                 (None, "  format: json"), (None, "  output: trivy-results.json")]
+            if severity:
+                w.append((None, f"  severity: {severity}"))
+            w.append((None, "##[endgroup]"))
+            step("Scan image", scan_t - timedelta(seconds=30), scan_t, [(scan_t - timedelta(seconds=30), x) for _, x in w])
+            art = d / "artifacts" / "trivy-results.json"
+            art.parent.mkdir(parents=True, exist_ok=True)
+            rep = self.report(image, None, list(vulns), registry=False)
+            art.write_text(json.dumps(rep))
+        if push_t is not None:
+            step("Push image", push_t - timedelta(seconds=5), push_t + timedelta(seconds=1),
+                 [(push_t, f"#15 exporting manifest {man} done"), (push_t, f"#15 exporting config {cfg} done"),
+                  (push_t, f"#15 pushing manifest for {tag}@{man} 0.4s done")])
+        jobs = [{"id": rid * 10 + 1, "run_id": rid, "name": "build", "status": "completed", "conclusion": "success",
+                 "started_at": z(build_t - timedelta(minutes=1)), "completed_at": z(build_t + timedelta(minutes=5)),
+                 "steps": steps}]
+        job_logs = {"build": logs}
+        if deploy_t is not None:
+            steps, logs = [], {}
+            step(f"Deploy to {env}", deploy_t - timedelta(seconds=10), deploy_t + timedelta(seconds=10),
+                 [(deploy_t, f"::notice title=deploy::{self.lineage}@{man} env={env}")])
+            jobs.append({"id": rid * 10 + 2, "run_id": rid, "name": f"deploy-{env}", "status": "completed",
+                         "conclusion": "success", "started_at": z(deploy_t - timedelta(seconds=10)),
+                         "completed_at": z(deploy_t + timedelta(seconds=10)), "steps": steps})
+            job_logs[f"deploy-{env}"] = logs
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "run.json").write_text(json.dumps({"id": rid, "name": "image-scan", "event": "push", "status": "completed",
+                                                "conclusion": "success", "created_at": z(build_t - timedelta(minutes=2)),
+                                                "run_started_at": z(build_t - timedelta(minutes=2)),
+                                                "updated_at": z(build_t + timedelta(minutes=5))}))
+        (d / "jobs.json").write_text(json.dumps({"total_count": len(jobs), "jobs": jobs}))
+        for job, jl in job_logs.items():
+            for (n, name), lines in jl.items():
+                p = d / "logs" / job / f"{n}_{name}.txt"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text("\n".join(lines))
+        return rid
+
+    def exceptions(self, scope: str, day: date, text: str, name=".trivyignore") -> None:
+        p = self.landing / "exceptions" / scope / day.isoformat() / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+    def retire(self, at: datetime) -> None:
+        inv = self.landing / "inventory" / "deployable.yaml"
+        inv.write_text(inv.read_text() + f"retired:\n  - lineage: {self.lineage}\n    at: {z(at)}\n")
+
+    def kpis(self, monday: date, policy=None) -> dict:
+        wh = self.root / "w.duckdb"
+        ingest(self.landing, wh, progress=lambda m: None)
+        policy = policy or load_policy()
+        with connect(wh) as con:
+            derive_lifecycle(con, policy)
+            self.result = compute_weeks(con, policy, [monday])[0]
+        return self.result.kpis
