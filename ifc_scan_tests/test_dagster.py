@@ -1,0 +1,48 @@
+import json
+
+import dagster as dg
+
+from ifc_scan.definitions import defs
+from ifc_scan.defs.assets import finding_lifecycle, warehouse_ingest, weekly_report
+from ifc_scan.defs.automation import landing_zone_sensor
+from ifc_scan.defs.checks import zero_critical_in_production
+from ifc_scan.defs.resources import IfcScanSettings
+from ifc_scan.demo.generator import generate
+
+
+def test_definitions_load_with_jobs_schedule_and_sensor():
+    d = defs()
+    assert {a.key.path[0] for a in d.resolve_all_asset_specs()} == {"warehouse_ingest", "finding_lifecycle", "weekly_report"}
+    sched = d.resolve_schedule_def("weekly_job_schedule")
+    assert sched.cron_schedule == "0 6 * * 1"
+    from datetime import datetime, timezone
+    reqs = sched.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 9, 6, tzinfo=timezone.utc))).run_requests
+    assert reqs[0].partition_key == "2026-03-02"
+
+
+def test_materialize_a_week_and_rerun_is_untouched(tmp_path, monkeypatch):
+    generate(tmp_path / "landing", weeks=4, seed=5, end=__import__("datetime").date(2026, 3, 9))
+    settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
+                               reports=str(tmp_path / "reports"))
+    r = dg.materialize([warehouse_ingest, finding_lifecycle], resources={"settings": settings})
+    assert r.success
+    assets = [weekly_report, zero_critical_in_production]
+    r = dg.materialize(assets, partition_key="2026-02-23", resources={"settings": settings})
+    assert r.success
+    k = json.loads((tmp_path / "reports" / "2026-W09" / "kpis.json").read_text())
+    assert k["week"] == "2026-W09" and k["period_end"] == "2026-03-02T00:00:00Z"
+    assert len(r.get_asset_check_evaluations()) == 1
+    before = (tmp_path / "reports" / "2026-W09" / "manifest.json").read_bytes()
+    r = dg.materialize(assets, partition_key="2026-02-23", resources={"settings": settings})
+    assert r.success and (tmp_path / "reports" / "2026-W09" / "manifest.json").read_bytes() == before
+
+
+def test_sensor_requests_ingest_only_for_new_files(tmp_path, monkeypatch):
+    (tmp_path / "trivy").mkdir()
+    (tmp_path / "trivy" / "a.json").write_text("{}")
+    monkeypatch.setenv("IFC_SCAN_LANDING", str(tmp_path))
+    ctx = dg.build_sensor_context(cursor=None)
+    assert isinstance(landing_zone_sensor(ctx), dg.RunRequest)
+    ctx2 = dg.build_sensor_context(cursor=ctx.cursor)
+    assert isinstance(landing_zone_sensor(ctx2), dg.SkipReason)

@@ -1,0 +1,141 @@
+import json
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from ifc_scan.ingest.exceptions import FileRejected, parse_exception_file
+from ifc_scan.ingest.model import Rejected
+from ifc_scan.ingest.runner import ingest
+from ifc_scan.ingest.scan_files import read_scan_bytes
+from ifc_scan.lineage import lineage_of
+from ifc_scan.timeutil import parse_ts
+
+
+def count_vuln_entries(doc) -> int:
+    """Entries in the file's vulnerability lists, counted independently of the reader."""
+    if isinstance(doc, dict):
+        n = 0
+        for k, v in doc.items():
+            if k in ("Vulnerabilities", "vulnerabilities") and isinstance(v, list):
+                # a trivy k8s report lists resources (with Results) under Vulnerabilities: recurse into those
+                n += sum(count_vuln_entries(x) if isinstance(x, dict) and "Results" in x else 1 for x in v)
+            else:
+                n += count_vuln_entries(v)
+        return n
+    if isinstance(doc, list):
+        return sum(count_vuln_entries(x) for x in doc)
+    return 0
+
+
+@pytest.mark.corpus
+def test_every_real_trivy_report_is_ingested_with_all_rows_or_rejected(corpus):
+    files = sorted(p for d in ("trivy-json", "defectdojo-trivy", "trivy-sarif") for p in (corpus / d).iterdir())
+    assert len(files) > 100
+    ingested = rejected = 0
+    for p in files:
+        try:
+            scans = read_scan_bytes(p.read_bytes())
+        except Rejected as exc:
+            rejected += 1
+            assert str(exc), p
+            continue
+        ingested += 1
+        rows = sum(1 for s in scans for v in s.vulnerabilities if not v[17])
+        doc = json.loads(p.read_text())
+        if p.suffix == ".sarif":
+            expected = sum(1 for run in doc["runs"] for r in run["results"]
+                           if "Vulnerab" in str(run["tool"]["driver"]["rules"][r.get("ruleIndex", 0)].get("name", ""))
+                           or "Package" in str(run["tool"]["driver"]["rules"][r.get("ruleIndex", 0)].get("name", "")))
+        else:
+            expected = count_vuln_entries(doc)
+        assert rows == expected, p.name
+    assert ingested >= 120 and rejected <= 5
+
+
+@pytest.mark.corpus
+def test_real_ignore_files_follow_trivy(corpus):
+    d = corpus / "trivyignore"
+    _, n3dr = parse_exception_file(".trivyignore", (d / "real__030-n3dr.trivyignore").read_text())
+    assert [(e.line_no, e.vuln_id, e.expiry) for e in n3dr] == [
+        (2, "CVE-2019-14697", datetime(2024, 1, 1)), (3, "CVE-2019-14697", datetime(2023, 1, 1))]
+    _, altinn = parse_exception_file("x.yaml", (d / "real__Altinn-altinn-events.trivyignore.yaml").read_text())
+    assert altinn[0].valid and altinn[0].expiry is None        # `expires:` is unknown to Trivy: never expires
+    _, quoted = parse_exception_file("x.yaml", (d / "real__1121citrus-mdless.trivyignore.yaml").read_text())
+    assert quoted[0].expiry == datetime(2026, 6, 17)            # quoted RFC 3339 works
+    _, idless = parse_exception_file("x.yaml", (d / "trivy-pr10613__trivyignore-id-optional.yaml").read_text())
+    assert [e.valid for e in idless][:3] == [False, False, True]
+    for p in sorted(d.iterdir()):
+        try:
+            parse_exception_file(p.name, p.read_text(encoding="utf-8-sig"))
+        except FileRejected:
+            pass
+
+
+def test_quoted_date_only_yaml_is_refused_like_trivy():
+    with pytest.raises(FileRejected) as ei:
+        parse_exception_file(".trivyignore.yaml", 'vulnerabilities:\n  - id: CVE-1\n    expired_at: "2099-06-17"\n')
+    assert not ei.value.entries[0].valid and "FATAL" in str(ei.value)
+
+
+def test_plain_trivyignore_reasons_and_invalid_dates():
+    _, es = parse_exception_file(".trivyignore", "# Reason A, Expiry: 2026-01-31\nCVE-1\n\nCVE-2 exp:2026-1-1\nCVE-3  # inline why\n")
+    assert [(e.vuln_id, e.valid, e.reason) for e in es] == [("CVE-1", True, "Reason A"), ("CVE-2", False, None),
+                                                             ("CVE-3", True, "inline why")]
+    assert es[0].expiry is None and es[0].declared_expiry == datetime(2026, 1, 31)
+
+
+def test_timestamps_and_lineages():
+    assert parse_ts("2021-08-25T12:20:30.000000005Z") == datetime(2021, 8, 25, 12, 20, 30)
+    assert parse_ts("2024-01-02T23:40:12.036390+06:00") == datetime(2024, 1, 2, 17, 40, 12, 36390)
+    assert parse_ts("0001-01-01T00:00:00Z") is None
+    assert lineage_of("nginx:1.25") == "docker.io/library/nginx"
+    assert lineage_of("GHCR.io/Acme/API:1@sha256:" + "a" * 64) == "ghcr.io/acme/api"
+
+
+def test_bad_inputs_are_rejected_with_reasons_and_the_rest_is_ingested(tmp_path):
+    t = tmp_path / "landing" / "trivy"
+    t.mkdir(parents=True)
+    good = {"SchemaVersion": 2, "CreatedAt": "2026-03-02T02:00:00Z", "ArtifactName": "ghcr.io/a/b:1",
+            "ArtifactType": "container_image", "Metadata": {"ImageID": "sha256:" + "1" * 64, "RepoTags": ["ghcr.io/a/b:1"]},
+            "Results": [{"Target": "x", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH"}]}]}
+    (t / "good.json").write_text(json.dumps(good))
+    (t / "copy-of-good.json").write_text(json.dumps(good))
+    (t / "truncated.json").write_text(json.dumps(good)[:50])
+    (t / "empty.json").write_bytes(b"")
+    (t / "latin1.json").write_bytes(b'{"SchemaVersion": 2, "ArtifactName": "caf\xe9"}')
+    (t / "future.json").write_text(json.dumps({**good, "CreatedAt": "2099-01-01T00:00:00Z"}))
+    (t / "ancient.json").write_text(json.dumps({**good, "CreatedAt": "1999-12-31T00:00:00Z"}))
+    (t / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    (t / "sbom.json").write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5"}))
+    (t / "utf16.json").write_bytes(json.dumps(good).encode("utf-16"))
+    wh = tmp_path / "w.duckdb"
+    s = ingest(tmp_path / "landing", wh, progress=lambda m: None)
+    reasons = dict(s.rejections)
+    assert s.ingested == 2 and s.duplicates == 1      # good.json and the UTF-16 copy; copy-of-good is a duplicate
+    assert "truncated" in reasons["trivy/truncated.json"] or "broken JSON" in reasons["trivy/truncated.json"]
+    assert "empty" in reasons["trivy/empty.json"]
+    assert "UTF-8" in reasons["trivy/latin1.json"]
+    assert "future" in reasons["trivy/future.json"] and "before 2000" in reasons["trivy/ancient.json"]
+    assert "nested too deeply" in reasons["trivy/deep.json"]
+    assert "CycloneDX" in reasons["trivy/sbom.json"]
+    con = duckdb.connect(str(wh), read_only=True)
+    assert con.execute("select count(*) from ingest_errors").fetchone()[0] == 7
+    assert con.execute("select count(*) from scan_vulnerabilities").fetchone()[0] == 2   # good.json + its UTF-16 form
+    con.close()
+    again = ingest(tmp_path / "landing", wh, progress=lambda m: None)     # idempotent
+    assert again.new_files == 0 and again.ingested == 0
+
+
+def test_demo_landing_zone_ingests_with_ci_events(tmp_path):
+    from ifc_scan.demo.generator import generate
+    stats = generate(tmp_path / "landing", weeks=6, seed=3)
+    s = ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    assert s.rejected == 0 and s.ingested == s.files_seen
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    kinds = dict(con.execute("select kind, count(*) from ci_events group by 1").fetchall())
+    # one production deploy event (and one verify) per production deploy the generator made
+    assert kinds["deploy"] >= stats["deploys"] and kinds.get("verify") == stats["deploys"]
+    assert kinds["build"] == 2 * stats["builds"] - con.execute(
+        "select count(*) from ci_runs where conclusion='failure'").fetchone()[0]
+    assert con.execute("select count(*) from ci_events where kind='build' and image_id is null").fetchone()[0] == 0
