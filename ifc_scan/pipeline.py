@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 
-from ifc_scan.controls.evaluate import CATALOG, evaluate_controls
+from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.kpis.weekly import compute_week
 from ifc_scan.lifecycle.observations import Observations, load
 from ifc_scan.lifecycle.timeline import EVENT_COLUMNS, FINDING_COLUMNS, MOMENT_COLUMNS, build_lifecycle, lifecycle_rows
-from ifc_scan.timeutil import iso_z, week_label
+from ifc_scan.timeutil import iso_z
 
 LIFECYCLE_DDL = """
 CREATE TABLE IF NOT EXISTS findings (finding_id VARCHAR PRIMARY KEY, lineage VARCHAR, vulnerability_id VARCHAR,
@@ -59,31 +59,35 @@ def derive_lifecycle(con, policy: dict):
             "lineages": len(lc.moments), "scans_without_image": obs.scans_without_image}
 
 
-def week_inputs(con, obs: Observations, end: datetime) -> list[dict]:
-    """The input files week W rests on: everything ingested whose evidence is dated before T
-    (scans by observed_at, CI files by their run's creation, snapshots by their date), plus the inventory."""
-    scan_time = {}
-    for s in obs.scans:
-        scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
-    run_created = dict(con.execute("SELECT CAST(run_id AS VARCHAR), created_at FROM ci_runs").fetchall())
-    out = []
-    for path, sha, size, kind in con.execute(
-            "SELECT path, sha256, size, kind FROM source_files WHERE status='ingested' ORDER BY path, sha256").fetchall():
-        parts = path.split("/")
-        if kind in ("scan", "ci-artifact"):
-            t = scan_time.get(path)
-            if t is None:
-                continue  # a report with no image lineage: not evidence for any KPI
-        elif kind == "ci-run":
-            t = run_created.get(parts[2])
-        elif kind == "exception":
-            t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
-            t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
-        else:
-            t = datetime.min
-        if t is not None and t < end:
-            out.append({"path": path, "sha256": sha, "size": size, "kind": kind})
-    return out
+class InputCatalog:
+    """The ingested files and CI run creation times, read once for all weeks of a computation."""
+
+    def __init__(self, con):
+        self.run_created = dict(con.execute("SELECT CAST(run_id AS VARCHAR), created_at FROM ci_runs").fetchall())
+        self.files = con.execute("SELECT path, sha256, size, kind FROM source_files WHERE status='ingested' "
+                                 "ORDER BY path, sha256").fetchall()
+
+    def week_inputs(self, obs: Observations, end: datetime) -> list[dict]:
+        """The input files week W rests on: everything ingested whose evidence is dated before T
+        (scans by observed_at, CI files by their run's creation, snapshots by their date), plus the inventory."""
+        scan_time = {}
+        for s in obs.scans:
+            scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
+        out = []
+        for path, sha, size, kind in self.files:
+            parts = path.split("/")
+            if kind in ("scan", "ci-artifact"):
+                t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
+            elif kind == "ci-run":
+                t = self.run_created.get(parts[2])
+            elif kind == "exception":
+                t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
+                t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
+            else:
+                t = datetime.min
+            if t is not None and t < end:
+                out.append({"path": path, "sha256": sha, "size": size, "kind": kind})
+        return out
 
 
 def manifest_hash(inputs: list[dict]) -> str:
@@ -91,8 +95,9 @@ def manifest_hash(inputs: list[dict]) -> str:
     return hashlib.sha256(canon).hexdigest()
 
 
-def deploy_evidence(ctx) -> list[dict]:
-    """Production deploys in W with what the change-control controls need (deploys.csv)."""
+def deploy_evidence(ctx, verified: dict) -> list[dict]:
+    """Production deploys in W with what the change-control controls need (deploys.csv).
+    `verified`: run id -> digests a successful cosign verify step named in that run."""
     out = []
     scans_by_image = {}
     for s in ctx.scans:
@@ -111,7 +116,8 @@ def deploy_evidence(ctx) -> list[dict]:
                     break
         out.append({"time": iso_z(d.time), "lineage": d.lineage, "digest": d.digest, "image": d.image,
                     "image_known": d.image is not None, "run_id": d.run_id, "scanned_before": pre is not None,
-                    "pre_deploy_scan": pre.scan_id if pre else None, "verified_before": False,  # set by compute_weeks
+                    "pre_deploy_scan": pre.scan_id if pre else None,
+                    "verified_before": d.digest in verified.get(d.run_id, set()),
                     "critical_unexcepted_before": crit, "outcome": d.outcome, "evidence": f"{d.log_file}:{d.line_no}"})
     return out
 
@@ -125,7 +131,8 @@ def _verify_events(con) -> dict:
 
 
 def canonical_json(doc) -> str:
-    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    """kpis.json bytes: key order is the contract's order, so no sorting."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 class WeekResult:
@@ -137,31 +144,38 @@ class WeekResult:
         return canonical_json(self.kpis)
 
 
+POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
+               "stale_image_days", "scan_gap_hours", "expiring_soon_days")
+
+
+def _kpi_figures(full: Observations, policy: dict, monday: date):
+    """Observations as of T -> lifecycle -> the week's figures (and the context behind them)."""
+    end = datetime(monday.year, monday.month, monday.day) + timedelta(days=7)
+    obs = full.as_of(end)
+    lc = build_lifecycle(obs, policy)
+    return obs, lc, compute_week(obs, lc, policy, monday)
+
+
 def compute_weeks(con, policy: dict, mondays: list[date]) -> list[WeekResult]:
     """KPIs, controls and populations for each week, each from its own as-of-T observations."""
     full = load(con)
-    verifies = _verify_events(con)
+    verified = _verify_events(con)
+    catalog = InputCatalog(con)
     results = []
     for monday in mondays:
-        start = datetime(monday.year, monday.month, monday.day)
-        end = start + timedelta(days=7)
-        obs = full.as_of(end)
-        lc = build_lifecycle(obs, policy)
-        raw = compute_week(obs, lc, policy, monday)
+        obs, lc, raw = _kpi_figures(full, policy, monday)
         ctx = raw.pop("_context")
         entries = raw.pop("_exception_entries")
-        deploys = deploy_evidence(ctx)
-        for d in deploys:
-            d["verified_before"] = d["digest"] in verifies.get(d["run_id"], set())
-        inputs = week_inputs(con, obs, end)
+        deploys = deploy_evidence(ctx, verified)
+        inputs = catalog.week_inputs(obs, ctx.T)
         kpis = dict(raw)
-        kpis["policy"] = {k: policy[k] for k in ("version", "source", "sla_hours", "blocking_severity",
-                                                 "max_exception_days_critical", "stale_image_days", "scan_gap_hours",
-                                                 "expiring_soon_days")}
+        kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
         kpis["inputs_manifest_sha256"] = manifest_hash(inputs)
-        again = compute_week(obs, lc, policy, monday)
+        # ISO 27001 9.1 evidence: an independent recomputation (fresh as-of observations and lifecycle,
+        # no shared state) must give the same figures; `ifc-scan verify` repeats it from the files alone.
+        _, _, again = _kpi_figures(full, policy, monday)
         again.pop("_context"), again.pop("_exception_entries")
-        reproducible = canonical_json({**again, "policy": kpis["policy"]}) == canonical_json({**raw, "policy": kpis["policy"]})
+        reproducible = canonical_json(again) == canonical_json(raw)
         kpis["controls"] = evaluate_controls(kpis, deploys, reproducible)
         populations = {"findings": findings_population(ctx), "exceptions": entries,
                        "coverage": coverage_population(kpis, ctx), "deploys": deploys,
@@ -246,15 +260,12 @@ def data_weeks(con, policy: dict, until: datetime | None = None) -> list[date]:
     start = date.fromisoformat(str(policy.get("week_start"))) if policy.get("week_start") else first.date()
     start = max(start, first.date() - timedelta(days=first.weekday()))
     start -= timedelta(days=start.weekday())
+    # only weeks that have ended and hold evidence (which weeks to compute; no figure reads the clock)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    last_monday = min((until or last).date(), (now - timedelta(days=7)).date())
     weeks = []
     d = start
-    # only weeks that have ended (choosing which weeks to compute; no figure depends on the clock)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    stop = min(until or last, now - timedelta(days=7))
-    while datetime(d.year, d.month, d.day) + timedelta(days=7) <= stop + timedelta(days=7) and d <= stop.date():
+    while d <= last_monday:
         weeks.append(d)
         d += timedelta(days=7)
     return weeks
-
-
-__all__ = ["derive_lifecycle", "compute_weeks", "write_weekly_kpis", "data_weeks", "week_label", "CATALOG"]

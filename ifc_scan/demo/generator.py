@@ -86,7 +86,6 @@ class Demo:
         self.exceptions: list[dict] = []   # generator's own model of what is in force, for suppression
         self._initial_images: dict[str, Image] = {}
         self._deploy_times: dict[str, list] = {}     # app -> [(production deploy time, image)]
-        self._prod_timeline: dict[str, list] = {}
 
     # --- vulnerability universe ------------------------------------------------------------
     def new_vuln(self, disclosed: datetime, pkg=None) -> Vuln:
@@ -217,11 +216,9 @@ class Demo:
             if deployed:
                 prod[app] = img
                 stats["deploys"] += 1
-            # a nightly scan after each build? no: nightly scans follow production below
-            self._prod_timeline.setdefault(app, []).append((deployed, img))
         # nightly registry scans of the production image (replay deploy history)
         for app in apps + [RETIRED_APP]:
-            history = [(self.start - timedelta(days=1), self._initial(app))] + self._deploy_times.get(app, [])
+            history = [(self.start - timedelta(days=1), self._initial_images[app])] + self._deploy_times.get(app, [])
             day = self.start
             while day < self.end:
                 t = day + timedelta(hours=2, minutes=rng.randint(0, 9), seconds=rng.randint(0, 59))
@@ -253,9 +250,6 @@ class Demo:
             stats["registry_scans"] += 1
         self.write_inventory()
         return stats
-
-    def _initial(self, app):
-        return self._initial_images[app]
 
     def write_ci_run(self, app: str, img: Image, t: datetime, skip_scan: bool) -> bool:
         rng = self.rng
@@ -390,7 +384,7 @@ class Demo:
                 "CVE-2025-0002  # False positive - function not called, Expiry: 2027-01-31",
             ], [{"id": "CVE-2025-0001", "exp": datetime.combine(e1, datetime.min.time())}, {"id": "CVE-2025-0002"}]),
         ]
-        for scope, d, name, lines, entries in snaps:
+        for scope, d, name, lines, _entries in snaps:
             p = self.out / "exceptions" / scope / d.isoformat() / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("\n".join(lines) + "\n")

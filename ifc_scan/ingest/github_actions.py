@@ -345,9 +345,7 @@ def _scan_log(run_id: int, log: LogFile, job: dict | None, patterns: dict, resul
                     kv = re.match(r"^\s+([\w\-]+):\s*(.*)$", text)
                     if kv and kv.group(1) in SCAN_WITH_KEYS:
                         scan_block["with"].setdefault(kv.group(1), kv.group(2).strip())
-                    elif re.match(r"^\s*env:\s*$", text):
-                        scan_block["in_env"] = True
-                    continue
+                    continue  # `env:` values are TRIVY_* variables, not the action's inputs
             matched_kinds = set()
             for kind, name, rx in patterns["patterns"]:
                 pm = rx.search(text)
@@ -363,22 +361,18 @@ def _scan_log(run_id: int, log: LogFile, job: dict | None, patterns: dict, resul
                     cstep = step or {}
                     emit("scan", ts(cstep.get("completed_at")) or t, step, line_no, name,
                          ref=args.get("image-ref"), scope=args)
-                elif kind == "build" and "bk" in g:
-                    key = (to_int((step or {}).get("number")), g["bk"])
-                    b = builds.setdefault(key, {"t": None, "line_no": line_no, "step": step})
-                    if "image_id" in g or "digest" in g:
-                        b["t"] = b["t"] or t
-                        b["line_no"] = b["line_no"] if b.get("has_time") else line_no
-                        b["has_time"] = True
+                elif "bk" in g:
+                    # BuildKit lines of one step number in one log step are one build; its time and
+                    # evidence line are those of its first export (writing image / exporting ...)
+                    b = builds.setdefault((to_int((step or {}).get("number")), g["bk"]),
+                                          {"t": None, "line_no": None, "step": step})
+                    if b["t"] is None and ("image_id" in g or "digest" in g):
+                        b["t"], b["line_no"] = t, line_no
                     for k in ("image_id", "digest", "ref"):
                         if k in g:
                             b.setdefault(k, g[k])
-                elif name == "buildkit-pushing-manifest":
-                    key = (to_int((step or {}).get("number")), g["bk"])
-                    b = builds.setdefault(key, {"t": t, "line_no": line_no, "step": step})
-                    b.setdefault("ref", g["ref"])
-                    b.setdefault("digest", g["digest"])
-                    emit("push", t, step, line_no, name, ref=g["ref"], digest=g["digest"])
+                    if name == "buildkit-pushing-manifest":
+                        emit("push", t, step, line_no, name, ref=g["ref"], digest=g["digest"])
                 elif name == "docker-push-repository":
                     push_repo = g["repo"]
                 elif name == "docker-push-digest":
@@ -401,8 +395,8 @@ def _scan_log(run_id: int, log: LogFile, job: dict | None, patterns: dict, resul
                                           text[:300]))
                     break
     finish_scan_block()
-    for (_step_no, _bk), b in sorted(builds.items(), key=lambda kv: kv[1]["line_no"]):
-        if not (b.get("image_id") or b.get("digest")):
+    for b in sorted(builds.values(), key=lambda b: b["line_no"] or 0):
+        if b["line_no"] is None:
             continue  # BuildKit step that exported nothing (a cache export, a test target)
         emit("build", b["t"], b["step"], b["line_no"], "buildkit", ref=b.get("ref"), digest=b.get("digest"),
              image_id=b.get("image_id"))

@@ -14,6 +14,7 @@ import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -166,7 +167,6 @@ class Batch:
 
 
 def _check_dates(scan: ParsedScan, now) -> None:
-    from datetime import timedelta
     if scan.created_at is not None:
         if scan.created_at < EARLIEST_PLAUSIBLE:
             raise Rejected(f"CreatedAt {scan.created_at.isoformat()}Z is before 2000: not a real scan time")
@@ -176,7 +176,6 @@ def _check_dates(scan: ParsedScan, now) -> None:
 
 def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
            progress=None) -> IngestSummary:
-    from datetime import datetime, timezone
     now = datetime.now(timezone.utc).replace(tzinfo=None)   # only to refuse impossible future dates
     landing = Path(landing)
     if not landing.is_dir():
@@ -276,8 +275,6 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                                              e.invalid_reason, f.sha256))
                 if f in new:
                     record(f, "rejected" if reason else "ingested", reason)
-                elif reason is None:
-                    pass
 
         # --- CI runs (a changed file re-reads the whole run) ----------------------------------
         run_files: dict[str, list[LandingFile]] = defaultdict(list)

@@ -19,12 +19,9 @@ def decode_json_bytes(data: bytes):
     (PowerShell's `>` writes UTF-16); anything else must be valid UTF-8."""
     if not data.strip():
         raise Rejected("empty file (0 bytes of JSON)" if not data else "file holds only whitespace")
-    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            break
-    else:
-        enc = "utf-8"
+    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    enc = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
     try:
         text = data.decode(enc)
     except UnicodeDecodeError as exc:

@@ -21,7 +21,6 @@ def _ts_or_none(value):
 def _cvss_score(cvss) -> float | None:
     if not isinstance(cvss, dict):
         return None
-    best = None
     for vendor in sorted(cvss, key=lambda v: v != "nvd"):  # nvd first
         entry = cvss.get(vendor)
         if isinstance(entry, dict):
@@ -29,7 +28,7 @@ def _cvss_score(cvss) -> float | None:
                 score = entry.get(key)
                 if isinstance(score, (int, float)) and not isinstance(score, bool):
                     return float(score)
-    return best
+    return None
 
 
 def vuln_row(target, cls, typ, v: dict, suppressed=False, sup=(None, None, None)) -> tuple:

@@ -27,7 +27,7 @@ def _fields(text: str) -> dict:
 
 def read_trivy_sarif(doc: dict) -> list[ParsedScan]:
     scans = []
-    for ri, run in enumerate(doc["runs"]):
+    for run in doc["runs"]:
         driver = ((run or {}).get("tool") or {}).get("driver") or {}
         if str(driver.get("name", "")).lower() != "trivy":
             raise Rejected(f"SARIF from {driver.get('name') or 'an unnamed tool'!s:.60}, not from Trivy")

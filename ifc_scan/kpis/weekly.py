@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import Observations
 from ifc_scan.lifecycle.timeline import Finding, Lifecycle
 from ifc_scan.timeutil import iso_z, week_label
@@ -73,7 +72,7 @@ class FindingView:
 class WeekContext:
     def __init__(self, obs: Observations, lc: Lifecycle, policy: dict, start: datetime, end: datetime):
         self.obs, self.lc, self.policy, self.S, self.T = obs, lc, policy, start, end
-        self.exc = lc.exc if isinstance(lc.exc, ExceptionIndex) else ExceptionIndex(obs)
+        self.exc = lc.exc
         self.views = [FindingView(f) for f in sorted(lc.findings.values(), key=lambda f: f.fid) if f.detected_at < end]
         self.scans = [s for s in obs.scans if s.observed_at < end]
 
@@ -149,7 +148,7 @@ def sla(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"closed_within": 0, "closed_late": 0, "open_within": 0, "open_overdue": 0, "excepted": 0})
     for v, e in ctx.closes_in_week():
         sev = v.severity_at(e.time)
-        due = v.due_at(e.time + timedelta(microseconds=1))
+        due = e.due_at   # the close event carries the due time in force when it closed
         # D3: every close that is not a fixed close by its due time is late (withdrawn, retired included)
         if e.reason == "fixed" and due is not None and e.time <= due:
             out[sev]["closed_within"] += 1

@@ -100,12 +100,9 @@ class Observations:
                             [a for a in self.alias_sources if a[0] is not None and a[0] < t])
 
 
-def _split_set(value: str | None, mapping=None) -> frozenset | None:
-    if not value:
-        return None
-    items = {v.strip().upper() for v in value.split(",") if v.strip()}
-    if mapping:
-        items = {mapping.get(i, i) for i in items}
+def _split_set(value: str | None) -> frozenset | None:
+    """'CRITICAL,HIGH' -> {'CRITICAL', 'HIGH'}; empty -> None (no restriction)."""
+    items = {v.strip().upper() for v in (value or "").split(",") if v.strip()}
     return frozenset(items) or None
 
 

@@ -77,6 +77,7 @@ class Lifecycle:
         self.exc = ExceptionIndex(obs)
         self.findings: dict[tuple, Finding] = {}
         self.moments: dict[str, list[Moment]] = defaultdict(list)     # lineage -> timeline
+        self._moments_by_image: dict[tuple, list[Moment]] = defaultdict(list)   # (lineage, image) -> moments
         self.current_images: dict[str, list[tuple[datetime, str]]] = defaultdict(list)  # lineage -> [(since, image)]
         self._by_lineage: dict[str, list[Finding]] = defaultdict(list)
 
@@ -155,7 +156,7 @@ class Lifecycle:
 
     def _moment(self, lineage: str, m: Moment) -> None:
         timeline = self.moments[lineage]
-        earlier_same_image = [e for e in timeline if e.image == m.image]
+        earlier_same_image = self._moments_by_image[(lineage, m.image)]
         first = timeline[0] if timeline else None
         shown = m.scan.findings
         for key, row in sorted(shown.items()):
@@ -202,6 +203,7 @@ class Lifecycle:
             reason = "fixed" if m.image != f.last_image else "withdrawn"
             f.events.append(Event(m.time, "close", f.severity, f.due_at, m.image, m.scan.scan_id, reason))
         timeline.append(m)
+        earlier_same_image.append(m)
 
 
 def build_lifecycle(obs: Observations, policy: dict) -> Lifecycle:

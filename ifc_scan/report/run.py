@@ -18,12 +18,17 @@ def trend_point(r) -> dict:
             "build_gate": k["coverage"]["build_gate"]["pct"], "nightly": k["coverage"]["nightly"]["pct"]}
 
 
-def data_quality(con, inputs: list[dict], populations: dict) -> dict:
+def warehouse_quality(con) -> dict:
+    """Rejected files and unparsed log lines (whole warehouse): read once per publication."""
+    return {"rejected": [{"path": p, "reason": r} for p, r in con.execute(
+                "SELECT path, reason FROM ingest_errors ORDER BY path, reason").fetchall()],
+            "unparsed_lines": con.execute(
+                "SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0]}
+
+
+def data_quality(warehouse: dict, inputs: list[dict], populations: dict) -> dict:
     obs = populations["obs"]
-    rejected = [{"path": p, "reason": r} for p, r in con.execute(
-        "SELECT path, reason FROM ingest_errors ORDER BY path, reason").fetchall()]
-    unparsed = con.execute("SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0]
-    return {"inputs": len(inputs), "rejected": rejected, "unparsed_lines": unparsed,
+    return {"inputs": len(inputs), **warehouse,
             "fallback_ci": sum(1 for s in obs.scans if s.observed_at_source == "ci"),
             "fallback_mtime": sum(1 for s in obs.scans if s.observed_at_source == "mtime"),
             "scans_without_image": obs.scans_without_image}
@@ -44,11 +49,12 @@ def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str,
     chosen = [results[week_label(m)] for m in wanted]
     write_weekly_kpis(con, chosen)
     all_weeks = sorted(results)
+    warehouse = warehouse_quality(con)
     out = []
     for m, r in zip(wanted, chosen):
         idx = span.index(m)
         trend = [trend_point(results[week_label(x)]) for x in span[max(0, idx - TREND_WEEKS + 1): idx + 1]]
-        dq = data_quality(con, r.inputs, r.populations)
+        dq = data_quality(warehouse, r.inputs, r.populations)
         status = write_week(reports, r, trend, dq, landing=str(landing), run_id=run_id, all_weeks=all_weeks)
         status["kpis"] = r.kpis
         out.append(status)

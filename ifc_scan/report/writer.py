@@ -94,20 +94,16 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     files: dict[str, bytes] = {"kpis.json": kpis_bytes}
     for name, key in CSV_FILES.items():
         files[name] = to_csv(result.populations[key])
-    prior_revisions = []
-    if final.is_dir():
-        rev_dir = final / "revisions"
-        prior_revisions = sorted(p.name for p in rev_dir.iterdir()) if rev_dir.is_dir() else []
-    revision = len(prior_revisions) + (2 if final.is_dir() else 1)
     old_manifest = final / "manifest.json"
     supersedes = None
     if old_manifest.is_file():
-        supersedes = {"revision": json.loads(old_manifest.read_text()).get("revision", 1),
-                      "manifest_sha256": sha256_bytes(old_manifest.read_bytes()),
-                      "path": f"revisions/r{json.loads(old_manifest.read_text()).get('revision', 1)}"}
+        old_bytes = old_manifest.read_bytes()
+        old_rev = json.loads(old_bytes).get("revision", 1)
+        supersedes = {"revision": old_rev, "manifest_sha256": sha256_bytes(old_bytes), "path": f"revisions/r{old_rev}"}
+    revision = supersedes["revision"] + 1 if supersedes else 1
     generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     prev_hash = previous_manifest_hash(reports, week, all_weeks)
-    meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": len(prior_revisions) + (1 if supersedes else 0),
+    meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
@@ -131,17 +127,17 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        if final.is_dir():
-            # keep the superseded revision inside the new folder, then swap folders
-            shutil.move(str(final / "revisions"), str(tmp / "revisions")) if (final / "revisions").is_dir() else None
-            (tmp / "revisions").mkdir(exist_ok=True)
-            old = reports / f".old-{week}-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(old, tmp / "revisions" / f"r{supersedes['revision'] if supersedes else revision - 1}")
-        os.rename(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
+    # Publish by renames only. From here on nothing is deleted: if a rename fails, the earlier
+    # revisions are still on disk (in the old folder or in the .tmp-* folder), never lost.
+    if final.is_dir():
+        if (final / "revisions").is_dir():
+            os.rename(final / "revisions", tmp / "revisions")
+        (tmp / "revisions").mkdir(exist_ok=True)
+        os.rename(final, tmp / "revisions" / f"r{supersedes['revision'] if supersedes else 1}")
+    os.rename(tmp, final)
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
 
