@@ -46,3 +46,29 @@ def test_sensor_requests_ingest_only_for_new_files(tmp_path, monkeypatch):
     assert isinstance(landing_zone_sensor(ctx), dg.RunRequest)
     ctx2 = dg.build_sensor_context(cursor=ctx.cursor)
     assert isinstance(landing_zone_sensor(ctx2), dg.SkipReason)
+
+
+def test_range_run_evaluates_checks_for_every_week(tmp_path):
+    from datetime import date
+    from ifc_scan.defs import automation, checks
+    generate(tmp_path / "landing", weeks=5, seed=2, end=date(2026, 3, 9))
+    settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
+                               reports=str(tmp_path / "reports"))
+    d = dg.Definitions(assets=[warehouse_ingest, finding_lifecycle, weekly_report],
+                       asset_checks=dg.load_asset_checks_from_modules([checks]),
+                       jobs=[automation.weekly_job, automation.ingest_job], resources={"settings": settings})
+    assert d.resolve_job_def("ingest_job").execute_in_process().success
+    r = d.resolve_job_def("weekly_job").execute_in_process(
+        tags={"dagster/asset_partition_range_start": "2026-02-09", "dagster/asset_partition_range_end": "2026-03-02"})
+    assert r.success
+    evals = {e.check_name: e for e in r.get_asset_check_evaluations()}
+    assert len(evals) == 6
+    weeks = ["2026-W07", "2026-W08", "2026-W09", "2026-W10"]
+    kp = {w: json.loads((tmp_path / "reports" / w / "kpis.json").read_text()) for w in weeks}
+    zc = evals["zero_critical_in_production"]
+    assert sorted(zc.metadata["value_by_week"].value) == weeks
+    expected_failing = [w for w in weeks if kp[w]["critical_in_prod"]["count"] != 0]
+    assert zc.metadata["failing_weeks"].value == expected_failing and zc.passed == (not expected_failing)
+    nc = evals["nightly_coverage_100"]
+    gaps = [g for w in weeks for g in kp[w]["coverage"]["nightly"]["gaps"]]
+    assert nc.metadata["offending_count"].value == len(gaps)

@@ -11,32 +11,37 @@ from ifc_scan.defs.resources import IfcScanSettings
 from ifc_scan.timeutil import parse_week, week_label
 
 
-def _kpis(settings: IfcScanSettings, context) -> dict | None:
-    key = context.partition_key if context.has_partition_key else None
-    week = week_label(parse_week(key)) if key else None
-    p = Path(settings.reports) / week / "kpis.json" if week else None
-    return json.loads(p.read_text()) if p and p.is_file() else None
-
-
-def _result(k, passed, value, items):
-    if k is None:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"reason": "no kpis.json for this week yet"})
-    return dg.AssetCheckResult(passed=bool(passed), severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"week": k["week"], "value": dg.MetadataValue.json(value),
-                                         "offending_items": dg.MetadataValue.json(items[:100]),
-                                         "offending_count": len(items)})
+def _week_kpis(settings: IfcScanSettings, context) -> list[tuple[str, dict | None]]:
+    """kpis.json of every week the run covers: one partition, or each week of a backfill range."""
+    out = []
+    for key in context.partition_keys:
+        week = week_label(parse_week(key))
+        p = Path(settings.reports) / week / "kpis.json"
+        out.append((week, json.loads(p.read_text()) if p.is_file() else None))
+    return out
 
 
 def _check(name, description, fn):
+    """fn(kpis) -> (passed, value, offending items). The check passes when every covered week passes."""
     @dg.asset_check(asset=weekly_report, name=name, description=description, blocking=False,
                     partitions_def=weekly_report.partitions_def)
     def _c(context: dg.AssetCheckExecutionContext, settings: IfcScanSettings) -> dg.AssetCheckResult:
-        k = _kpis(settings, context)
-        if k is None:
-            return _result(None, False, None, [])
-        passed, value, items = fn(k)
-        return _result(k, passed, value, items)
+        per_week, failing, items = {}, [], []
+        for week, k in _week_kpis(settings, context):
+            if k is None:
+                per_week[week] = "no kpis.json"
+                failing.append(week)
+                continue
+            passed, value, offending = fn(k)
+            per_week[week] = value
+            if not passed:
+                failing.append(week)
+                items.extend({"week": week, **i} if isinstance(i, dict) else {"week": week, "item": i} for i in offending)
+        return dg.AssetCheckResult(
+            passed=not failing, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"weeks": len(per_week), "failing_weeks": dg.MetadataValue.json(failing),
+                      "value_by_week": dg.MetadataValue.json(per_week),
+                      "offending_items": dg.MetadataValue.json(items[:200]), "offending_count": len(items)})
     return _c
 
 
