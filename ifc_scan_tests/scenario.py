@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +39,8 @@ class Scenario:
         inv.parent.mkdir(parents=True, exist_ok=True)
         inv.write_text(f"deployable:\n  - name: {name}\n    lineage: {lineage}\n")
 
-    def report(self, image: str, t: datetime | None, vulns, registry=True, suppressed=None) -> dict:
+    def report(self, image: str, t: datetime | None, vulns, registry=True, suppressed=None,
+               image_created: str = "2026-01-01T00:00:00Z") -> dict:
         os_v = [{k: v for k, v in x.items() if k != "_cls"} for x in vulns if x["_cls"] == "os-pkgs"]
         lib_v = [{k: v for k, v in x.items() if k != "_cls"} for x in vulns if x["_cls"] != "os-pkgs"]
         results = [{"Target": f"{self.lineage} (debian 12)", "Class": "os-pkgs", "Type": "debian",
@@ -52,20 +54,26 @@ class Scenario:
         doc = {"SchemaVersion": 2, "ArtifactName": f"{self.lineage}:{image}", "ArtifactType": "container_image",
                "Metadata": {"ImageID": digest("cfg-" + image), "RepoTags": [f"{self.lineage}:{image}"],
                             "RepoDigests": [f"{self.lineage}@{digest('man-' + image)}"] if registry else [],
-                            "ImageConfig": {"created": "2026-01-01T00:00:00Z"}},
+                            "ImageConfig": {"created": image_created}},
                "Results": results}
         if t is not None:
             doc["CreatedAt"] = z(t)
         return doc
 
-    def registry_scan(self, image: str, t: datetime, vulns, suppressed=None) -> None:
+    def registry_scan(self, image: str, t: datetime, vulns, suppressed=None, created_at=True, **kw) -> Path:
+        """A registry scan at t; created_at=False writes no CreatedAt and sets the file's mtime to t."""
         self.n += 1
         p = self.landing / "trivy" / "registry" / f"{self.n:03d}-{image}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.report(image, t, vulns, True, suppressed)))
+        p.write_text(json.dumps(self.report(image, t if created_at else None, vulns, True, suppressed, **kw)))
+        if not created_at:
+            epoch = (t - datetime(1970, 1, 1)).total_seconds()
+            os.utime(p, (epoch, epoch))
+        return p
 
     def ci_run(self, image: str, build_t: datetime, scan_t: datetime | None = None, vulns=(), severity: str | None = None,
-               push_t: datetime | None = None, deploy_t: datetime | None = None, env="production") -> int:
+               push_t: datetime | None = None, deploy_t: datetime | None = None, env="production",
+               gate_failed: bool = False, with_extra: dict | None = None) -> int:
         """A run that builds `image` (BuildKit), optionally scans it (trivy-action), pushes and deploys it."""
         self.run_id += 1
         rid = self.run_id
@@ -89,8 +97,11 @@ class Scenario:
                  (None, "  format: json"), (None, "  output: trivy-results.json")]
             if severity:
                 w.append((None, f"  severity: {severity}"))
+            for key, value in (with_extra or {}).items():
+                w.append((None, f"  {key}: {value}"))
             w.append((None, "##[endgroup]"))
-            step("Scan image", scan_t - timedelta(seconds=30), scan_t, [(scan_t - timedelta(seconds=30), x) for _, x in w])
+            step("Scan image", scan_t - timedelta(seconds=30), scan_t, [(scan_t - timedelta(seconds=30), x) for _, x in w],
+                 conclusion="failure" if gate_failed else "success")
             art = d / "artifacts" / "trivy-results.json"
             art.parent.mkdir(parents=True, exist_ok=True)
             rep = self.report(image, None, list(vulns), registry=False)
@@ -122,6 +133,25 @@ class Scenario:
                 p = d / "logs" / job / f"{n}_{name}.txt"
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text("\n".join(lines))
+        return rid
+
+    def deploy(self, image: str, t: datetime, env="production") -> int:
+        """A cd run that only deploys the manifest of `image` (built and pushed elsewhere)."""
+        self.run_id += 1
+        rid = self.run_id
+        d = self.landing / "ci" / "github-actions" / str(rid)
+        log = d / "logs" / f"deploy-{env}" / f"1_Deploy to {env}.txt"
+        log.parent.mkdir(parents=True)
+        log.write_text(f"{t.strftime('%Y-%m-%dT%H:%M:%S')}.0000000Z "
+                       f"::notice title=deploy::{self.lineage}@{digest('man-' + image)} env={env}")
+        step = {"name": f"Deploy to {env}", "number": 1, "status": "completed", "conclusion": "success",
+                "started_at": (t - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "completed_at": (t + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+        (d / "run.json").write_text(json.dumps({"id": rid, "name": "cd", "status": "completed", "conclusion": "success",
+                                                "created_at": z(t - timedelta(minutes=1))}))
+        (d / "jobs.json").write_text(json.dumps({"total_count": 1, "jobs": [
+            {"id": rid * 10 + 2, "run_id": rid, "name": f"deploy-{env}", "status": "completed", "conclusion": "success",
+             "started_at": z(t - timedelta(seconds=5)), "completed_at": z(t + timedelta(seconds=5)), "steps": [step]}]}))
         return rid
 
     def exceptions(self, scope: str, day: date, text: str, name=".trivyignore") -> None:
