@@ -189,3 +189,38 @@ def test_recomputing_a_week_is_byte_identical(sc):
     first = sc.result.kpis_json
     sc.kpis(MON)
     assert sc.result.kpis_json == first
+
+
+def test_kpis_json_follows_the_published_schema_and_is_range_independent(tmp_path):
+    """The contract: every demo week validates against ifc_scan/kpis/kpis.schema.json, and a week computed
+    alone is byte-identical to the same week computed inside a range."""
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from ifc_scan.demo.generator import generate
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.pipeline import compute_weeks, derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.warehouse.db import connect
+    schema = json.loads(resources.files("ifc_scan.kpis").joinpath("kpis.schema.json").read_text())
+    generate(tmp_path / "landing", weeks=8, seed=4, end=date(2026, 3, 9))
+    ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    mondays = [date(2026, 1, 12) + __import__("datetime").timedelta(weeks=i) for i in range(8)]
+    with connect(tmp_path / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        in_range = compute_weeks(con, policy, mondays)
+        alone = compute_weeks(con, policy, [mondays[5]])[0]
+    for r in in_range:
+        jsonschema.validate(json.loads(r.kpis_json), schema)
+    assert alone.kpis_json == in_range[5].kpis_json
+    bad = json.loads(in_range[0].kpis_json)
+    bad["coverage"]["nightly"]["pct"] = 0 if bad["coverage"]["nightly"]["pct"] is None else None
+    bad["mttr_hours"]["HIGH"]["n"] = None
+    try:
+        jsonschema.validate(bad, schema)
+        raise AssertionError("schema accepted a null count")
+    except jsonschema.ValidationError:
+        pass
