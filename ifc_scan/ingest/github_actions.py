@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ifc_scan.ingest.model import Rejected
-from ifc_scan.lineage import lineage_of
+from ifc_scan.lineage import lineage_of, looks_like_image_ref
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 
 _LOG_TS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) ?(.*)$")
@@ -315,7 +315,7 @@ def _scan_log(run_id: int, log: LogFile, job: dict | None, patterns: dict, resul
         scope = scope or {}
         result.events.append((
             run_id, job_id, (job_name or "")[:300], to_int(step.get("number")), (step.get("name") or "")[:300] or None,
-            kind, t, (ref or "")[:500] or None, lineage_of(ref) if ref else None, digest, image_id, env,
+            kind, t, (ref or "")[:500] or None, lineage_of(ref) if looks_like_image_ref(ref) else None, digest, image_id, env,
             conclusion, scope.get("severity"), _bool(scope.get("ignore-unfixed")), scope.get("vuln-type"),
             scope.get("trivyignores"), scope.get("output"), log.name, line_no, pattern))
 
@@ -339,13 +339,15 @@ def _scan_log(run_id: int, log: LogFile, job: dict | None, patterns: dict, resul
                 text = raw  # continuation line of a multi-line value: keeps the previous time
             t = last_t
             if scan_block is not None:
-                if text.startswith("##[endgroup]") or text.startswith("##[group]"):
-                    finish_scan_block()
-                else:
-                    kv = re.match(r"^\s+([\w\-]+):\s*(.*)$", text)
-                    if kv and kv.group(1) in SCAN_WITH_KEYS:
+                kv = re.match(r"^\s+([\w\-]+):\s*(.*)$", text)
+                if kv or text.strip() in ("with:", "env:"):
+                    if kv and kv.group(1) in SCAN_WITH_KEYS:   # env: values are TRIVY_* names, not inputs
                         scan_block["with"].setdefault(kv.group(1), kv.group(2).strip())
-                    continue  # `env:` values are TRIVY_* variables, not the action's inputs
+                    continue
+                # the echo of the step's inputs ends at ##[endgroup] or at any other line
+                finish_scan_block()
+                if text.startswith("##[endgroup]"):
+                    continue
             matched_kinds = set()
             for kind, name, rx in patterns["patterns"]:
                 pm = rx.search(text)
