@@ -8,6 +8,8 @@ from __future__ import annotations
 import codecs
 import json
 
+import orjson
+
 from ifc_scan.ingest.model import ParsedScan, Rejected
 from ifc_scan.ingest.trivy_json import read_trivy_json
 from ifc_scan.ingest.trivy_k8s import is_k8s_report, is_operator_doc, read_k8s_report, read_operator
@@ -19,6 +21,11 @@ def decode_json_bytes(data: bytes):
     (PowerShell's `>` writes UTF-16); anything else must be valid UTF-8."""
     if not data.strip():
         raise Rejected("empty file (0 bytes of JSON)" if not data else "file holds only whitespace")
+    if not data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return orjson.loads(data)   # fast path: valid UTF-8 JSON, as Trivy writes it
+        except orjson.JSONDecodeError:
+            pass                        # the standard decoder below says precisely what is wrong
     boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
             (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
     enc = next((name for bom, name in boms if data.startswith(bom)), "utf-8")

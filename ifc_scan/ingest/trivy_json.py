@@ -6,41 +6,65 @@ the legacy list of results (before v0.20), and the literal `null`.
 
 from __future__ import annotations
 
-from ifc_scan.ingest.model import ParsedScan, Rejected, as_int, as_text, norm_severity
+from functools import lru_cache
+
+from ifc_scan.ingest.model import SEVERITIES, ParsedScan, Rejected, as_int, as_text, norm_severity
 from ifc_scan.lineage import digest_of, lineage_of, looks_like_image_ref
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 
+_SEVERITY_SET = frozenset(SEVERITIES)
 
-def _ts_or_none(value):
+
+@lru_cache(maxsize=65536)
+def _ts_cached(value: str):
     try:
         return parse_ts(value)
     except BadTimestamp:
         return None
 
 
-def _cvss_score(cvss) -> float | None:
-    if not isinstance(cvss, dict):
-        return None
-    for vendor in sorted(cvss, key=lambda v: v != "nvd"):  # nvd first
-        entry = cvss.get(vendor)
-        if isinstance(entry, dict):
-            for key in ("V40Score", "V3Score", "V2Score"):
-                score = entry.get(key)
-                if isinstance(score, (int, float)) and not isinstance(score, bool):
-                    return float(score)
+def _ts_or_none(value):
+    """Lenient timestamp for informational fields (PublishedDate...): bad -> None. Cached: the same
+    CVE dates recur in every nightly scan."""
+    return _ts_cached(value) if isinstance(value, str) else None
+
+
+def _score(entry):
+    if isinstance(entry, dict):
+        for key in ("V40Score", "V3Score", "V2Score"):
+            score = entry.get(key)
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                return float(score)
     return None
 
 
+def _cvss_score(cvss) -> float | None:
+    """The NVD score if there is one, else the first vendor's (newest CVSS version first)."""
+    if not isinstance(cvss, dict):
+        return None
+    score = _score(cvss.get("nvd"))
+    if score is None:
+        score = next((s for s in map(_score, cvss.values()) if s is not None), None)
+    return score
+
+
+def _s(value, limit):
+    """as_text with a fast path for the common case, a plain string."""
+    return value[:limit] if type(value) is str else as_text(value, limit)
+
+
 def vuln_row(target, cls, typ, v: dict, suppressed=False, sup=(None, None, None)) -> tuple:
-    ident = v.get("PkgIdentifier") if isinstance(v.get("PkgIdentifier"), dict) else {}
+    get = v.get
+    ident = get("PkgIdentifier")
+    purl = ident.get("PURL") if isinstance(ident, dict) else None
+    sev = get("Severity")
     return (
-        as_text(target, 500), cls, typ,
-        as_text(v.get("VulnerabilityID"), 200), as_text(v.get("PkgName"), 500),
-        as_text(v.get("PkgPath"), 1000) or "", as_text(v.get("PkgID"), 500), as_text(ident.get("PURL"), 1000),
-        as_text(v.get("InstalledVersion"), 200), as_text(v.get("FixedVersion"), 500),
-        as_text(v.get("Status"), 40), norm_severity(v.get("Severity")), as_text(v.get("SeveritySource"), 40),
-        as_text(v.get("Title"), 1000), as_text(v.get("PrimaryURL"), 1000), _cvss_score(v.get("CVSS")),
-        _ts_or_none(v.get("PublishedDate")), suppressed, *sup,
+        _s(target, 500), cls, typ, _s(get("VulnerabilityID"), 200), _s(get("PkgName"), 500),
+        _s(get("PkgPath"), 1000) or "", _s(get("PkgID"), 500), _s(purl, 1000),
+        _s(get("InstalledVersion"), 200), _s(get("FixedVersion"), 500), _s(get("Status"), 40),
+        sev if sev in _SEVERITY_SET else norm_severity(sev), _s(get("SeveritySource"), 40),
+        _s(get("Title"), 1000), _s(get("PrimaryURL"), 1000), _cvss_score(get("CVSS")),
+        _ts_or_none(get("PublishedDate")), suppressed, *sup,
     )
 
 
