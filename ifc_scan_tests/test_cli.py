@@ -54,3 +54,20 @@ def test_a_changed_week_becomes_a_new_revision_and_keeps_the_old(tmp_path):
     assert (rep / "2026-W09" / "revisions" / "r1" / "manifest.json").read_bytes() == first
     assert "1 earlier revision" in (rep / "2026-W09" / "report.html").read_text()
     assert not [p for p in rep.iterdir() if p.name.startswith(".")]                # no temp folder left
+
+
+def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
+    import os
+    import subprocess
+    import sys
+    land = tmp_path / "landing"
+    generate(land, weeks=6, seed=5, end=date(2026, 3, 9))
+    outs = []
+    for hash_seed in ("1", "2"):
+        wh, rep = tmp_path / f"w{hash_seed}.duckdb", tmp_path / f"r{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        for cmd in (["ingest", "--landing", str(land), "--warehouse", str(wh)],
+                    ["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]):
+            subprocess.run([sys.executable, "-m", "ifc_scan.cli", *cmd], check=True, capture_output=True, env=env)
+        outs.append((rep / "2026-W09" / "kpis.json").read_bytes())
+    assert outs[0] == outs[1]

@@ -139,3 +139,20 @@ def test_demo_landing_zone_ingests_with_ci_events(tmp_path):
     assert kinds["build"] == 2 * stats["builds"] - con.execute(
         "select count(*) from ci_runs where conclusion='failure'").fetchone()[0]
     assert con.execute("select count(*) from ci_events where kind='build' and image_id is null").fetchone()[0] == 0
+
+
+def test_demo_is_deterministic_for_a_seed_whatever_the_hash_seed(tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"demo-{hash_seed}"
+        subprocess.run([sys.executable, "-m", "ifc_scan.cli", "demo", "--out", str(out), "--weeks", "8", "--seed", "3"],
+                       check=True, capture_output=True, env={**__import__("os").environ, "PYTHONHASHSEED": hash_seed})
+        h = hashlib.sha256()
+        for p in sorted(out.rglob("*")):
+            if p.is_file():
+                h.update(p.relative_to(out).as_posix().encode() + b"\0" + p.read_bytes())
+        digests.append(h.hexdigest())
+    assert digests[0] == digests[1]

@@ -200,7 +200,7 @@ class Demo:
             prev = current[app]
             seq = prev.seq + 1
             img = Image(app, seq, sha(app, seq, "cfg"), sha(app, seq, "man"), t + timedelta(minutes=3))
-            for vid in prev.vulns:
+            for vid in sorted(prev.vulns):   # sorted: set order varies with the hash seed
                 v = self.vulns[vid]
                 if v.disclosed <= t and rng.random() < FIX_PROB[v.severity]:
                     continue  # fixed by this build (dependency bumped)
