@@ -13,12 +13,13 @@ import yaml
 CATALOG = yaml.safe_load(resources.files("ifc_scan.controls").joinpath("catalog.yaml").read_text())
 
 
-def _status(conds: list) -> str:
-    if all(c is None for c in conds):
+def _status(conds: dict) -> str:
+    values = list(conds.values())
+    if all(c is None for c in values):
         return "no-data"
-    if any(c is False for c in conds):
+    if any(c is False for c in values):
         return "fail"
-    if any(c is None for c in conds):
+    if any(c is None for c in values):
         return "partial"
     return "pass"
 
@@ -41,17 +42,26 @@ def evaluate_controls(k: dict, deploys: list[dict], reproducible: bool | None) -
                for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW")]
     mttr_cond = None if all(m is None for m in mttr_ok) else all(m is not False for m in mttr_ok)
     verify_logged = any(d["verified_before"] for d in deploys)
+    # each rule: {condition a reader understands: True | False | None (no data)}
+    gate, nightly = {"build-gate coverage 100 %": cov_b}, {"nightly coverage 100 %": cov_n}
+    crit = {"no CRITICAL finding overdue": crit_overdue == 0}
+    scanned = {"every production deploy scanned (same digest) before it": _deploys_ok(deploys, "scanned_before")}
+    change_gate = {"no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
+                   None if not deploys else all(not d["critical_unexcepted_before"] for d in deploys)}
     rules = {
-        "a06": [cov_b, cov_n, crit_overdue == 0],
-        "a03_2025": [cov_b, cov_n, crit_overdue == 0, _deploys_ok(deploys, "scanned_before")],
-        "a08": [_deploys_ok(deploys, "scanned_before")] + ([_deploys_ok(deploys, "verified_before")] if verify_logged else []),
-        "iso_8_8": [cov_b, cov_n, no_overdue, exc_ok],
-        "change_gate": [None if not deploys else all(not d["critical_unexcepted_before"] for d in deploys)],
-        "reproducible": [reproducible],
-        "cc7_1": [cov_n, cov_b],
-        "cc6_8": [None if not deploys else all(d["image_known"] and d["scanned_before"] for d in deploys)],
-        "nist": [cov_b, cov_n, mttr_cond],
-        "cis": [cov_b, cov_n, k["cadence"]["lineages_with_gaps"] == 0],
+        "a06": {**gate, **nightly, **crit},
+        "a03_2025": {**gate, **nightly, **crit, **scanned},
+        "a08": {**scanned, **({"every production deploy verified (cosign) before it": _deploys_ok(deploys, "verified_before")}
+                              if verify_logged else {})},
+        "iso_8_8": {**gate, **nightly, "no open finding overdue": no_overdue,
+                    "exceptions valid (no invalid line, no expired entry still listed)": exc_ok},
+        "change_gate": change_gate,
+        "reproducible": {"an independent recomputation gives the same figures": reproducible},
+        "cc7_1": {**nightly, **gate},
+        "cc6_8": {"no production deploy of an unscanned or unknown digest":
+                  None if not deploys else all(d["image_known"] and d["scanned_before"] for d in deploys)},
+        "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond},
+        "cis": {**gate, **nightly, "no scan gap over the tolerance": k["cadence"]["lineages_with_gaps"] == 0},
     }
     out = []
     for c in CATALOG["controls"]:
@@ -60,5 +70,7 @@ def evaluate_controls(k: dict, deploys: list[dict], reproducible: bool | None) -
             strength = "P" if verify_logged else "W"
         out.append({"framework": c["framework"], "edition": c["edition"], "id": c["id"], "policy_id": c["policy_id"],
                     "strength": strength, "status": _status(rules[c["rule"]]), "evidence": c["evidence"],
+                    "failed": [name for name, ok in rules[c["rule"]].items() if ok is False],
+                    "no_data": [name for name, ok in rules[c["rule"]].items() if ok is None],
                     "intent": c["intent"], "limitation": c.get("limitation") if strength != "P" else None})
     return out

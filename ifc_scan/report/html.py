@@ -47,11 +47,19 @@ def fmt(v, suffix=""):
     return f"{v}{suffix}"
 
 
+def when(v):
+    """'2026-11-20T05:09:04.234148Z' -> '2026-11-20 05:09Z' for reading; CSV and JSON keep full precision."""
+    if not v:
+        return v
+    return v[:10] + " " + v[11:16] + "Z" if len(v) >= 16 and v[10] == "T" else v
+
+
 ENV.filters["fmt"] = fmt
+ENV.filters["when"] = when
 
 
 def _figures(trend: list[dict], k: dict) -> list[dict]:
-    weeks = [t["week"] for t in trend]
+    weeks = [t["week"][5:] for t in trend]   # "W47": short axis labels; the tables give the year
     figs = []
     f1 = go.Figure()
     for s in SEVERITIES:
@@ -91,7 +99,7 @@ APP_JS = """
   var data = JSON.parse(document.getElementById('chart-data').textContent);
   data.forEach(function (c) {
     var el = document.getElementById('chart-' + c.id);
-    if (el && window.Plotly) { Plotly.newPlot(el, c.json.data, c.json.layout, {displaylogo: false, responsive: true, staticPlot: false}); }
+    if (el && window.Plotly) { Plotly.newPlot(el, c.json.data, c.json.layout, {displayModeBar: false, responsive: true}); }
   });
   var q = document.getElementById('finding-search'), sev = document.getElementById('finding-sev'),
       st = document.getElementById('finding-state'), rows = document.querySelectorAll('#findings tbody tr'),

@@ -1,0 +1,95 @@
+"""The weekly report in real headless Chromium (Debian's package; .ci/run installs it), network disabled."""
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from ifc_scan_tests.scenario import Scenario, vuln
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
+         # no network: every host resolves nowhere and any proxied fetch goes to a closed port
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--enable-logging=stderr", "--v=0"]
+PWNED = "document.title='PWNED'"
+
+
+def chromium(tmp_path, *args, timeout=120):
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.pipeline import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    tmp = tmp_path_factory.mktemp("browser")
+    sc = Scenario(tmp)
+    evil = vuln(f"CVE-<script>{PWNED}</script>", f'"><img src=x onerror="{PWNED}">', "CRITICAL")
+    evil["Title"] = "javascript:alert(1) <style>body{display:none}</style> =cmd|' /C calc'!A0 \x1b[31m"
+    sc.registry_scan("A", datetime(2026, 3, 2, 2), [evil, vuln("CVE-2026-1", "openssl", "HIGH")])
+    sc.ci_run("B", datetime(2026, 3, 3, 10), scan_t=datetime(2026, 3, 3, 10, 5), vulns=[evil],
+              push_t=datetime(2026, 3, 3, 10, 10), deploy_t=datetime(2026, 3, 3, 12))
+    sc.registry_scan("B", datetime(2026, 3, 4, 2), [evil])
+    ingest(sc.landing, tmp / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(tmp / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2)], tmp / "reports", landing=str(sc.landing))
+    return tmp / "reports" / "2026-W10"
+
+
+def test_report_draws_every_chart_without_console_errors_and_prints(report, tmp_path):
+    url = (report / "report.html").as_uri()
+    r = chromium(tmp_path, "--virtual-time-budget=15000", "--dump-dom", url)
+    dom = r.stdout
+    charts = re.findall(r'<div id="chart-(\w+)"', dom)
+    assert charts == ["open_trend", "mttr_trend", "coverage_trend", "severity_mix"]
+    assert dom.count('class="main-svg"') >= 2 * len(charts)   # plotly draws two SVG layers per chart
+    console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console                            # no script error, no CSP violation
+    shot = Path(__file__).resolve().parents[1] / "reports" / "browser-test-2026-W10.png"
+    r = chromium(tmp_path, "--window-size=1300,3000", "--virtual-time-budget=15000", f"--screenshot={shot}", url)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    pdf = tmp_path / "report.pdf"
+    chromium(tmp_path, "--virtual-time-budget=15000", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+def test_hostile_scan_text_shows_escaped_and_executes_nothing(report, tmp_path):
+    r = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", (report / "report.html").as_uri())
+    dom = r.stdout
+    assert "<title>Container image scanning report 2026-W10</title>" in dom     # no payload ran
+    assert "PWNED</title>" not in dom
+    assert '<img src="x"' not in dom and "<style>body" not in dom               # no element injected
+    assert f"CVE-&lt;script&gt;{PWNED}&lt;/script&gt;" in dom                   # the text is shown, escaped
+    assert "javascript:alert(1)" in dom and 'href="javascript:' not in dom
+
+
+def test_headline_figures_and_counts_match_kpis_json_and_csvs(report):
+    html = (report / "report.html").read_text()
+    k = json.loads((report / "kpis.json").read_text())
+    assert re.search(r'CRITICAL in production \(not excepted\)</div>\s*<div class="v">(\d+)', html).group(1) == \
+        str(k["critical_in_prod"]["count"])
+    assert f'{k["new_findings"]["total"]})</h3>' in html and f'{k["open_backlog"]["total"]} open)' in html
+    with open(report / "findings.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert re.search(r"Findings \((\d+) open at T", html).group(1) == str(len(rows))
+    with open(report / "exceptions.csv") as fh:
+        assert fh.read().strip() == "no rows" and "No exception snapshot is in force." in html
+    with open(report / "deploys.csv", newline="") as fh:
+        deploys = list(csv.DictReader(fh))
+    assert f"Production deploys this week ({len(deploys)})" in html and len(deploys) == 1
