@@ -141,3 +141,21 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
         st = [gql(port, RUN_STATUS, {"id": i})["runOrError"]["status"] for i in ids]
         return st if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in st) else None
     assert wait_for(finished, 420, "both runs to finish", every=2) == ["SUCCESS", "SUCCESS"]
+
+    # the asset graph as a person sees it: headless Chromium on the lineage page, screenshot saved
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return  # the browser half needs Debian's chromium (.ci/run installs it); the API half has run
+    assert gql(port, "mutation { setNuxSeen }")["setNuxSeen"] is True      # dismiss the first-visit modal
+    graph = f"http://127.0.0.1:{port}/assets/weekly_report?view=lineage&lineageScope=upstream"
+    catalog = f"http://127.0.0.1:{port}/assets"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={dagster_dev['reports'].parent / 'chr'}",
+             "--window-size=1400,800", "--virtual-time-budget=25000"]
+    # the catalog lists every asset as text (the lineage graph lays out after Chromium's DOM snapshot)
+    dom = subprocess.run([*flags, "--dump-dom", catalog], capture_output=True, text=True, timeout=120).stdout
+    for asset in ("warehouse_ingest", "finding_lifecycle", "weekly_report"):
+        assert asset in dom, asset
+    shot = ROOT / "reports" / "ui-asset-graph.png"
+    subprocess.run([*flags, f"--screenshot={shot}", graph], capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
