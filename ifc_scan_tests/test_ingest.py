@@ -156,3 +156,60 @@ def test_demo_is_deterministic_for_a_seed_whatever_the_hash_seed(tmp_path):
                 h.update(p.relative_to(out).as_posix().encode() + b"\0" + p.read_bytes())
         digests.append(h.hexdigest())
     assert digests[0] == digests[1]
+
+
+def _both_readers(data: bytes):
+    import io
+
+    from ifc_scan.ingest.trivy_json_stream import read_trivy_json_stream
+    whole = read_scan_bytes(data)
+    streamed = read_trivy_json_stream(io.BytesIO(data))
+    return whole, streamed
+
+
+def _same(whole, streamed):
+    assert len(whole) == len(streamed) == 1
+    a, b = whole[0], streamed[0]
+    for field in ("vulnerabilities", "misconfigurations", "secrets", "licenses"):
+        assert getattr(a, field) == getattr(b, field), field
+    for field in ("lineage", "image_id", "repo_digests", "repo_tags", "created_at", "artifact_name", "artifact_type",
+                  "trivy_version", "image_created", "os_family", "lists_suppressed"):
+        assert getattr(a, field) == getattr(b, field), field
+
+
+@pytest.mark.corpus
+def test_streaming_reader_equals_whole_file_reader_on_real_reports(corpus):
+    n = 0
+    for p in sorted((corpus / "trivy-json").glob("*.json")) + sorted((corpus / "defectdojo-trivy").glob("*.json")):
+        doc = json.loads(p.read_text())
+        if isinstance(doc, dict) and doc.get("SchemaVersion") == 2:
+            _same(*_both_readers(p.read_bytes()))
+            n += 1
+    assert n > 60
+
+
+def test_streaming_reader_equals_whole_file_reader_on_all_lists():
+    v = {"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH", "PublishedDate": "2024-01-01T00:00:00Z",
+         "CVSS": {"ghsa": {"V3Score": 7.5}}, "PkgIdentifier": {"PURL": "pkg:npm/p@1"}}
+    doc = {"SchemaVersion": 2, "CreatedAt": "2026-03-02T02:00:00.123456789+01:00", "ArtifactName": "nginx:1",
+           "ArtifactType": "container_image", "Metadata": {"ImageID": "sha256:" + "a" * 64, "RepoTags": ["nginx:1"]},
+           "Results": [
+               {"Vulnerabilities": [v], "Target": "late-context (debian 12)", "Class": "os-pkgs", "Type": "debian"},
+               {"Target": "Dockerfile", "Class": "config", "Misconfigurations": [{"ID": "DS002", "Type": "Dockerfile Security Check",
+                "Severity": "HIGH", "CauseMetadata": {"StartLine": 3}}]},
+               {"Target": "app/.env", "Class": "secret", "Secrets": [{"RuleID": "aws-key", "Severity": "CRITICAL"}]},
+               {"Target": "OS Packages", "Class": "license", "Licenses": [{"Name": "GPL-2.0", "Confidence": 1}]},
+               {"Target": "x", "Class": "lang-pkgs", "Type": "npm", "ExperimentalModifiedFindings": [
+                   {"Type": "vulnerability", "Status": "not_affected", "Statement": "vex", "Source": "a.vex", "Finding": v}]}]}
+    whole, streamed = _both_readers(json.dumps(doc).encode())
+    _same(whole, streamed)
+    assert streamed[0].vulnerabilities[0][0] == "late-context (debian 12)"    # context given after the list
+    assert streamed[0].lists_suppressed and streamed[0].vulnerabilities[1][17] is True
+
+
+def test_broken_large_report_is_rejected_by_the_streaming_reader():
+    import io
+
+    from ifc_scan.ingest.trivy_json_stream import read_trivy_json_stream
+    with pytest.raises(Rejected, match="broken JSON"):
+        read_trivy_json_stream(io.BytesIO(b'{"SchemaVersion": 2, "Results": [{"Target": "x", "Vulnerabilities": [{"Vul'))

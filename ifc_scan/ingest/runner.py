@@ -24,7 +24,7 @@ from ifc_scan.ingest import exceptions as exc_reader
 from ifc_scan.ingest.github_actions import load_patterns, read_run_folder
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
-from ifc_scan.ingest.scan_files import read_scan_bytes
+from ifc_scan.ingest.scan_files import read_scan_file
 from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
 from ifc_scan.warehouse.db import connect
 
@@ -334,7 +334,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             # turned into rows saves its repeated scans of objects that are all alive anyway.
             gc.disable()
             try:
-                scans = read_scan_bytes(f.path.read_bytes())
+                scans = read_scan_file(f.path, f.size)
                 for s in scans:
                     _check_dates(s, now)
             except Rejected as exc:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import codecs
 import json
+from pathlib import Path
 
 import orjson
 
 from ifc_scan.ingest.model import ParsedScan, Rejected
 from ifc_scan.ingest.trivy_json import read_trivy_json
+from ifc_scan.ingest.trivy_json_stream import NotStreamable, read_trivy_json_stream
 from ifc_scan.ingest.trivy_k8s import is_k8s_report, is_operator_doc, read_k8s_report, read_operator
 from ifc_scan.ingest.trivy_sarif import is_sarif, read_trivy_sarif
 
@@ -79,3 +81,20 @@ def read_scan_document(doc) -> list[ParsedScan]:
 
 def read_scan_bytes(data: bytes) -> list[ParsedScan]:
     return read_scan_document(decode_json_bytes(data))
+
+
+STREAM_BYTES = 32 * 1024 * 1024   # above this a SchemaVersion 2 report is streamed, not parsed whole
+
+
+def read_scan_file(path: Path, size: int) -> list[ParsedScan]:
+    """A landing-zone scan file -> scans. Large Trivy JSON is streamed so memory stays bounded."""
+    if size > STREAM_BYTES and path.suffix.lower() == ".json":
+        with path.open("rb") as fh:
+            head = fh.read(4)
+            fh.seek(0)
+            if not head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                try:
+                    return read_trivy_json_stream(fh)
+                except NotStreamable:
+                    pass   # another shape (legacy list, k8s report...): parsed whole below
+    return read_scan_bytes(path.read_bytes())
