@@ -50,10 +50,20 @@ def test_a_changed_week_becomes_a_new_revision_and_keeps_the_old(tmp_path):
     main(["ingest", *args])
     main(["report", *args, "--reports", str(rep), "--week", "2026-W09"])
     new = json.loads((rep / "2026-W09" / "manifest.json").read_text())
-    assert new["revision"] == 2 and new["supersedes"]["path"] == "revisions/r1"
-    assert (rep / "2026-W09" / "revisions" / "r1" / "manifest.json").read_bytes() == first
+    assert new["revision"] == 2 and new["supersedes"]["path"] == "revisions/2026-W09/r1"
+    assert (rep / "revisions" / "2026-W09" / "r1" / "manifest.json").read_bytes() == first
     assert "1 earlier revision" in (rep / "2026-W09" / "report.html").read_text()
     assert not [p for p in rep.iterdir() if p.name.startswith(".")]                # no temp folder left
+
+    # a writer killed between its two renames leaves the week absent, never half-written; the next run
+    # continues the numbering from the archive
+    import os
+    os.rename(rep / "2026-W09", rep / "revisions" / "2026-W09" / "r2")
+    (snap / ".trivyignore").write_text("CVE-2099-0002  # later still\n")
+    main(["ingest", *args])
+    main(["report", *args, "--reports", str(rep), "--week", "2026-W09"])
+    third = json.loads((rep / "2026-W09" / "manifest.json").read_text())
+    assert third["revision"] == 3 and third["supersedes"]["path"] == "revisions/2026-W09/r2"
 
 
 def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):

@@ -2,7 +2,9 @@
 
 The folder is built in a temporary directory and renamed into place, so a half-written report is
 never visible. Same inputs and figures -> the folder is left untouched. Changed -> a new revision;
-the previous one is kept under `revisions/` and named in the new manifest.
+the previous one is moved to `reports/revisions/<week>/r<N>/` and named in the new manifest.
+Each step of publishing is one rename, so a process killed at any point loses nothing: at worst the
+week's folder is briefly absent, and the next run continues the revision numbering.
 """
 
 from __future__ import annotations
@@ -69,6 +71,29 @@ def git_commit() -> str | None:
         return None
 
 
+def latest_revision(reports: Path, week: str) -> dict | None:
+    """The revision the next one supersedes: the published folder, or (after a run killed between its
+    two renames) the newest archived one."""
+    candidates = [reports / week / "manifest.json"]
+    archive = reports / "revisions" / week
+    if archive.is_dir():
+        candidates += sorted(archive.glob("r*/manifest.json"), key=lambda p: int(p.parent.name[1:]), reverse=True)
+    for m in candidates:
+        if m.is_file():
+            data = m.read_bytes()
+            rev = json.loads(data).get("revision", 1)
+            return {"revision": rev, "manifest_sha256": sha256_bytes(data),
+                    "path": f"revisions/{week}/r{rev}"}   # where it lives once superseded (reports/...)
+    return None
+
+
+def clean_stale_temp(reports: Path, week: str) -> None:
+    """Temporary folders of a writer that died (they only ever hold new, unpublished files).
+    Safe: publications are serialised by the warehouse lock held around them."""
+    for stale in reports.glob(f".tmp-{week}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def previous_manifest_hash(reports: Path, week: str, all_weeks: list[str]) -> str | None:
     earlier = sorted(w for w in all_weeks if w < week)
     candidates = earlier or sorted(p.name for p in reports.iterdir() if p.is_dir() and p.name < week and p.name[:2] == "20")
@@ -91,15 +116,11 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     if (final / "kpis.json").is_file() and (final / "kpis.json").read_bytes() == kpis_bytes:
         return {"path": str(final), "status": "unchanged", "week": week}
 
+    clean_stale_temp(reports, week)
     files: dict[str, bytes] = {"kpis.json": kpis_bytes}
     for name, key in CSV_FILES.items():
         files[name] = to_csv(result.populations[key])
-    old_manifest = final / "manifest.json"
-    supersedes = None
-    if old_manifest.is_file():
-        old_bytes = old_manifest.read_bytes()
-        old_rev = json.loads(old_bytes).get("revision", 1)
-        supersedes = {"revision": old_rev, "manifest_sha256": sha256_bytes(old_bytes), "path": f"revisions/r{old_rev}"}
+    supersedes = latest_revision(reports, week)
     revision = supersedes["revision"] + 1 if supersedes else 1
     generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     prev_hash = previous_manifest_hash(reports, week, all_weeks)
@@ -130,13 +151,11 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
-    # Publish by renames only. From here on nothing is deleted: if a rename fails, the earlier
-    # revisions are still on disk (in the old folder or in the .tmp-* folder), never lost.
+    # Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place.
     if final.is_dir():
-        if (final / "revisions").is_dir():
-            os.rename(final / "revisions", tmp / "revisions")
-        (tmp / "revisions").mkdir(exist_ok=True)
-        os.rename(final, tmp / "revisions" / f"r{supersedes['revision'] if supersedes else 1}")
+        archive = reports / "revisions" / week
+        archive.mkdir(parents=True, exist_ok=True)
+        os.rename(final, archive / f"r{supersedes['revision']}")
     os.rename(tmp, final)
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
