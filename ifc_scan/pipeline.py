@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 
 from ifc_scan.controls.evaluate import evaluate_controls
+from ifc_scan.faults import fault_point
 from ifc_scan.kpis.weekly import compute_week
 from ifc_scan.lifecycle.observations import Observations, load
 from ifc_scan.lifecycle.timeline import EVENT_COLUMNS, FINDING_COLUMNS, MOMENT_COLUMNS, build_lifecycle, lifecycle_rows
@@ -51,6 +52,7 @@ def derive_lifecycle(con, policy: dict):
         _insert(con, "findings", FINDING_COLUMNS, findings)
         _insert(con, "finding_events", EVENT_COLUMNS, events)
         _insert(con, "timeline_moments", MOMENT_COLUMNS, moments)
+        fault_point()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -245,6 +247,7 @@ def write_weekly_kpis(con, results: list[WeekResult]) -> None:
                 k["critical_in_prod"]["excepted"], k["coverage"]["build_gate"]["pct"], k["coverage"]["nightly"]["pct"],
                 k["mttr_hours"]["CRITICAL"]["mean"], k["mttr_hours"]["HIGH"]["mean"], k["open_backlog"]["total"],
                 k["new_findings"]["total"], k["remediated"]["total"], r.kpis_json))
+            fault_point()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

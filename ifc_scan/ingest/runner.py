@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ifc_scan.faults import fault_point
 from ifc_scan.ingest import exceptions as exc_reader
 from ifc_scan.ingest.github_actions import load_patterns, read_run_folder
 from ifc_scan.ingest.inventory import parse_inventory
@@ -29,7 +30,8 @@ from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_
 from ifc_scan.warehouse.db import connect
 
 DEFAULT_MAX_FILE_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_FILE_MB", "512")) * 1024 * 1024)
-BATCH_BYTES = 96 * 1024 * 1024        # flush (commit) after this many input bytes: bounds memory
+# flush (commit) after this many input bytes: bounds memory. Tests set it small to get many commit points.
+BATCH_BYTES = int(float(os.environ.get("IFC_SCAN_BATCH_MB", "96")) * 1024 * 1024)
 FUTURE_SLACK_DAYS = 2                  # a CreatedAt more than this after ingest time is impossible
 
 TABLE_COLUMNS = {
@@ -148,6 +150,7 @@ class Batch:
     def flush(self, con, summary: IngestSummary):
         if not self.rows and not self.deletes:
             return
+        fault_point()
         con.execute("BEGIN TRANSACTION")
         try:
             for sql, params in self.deletes:
@@ -158,7 +161,9 @@ class Batch:
                     df = pd.DataFrame(rows, columns=cols, dtype=object)  # noqa: F841 (read by DuckDB below)
                     con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM df")
                     summary.rows[table] += len(rows)
+                    fault_point()
             con.execute("COMMIT")
+            fault_point()
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import CATALOG
+from ifc_scan.faults import fault_point
 from ifc_scan.report.html import render_index, render_report
 
 CSV_FILES = {
@@ -151,12 +152,15 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
+    fault_point()
     # Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place.
     if final.is_dir():
         archive = reports / "revisions" / week
         archive.mkdir(parents=True, exist_ok=True)
         os.rename(final, archive / f"r{supersedes['revision']}")
+        fault_point()
     os.rename(tmp, final)
+    fault_point()
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
 
