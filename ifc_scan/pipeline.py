@@ -181,9 +181,40 @@ def compute_weeks(con, policy: dict, mondays: list[date]) -> list[WeekResult]:
         kpis["controls"] = evaluate_controls(kpis, deploys, reproducible)
         populations = {"findings": findings_population(ctx), "exceptions": entries,
                        "coverage": coverage_population(kpis, ctx), "deploys": deploys,
+                       "config_and_secrets": config_and_secrets_population(con, ctx),
                        "lifecycle": lc, "obs": obs}
         results.append(WeekResult(kpis, populations, inputs))
     return results
+
+
+def config_and_secrets_population(con, ctx) -> list[dict]:
+    """Misconfigurations (failed checks) and secrets in the latest scan, before T, of each lineage's
+    current image: shown in the report rather than calling the image clean."""
+    latest = {}
+    for lineage, history in ctx.lc.current_images.items():
+        current = [img for since, img in history if since < ctx.T]
+        if not current or ctx.retired(lineage):
+            continue
+        scans = [s for s in ctx.scans if s.lineage == lineage and s.image == current[-1]]
+        if scans:
+            latest[max(scans, key=lambda s: (s.observed_at, s.scan_id)).scan_id] = (lineage, current[-1])
+    if not latest:
+        return []
+    ids = list(latest)
+    rows = []
+    for kind, sql in (
+            ("misconfiguration", "SELECT scan_id, target, coalesce(check_id, avd_id), severity, title, status, "
+                                 "coalesce(message, ''), start_line FROM scan_misconfigurations "
+                                 "WHERE scan_id IN (SELECT unnest(?)) AND coalesce(status, 'FAIL') = 'FAIL'"),
+            ("secret", "SELECT scan_id, target, rule_id, severity, title, 'FOUND', coalesce(match, ''), start_line "
+                       "FROM scan_secrets WHERE scan_id IN (SELECT unnest(?))")):
+        for sid, target, cid, sev, title, status, detail, line in con.execute(sql, [ids]).fetchall():
+            lineage, image = latest[sid]
+            rows.append({"kind": kind, "lineage": lineage, "image": image, "severity": sev, "id": cid, "title": title,
+                         "target": target, "line": line, "detail": detail, "scan_id": sid})
+    order = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "UNKNOWN": 4}
+    rows.sort(key=lambda r: (order.get(r["severity"], 5), r["lineage"], r["kind"], r["id"] or "", r["target"] or ""))
+    return rows
 
 
 def findings_population(ctx) -> list[dict]:

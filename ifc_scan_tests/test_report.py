@@ -35,3 +35,35 @@ def test_hostile_text_is_escaped_and_csv_cells_neutralised(tmp_path):
 def test_csv_safe():
     assert csv_safe("=1+1") == "'=1+1" and csv_safe("+x") == "'+x" and csv_safe("-x") == "'-x" and csv_safe("@x") == "'@x"
     assert csv_safe("CVE-1") == "CVE-1" and csv_safe(None) == ""
+
+
+def test_misconfigurations_and_secrets_of_production_images_are_shown(tmp_path):
+    import csv
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.pipeline import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    sc = Scenario(tmp_path)
+    p = sc.registry_scan("A", datetime(2026, 3, 2, 2), [vuln("CVE-1", "a", "LOW")])
+    doc = json.loads(p.read_text())
+    doc["Results"] += [
+        {"Target": "Dockerfile", "Class": "config", "Type": "dockerfile", "Misconfigurations": [
+            {"ID": "DS002", "Title": "Image user should not be 'root'", "Severity": "HIGH", "Status": "FAIL"},
+            {"ID": "DS026", "Title": "No HEALTHCHECK", "Severity": "LOW", "Status": "PASS"}]},
+        {"Target": "app/.env", "Class": "secret", "Secrets": [{"RuleID": "aws-access-key-id", "Severity": "CRITICAL",
+                                                             "Title": "AWS Access Key ID", "StartLine": 3, "Match": "AKIA****"}]}]
+    p.write_text(json.dumps(doc))
+    ingest(sc.landing, tmp_path / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(tmp_path / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2)], tmp_path / "reports", landing=str(sc.landing))
+    week = tmp_path / "reports" / "2026-W10"
+    with open(week / "config_and_secrets.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # the failed check and the secret; the passed check is not a finding
+    assert [(r["kind"], r["id"], r["severity"]) for r in rows] == [("secret", "aws-access-key-id", "CRITICAL"),
+                                                                   ("misconfiguration", "DS002", "HIGH")]
+    html = (week / "report.html").read_text()
+    assert "1 failed configuration check(s), 1 exposed secret(s)" in html and "app/.env:3" in html

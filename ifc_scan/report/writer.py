@@ -30,6 +30,7 @@ CSV_FILES = {
     "exceptions.csv": "exceptions",
     "coverage.csv": "coverage",
     "deploys.csv": "deploys",
+    "config_and_secrets.csv": "config_and_secrets",
 }
 
 
