@@ -11,8 +11,9 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
     assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]) == 0
     week = rep / "2026-W09"
-    assert sorted(p.name for p in week.iterdir()) == ["coverage.csv", "deploys.csv", "exceptions.csv", "findings.csv",
-                                                      "kpis.json", "manifest.json", "report.html"]
+    assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
+                                                      "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
+                                                      "report.html"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 0
