@@ -118,6 +118,19 @@ def cmd_verify(a) -> int:
     return 0
 
 
+def cmd_collect_github(a) -> int:
+    from ifc_scan.collect.github import DEFAULT_WORKFLOWS, CollectError, collect
+    try:
+        s = collect(a.repo, a.landing, a.state, base_url=a.base_url, token_env=a.token_env,
+                    workflows=tuple(a.workflow) or DEFAULT_WORKFLOWS, since=a.since,
+                    artifact_pattern=a.artifact_pattern, log=_err)
+    except CollectError as exc:
+        _err(f"ifc-scan collect github: {exc}")
+        return 1
+    print(json.dumps(s.as_dict()))
+    return 0
+
+
 def cmd_run(a) -> int:
     """The main job: demo landing zone (if absent) and every week materialised through Dagster."""
     from ifc_scan.run_all import run_all
@@ -152,6 +165,18 @@ def main(argv=None) -> int:
     v.add_argument("--week", required=True)
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
     v.set_defaults(fn=cmd_verify)
+    c = sub.add_parser("collect", help="pull evidence from a CI system into the landing zone")
+    csub = c.add_subparsers(dest="source", required=True)
+    gh = csub.add_parser("github", help="GitHub Actions runs, jobs, logs and Trivy artifacts")
+    gh.add_argument("--repo", default=s.github_repo or None, required=not s.github_repo, help="OWNER/NAME")
+    gh.add_argument("--landing", default=s.landing)
+    gh.add_argument("--state", default=s.collector_state, help="cursor file (outside the landing zone)")
+    gh.add_argument("--base-url", default=s.github_api, help="API root; GitHub Enterprise Server: https://HOST/api/v3")
+    gh.add_argument("--token-env", default=s.github_token_env, help="environment variable holding the token")
+    gh.add_argument("--workflow", action="append", default=[], help="workflow file (repeatable; default image-scan.yml, ci.yml, cd.yml)")
+    gh.add_argument("--since", help="only runs created on or after YYYY-MM-DD (default: the cursor)")
+    gh.add_argument("--artifact-pattern", default="trivy-results-*")
+    gh.set_defaults(fn=cmd_collect_github)
     m = sub.add_parser("run", help="main job through Dagster: demo data if none, ingest, every week, reports")
     m.add_argument("--no-demo", action="store_true")
     m.set_defaults(fn=cmd_run)

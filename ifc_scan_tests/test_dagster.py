@@ -12,13 +12,22 @@ from ifc_scan.demo.generator import generate
 
 def test_definitions_load_with_jobs_schedule_and_sensor():
     d = defs()
-    assert {a.key.path[0] for a in d.resolve_all_asset_specs()} == {"warehouse_ingest", "finding_lifecycle", "weekly_report"}
+    assert {a.key.path[0] for a in d.resolve_all_asset_specs()} == {"github_evidence", "warehouse_ingest",
+                                                                     "finding_lifecycle", "weekly_report"}
     sched = d.resolve_schedule_def("weekly_job_schedule")
     assert sched.cron_schedule == "0 6 * * 1"
     from datetime import datetime, timezone
     reqs = sched.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 3, 9, 6, tzinfo=timezone.utc))).run_requests
     assert reqs[0].partition_key == "2026-03-02"
+    # the collector's schedule is off by default and skips itself without a token
+    collect_sched = d.resolve_schedule_def("collect_github_schedule")
+    assert collect_sched.default_status == dg.DefaultScheduleStatus.STOPPED
+    import os
+    os.environ.pop("GITHUB_TOKEN", None)
+    res = collect_sched.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 9, 5, tzinfo=timezone.utc)))
+    assert res.run_requests == [] and "IFC_SCAN_GITHUB_REPO" in res.skip_message
 
 
 def test_materialize_a_week_and_rerun_is_untouched(tmp_path, monkeypatch):

@@ -106,7 +106,8 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     port = dagster_dev["port"]
     assets = gql(port, "{ assetNodes { assetKey { path } isPartitioned } }")["assetNodes"]
     keys = {tuple(a["assetKey"]["path"]): a["isPartitioned"] for a in assets}
-    assert keys == {("warehouse_ingest",): False, ("finding_lifecycle",): False, ("weekly_report",): True}
+    assert keys == {("github_evidence",): False, ("warehouse_ingest",): False, ("finding_lifecycle",): False,
+                    ("weekly_report",): True}
 
     launched = gql(port, """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
         __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",

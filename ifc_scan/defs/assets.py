@@ -6,6 +6,7 @@ one writer process, so runs queue instead of failing on the lock.
 
 import dagster as dg
 
+from ifc_scan.collect.github import collect
 from ifc_scan.defs.resources import IfcScanSettings, weekly_partitions
 from ifc_scan.ingest.runner import ingest
 from ifc_scan.pipeline import derive_lifecycle
@@ -17,7 +18,19 @@ from ifc_scan.warehouse.db import connect
 OWNERS = ["team:security-engineering"]
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS,
+@dg.asset(group_name="collect", kinds={"github"}, owners=OWNERS,
+          description="Pull GitHub Actions runs, jobs, logs and trivy-results-* artifacts of IFC_SCAN_GITHUB_REPO into "
+                      "the landing zone (incremental; token from the variable IFC_SCAN_GITHUB_TOKEN_ENV names).")
+def github_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
+    if not settings.github_repo:
+        raise dg.Failure("IFC_SCAN_GITHUB_REPO is not set: nothing to collect")
+    s = collect(settings.github_repo, settings.landing, settings.collector_state, base_url=settings.github_api,
+                token_env=settings.github_token_env, log=context.log.info)
+    return dg.MaterializeResult(metadata={**{k: v for k, v in s.as_dict().items() if k != "expired"},
+                                          "expired_at_source": dg.MetadataValue.json(s.expired)})
+
+
+@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS, deps=[github_evidence],
           description="Load new landing-zone files (Trivy reports, GitHub Actions runs, exceptions, inventory) "
                       "into the DuckDB warehouse. Files already loaded (same path and sha256) are skipped.")
 def warehouse_ingest(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:

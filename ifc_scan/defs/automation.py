@@ -5,13 +5,28 @@ import os
 
 import dagster as dg
 
-from ifc_scan.defs.assets import finding_lifecycle, warehouse_ingest, weekly_report
+from ifc_scan.defs.assets import finding_lifecycle, github_evidence, warehouse_ingest, weekly_report
 from ifc_scan.settings import Settings
 
 weekly_job = dg.define_asset_job("weekly_job", selection=[weekly_report],
                                  description="Compute and publish the weekly KPIs and report of one week.")
 ingest_job = dg.define_asset_job("ingest_job", selection=[warehouse_ingest, finding_lifecycle],
                                  description="Load new landing-zone files and recompute the lifecycle.")
+
+collect_job = dg.define_asset_job("collect_job", selection=[github_evidence, warehouse_ingest, finding_lifecycle],
+                                  description="Collect GitHub Actions evidence, then ingest it.")
+
+
+@dg.schedule(cron_schedule="0 5 * * 1", job=collect_job, execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Monday 05:00 UTC, before the weekly report: collect from GitHub, then ingest. Off by "
+                         "default; it also skips itself while no token is configured.")
+def collect_github_schedule(context: dg.ScheduleEvaluationContext):
+    s = Settings.from_env()
+    if not s.github_repo or not os.environ.get(s.github_token_env):
+        return dg.SkipReason(f"set IFC_SCAN_GITHUB_REPO and {s.github_token_env} to collect from GitHub")
+    return dg.RunRequest(run_key=f"collect:{context.scheduled_execution_time.isoformat()}")
+
 
 weekly_schedule = dg.build_schedule_from_partitioned_job(
     weekly_job, hour_of_day=6, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -14,9 +14,16 @@ class IfcScanSettings(dg.ConfigurableResource):
     warehouse: str
     reports: str
     policy: str = ""
+    github_repo: str = ""
+    github_api: str = "https://api.github.com"
+    github_token_env: str = "GITHUB_TOKEN"
+    collector_state: str = "data/collector/github.json"
 
 
 def resources() -> dg.Definitions:
     s = Settings.from_env()
     return dg.Definitions(resources={"settings": IfcScanSettings(landing=s.landing, warehouse=s.warehouse,
-                                                                 reports=s.reports, policy=s.policy or "")})
+                                                                 reports=s.reports, policy=s.policy or "",
+                                                                 github_repo=s.github_repo, github_api=s.github_api,
+                                                                 github_token_env=s.github_token_env,
+                                                                 collector_state=s.collector_state)})

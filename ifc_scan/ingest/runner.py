@@ -123,7 +123,8 @@ def sha256_file(path: Path) -> str:
 def discover(landing: Path) -> list[LandingFile]:
     files = []
     for root, dirs, names in os.walk(landing, followlinks=False):
-        dirs.sort()
+        # hidden folders hold tools' working state (the collector's temporary run folders), not evidence
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             p = Path(root) / name
             rel = p.relative_to(landing).as_posix()

@@ -1,0 +1,246 @@
+"""The GitHub collector against a local HTTP server (127.0.0.1) that serves the REST shapes."""
+
+import io
+import json
+import threading
+import urllib.parse
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ifc_scan.collect.github import collect
+from ifc_scan.ingest.runner import ingest
+
+TOKEN = "ghp_TESTTOKEN_do_not_leak_123"
+REPO = "acme/app"
+CFG = "sha256:" + "a" * 64
+
+
+def zip_of(files: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
+
+
+def run_obj(rid, day, status="completed"):
+    return {"id": rid, "name": "image-scan", "path": ".github/workflows/image-scan.yml", "event": "push",
+            "status": status, "conclusion": "success" if status == "completed" else None, "run_attempt": 1,
+            "created_at": f"2026-03-{day:02d}T10:00:00Z", "run_started_at": f"2026-03-{day:02d}T10:00:00Z",
+            "head_branch": "main", "html_url": f"https://github.com/{REPO}/actions/runs/{rid}"}
+
+
+def jobs_obj(rid, day):
+    return {"total_count": 1, "jobs": [{"id": rid * 10, "run_id": rid, "run_attempt": 1, "name": "build",
+            "status": "completed", "conclusion": "success", "started_at": f"2026-03-{day:02d}T10:00:00Z",
+            "completed_at": f"2026-03-{day:02d}T10:05:00Z", "steps": [
+                {"name": "Build", "number": 1, "status": "completed", "conclusion": "success",
+                 "started_at": f"2026-03-{day:02d}T10:00:00.000Z", "completed_at": f"2026-03-{day:02d}T10:02:00.000Z"}]}]}
+
+
+REPORT = json.dumps({"SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/app:1", "ArtifactType": "container_image",
+                     "Metadata": {"ImageID": CFG, "RepoTags": ["ghcr.io/acme/app:1"]},
+                     "Results": [{"Target": "x", "Class": "os-pkgs", "Vulnerabilities": [
+                         {"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH"}]}]})
+
+
+class Fake:
+    """State of the fake GitHub: runs 1-5 (created 03-01..03-05); run 4 is in progress until `complete_4`."""
+
+    def __init__(self):
+        self.requests, self.auth_to_blob, self.paths = [], [], []
+        self.run4_done = False
+        self.rate_limited = self.failed_502 = False
+        self.jobs_body = None      # when set, every jobs request is answered with this (a real recording)
+
+    def runs(self):
+        return [run_obj(1, 1), run_obj(2, 2), run_obj(3, 3), run_obj(4, 4, "completed" if self.run4_done else "in_progress"),
+                run_obj(5, 5)]
+
+
+def make_handler(fake: Fake, api_port_ref: dict):
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def send(self, code, body=b"", ctype="application/json", headers=None):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            u = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            host = self.headers.get("Host", "")
+            fake.requests.append((host, self.path))
+            blob = f"http://localhost:{api_port_ref['port']}/blob"
+            if u.path.startswith("/blob/"):
+                if self.headers.get("Authorization"):
+                    fake.auth_to_blob.append(self.path)
+                name = u.path.rsplit("/", 1)[1]
+                rid = int(name.split("-")[1].split(".")[0])
+                if name.startswith("logs-"):
+                    return self.send(200, zip_of({"build/1_Build.txt":
+                        f"2026-03-0{rid}T10:01:00.0000000Z #9 writing image {CFG} done"}), "application/zip")
+                report = REPORT.replace("app:1", f"app:{rid}")      # each run's report is its own file
+                if rid == 5:   # an artifact whose zip tries to escape the run folder
+                    return self.send(200, zip_of({"trivy-results-app.json": report, "../../../escape.json": "{}"}),
+                                     "application/zip")
+                return self.send(200, zip_of({"trivy-results-app.json": report}), "application/zip")
+            if not host.startswith("127.0.0.1"):
+                return self.send(400, b"api must be addressed at its own host")
+            m = u.path.split("/")
+            if u.path.endswith("/workflows/image-scan.yml/runs"):
+                if not fake.rate_limited:
+                    fake.rate_limited = True
+                    return self.send(403, b'{"message": "You have exceeded a secondary rate limit."}',
+                                     headers={"Retry-After": "1"})
+                runs = [r for r in fake.runs() if r["created_at"][:10] >= q.get("created", ">=0000")[2:]]
+                page = int(q.get("page", "1"))
+                chunk = runs[(page - 1) * 2: page * 2]
+                headers = {}
+                if page * 2 < len(runs):
+                    nq = urllib.parse.urlencode({**q, "page": str(page + 1)})
+                    headers["Link"] = f'<http://{host}{u.path}?{nq}>; rel="next", <http://{host}{u.path}?x>; rel="last"'
+                return self.send(200, json.dumps({"total_count": len(runs), "workflow_runs": chunk}).encode(), headers=headers)
+            if "/workflows/" in u.path:
+                return self.send(200, b'{"total_count": 0, "workflow_runs": []}')
+            rid = int(m[6])
+            day = rid if rid < 29 else 1   # synthetic runs 1-5 are created on 03-0<rid>
+            if u.path.endswith("/jobs"):
+                if fake.jobs_body is not None:
+                    return self.send(200, fake.jobs_body)
+                if rid == 1 and not fake.failed_502:
+                    fake.failed_502 = True
+                    return self.send(502, b"bad gateway")
+                return self.send(200, json.dumps(jobs_obj(rid, day)).encode())
+            if u.path.endswith("/logs"):
+                if rid == 3:
+                    return self.send(404, b'{"message": "Not Found"}')       # logs expired at source
+                return self.send(302, headers={"Location": f"{blob}/logs-{rid}.zip?sig=SECRET"})
+            if u.path.endswith("/artifacts"):
+                arts = [{"id": rid * 100, "name": "trivy-results-app", "expired": False,
+                         "archive_download_url": f"http://{host}/repos/{REPO}/actions/artifacts/{rid * 100}/zip"},
+                        {"id": rid * 100 + 1, "name": "trivy-results-old", "expired": True,
+                         "archive_download_url": f"http://{host}/repos/{REPO}/actions/artifacts/{rid * 100 + 1}/zip"},
+                        {"id": rid * 100 + 2, "name": "coverage-html", "expired": False,
+                         "archive_download_url": f"http://{host}/repos/{REPO}/actions/artifacts/{rid * 100 + 2}/zip"}]
+                return self.send(200, json.dumps({"total_count": len(arts), "artifacts": arts}).encode())
+            if u.path.endswith("/zip"):
+                art = int(m[6])
+                if art == 300:
+                    return self.send(410, b'{"message": "Artifact has expired"}')
+                return self.send(302, headers={"Location": f"{blob}/art-{art // 100}.zip?sig=SECRET"})
+            return self.send(404)
+    return H
+
+
+@pytest.fixture
+def server():
+    fake, ref = Fake(), {}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake, ref))
+    ref["port"] = httpd.server_address[1]
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield fake, f"http://127.0.0.1:{ref['port']}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_collects_incrementally_politely_and_safely(server, tmp_path, monkeypatch, capsys):
+    fake, base = server
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    land, state = tmp_path / "landing", tmp_path / "state" / "github.json"
+    waits, logs = [], []
+
+    def run():
+        return collect(REPO, land, state, base_url=base, sleep=waits.append, log=logs.append)
+
+    s1 = run()
+    # by hand: image-scan list 403 + retry + 2 more pages = 4; ci.yml and cd.yml lists 2;
+    # run 1: jobs 502 + jobs, logs 302 + blob, artifacts list, artifact 302 + blob = 7;
+    # run 2: 1 + 2 + 1 + 2 = 6; run 3: jobs, logs 404, artifacts list, artifact 410 = 4;
+    # run 4 (in progress): jobs only = 1; run 5: 1 + 2 + 1 + 2 = 6.  Total 30.
+    assert s1.requests == len(fake.requests) == 30
+    assert (s1.collected, s1.in_progress, s1.runs_listed) == (4, 1, 5)
+    assert waits[0] == 1.0 and s1.retries == 2                 # Retry-After honoured; the 502 retried once
+    assert sorted(s1.expired) == ["1/trivy-results-old", "2/trivy-results-old", "3/logs", "3/trivy-results-app",
+                                  "3/trivy-results-old", "5/trivy-results-old"]
+    runs = land / "ci" / "github-actions"
+    assert sorted(p.name for p in runs.iterdir()) == ["1", "2", "3", "4", "5"]
+    assert sorted(p.relative_to(runs / "1").as_posix() for p in (runs / "1").rglob("*") if p.is_file()) == [
+        "artifacts/trivy-results-app/trivy-results-app.json", "collect-notes.json", "jobs.json", "logs.zip", "run.json"]
+    assert not (runs / "3" / "logs.zip").exists() and "logs" in json.loads((runs / "3" / "collect-notes.json").read_text())["expired_at_source"]
+    assert not (runs / "4" / "logs.zip").exists()              # in progress: logs and artifacts come later
+    notes5 = json.loads((runs / "5" / "collect-notes.json").read_text())
+    assert notes5["refused_members"] == ["trivy-results-app: ../../../escape.json"]
+    assert not list(tmp_path.rglob("escape.json"))
+    st = json.loads(state.read_text())
+    assert st == {"completed": [1, 2, 3, 5], "in_progress": [4], "since": "2026-03-04"}
+
+    fake.requests.clear()
+    fake.run4_done = True
+    s2 = run()
+    # listing from 03-04: image-scan 1 page (runs 4, 5), ci.yml, cd.yml = 3; run 5 skipped;
+    # run 4 now complete: jobs, logs 302 + blob, artifacts list, artifact 302 + blob = 6.  Total 9.
+    assert s2.requests == 9 and (s2.collected, s2.skipped_complete) == (1, 1)
+    assert (runs / "4" / "logs.zip").is_file() and (runs / "4" / "artifacts" / "trivy-results-app").is_dir()
+    fake.requests.clear()
+    s3 = run()
+    assert s3.requests == 3 and s3.collected == 0                # nothing already complete is fetched again
+
+    # the token: sent to the API only, never to the download host, and written or logged nowhere
+    assert fake.auth_to_blob == []
+    everything = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert TOKEN.encode() not in everything and b"sig=SECRET" not in everything
+    out = capsys.readouterr()
+    assert TOKEN not in out.out + out.err + "".join(logs)
+    assert not [p for p in runs.iterdir() if p.name.startswith(".")]   # no temporary folder left
+
+    # the collected folder ingests with the CI reader as it is
+    s = ingest(land, tmp_path / "w.duckdb", progress=lambda m: None)
+    assert s.rejected == 0
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("select count(*) from ci_runs").fetchone()[0] == 5
+    assert con.execute("select count(*) from ci_events where kind='build'").fetchone()[0] == 4   # runs 1, 2, 4, 5
+    assert con.execute("select count(distinct ci_run_id) from scans").fetchone()[0] == 4           # artifacts of 1, 2, 4, 5
+
+
+@pytest.mark.corpus
+def test_real_rest_shapes_are_collected_as_served(corpus, server, tmp_path, monkeypatch):
+    """The real run and jobs recordings, served as the API would, come out byte-for-byte as JSON."""
+    fake, base = server
+    run = json.loads((corpus / "github-actions" / "pygithub__WorkflowRun.setUp__GET_actions_runs_N.json").read_text())
+    jobs = json.loads((corpus / "github-actions" / "pygithub__WorkflowRun.test_jobs__GET_actions_runs_N_jobs.json").read_text())
+    run["status"] = "in_progress"     # only run.json and jobs.json are fetched for a running run
+    fake.runs = lambda: [run]
+    fake.jobs_body = json.dumps(jobs).encode()
+    collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base, workflows=("image-scan.yml",),
+            sleep=lambda s: None)
+    d = tmp_path / "landing" / "ci" / "github-actions" / str(run["id"])
+    assert json.loads((d / "run.json").read_text()) == run
+    assert json.loads((d / "jobs.json").read_text())["jobs"] == jobs["jobs"]
+    s = ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert s.rejected == 0 and con.execute("select count(*) from ci_jobs").fetchone()[0] == len(jobs["jobs"])
+
+
+def test_cli_collect_github(server, tmp_path, monkeypatch, capsys):
+    from ifc_scan.cli import main
+    fake, base = server
+    monkeypatch.setenv("MY_TOKEN", TOKEN)
+    rc = main(["collect", "github", "--repo", REPO, "--landing", str(tmp_path / "l"), "--state", str(tmp_path / "s.json"),
+               "--base-url", base, "--token-env", "MY_TOKEN", "--workflow", "ci.yml"])
+    out = capsys.readouterr()
+    # ci.yml has no run: one list request, nothing written, and the token in no output
+    assert rc == 0 and json.loads(out.out)["requests"] == 1 and TOKEN not in out.out + out.err
+    assert main(["collect", "github", "--repo", "not a repo", "--landing", str(tmp_path / "l"),
+                 "--state", str(tmp_path / "s.json"), "--base-url", base]) == 1
