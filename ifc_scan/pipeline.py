@@ -203,12 +203,12 @@ def config_and_secrets_population(con, ctx) -> list[dict]:
     ids = list(latest)
     rows = []
     for kind, sql in (
-            ("misconfiguration", "SELECT scan_id, target, coalesce(check_id, avd_id), severity, title, status, "
+            ("misconfiguration", "SELECT scan_id, target, coalesce(check_id, avd_id), severity, title, "
                                  "coalesce(message, ''), start_line FROM scan_misconfigurations "
                                  "WHERE scan_id IN (SELECT unnest(?)) AND coalesce(status, 'FAIL') = 'FAIL'"),
-            ("secret", "SELECT scan_id, target, rule_id, severity, title, 'FOUND', coalesce(match, ''), start_line "
+            ("secret", "SELECT scan_id, target, rule_id, severity, title, coalesce(match, ''), start_line "
                        "FROM scan_secrets WHERE scan_id IN (SELECT unnest(?))")):
-        for sid, target, cid, sev, title, status, detail, line in con.execute(sql, [ids]).fetchall():
+        for sid, target, cid, sev, title, detail, line in con.execute(sql, [ids]).fetchall():
             lineage, image = latest[sid]
             rows.append({"kind": kind, "lineage": lineage, "image": image, "severity": sev, "id": cid, "title": title,
                          "target": target, "line": line, "detail": detail, "scan_id": sid})

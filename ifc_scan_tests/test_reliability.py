@@ -13,7 +13,6 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from ifc_scan.demo.generator import generate
 from ifc_scan_tests.badinputs import SIZES, write_bad_inputs
@@ -194,7 +193,7 @@ def test_concurrent_ingests_and_a_report_during_ingest_end_like_a_serial_run(tmp
                                          str(tmp_path / "reports"), "--week", "2026-W09"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
-    for out, err, rc in results:
+    for _out, err, rc in results:
         assert rc == 0, err.decode()[-2000:]
         assert b"lock" not in err.lower(), err.decode()[-2000:]
     assert dump(wh) == dump(tmp_path / "serial.duckdb")
