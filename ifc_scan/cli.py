@@ -31,6 +31,12 @@ def cmd_demo(a) -> int:
 def cmd_ingest(a) -> int:
     from ifc_scan.ingest.runner import ingest
     s = ingest(a.landing, a.warehouse)
+    parquet = Settings.from_env().parquet_dir
+    if parquet:
+        from ifc_scan.warehouse.db import connect
+        from ifc_scan.warehouse.parquet import publish_parquet
+        with connect(a.warehouse) as con:
+            publish_parquet(con, parquet)
     print(json.dumps({"files_seen": s.files_seen, "new": s.new_files, "ingested": s.ingested, "rejected": s.rejected,
                       "duplicates": s.duplicates, "ignored": s.ignored, "rows": dict(s.rows)}))
     if s.rejected:
@@ -45,10 +51,16 @@ def cmd_report(a) -> int:
     from ifc_scan.timeutil import parse_week
     from ifc_scan.warehouse.db import connect
     policy = load_policy(a.policy)
+    parquet = Settings.from_env().parquet_dir
     with connect(a.warehouse) as con:
         derive_lifecycle(con, policy)
         weeks = data_weeks(con, policy) if a.all else [parse_week(a.week)]
-        statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()))
+        source = None
+        if parquet:   # KPIs read from the Parquet publication (same SQL), written back to the warehouse
+            from ifc_scan.warehouse.parquet import connect_parquet, publish_parquet
+            publish_parquet(con, parquet)
+            source = connect_parquet(parquet)
+        statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source)
     for s in statuses:
         k = s["kpis"]
         print(json.dumps({"week": s["week"], "status": s["status"], "path": s["path"],

@@ -16,6 +16,7 @@ class Settings:
     github_api: str = "https://api.github.com"
     github_token_env: str = "GITHUB_TOKEN"
     collector_state: str = "data/collector/github.json"
+    parquet_dir: str = ""        # set: the warehouse is also published as Parquet and KPIs read from it
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -26,4 +27,5 @@ class Settings:
                    github_repo=os.environ.get("IFC_SCAN_GITHUB_REPO", ""),
                    github_api=os.environ.get("IFC_SCAN_GITHUB_API", "https://api.github.com"),
                    github_token_env=os.environ.get("IFC_SCAN_GITHUB_TOKEN_ENV", "GITHUB_TOKEN"),
-                   collector_state=os.environ.get("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"))
+                   collector_state=os.environ.get("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"),
+                   parquet_dir=os.environ.get("IFC_SCAN_PARQUET_DIR", ""))

@@ -14,6 +14,7 @@ from ifc_scan.policy import load_policy
 from ifc_scan.report.run import publish_weeks
 from ifc_scan.timeutil import parse_week
 from ifc_scan.warehouse.db import connect
+from ifc_scan.warehouse.parquet import connect_parquet, publish_parquet
 
 OWNERS = ["team:security-engineering"]
 
@@ -49,6 +50,8 @@ def warehouse_ingest(context: dg.AssetExecutionContext, settings: IfcScanSetting
 def finding_lifecycle(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
     with connect(settings.warehouse) as con:
         counts = derive_lifecycle(con, load_policy(settings.policy or None))
+        if settings.parquet_dir:   # publish the whole warehouse, raw and derived, for lock-free readers
+            counts["parquet_rows"] = sum(publish_parquet(con, settings.parquet_dir).values())
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
 
 
@@ -60,7 +63,9 @@ def weekly_report(context: dg.AssetExecutionContext, settings: IfcScanSettings) 
     mondays = [parse_week(k) for k in context.partition_keys]
     policy = load_policy(settings.policy or None)
     with connect(settings.warehouse) as con:
-        statuses = publish_weeks(con, policy, mondays, settings.reports, landing=settings.landing, run_id=context.run_id)
+        source = connect_parquet(settings.parquet_dir) if settings.parquet_dir else None
+        statuses = publish_weeks(con, policy, mondays, settings.reports, landing=settings.landing, run_id=context.run_id,
+                                 source=source)
     last = statuses[-1]
     k = last["kpis"]
     lines = [f"| {s['week']} | {s['status']} | {s['kpis']['critical_in_prod']['count']} | "

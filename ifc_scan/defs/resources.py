@@ -18,6 +18,7 @@ class IfcScanSettings(dg.ConfigurableResource):
     github_api: str = "https://api.github.com"
     github_token_env: str = "GITHUB_TOKEN"
     collector_state: str = "data/collector/github.json"
+    parquet_dir: str = ""
 
 
 def resources() -> dg.Definitions:
@@ -26,4 +27,5 @@ def resources() -> dg.Definitions:
                                                                  reports=s.reports, policy=s.policy or "",
                                                                  github_repo=s.github_repo, github_api=s.github_api,
                                                                  github_token_env=s.github_token_env,
-                                                                 collector_state=s.collector_state)})
+                                                                 collector_state=s.collector_state,
+                                                                 parquet_dir=s.parquet_dir)})

@@ -34,8 +34,11 @@ def data_quality(warehouse: dict, inputs: list[dict], populations: dict) -> dict
             "scans_without_image": obs.scans_without_image}
 
 
-def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None) -> list[dict]:
-    """KPIs for `mondays` into weekly_kpis and reports/<week>/; returns one status dict per week."""
+def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
+                  source=None) -> list[dict]:
+    """KPIs for `mondays` into weekly_kpis and reports/<week>/; returns one status dict per week.
+    `source`: where the observations are read (a Parquet warehouse's views); default the warehouse itself."""
+    source = source or con
     if not mondays:
         return []
     wanted = sorted(set(mondays))
@@ -45,11 +48,11 @@ def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str,
     while d <= wanted[-1]:
         span.append(d)
         d += timedelta(days=7)
-    results = {week_label(r_monday): r for r_monday, r in zip(span, compute_weeks(con, policy, span))}
+    results = {week_label(r_monday): r for r_monday, r in zip(span, compute_weeks(source, policy, span))}
     chosen = [results[week_label(m)] for m in wanted]
     write_weekly_kpis(con, chosen)
     all_weeks = sorted(results)
-    warehouse = warehouse_quality(con)
+    warehouse = warehouse_quality(source)
     out = []
     for m, r in zip(wanted, chosen):
         idx = span.index(m)
