@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 $(BIN)/ifc-scan: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,postgres]"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -24,10 +24,20 @@ run: install
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# Team profile: Dagster storage in PostgreSQL (connection from IFC_SCAN_PG_*; see docs/deploy.md)
+PG_HOME := $(CURDIR)/.dagster_home_postgres
+ui-postgres: $(BIN)/ifc-scan
+	mkdir -p $(PG_HOME) && cp deploy/postgres/dagster.yaml $(PG_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PG_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+run-postgres: $(BIN)/ifc-scan
+	mkdir -p $(PG_HOME) && cp deploy/postgres/dagster.yaml $(PG_HOME)/dagster.yaml
+	DAGSTER_HOME=$(PG_HOME) $(BIN)/ifc-scan run
+
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/bench_ingest.py && $(BIN)/python bench/bench_kpis.py
 
-.PHONY: install run ui test bench
+.PHONY: install run ui ui-postgres run-postgres test bench

@@ -5,57 +5,19 @@ backfills 4 weekly partitions through GraphQL, then launches two overlapping Duc
 checks both succeed (the pool of size 1 queues them). Stops every process it started.
 """
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from ifc_scan.demo.generator import generate
-
-ROOT = Path(__file__).resolve().parents[1]
+from ifc_scan_tests import servers
+from ifc_scan_tests.servers import ROOT, gql, wait_for
 WEEKS = ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def gql(port: int, query: str, variables: dict | None = None) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", method="POST",
-                                 data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        doc = json.loads(r.read())
-    assert "errors" not in doc, doc
-    return doc["data"]
-
-
-def wait_for(fn, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
-
-
-def _reset_signals():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -67,36 +29,10 @@ def dagster_dev(tmp_path):
     generate(land, weeks=6, seed=8, end=date(2026, 11, 30))
     subprocess.run([sys.executable, "-m", "ifc_scan.cli", "ingest", "--landing", str(land), "--warehouse", str(wh)],
                    check=True, capture_output=True, cwd=ROOT)
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "IFC_SCAN_LANDING": str(land), "IFC_SCAN_WAREHOUSE": str(wh),
-           "IFC_SCAN_REPORTS": str(rep)}
-    log = open(tmp_path / "dagster-dev.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_reset_signals)
-
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError("dagster dev exited: " + (tmp_path / "dagster-dev.log").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as r:
-                return json.loads(r.read())
-        except OSError:
-            return None
-    try:
-        wait_for(up, 180, "/server_info")
-        yield {"port": port, "reports": rep, "log": tmp_path / "dagster-dev.log"}
-    finally:
-        proc.terminate()                       # SIGTERM to dagster dev; it stops webserver, daemon, code server
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)   # anything of its session still alive
-        except ProcessLookupError:
-            pass
-        log.close()
+    env = {**os.environ, "IFC_SCAN_LANDING": str(land), "IFC_SCAN_WAREHOUSE": str(wh), "IFC_SCAN_REPORTS": str(rep)}
+    log = tmp_path / "dagster-dev.log"
+    with servers.dagster_dev(home, env, log) as port:
+        yield {"port": port, "reports": rep, "log": log}
 
 
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
@@ -109,21 +45,7 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     assert keys == {("github_evidence",): False, ("warehouse_ingest",): False, ("finding_lifecycle",): False,
                     ("weekly_report",): True}
 
-    launched = gql(port, """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
-        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-                   {"p": {"partitionNames": WEEKS, "assetSelection": [{"path": ["weekly_report"]}]}})
-    result = launched["launchPartitionBackfill"]
-    assert result["__typename"] == "LaunchBackfillSuccess", result
-    bid = result["backfillId"]
-
-    def backfill_done():
-        b = gql(port, """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-            ... on PartitionBackfill { status runs(limit: 10) { runId status } } } }""", {"id": bid})
-        b = b["partitionBackfillOrError"]
-        if b["status"] in ("FAILED", "CANCELED", "COMPLETED_FAILED"):
-            raise AssertionError(f"backfill {b}\n{dagster_dev['log'].read_text()[-3000:]}")
-        return b if b["status"] == "COMPLETED_SUCCESS" else None
-    done = wait_for(backfill_done, 420, "backfill COMPLETED_SUCCESS", every=2)
+    done = servers.backfill(port, WEEKS, dagster_dev["log"])
     assert len(done["runs"]) == 1                       # BackfillPolicy.single_run(): one run for four weeks
     for week in ("2026-W45", "2026-W46", "2026-W47", "2026-W48"):
         assert (dagster_dev["reports"] / week / "report.html").is_file(), week

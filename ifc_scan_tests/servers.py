@@ -1,0 +1,143 @@
+"""Real servers for the end-to-end tests: `dagster dev` and a PostgreSQL cluster, both on 127.0.0.1,
+started in their own sessions with default signal handling and stopped by PID when the test ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout: float, what: str, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def gql(port: int, query: str, variables: dict | None = None) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", method="POST",
+                                 data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        doc = json.loads(r.read())
+    assert "errors" not in doc, doc
+    return doc["data"]
+
+
+def _reset_signals():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole session (it was started as its leader), then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)     # anything of its session still alive
+
+
+@contextlib.contextmanager
+def dagster_dev(home: Path, env: dict, log_path: Path):
+    """`dagster dev -w workspace.yaml` on a free 127.0.0.1 port; yields the port."""
+    port = free_port()
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
+                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env={**env, "DAGSTER_HOME": str(home)},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_signals)
+
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError("dagster dev exited: " + log_path.read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+    try:
+        wait_for(up, 180, "/server_info")
+        yield port
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def backfill(port: int, partitions: list[str], log_path: Path, assets=("weekly_report",)) -> dict:
+    """launchPartitionBackfill of `assets`; waits for COMPLETED_SUCCESS; returns the backfill."""
+    launched = gql(port, """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                   {"p": {"partitionNames": partitions, "assetSelection": [{"path": [a]} for a in assets]}})
+    result = launched["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+
+    def done():
+        b = gql(port, """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status runs(limit: 10) { runId status } } } }""", {"id": result["backfillId"]})
+        b = b["partitionBackfillOrError"]
+        if b["status"] in ("FAILED", "CANCELED", "COMPLETED_FAILED"):
+            raise AssertionError(f"backfill {b}\n{log_path.read_text()[-3000:]}")
+        return b if b["status"] == "COMPLETED_SUCCESS" else None
+    return wait_for(done, 420, "backfill COMPLETED_SUCCESS", every=2)
+
+
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None) \
+    if Path("/usr/lib/postgresql").is_dir() else None
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's package), user `ifc`, trust auth, database
+    `dagster`. Yields (port, env for the IFC_SCAN_PG_* variables)."""
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    base = Path(tempfile.mkdtemp(prefix="ifc-pg-"))
+    os.chmod(base, 0o777)
+    data, sock = base / "data", base / "sock"
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        sock.mkdir()
+        shutil.chown(sock, "postgres")
+    subprocess.run(as_pg + [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "ifc", "--no-sync"],
+                   check=True, capture_output=True)
+    port = free_port()
+    sock.mkdir(exist_ok=True)
+    proc = subprocess.Popen(as_pg + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sock),
+                                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                            stdout=subprocess.DEVNULL, stderr=open(base / "pg.log", "wb"), start_new_session=True,
+                            preexec_fn=_reset_signals)
+    try:
+        wait_for(lambda: subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                                        capture_output=True).returncode == 0, 60, "PostgreSQL to accept connections")
+        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "ifc", "dagster"],
+                       check=True, capture_output=True)
+        yield port, {"IFC_SCAN_PG_HOST": "127.0.0.1", "IFC_SCAN_PG_PORT": str(port), "IFC_SCAN_PG_USER": "ifc",
+                     "IFC_SCAN_PG_PASSWORD": "unused-with-trust-auth", "IFC_SCAN_PG_DB": "dagster"}
+    finally:
+        _stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
