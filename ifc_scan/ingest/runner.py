@@ -225,6 +225,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             if (f.rel, f.sha256) not in known:
                 new.append(f)
         summary.new_files = len(new)
+        new_paths = {f.rel for f in new}   # membership by path: comparing LandingFile objects is O(n) each
         progress(f"ingest: {len(files)} files in {landing}, {len(new)} new")
 
         def maybe_flush(extra_bytes: int):
@@ -252,14 +253,14 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             if f.kind == "exception":
                 _, scope, day = f.rel.split("/")[:3]
                 snapshots[(scope, day)].append(f)
-        changed = {k for k, fs in snapshots.items() if any(f in new for f in fs)}
+        changed = {k for k, fs in snapshots.items() if any(f.rel in new_paths for f in fs)}
         for (scope, day) in sorted(changed):
             fs = snapshots[(scope, day)]
             try:
                 snap_date = parse_date(day)
             except BadTimestamp:
                 for f in fs:
-                    if f in new:
+                    if f.rel in new_paths:
                         record(f, "rejected", f"snapshot folder {day!r} is not a YYYY-MM-DD date")
                 continue
             batch.deletes.append(("DELETE FROM exceptions WHERE scope=? AND snapshot_date=?", (scope, snap_date)))
@@ -280,7 +281,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                     batch.add("exceptions", (scope, snap_date, name, fmt, e.line_no, e.section, e.vuln_id, e.expiry,
                                              e.expiry_raw, e.declared_expiry, e.reason, e.paths, e.purls, e.valid,
                                              e.invalid_reason, f.sha256))
-                if f in new:
+                if f.rel in new_paths:
                     record(f, "rejected" if reason else "ingested", reason)
 
         # --- CI runs (a changed file re-reads the whole run) ----------------------------------
@@ -289,19 +290,19 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             if f.kind == "ci-run":
                 run_files[f.rel.split("/")[2]].append(f)
         patterns = load_patterns()
-        for run_name in sorted(k for k, fs in run_files.items() if any(f in new for f in fs)):
+        for run_name in sorted(k for k, fs in run_files.items() if any(f.rel in new_paths for f in fs)):
             fs = run_files[run_name]
             run_dir = landing / "ci" / "github-actions" / run_name
             try:
                 res = read_run_folder(run_dir, patterns)
             except Rejected as exc:
                 for f in fs:
-                    if f in new:
+                    if f.rel in new_paths:
                         record(f, "rejected", f"CI run {run_name} not read: {exc}")
                 continue
             except OSError as exc:
                 for f in fs:
-                    if f in new:
+                    if f.rel in new_paths:
                         record(f, "rejected", f"CI run {run_name} not readable: {exc}")
                 continue
             run_id = res.run[0]
@@ -317,7 +318,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 errors[relname].append(reason)
             for f in fs:
                 sub = "/".join(f.rel.split("/")[3:])
-                if f in new:
+                if f.rel in new_paths:
                     if sub in errors:
                         record(f, "rejected", "; ".join(errors.pop(sub))[:1000])
                     else:
