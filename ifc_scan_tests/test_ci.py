@@ -189,3 +189,26 @@ def test_real_rest_recordings(corpus, tmp_path):
     assert con.execute("select count(*) from ci_steps").fetchone()[0] == expected_steps
     assert con.execute("select workflow, conclusion from ci_runs where run_id=3881497935").fetchone() == ("CI", "success")
     assert "belongs to run 3881497935" in dict(s.rejections)["ci/github-actions/4205440316/jobs.json"]
+
+
+def test_a_team_adds_its_own_deploy_pattern_without_code(tmp_path, monkeypatch):
+    from ifc_scan.ingest.github_actions import load_patterns
+    extra = tmp_path / "patterns.yaml"
+    extra.write_text("patterns:\n  - {kind: deploy, name: argocd-set-image, "
+                     "regex: 'argocd app set \\S+ --kustomize-image (?P<ref>[^@\\s]+)@(?P<digest>sha256:[0-9a-f]{64})'}\n"
+                     "suspects:\n  deploy: ['argocd app set']\n")
+    d = tmp_path / "50"
+    write_run(d, run_id=50, layout="none")
+    log = d / "logs" / "deploy-production" / "3_Deploy.txt"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"2026-03-02T11:00:12.0000000Z argocd app set api --kustomize-image {REF}@{MAN}\n"
+                   "2026-03-02T11:00:13.0000000Z argocd app set api --kustomize-image ghcr.io/acme/api:latest\n")
+    monkeypatch.setenv("IFC_SCAN_CI_PATTERNS", str(extra))
+    load_patterns.cache_clear()
+    try:
+        res = read_run_folder(d, load_patterns())
+    finally:
+        load_patterns.cache_clear()
+    (ev,) = events(res)
+    assert (ev["kind"], ev["pattern"], ev["digest"], ev["environment"]) == ("deploy", "argocd-set-image", MAN, "production")
+    assert res.run[-1] == 1          # the deploy by tag looks like an event but names no digest: counted

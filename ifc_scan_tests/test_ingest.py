@@ -213,3 +213,53 @@ def test_broken_large_report_is_rejected_by_the_streaming_reader():
     from ifc_scan.ingest.trivy_json_stream import read_trivy_json_stream
     with pytest.raises(Rejected, match="broken JSON"):
         read_trivy_json_stream(io.BytesIO(b'{"SchemaVersion": 2, "Results": [{"Target": "x", "Vulnerabilities": [{"Vul'))
+
+
+def trivy_plain_rules(text: str):
+    """An independent rendering of Trivy's pkg/result/ignore.go for plain files (NOTES.md §2):
+    trim; skip empty and '#' lines; ID = first field; any field starting 'exp:' must parse as
+    2006-01-02, else the whole line is dropped."""
+    from datetime import datetime as dt
+    kept = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        exp, ok = None, True
+        for f in fields[1:]:
+            if f.startswith("exp:"):
+                try:
+                    if len(f[4:]) != 10:
+                        raise ValueError
+                    exp = dt.strptime(f[4:], "%Y-%m-%d")
+                except ValueError:
+                    ok = False
+        kept.append((fields[0], exp, ok))
+    return kept
+
+
+@pytest.mark.corpus
+def test_every_real_plain_trivyignore_parses_as_trivy_would(corpus):
+    files = [p for p in sorted((corpus / "trivyignore").iterdir())
+             if not p.name.endswith((".yaml", ".yml", ".json"))]
+    assert len(files) >= 10
+    for p in files:
+        text = p.read_text(encoding="utf-8-sig")
+        _, entries = parse_exception_file(p.name, text)
+        assert [(e.vuln_id, e.expiry, e.valid) for e in entries] == \
+            [(i, (e if ok else None), ok) for i, e, ok in trivy_plain_rules(text)], p.name
+
+
+def test_the_same_report_re_uploaded_with_a_new_mtime_adds_nothing(tmp_path):
+    t = tmp_path / "landing" / "trivy"
+    t.mkdir(parents=True)
+    p = t / "r.json"
+    p.write_text(json.dumps({"SchemaVersion": 2, "ArtifactName": "ghcr.io/a/b:1", "ArtifactType": "container_image",
+                             "Metadata": {"ImageID": "sha256:" + "3" * 64}, "Results": []}))
+    wh = tmp_path / "w.duckdb"
+    assert ingest(tmp_path / "landing", wh, progress=lambda m: None).ingested == 1
+    import os
+    os.utime(p, (1_800_000_000, 1_800_000_000))          # re-uploaded: same bytes, new mtime
+    again = ingest(tmp_path / "landing", wh, progress=lambda m: None)
+    assert again.new_files == 0 and again.ingested == 0

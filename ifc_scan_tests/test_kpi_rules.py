@@ -245,3 +245,15 @@ def test_a_gap_is_listed_in_every_week_it_overlaps(sc):
     # W11: the closed gap 03-02 02:00 -> 03-11 02:00 (216 h) overlaps it, then 03-11 02:00 -> T 03-16 (118 h)
     assert [(g["from"], g["hours"], g["open_at_T"]) for g in w11] == [
         ("2026-03-02T02:00:00Z", 216.0, False), ("2026-03-11T02:00:00Z", 118.0, True)]
+
+
+def test_a_users_policy_file_overrides_the_sla_and_is_recorded(sc, tmp_path):
+    from ifc_scan.policy import load_policy
+    p = tmp_path / "policy.yaml"
+    p.write_text("version: team-2026\nsla_hours:\n  HIGH: 24\n")
+    sc.registry_scan("A", D(2, 2), [vuln("CVE-1", "a", "HIGH")])
+    k = sc.kpis(MON, policy=load_policy(p))
+    # HIGH due after 24 h instead of 168 h: Tue 02:00 < T, so overdue (with the default it would be within)
+    assert k["sla"]["HIGH"]["open_overdue"] == 1
+    assert k["policy"]["version"] == "team-2026" and k["policy"]["sla_hours"]["HIGH"] == 24.0
+    assert k["policy"]["sla_hours"]["CRITICAL"] == 24.0 and k["policy"]["source"] == str(p)   # the rest: default
