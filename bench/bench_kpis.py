@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ifc_scan.demo.generator import generate
 from ifc_scan.ingest.runner import ingest
-from ifc_scan.pipeline import compute_weeks, data_weeks, derive_lifecycle
+from ifc_scan.kpis.stage import compute_and_store, data_weeks
+from ifc_scan.lifecycle.store import derive_lifecycle
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
 
@@ -23,7 +24,7 @@ p = load_policy()
 with connect(tmp / "w.duckdb") as con:
     derive_lifecycle(con, p)
     weeks = data_weeks(con, p)
-    compute_weeks(con, p, weeks)
+    compute_and_store(con, p, weeks, force=True)
 t3 = time.time()
 print(f"landing: {stats}; generate {t1-t0:.1f}s; ingest {t2-t1:.1f}s; lifecycle+{len(weeks)} weeks KPIs {t3-t2:.1f}s; "
       f"ingest+KPIs {t3-t1:.1f}s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MB")

@@ -14,6 +14,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.settings import Settings
 
 
@@ -30,7 +31,7 @@ def cmd_demo(a) -> int:
 
 def cmd_ingest(a) -> int:
     from ifc_scan.ingest.runner import ingest
-    s = ingest(a.landing, a.warehouse)
+    s = ingest(a.landing, a.warehouse, rehash=a.rehash)
     parquet = Settings.from_env().parquet_dir
     if parquet:
         from ifc_scan.warehouse.db import connect
@@ -45,35 +46,40 @@ def cmd_ingest(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from ifc_scan.pipeline import data_weeks, derive_lifecycle
+    from ifc_scan.kpis.stage import data_weeks
+    from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.timeutil import parse_week
     from ifc_scan.warehouse.db import connect
     policy = load_policy(a.policy)
     parquet = Settings.from_env().parquet_dir
-    with connect(a.warehouse) as con:
+    with connect(a.warehouse, create=False) as con:
         derive_lifecycle(con, policy)
-        weeks = data_weeks(con, policy) if a.all else [parse_week(a.week)]
+        all_weeks = data_weeks(con, policy)
+        weeks = all_weeks if a.all else [parse_week(a.week)]
         source = None
         if parquet:   # KPIs read from the Parquet publication (same SQL), written back to the warehouse
             from ifc_scan.warehouse.parquet import connect_parquet, publish_parquet
             publish_parquet(con, parquet)
             source = connect_parquet(parquet)
-        statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source)
+        statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
+                                 first_week=all_weeks[0] if all_weeks else None)
     for s in statuses:
-        k = s["kpis"]
-        print(json.dumps({"week": s["week"], "status": s["status"], "path": s["path"],
-                          "critical_in_prod": k["critical_in_prod"]["count"],
-                          "build_gate_pct": k["coverage"]["build_gate"]["pct"], "nightly_pct": k["coverage"]["nightly"]["pct"],
-                          "mttr_critical": k["mttr_hours"]["CRITICAL"]["mean"], "mttr_high": k["mttr_hours"]["HIGH"]["mean"]}))
+        v = WeekKpis(s["kpis"])
+        print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
+                          "verdict": v.verdict, "failing_controls": [f"{c['framework']} {c['id']}" for c in v.failing_controls],
+                          "critical_in_prod": v.critical_in_prod, "build_gate_pct": v.build_gate["pct"],
+                          "nightly_pct": v.nightly["pct"], "mttr_critical": v.mttr_mean("CRITICAL"),
+                          "mttr_high": v.mttr_mean("HIGH")}))
     return 0
 
 
 def cmd_verify(a) -> int:
     """Recompute a published week from the inputs its manifest lists; exit 1 on any difference."""
     from ifc_scan.ingest.runner import ingest
-    from ifc_scan.pipeline import compute_weeks
+    from ifc_scan.kpis.stage import oracle_week
+    from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.timeutil import parse_week
     from ifc_scan.warehouse.db import connect
@@ -115,7 +121,10 @@ def cmd_verify(a) -> int:
             wh = Path(tmp) / "verify.duckdb"
             ingest(sub, wh, progress=lambda m: None)
             with connect(wh) as con:
-                r = compute_weeks(con, policy, [parse_week(a.week)])[0]
+                # the as-of-T recomputation (KPIS.md), independent of the persisted lifecycle the report used;
+                # the lifecycle tables are still built so the stage's reader and the oracle can be compared
+                derive_lifecycle(con, policy)
+                r = oracle_week(con, policy, parse_week(a.week))
             stored = (folder / "kpis.json").read_text()
             if r.kpis_json != stored:
                 old, new = json.loads(stored), r.kpis
@@ -146,7 +155,7 @@ def cmd_collect_github(a) -> int:
 def cmd_run(a) -> int:
     """The main job: demo landing zone (if absent) and every week materialised through Dagster."""
     from ifc_scan.run_all import run_all
-    return run_all(Settings.from_env(), make_demo=not a.no_demo)
+    return run_all(Settings.from_env(), make_demo=not a.no_demo, verbose=a.verbose)
 
 
 def main(argv=None) -> int:
@@ -162,6 +171,8 @@ def main(argv=None) -> int:
     i = sub.add_parser("ingest", help="load new landing-zone files into the warehouse")
     i.add_argument("--landing", default=s.landing)
     i.add_argument("--warehouse", default=s.warehouse)
+    i.add_argument("--rehash", action="store_true",
+                   help="read and hash every file (default: files with the path, size and mtime of a loaded one are skipped)")
     i.set_defaults(fn=cmd_ingest)
     r = sub.add_parser("report", help="compute KPIs and write weekly reports")
     r.add_argument("--landing", default=s.landing)
@@ -191,6 +202,7 @@ def main(argv=None) -> int:
     gh.set_defaults(fn=cmd_collect_github)
     m = sub.add_parser("run", help="main job through Dagster: demo data if none, ingest, every week, reports")
     m.add_argument("--no-demo", action="store_true")
+    m.add_argument("--verbose", action="store_true", help="Dagster's DEBUG log and warnings")
     m.set_defaults(fn=cmd_run)
     a = p.parse_args(argv)
     try:

@@ -1,31 +1,40 @@
-"""Paths and settings, from environment variables with project-local defaults."""
+"""The one settings model: every setting, the environment variable that sets it, and its default.
+
+The CLI reads it with `Settings.from_env()`; the Dagster resource (ifc_scan/defs/resources.py) is
+configured from the same table with `dg.EnvVar`, so the two can never disagree.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+# field -> (environment variable, default)
+ENV: dict[str, tuple[str, str]] = {
+    "landing": ("IFC_SCAN_LANDING", "data/landing"),
+    "warehouse": ("IFC_SCAN_WAREHOUSE", "data/ifc_scan.duckdb"),
+    "reports": ("IFC_SCAN_REPORTS", "reports"),
+    "policy": ("IFC_SCAN_POLICY", ""),
+    "github_repo": ("IFC_SCAN_GITHUB_REPO", ""),
+    "github_api": ("IFC_SCAN_GITHUB_API", "https://api.github.com"),
+    "github_token_env": ("IFC_SCAN_GITHUB_TOKEN_ENV", "GITHUB_TOKEN"),
+    "collector_state": ("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"),
+    "parquet_dir": ("IFC_SCAN_PARQUET_DIR", ""),   # set: the warehouse is also published as Parquet
+}
 
 
 @dataclass
 class Settings:
-    landing: str
-    warehouse: str
-    reports: str
-    policy: str | None
+    landing: str = ENV["landing"][1]
+    warehouse: str = ENV["warehouse"][1]
+    reports: str = ENV["reports"][1]
+    policy: str = ""
     github_repo: str = ""
-    github_api: str = "https://api.github.com"
-    github_token_env: str = "GITHUB_TOKEN"
-    collector_state: str = "data/collector/github.json"
-    parquet_dir: str = ""        # set: the warehouse is also published as Parquet and KPIs read from it
+    github_api: str = ENV["github_api"][1]
+    github_token_env: str = ENV["github_token_env"][1]
+    collector_state: str = ENV["collector_state"][1]
+    parquet_dir: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
-        return cls(landing=os.environ.get("IFC_SCAN_LANDING", "data/landing"),
-                   warehouse=os.environ.get("IFC_SCAN_WAREHOUSE", "data/ifc_scan.duckdb"),
-                   reports=os.environ.get("IFC_SCAN_REPORTS", "reports"),
-                   policy=os.environ.get("IFC_SCAN_POLICY") or None,
-                   github_repo=os.environ.get("IFC_SCAN_GITHUB_REPO", ""),
-                   github_api=os.environ.get("IFC_SCAN_GITHUB_API", "https://api.github.com"),
-                   github_token_env=os.environ.get("IFC_SCAN_GITHUB_TOKEN_ENV", "GITHUB_TOKEN"),
-                   collector_state=os.environ.get("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"),
-                   parquet_dir=os.environ.get("IFC_SCAN_PARQUET_DIR", ""))
+        return cls(**{f.name: os.environ.get(ENV[f.name][0]) or ENV[f.name][1] for f in fields(cls)})

@@ -9,7 +9,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from ifc_scan.ingest.runner import ingest
-from ifc_scan.pipeline import compute_weeks, derive_lifecycle
+from ifc_scan.kpis.stage import WeeklyStage, oracle_week
+from ifc_scan.lifecycle.store import derive_lifecycle
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
 
@@ -164,10 +165,15 @@ class Scenario:
         inv.write_text(inv.read_text() + f"retired:\n  - lineage: {self.lineage}\n    at: {z(at)}\n")
 
     def kpis(self, monday: date, policy=None) -> dict:
+        """The week's kpis.json as the weekly stage computes it (persisted lifecycle read at T); every
+        scenario also checks it against the as-of-T oracle, so each hand-worked rule tests both."""
         wh = self.root / "w.duckdb"
         ingest(self.landing, wh, progress=lambda m: None)
         policy = policy or load_policy()
         with connect(wh) as con:
             derive_lifecycle(con, policy)
-            self.result = compute_weeks(con, policy, [monday])[0]
+            self.result = WeeklyStage(con, policy).compute(monday)
+            oracle = oracle_week(con, policy, monday)
+        assert self.result.kpis_json == oracle.kpis_json, "persisted lifecycle disagrees with the as-of-T oracle"
+        assert self.result.populations == oracle.populations
         return self.result.kpis

@@ -32,7 +32,7 @@ def chromium(tmp_path, *args, timeout=120):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     from ifc_scan.ingest.runner import ingest
-    from ifc_scan.pipeline import derive_lifecycle
+    from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect

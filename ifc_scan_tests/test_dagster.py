@@ -1,83 +1,203 @@
 import json
+import os
+from datetime import date, datetime, timezone
 
 import dagster as dg
+import pytest
 
 from ifc_scan.definitions import defs
-from ifc_scan.defs.assets import finding_lifecycle, warehouse_ingest, weekly_report
-from ifc_scan.defs.automation import landing_zone_sensor
-from ifc_scan.defs.checks import zero_critical_in_production
-from ifc_scan.defs.resources import IfcScanSettings
+from ifc_scan.defs.collect import github_evidence
+from ifc_scan.defs.ingest import landing_zone_sensor, warehouse_ingest
+from ifc_scan.defs.lifecycle import finding_lifecycle
+from ifc_scan.defs.resources import IfcScanSettings, resources_for
+from ifc_scan.defs.weekly import CHECKS, weekly_job, weekly_kpis, weekly_report, weekly_targets
 from ifc_scan.demo.generator import generate
+from ifc_scan.report.markdown import md_escape
+
+# The graph as users see it in the UI; a change here is a change of the product, made on purpose.
+SNAPSHOT = {
+    "assets": {"github_evidence": [], "warehouse_ingest": ["github_evidence"],
+               "finding_lifecycle": ["warehouse_ingest"], "weekly_kpis": ["finding_lifecycle"],
+               "weekly_report": ["weekly_kpis"]},
+    "partitioned": ["weekly_kpis", "weekly_report"],
+    "checks": sorted(f"weekly_kpis:{c}" for c in CHECKS),
+    "jobs": ["collect_job", "ingest_job", "weekly_job"],
+    "schedules": {"collect_github_schedule": "0 5 * * 1", "weekly_job_schedule": "0 6 * * 1"},
+    "sensors": ["landing_zone_sensor"],
+    "resources": ["settings", "warehouse"],
+}
 
 
-def test_definitions_load_with_jobs_schedule_and_sensor():
+def test_definitions_snapshot():
     d = defs()
-    assert {a.key.path[0] for a in d.resolve_all_asset_specs()} == {"github_evidence", "warehouse_ingest",
-                                                                     "finding_lifecycle", "weekly_report"}
+    specs = {s.key.to_user_string(): s for s in d.resolve_all_asset_specs()}
+    assert {k: sorted(dep.asset_key.to_user_string() for dep in s.deps) for k, s in specs.items()} == SNAPSHOT["assets"]
+    assert sorted(k for k, s in specs.items() if s.partitions_def is not None) == SNAPSHOT["partitioned"]
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in d.resolve_asset_graph().asset_check_keys)
+    assert checks == SNAPSHOT["checks"]
+    assert sorted(j.name for j in d.jobs) == SNAPSHOT["jobs"]
+    assert {s.name: s.cron_schedule for s in d.schedules} == SNAPSHOT["schedules"]
+    assert [s.name for s in d.sensors] == SNAPSHOT["sensors"]
+    assert sorted(d.resources) == SNAPSHOT["resources"]
+    # the schedule asks for the week that just ended; the collector's is off and skips without a token
     sched = d.resolve_schedule_def("weekly_job_schedule")
-    assert sched.cron_schedule == "0 6 * * 1"
-    from datetime import datetime, timezone
     reqs = sched.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 3, 9, 6, tzinfo=timezone.utc))).run_requests
     assert reqs[0].partition_key == "2026-03-02"
-    # the collector's schedule is off by default and skips itself without a token
     collect_sched = d.resolve_schedule_def("collect_github_schedule")
     assert collect_sched.default_status == dg.DefaultScheduleStatus.STOPPED
-    import os
     os.environ.pop("GITHUB_TOKEN", None)
     res = collect_sched.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 3, 9, 5, tzinfo=timezone.utc)))
     assert res.run_requests == [] and "IFC_SCAN_GITHUB_REPO" in res.skip_message
+    # descriptions render as text: no angle-bracket placeholder that Markdown would swallow
+    assert all("<" not in (s.description or "") for s in specs.values())
 
 
-def test_materialize_a_week_and_rerun_is_untouched(tmp_path, monkeypatch):
-    generate(tmp_path / "landing", weeks=4, seed=5, end=__import__("datetime").date(2026, 3, 9))
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """5 demo weeks ingested once; each test writes its own reports."""
+    root = tmp_path_factory.mktemp("dagster")
+    generate(root / "landing", weeks=5, seed=2, end=date(2026, 3, 9))
+    settings = IfcScanSettings(landing=str(root / "landing"), warehouse=str(root / "w.duckdb"),
+                               reports=str(root / "reports"))
+    assert dg.materialize([github_evidence, warehouse_ingest, finding_lifecycle], resources=resources_for(settings)).success
+    return root, settings
+
+
+def _range_run(settings, start, end, policy_file=None):
+    if policy_file:
+        settings = IfcScanSettings(**{**settings.__dict__, "policy": str(policy_file)})
+    d = dg.Definitions(assets=[weekly_kpis, weekly_report], asset_checks=[weekly_targets], jobs=[weekly_job],
+                       resources=resources_for(settings))
+    return d.resolve_job_def("weekly_job").execute_in_process(
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
+
+
+def _per_partition(result, asset):
+    return {e.materialization.partition: {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events() if e.materialization.asset_key.to_user_string() == asset}
+
+
+def test_range_run_gives_each_partition_its_own_figures_and_checks(demo):
+    root, settings = demo
+    r = _range_run(settings, "2026-02-09", "2026-03-02")
+    assert r.success
+    weeks = {"2026-02-09": "2026-W07", "2026-02-16": "2026-W08", "2026-02-23": "2026-W09", "2026-03-02": "2026-W10"}
+    kp = {key: json.loads((root / "reports" / w / "kpis.json").read_text()) for key, w in weeks.items()}
+    meta = _per_partition(r, "weekly_kpis")
+    rep = _per_partition(r, "weekly_report")
+    assert sorted(meta) == sorted(weeks) and sorted(rep) == sorted(weeks)
+    for key, w in weeks.items():
+        k = kp[key]
+        assert meta[key]["iso_week"] == w
+        assert meta[key]["critical_in_prod"] == k["critical_in_prod"]["count"]
+        assert meta[key]["build_gate_pct"] == (k["coverage"]["build_gate"]["pct"] if k["coverage"]["build_gate"]["pct"]
+                                                is not None else "n/a")
+        assert meta[key]["failing_controls"] == [f"{c['framework']} {c['id']}" for c in k["controls"] if c["status"] == "fail"]
+        assert rep[key]["report_path"] == str((root / "reports" / w / "report.html").resolve())
+        assert rep[key]["report_url"].startswith("file:///") and rep[key]["report_url"].endswith(f"/{w}/report.html")
+    # the partitions do not share the last week's values (weeks differ in the demo)
+    assert len({json.dumps(meta[key]["build_gate_pct"]) + json.dumps(meta[key]["nightly_pct"]) for key in weeks}) > 1
+    evals = r.get_asset_check_evaluations()
+    assert len(evals) == len(weeks) * len(CHECKS)
+    by = {(e.partition, e.check_name): e for e in evals}
+    for key in weeks:
+        k = kp[key]
+        zc = by[(key, "zero_critical_in_production")]
+        assert zc.passed == (k["critical_in_prod"]["count"] == 0)
+        nc = by[(key, "nightly_coverage")]
+        assert nc.passed == (k["coverage"]["nightly"]["pct"] in (None, 100.0))
+        assert nc.metadata["offending_items"].value == k["coverage"]["nightly"]["gaps"]
+        overdue = sum(k["sla"][s]["open_overdue"] or 0 for s in k["sla"])
+        od = by[(key, "no_open_overdue")]
+        assert od.passed == (overdue == 0) and od.metadata["offending_count"].value == overdue
+        if overdue:   # each offending item names the CVE, lineage and due time
+            assert {"finding", "lineage", "due_at"} <= set(od.metadata["offending_items"].value[0])
+        ctl = by[(key, "every_control_passes")]
+        assert ctl.passed == all(c["status"] != "fail" for c in k["controls"])
+
+
+def test_a_policy_target_edit_changes_the_check_and_the_control(demo, tmp_path):
+    root, settings = demo
+    r = _range_run(settings, "2026-03-02", "2026-03-02")
+    k = json.loads((root / "reports" / "2026-W10" / "kpis.json").read_text())
+    pct = k["coverage"]["nightly"]["pct"]
+    assert pct is not None and pct < 100, "the demo week should have a nightly gap for this test"
+    by = {e.check_name: e for e in r.get_asset_check_evaluations()}
+    assert not by["nightly_coverage"].passed
+    cis = next(c for c in k["controls"] if c["framework"] == "CIS Controls")
+    assert "nightly coverage 100 %" in cis["failed"]
+    # a team that sets its coverage target to the week's own figure: the check passes and the condition moves
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"targets:\n  coverage_pct: {pct}\n")
+    r2 = _range_run(settings, "2026-03-02", "2026-03-02", policy_file=policy)
+    by2 = {e.check_name: e for e in r2.get_asset_check_evaluations()}
+    assert by2["nightly_coverage"].passed and by2["nightly_coverage"].metadata["target"].value == f">= {pct:g} %"
+    k2 = json.loads((root / "reports" / "2026-W10" / "kpis.json").read_text())
+    cis2 = next(c for c in k2["controls"] if c["framework"] == "CIS Controls")
+    assert f"nightly coverage {pct:g} %" not in cis2["failed"]
+
+
+def test_rerun_of_an_unchanged_week_leaves_the_report_untouched(demo):
+    root, settings = demo
+    assert _range_run(settings, "2026-02-23", "2026-02-23").success
+    before = (root / "reports" / "2026-W09" / "manifest.json").read_bytes()
+    r = _range_run(settings, "2026-02-23", "2026-02-23")
+    assert _per_partition(r, "weekly_report")["2026-02-23"]["status"] == "unchanged"
+    assert _per_partition(r, "weekly_kpis")["2026-02-23"]["kpis"] == "fresh"
+    assert (root / "reports" / "2026-W09" / "manifest.json").read_bytes() == before
+
+
+def test_unconfigured_collector_does_not_stop_ingest(tmp_path):
+    generate(tmp_path / "landing", weeks=1, seed=3, end=date(2026, 3, 9))
     settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
                                reports=str(tmp_path / "reports"))
-    r = dg.materialize([warehouse_ingest, finding_lifecycle], resources={"settings": settings})
+    r = dg.materialize([github_evidence, warehouse_ingest], resources=resources_for(settings))
     assert r.success
-    assets = [weekly_report, zero_critical_in_production]
-    r = dg.materialize(assets, partition_key="2026-02-23", resources={"settings": settings})
-    assert r.success
-    k = json.loads((tmp_path / "reports" / "2026-W09" / "kpis.json").read_text())
-    assert k["week"] == "2026-W09" and k["period_end"] == "2026-03-02T00:00:00Z"
-    assert len(r.get_asset_check_evaluations()) == 1
-    before = (tmp_path / "reports" / "2026-W09" / "manifest.json").read_bytes()
-    r = dg.materialize(assets, partition_key="2026-02-23", resources={"settings": settings})
-    assert r.success and (tmp_path / "reports" / "2026-W09" / "manifest.json").read_bytes() == before
+    meta = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+            for e in r.get_asset_materialization_events()}
+    assert meta["github_evidence"]["configured"].value is False
+    assert meta["warehouse_ingest"]["ingested"].value > 0
 
 
-def test_sensor_requests_ingest_only_for_new_files(tmp_path, monkeypatch):
-    (tmp_path / "trivy").mkdir()
-    (tmp_path / "trivy" / "a.json").write_text("{}")
-    monkeypatch.setenv("IFC_SCAN_LANDING", str(tmp_path))
+def test_sensor_first_tick_starts_nothing_when_the_warehouse_holds_every_file(demo, monkeypatch, tmp_path):
+    root, settings = demo
+    monkeypatch.setenv("IFC_SCAN_LANDING", settings.landing)
+    monkeypatch.setenv("IFC_SCAN_WAREHOUSE", settings.warehouse)
     ctx = dg.build_sensor_context(cursor=None)
-    assert isinstance(landing_zone_sensor(ctx), dg.RunRequest)
-    ctx2 = dg.build_sensor_context(cursor=ctx.cursor)
-    assert isinstance(landing_zone_sensor(ctx2), dg.SkipReason)
+    first = landing_zone_sensor(ctx)
+    assert isinstance(first, dg.SkipReason) and "already holds" in first.skip_message
+    assert len(ctx.cursor) == 64          # a digest, not a file list
+    # the collector's hidden working folders are not evidence
+    hidden = root / "landing" / "ci" / "github-actions" / ".tmp-collect-99"
+    hidden.mkdir(parents=True)
+    (hidden / "run.json").write_text("{}")
+    assert isinstance(landing_zone_sensor(dg.build_sensor_context(cursor=ctx.cursor)), dg.SkipReason)
+    # a new report is
+    new = root / "landing" / "trivy" / "registry" / "new.json"
+    new.write_text("{}")
+    try:
+        req = landing_zone_sensor(dg.build_sensor_context(cursor=ctx.cursor))
+        assert isinstance(req, dg.RunRequest)
+    finally:
+        new.unlink()
+        (hidden / "run.json").unlink()
+        hidden.rmdir()
 
 
-def test_range_run_evaluates_checks_for_every_week(tmp_path):
-    from datetime import date
-    from ifc_scan.defs import automation, checks
-    generate(tmp_path / "landing", weeks=5, seed=2, end=date(2026, 3, 9))
-    settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
-                               reports=str(tmp_path / "reports"))
-    d = dg.Definitions(assets=[warehouse_ingest, finding_lifecycle, weekly_report],
-                       asset_checks=dg.load_asset_checks_from_modules([checks]),
-                       jobs=[automation.weekly_job, automation.ingest_job], resources={"settings": settings})
-    assert d.resolve_job_def("ingest_job").execute_in_process().success
-    r = d.resolve_job_def("weekly_job").execute_in_process(
-        tags={"dagster/asset_partition_range_start": "2026-02-09", "dagster/asset_partition_range_end": "2026-03-02"})
-    assert r.success
-    evals = {e.check_name: e for e in r.get_asset_check_evaluations()}
-    assert len(evals) == 6
-    weeks = ["2026-W07", "2026-W08", "2026-W09", "2026-W10"]
-    kp = {w: json.loads((tmp_path / "reports" / w / "kpis.json").read_text()) for w in weeks}
-    zc = evals["zero_critical_in_production"]
-    assert sorted(zc.metadata["value_by_week"].value) == weeks
-    expected_failing = [w for w in weeks if kp[w]["critical_in_prod"]["count"] != 0]
-    assert zc.metadata["failing_weeks"].value == expected_failing and zc.passed == (not expected_failing)
-    nc = evals["nightly_coverage_100"]
-    gaps = [g for w in weeks for g in kp[w]["coverage"]["nightly"]["gaps"]]
-    assert nc.metadata["offending_count"].value == len(gaps)
+@pytest.mark.parametrize("hostile", [
+    "evil](https://attacker.example/x) ![img](https://attacker.example/i.png)",
+    "[click](https://attacker.example) <https://attacker.example/auto> https://attacker.example/bare",
+    "<script>alert(1)</script><img src=https://attacker.example/i.png>",
+    "`code` **bold** <a href='https://attacker.example'>x</a>",
+    "line\n# heading\n![x](https://attacker.example/i.png)",
+])
+def test_markdown_metadata_cannot_carry_links_or_images(hostile):
+    """Rendered by a CommonMark renderer with raw HTML allowed (the worst case for a metadata viewer):
+    the escaped text yields no link, image, tag or code span, and the text is still shown."""
+    from markdown_it import MarkdownIt
+    html = MarkdownIt("commonmark", {"html": True, "linkify": False}).render(f"- {md_escape(hostile)}")
+    for token in ("<a ", "<img", "<script", "<code", "<strong", "<h1"):
+        assert token not in html, html
+    assert "attacker.example" in html

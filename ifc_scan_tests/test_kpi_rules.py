@@ -5,7 +5,9 @@ from datetime import date, datetime
 
 import pytest
 
-from ifc_scan_tests.scenario import Scenario, vuln
+from ifc_scan.timeutil import iso_z
+from ifc_scan.warehouse.db import connect
+from ifc_scan_tests.scenario import Scenario, digest, vuln
 
 MON = date(2026, 3, 2)
 NEXT = date(2026, 3, 9)
@@ -209,10 +211,17 @@ def test_observed_at_falls_back_to_the_ci_step_then_to_the_mtime(sc):
               deploy_t=D(3, 11))                                          # artifact without CreatedAt: step end
     sc.kpis(MON)
     assert finding(sc, "CVE-M")["detected_at"] == "2026-03-02T05:00:00Z"
-    sources = sorted(s.observed_at_source for s in sc.result.populations["obs"].scans)
-    assert sources == ["ci", "mtime"]
-    ci_scan = next(s for s in sc.result.populations["obs"].scans if s.observed_at_source == "ci")
-    assert ci_scan.observed_at == D(3, 10, 7)
+    # one scan dated by the CI step, one by the file's mtime (the report's data-quality counts)
+    assert (sc.result.data_quality["fallback_ci"], sc.result.data_quality["fallback_mtime"]) == (1, 1)
+    # the CI artifact (image B) is dated by its step's completion, Tue 10:07
+    assert finding_rows_of_scan_time(sc) == {"2026-03-03T10:07:00Z"}
+
+
+def finding_rows_of_scan_time(sc) -> set:
+    """observed_at of the CI artifacts, read back from the warehouse the scenario built."""
+    from ifc_scan.lifecycle.observations import load
+    with connect(sc.root / "w.duckdb", read_only=True) as con:
+        return {iso_z(s.observed_at) for s in load(con, with_findings=False).scans if s.observed_at_source == "ci"}
 
 
 def test_an_empty_snapshot_empties_the_scope(sc):
@@ -230,7 +239,7 @@ def test_an_empty_snapshot_empties_the_scope(sc):
 def test_stale_image_listed_with_its_build_time_source(sc):
     sc.registry_scan("A", D(2, 2), [], image_created="2025-11-01T00:00:00Z")   # T - 90 d = 2025-12-09
     k = sc.kpis(MON)
-    assert k["stale_images"] == [{"lineage": "ghcr.io/acme/api", "digest": sc.result.populations["obs"].scans[0].image,
+    assert k["stale_images"] == [{"lineage": "ghcr.io/acme/api", "digest": digest("cfg-A"),
                                   "built_at": "2025-11-01T00:00:00Z", "build_time_source": "image_config_created"}]
 
 

@@ -7,7 +7,8 @@ import duckdb
 
 from ifc_scan.demo.generator import generate
 from ifc_scan.ingest.runner import ingest
-from ifc_scan.pipeline import compute_weeks, derive_lifecycle
+from ifc_scan.kpis.stage import WeeklyStage
+from ifc_scan.lifecycle.store import derive_lifecycle
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
 from ifc_scan.warehouse.parquet import connect_parquet, publish_parquet
@@ -21,9 +22,10 @@ def test_kpis_on_parquet_equal_kpis_on_the_duckdb_file(tmp_path):
     with connect(tmp_path / "w.duckdb") as con:
         derive_lifecycle(con, policy)
         counts = publish_parquet(con, tmp_path / "parquet")
-        on_file = [r.kpis_json for r in compute_weeks(con, policy, mondays)]
+        on_file = [WeeklyStage(con, policy).compute(m).kpis_json for m in mondays]
         # while the writer holds its connection, a reader opens the Parquet files
-        on_parquet = [r.kpis_json for r in compute_weeks(connect_parquet(tmp_path / "parquet"), policy, mondays)]
+        pq = WeeklyStage(connect_parquet(tmp_path / "parquet"), policy)
+        on_parquet = [pq.compute(m).kpis_json for m in mondays]
     assert on_parquet == on_file
     assert any(json.loads(k)["new_findings"]["total"] for k in on_file)      # weeks with something in them
     # Hive layout by week; every row is there

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 def test_hostile_text_is_escaped_and_csv_cells_neutralised(tmp_path):
     from ifc_scan.report.run import publish_weeks
-    from ifc_scan.pipeline import derive_lifecycle
+    from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.warehouse.db import connect
     from ifc_scan.ingest.runner import ingest
@@ -40,7 +40,7 @@ def test_csv_safe():
 def test_misconfigurations_and_secrets_of_production_images_are_shown(tmp_path):
     import csv
     from ifc_scan.ingest.runner import ingest
-    from ifc_scan.pipeline import derive_lifecycle
+    from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect

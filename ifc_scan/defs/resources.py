@@ -1,7 +1,14 @@
+"""Resources and the weekly partitions. Configured from the one settings table (ifc_scan/settings.py)
+with dg.EnvVar where the variable is set, so the UI shows where each value comes from."""
+
+import contextlib
+import os
+
 import dagster as dg
 
 from ifc_scan.policy import DEFAULT_POLICY
-from ifc_scan.settings import Settings
+from ifc_scan.settings import ENV
+from ifc_scan.warehouse.db import connect
 
 # Monday-based ISO weeks (day_offset=1); partition keys are the Mondays' dates.
 weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=str(DEFAULT_POLICY["week_start"]), day_offset=1,
@@ -15,17 +22,33 @@ class IfcScanSettings(dg.ConfigurableResource):
     reports: str
     policy: str = ""
     github_repo: str = ""
-    github_api: str = "https://api.github.com"
-    github_token_env: str = "GITHUB_TOKEN"
-    collector_state: str = "data/collector/github.json"
+    github_api: str = ENV["github_api"][1]
+    github_token_env: str = ENV["github_token_env"][1]
+    collector_state: str = ENV["collector_state"][1]
     parquet_dir: str = ""
 
 
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Not dagster-duckdb's DuckDBResource: this one creates and upgrades the schema
+    and waits (with a message) while another process holds DuckDB's single-writer lock."""
+    settings: dg.ResourceDependency[IfcScanSettings]
+
+    @contextlib.contextmanager
+    def connection(self, read_only: bool = False, log=None):
+        with connect(self.settings.warehouse, read_only=read_only, on_wait=log) as con:
+            yield con
+
+
+def settings_from_env() -> IfcScanSettings:
+    """Each field from its environment variable (as dg.EnvVar, resolved at launch) when set, else its default."""
+    values = {name: (dg.EnvVar(var) if os.environ.get(var) else default) for name, (var, default) in ENV.items()}
+    return IfcScanSettings(**values)
+
+
+def resources_for(settings: IfcScanSettings) -> dict:
+    return {"settings": settings, "warehouse": WarehouseResource(settings=settings)}
+
+
+@dg.definitions
 def resources() -> dg.Definitions:
-    s = Settings.from_env()
-    return dg.Definitions(resources={"settings": IfcScanSettings(landing=s.landing, warehouse=s.warehouse,
-                                                                 reports=s.reports, policy=s.policy or "",
-                                                                 github_repo=s.github_repo, github_api=s.github_api,
-                                                                 github_token_env=s.github_token_env,
-                                                                 collector_state=s.collector_state,
-                                                                 parquet_dir=s.parquet_dir)})
+    return dg.Definitions(resources=resources_for(settings_from_env()))

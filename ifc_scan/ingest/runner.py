@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import re
 import sys
@@ -137,6 +138,46 @@ def discover(landing: Path) -> list[LandingFile]:
     return files
 
 
+@dataclass(frozen=True)
+class LandingFingerprint:
+    files: int
+    digest: str        # sha256 over every discovered file's path, size and mtime
+
+
+def fingerprint_of(files: list[LandingFile]) -> LandingFingerprint:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.rel}\x1f{f.size}\x1f{f.mtime.isoformat()}\x1e".encode("utf-8", "surrogateescape"))
+    return LandingFingerprint(len(files), h.hexdigest())
+
+
+def landing_fingerprint(landing: str | Path) -> LandingFingerprint:
+    """The files ingest would read, without reading them (the sensor's view)."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing zone {landing} does not exist or is not a folder")
+    return fingerprint_of(discover(landing))
+
+
+def receipt_path(warehouse: str | Path) -> Path:
+    return Path(str(warehouse) + ".ingested.json")
+
+
+def read_receipt(warehouse: str | Path) -> dict | None:
+    """What the last completed ingest into `warehouse` saw; None if there was none."""
+    try:
+        return json.loads(receipt_path(warehouse).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_receipt(warehouse: str | Path, landing: Path, fp: LandingFingerprint) -> None:
+    p = receipt_path(warehouse)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps({"landing": str(landing.resolve()), "files": fp.files, "fingerprint": fp.digest}))
+    os.replace(tmp, p)
+
+
 class Batch:
     """Rows waiting for one transaction."""
 
@@ -182,7 +223,9 @@ def _check_dates(scan: ParsedScan, now) -> None:
 
 
 def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-           progress=None) -> IngestSummary:
+           progress=None, rehash: bool = False) -> IngestSummary:
+    """Load the landing zone's new files. A file whose path, size and mtime match a loaded one is not
+    read again (rehash=True reads and hashes every file)."""
     now = datetime.now(timezone.utc).replace(tzinfo=None)   # only to refuse impossible future dates
     landing = Path(landing)
     if not landing.is_dir():
@@ -192,7 +235,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
     files = discover(landing)
     summary.files_seen = len(files)
     with connect(warehouse) as con:
-        known = set(con.execute("SELECT path, sha256 FROM source_files").fetchall())
+        stored = con.execute("SELECT path, sha256, size, mtime, status FROM source_files").fetchall()
+        known = {(p, sha) for p, sha, _, _, _ in stored}
+        # a rejected file is hashed again: its rejection may have been a passing read failure
+        by_stat = {} if rehash else {(p, size, mtime): sha for p, sha, size, mtime, st in stored if st != "rejected"}
         loaded_shas = {s: p for p, s in con.execute(
             "SELECT path, sha256 FROM source_files WHERE kind IN ('scan','ci-artifact') AND status='ingested'").fetchall()}
         batch = Batch()
@@ -216,6 +262,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 f.sha256 = ""
                 if (f.rel, "") not in known:
                     new.append(f)
+                continue
+            seen = by_stat.get((f.rel, f.size, f.mtime))
+            if seen is not None and not f.kind.startswith("unreadable"):
+                f.sha256 = seen    # same path, size and mtime as a file already loaded: not read again
                 continue
             try:
                 f.sha256 = sha256_file(f.path) if f.size <= max_file_bytes else f"oversize:{f.size}:{f.mtime.isoformat()}"
@@ -379,5 +429,6 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             elif f.kind.startswith("unreadable:"):
                 record(f, "rejected", f"could not be read: {f.kind[11:]}")
         batch.flush(con, summary)
+    write_receipt(warehouse, landing, fingerprint_of(files))
     progress("ingest: " + "\n".join(summary.lines()))
     return summary

@@ -7,19 +7,18 @@ Everything is as of T = period end and uses only events with time < T.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import numpy as np
 
-from ifc_scan.lifecycle.observations import Observations
-from ifc_scan.lifecycle.timeline import Finding, Lifecycle
+from ifc_scan.lifecycle.exception_match import ExceptionIndex
+from ifc_scan.lifecycle.observations import Observations, is_production_attempt
+from ifc_scan.lifecycle.state import FindingAtT, LifecycleAtT
 from ifc_scan.timeutil import iso_z, week_label
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 AGE_BUCKETS = (("0-24h", 0, 24), ("1-7d", 24, 168), ("7-30d", 168, 720), ("30-90d", 720, 2160), (">90d", 2160, None))
-PRESENCE = ("detect", "present", "reopen")
 
 
 def hours(delta: timedelta) -> float:
@@ -34,64 +33,24 @@ def pct(num: int, den: int):
     return None if den == 0 else round(100.0 * num / den, 2)
 
 
-class FindingView:
-    """A finding's state as of an instant, read from its events."""
-
-    def __init__(self, f: Finding):
-        self.f = f
-        self.times = [e.time for e in f.events]
-
-    def before(self, t):
-        return self.f.events[:bisect.bisect_left(self.times, t)]
-
-    def last_before(self, t):
-        i = bisect.bisect_left(self.times, t)
-        return self.f.events[i - 1] if i else None
-
-    def is_open(self, t) -> bool:
-        state = None
-        for e in self.before(t):
-            if e.kind in ("detect", "reopen"):
-                state = True
-            elif e.kind == "close":
-                state = False
-        return bool(state)
-
-    def severity_at(self, t) -> str:
-        """Severity at its last presence before t (KPIS.md: for every per-severity figure)."""
-        for e in reversed(self.before(t)):
-            if e.kind in PRESENCE:
-                return e.severity or "UNKNOWN"
-        return self.f.events[0].severity or "UNKNOWN"
-
-    def due_at(self, t):
-        e = self.last_before(t)
-        return e.due_at if e else None
-
-
 class WeekContext:
-    def __init__(self, obs: Observations, lc: Lifecycle, policy: dict, start: datetime, end: datetime):
-        self.obs, self.lc, self.policy, self.S, self.T = obs, lc, policy, start, end
-        self.exc = lc.exc
-        self.views = [FindingView(f) for f in sorted(lc.findings.values(), key=lambda f: f.fid) if f.detected_at < end]
+    """What one week's KPIs read: the observations before T and the lifecycle read at T."""
+
+    def __init__(self, obs: Observations, state: LifecycleAtT, policy: dict, start: datetime, end: datetime):
+        self.obs, self.state, self.policy, self.S, self.T = obs, state, policy, start, end
+        self.exc = ExceptionIndex(obs)
         self.scans = [s for s in obs.scans if s.observed_at < end]
+        self._open = state.open()
 
     def retired(self, lineage: str) -> bool:
         at = self.obs.retired.get(lineage)
         return at is not None and at < self.T
 
-    def excepted_at_T(self, v: FindingView) -> bool:
-        f = v.f
+    def excepted_at_T(self, f: FindingAtT) -> bool:
         return bool(self.exc.matching(f.lineage, self.T, f.vuln_id, f.pkg_path, f.target, f.purl))
 
-    def open_views(self):
-        return [v for v in self.views if v.is_open(self.T)]
-
-    def closes_in_week(self):
-        for v in self.views:
-            for e in v.before(self.T):
-                if e.kind == "close" and e.time >= self.S:
-                    yield v, e
+    def open_findings(self) -> list[FindingAtT]:
+        return self._open
 
 
 def per_severity(factory):
@@ -103,12 +62,11 @@ def per_severity(factory):
 def new_findings(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"total": 0, "introduced": 0, "disclosed": 0, "onboarded": 0})
     by_cause = {"introduced": 0, "disclosed": 0, "onboarded": 0}
-    for v in ctx.views:
-        if ctx.S <= v.f.detected_at < ctx.T:
-            sev = v.severity_at(ctx.T)
-            out[sev]["total"] += 1
-            out[sev][v.f.cause] += 1
-            by_cause[v.f.cause] += 1
+    for f in ctx.state.findings:
+        if ctx.S <= f.detected_at < ctx.T:
+            out[f.severity]["total"] += 1
+            out[f.severity][f.cause] += 1
+            by_cause[f.cause] += 1
     out["total"] = sum(out[s]["total"] for s in SEVERITIES)
     out["by_cause"] = by_cause
     return out
@@ -117,22 +75,21 @@ def new_findings(ctx: WeekContext) -> dict:
 def remediated(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: 0)
     totals = {"withdrawn": 0, "retired": 0}
-    for v, e in ctx.closes_in_week():
-        if e.reason == "fixed":
-            out[v.severity_at(e.time)] += 1
+    for c in ctx.state.closes:
+        if c.reason == "fixed":
+            out[c.severity] += 1
         else:
-            totals[e.reason] += 1
-    regressions = sum(1 for v in ctx.views for e in v.before(ctx.T) if e.kind == "reopen" and e.time >= ctx.S)
+            totals[c.reason] += 1
     out.update(total=sum(out[s] for s in SEVERITIES), withdrawn=totals["withdrawn"], retired=totals["retired"],
-               regressions=regressions)
+               regressions=ctx.state.regressions)
     return out
 
 
 def mttr_hours(ctx: WeekContext) -> dict:
     durations = defaultdict(list)
-    for v, e in ctx.closes_in_week():
-        if e.reason == "fixed":
-            durations[v.severity_at(e.time)].append(hours(e.time - v.f.detected_at))
+    for c in ctx.state.closes:
+        if c.reason == "fixed":
+            durations[c.severity].append(hours(c.time - c.detected_at))
 
     def stats(sev):
         xs = sorted(durations[sev])
@@ -146,24 +103,21 @@ def mttr_hours(ctx: WeekContext) -> dict:
 
 def sla(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"closed_within": 0, "closed_late": 0, "open_within": 0, "open_overdue": 0, "excepted": 0})
-    for v, e in ctx.closes_in_week():
-        sev = v.severity_at(e.time)
-        due = e.due_at   # the close event carries the due time in force when it closed
-        # D3: every close that is not a fixed close by its due time is late (withdrawn, retired included)
-        if e.reason == "fixed" and due is not None and e.time <= due:
-            out[sev]["closed_within"] += 1
-        else:
-            out[sev]["closed_late"] += 1
-    for v in ctx.open_views():
-        sev = v.severity_at(ctx.T)
-        if ctx.excepted_at_T(v):
-            out[sev]["excepted"] += 1
+    for c in ctx.state.closes:
+        # KPIS.md: the SLA close columns count remediations only; a withdrawn or retired close is
+        # neither within nor late. The close carries the due time in force when it closed.
+        if c.reason != "fixed" or c.due_at is None:
             continue
-        due = v.due_at(ctx.T)
+        out[c.severity]["closed_within" if c.time <= c.due_at else "closed_late"] += 1
+    for f in ctx.open_findings():
+        if ctx.excepted_at_T(f):
+            out[f.severity]["excepted"] += 1
+            continue
+        due = f.due_at
         if due is not None and ctx.T > due:
-            out[sev]["open_overdue"] += 1
+            out[f.severity]["open_overdue"] += 1
         else:
-            out[sev]["open_within"] += 1
+            out[f.severity]["open_within"] += 1
     for k in ("closed_within", "closed_late", "open_within", "open_overdue"):
         out["UNKNOWN"][k] = None
     return out
@@ -171,23 +125,22 @@ def sla(ctx: WeekContext) -> dict:
 
 def open_backlog(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"total": 0, **{b: 0 for b, _, _ in AGE_BUCKETS}})
-    for v in ctx.open_views():
-        sev = v.severity_at(ctx.T)
-        age = hours(ctx.T - v.f.detected_at)
+    for f in ctx.open_findings():
+        age = hours(ctx.T - f.detected_at)
         for name, lo, hi in AGE_BUCKETS:
             if age >= lo and (hi is None or age < hi):
-                out[sev][name] += 1
-        out[sev]["total"] += 1
+                out[f.severity][name] += 1
+        out[f.severity]["total"] += 1
     out["total"] = sum(out[s]["total"] for s in SEVERITIES)
     return out
 
 
 def critical_in_prod(ctx: WeekContext) -> dict:
     count = excepted = 0
-    for v in ctx.open_views():
-        if ctx.retired(v.f.lineage) or v.severity_at(ctx.T) != "CRITICAL":
+    for f in ctx.open_findings():
+        if ctx.retired(f.lineage) or f.severity != "CRITICAL":
             continue
-        if ctx.excepted_at_T(v):
+        if ctx.excepted_at_T(f):
             excepted += 1
         else:
             count += 1
@@ -212,7 +165,7 @@ def build_gate_coverage(ctx: WeekContext) -> dict:
         scans_by_image[s.image].append(s)
     first_prod_deploy = {}
     for d in ctx.obs.deploys:
-        if (d.environment or "").lower() == "production" and d.time < ctx.T and d.image:
+        if is_production_attempt(d) and d.time < ctx.T and d.image:
             first_prod_deploy.setdefault(d.image, d.time)
     builds = sorted(_builds_in_week(ctx), key=lambda b: (b["time"], b["run_id"], b["lineage"]))
     covered, uncovered = 0, []
@@ -285,18 +238,23 @@ def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
         if e.snapshot_date <= T and e.vuln_id:
             k = (e.scope, e.vuln_id)
             earliest_listing[k] = min(earliest_listing.get(k, e.snapshot_date), e.snapshot_date)
-    open_now = [v for v in ctx.open_views()]
+    critical_ids: dict[str, set] = defaultdict(set)   # vuln id -> lineages where it is CRITICAL at T
+    for f in ctx.state.findings:
+        if f.severity == "CRITICAL":
+            critical_ids[f.vuln_id].add(f.lineage)
+    open_by_id: dict[str, list[FindingAtT]] = defaultdict(list)
+    for f in ctx.open_findings():
+        open_by_id[f.vuln_id].append(f)
     out = []
     for e in ctx.exc.listed_at(T):
         active = e.valid and (e.expiry is None or e.expiry > T)
-        scope_views = [v for v in ctx.views if ctx.exc.scope_applies(e.scope, v.f.lineage)]
         critical = active and e.vuln_id is not None and any(
-            v.f.vuln_id == e.vuln_id and v.severity_at(T) == "CRITICAL" for v in scope_views)
+            ctx.exc.scope_applies(e.scope, lin) for lin in critical_ids.get(e.vuln_id, ()))
         first = earliest_listing.get((e.scope, e.vuln_id))
         over_limit = critical and (e.expiry is None or (first is not None and
                                    (e.expiry - first) > timedelta(days=policy["max_exception_days_critical"])))
-        matched = any(ctx.exc.scope_applies(e.scope, v.f.lineage) and
-                      ctx.exc.entry_matches(e, v.f.vuln_id, v.f.pkg_path, v.f.target, v.f.purl) for v in open_now)
+        matched = any(ctx.exc.scope_applies(e.scope, f.lineage) and
+                      ctx.exc.entry_matches(e, f.vuln_id, f.pkg_path, f.target, f.purl) for f in open_by_id.get(e.vuln_id, ()))
         out.append({
             "scope": e.scope, "snapshot_date": e.snapshot_date.date().isoformat(), "file": e.file, "line": e.line_no,
             "id": e.vuln_id, "expiry": iso_z(e.expiry), "declared_expiry": iso_z(e.declared_expiry), "reason": e.reason,
@@ -327,13 +285,10 @@ def stale_images(ctx: WeekContext) -> list[dict]:
         if s.image_created is not None:
             created.setdefault(s.image, s.image_created)
     out = []
-    for lineage in sorted(ctx.lc.current_images):
+    for lineage in sorted(ctx.state.current_images):
         if ctx.retired(lineage):
             continue
-        hist = [img for since, img in ctx.lc.current_images[lineage] if since < ctx.T]
-        if not hist:
-            continue
-        img = hist[-1]
+        img = ctx.state.current_image(lineage)
         if img in first_build:
             built, source = first_build[img], "ci_build"
         elif img in created:
@@ -363,19 +318,18 @@ def cadence(ctx: WeekContext) -> dict:
                 gaps.append({"lineage": lineage, "from": iso_z(a), "to": iso_z(b), "hours": r2(hours(b - a)),
                              "open_at_T": is_open})
     recent = {s.lineage for s in ctx.scans if s.observed_at >= ctx.T - timedelta(hours=gap_h)}
-    stale_evidence = sum(1 for v in ctx.open_views() if not ctx.retired(v.f.lineage) and v.f.lineage not in recent)
+    stale_evidence = sum(1 for f in ctx.open_findings() if not ctx.retired(f.lineage) and f.lineage not in recent)
     return {"lineages_with_gaps": len({g["lineage"] for g in gaps}), "gaps": gaps, "stale_evidence": stale_evidence}
 
 
-def compute_week(obs: Observations, lc: Lifecycle, policy: dict, monday) -> dict:
-    start = datetime(monday.year, monday.month, monday.day)
-    end = start + timedelta(days=7)
-    ctx = WeekContext(obs, lc, policy, start, end)
+def compute_week(ctx: WeekContext) -> dict:
+    """The KPI keys of kpis.json for the week [ctx.S, ctx.T), and the exception entries behind them."""
+    start, end = ctx.S, ctx.T
     entries = exception_entries_at_T(ctx)
     return {
-        "week": week_label(monday), "period_start": iso_z(start), "period_end": iso_z(end), "as_of": iso_z(end),
+        "week": week_label(start.date()), "period_start": iso_z(start), "period_end": iso_z(end), "as_of": iso_z(end),
         "new_findings": new_findings(ctx), "remediated": remediated(ctx), "mttr_hours": mttr_hours(ctx),
         "sla": sla(ctx), "open_backlog": open_backlog(ctx), "critical_in_prod": critical_in_prod(ctx),
         "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries), "stale_images": stale_images(ctx),
-        "cadence": cadence(ctx), "_exception_entries": entries, "_context": ctx,
-    }
+        "cadence": cadence(ctx),
+    }, entries

@@ -48,6 +48,18 @@ class Deploy:
     outcome: str | None
 
 
+def is_production_attempt(d: Deploy) -> bool:
+    """A deploy step aimed at environment `production`, whatever its outcome. The build gate and the
+    change-control evidence count attempts (conservative: a failed attempt still had to pass the gate)."""
+    return (d.environment or "").lower() == "production"
+
+
+def is_production_deploy(d: Deploy) -> bool:
+    """A deploy that put its image in production: an attempt that did not fail (D4). Only these move
+    a lineage's current image."""
+    return is_production_attempt(d) and d.outcome != "failure"
+
+
 @dataclass
 class ExceptionEntry:
     scope: str
@@ -106,7 +118,9 @@ def _split_set(value: str | None) -> frozenset | None:
     return frozenset(items) or None
 
 
-def load(con) -> Observations:
+def load(con, with_findings: bool = True) -> Observations:
+    """Everything observed, over all time. with_findings=False leaves each scan's findings empty (the
+    weekly stage reads the persisted lifecycle instead of raw findings)."""
     alias_sources = []
     for t, lineage, digest, image_id in con.execute(
             "SELECT time, lineage, digest, image_id FROM ci_events WHERE kind='build' AND digest IS NOT NULL "
@@ -171,7 +185,7 @@ def load(con) -> Observations:
                 s.scope_severity = None
         scans.append(s)
         by_id[scan_id] = s
-    if by_id:
+    if by_id and with_findings:
         cur = con.execute(
             "SELECT scan_id, vulnerability_id, pkg_name, coalesce(pkg_path, ''), severity, fixed_version, status, "
             "class, suppressed, purl, target, title FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL")

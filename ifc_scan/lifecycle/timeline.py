@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
-from ifc_scan.lifecycle.observations import Observations, Scan
+from ifc_scan.lifecycle.observations import Observations, Scan, is_production_deploy
 
 SEV_RANK = {"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
@@ -31,6 +31,11 @@ class Event:
     image: str | None
     scan_id: str | None
     reason: str | None = None  # close: fixed | withdrawn | retired
+    # the finding's attributes as they stand after this event: the state at any T is read from the
+    # last event before T, so these must travel with the event, not only with the Finding
+    target: str | None = None
+    purl: str | None = None
+    title: str | None = None
 
 
 @dataclass
@@ -111,8 +116,7 @@ class Lifecycle:
             scans_by_lineage[s.lineage].append(s)
         deploys_by_lineage = defaultdict(list)
         for d in self.obs.deploys:
-            # only production deploys move the current image; a deploy step that failed did not deploy
-            if (d.environment or "").lower() == "production" and d.outcome != "failure":
+            if is_production_deploy(d):
                 deploys_by_lineage[d.lineage].append(d)
         for lineage in sorted(set(scans_by_lineage) | set(deploys_by_lineage)):
             self._walk(lineage, scans_by_lineage[lineage], deploys_by_lineage[lineage])
@@ -149,7 +153,8 @@ class Lifecycle:
             for f in self.findings_of(lineage):
                 if f.open:
                     f.open = False
-                    f.events.append(Event(retired_at, "close", f.severity, f.due_at, f.last_image, None, "retired"))
+                    f.events.append(Event(retired_at, "close", f.severity, f.due_at, f.last_image, None, "retired",
+                                          f.target, f.purl, f.title))
 
     def findings_of(self, lineage: str) -> list[Finding]:
         return self._by_lineage.get(lineage, [])
@@ -180,18 +185,21 @@ class Lifecycle:
                             row["title"], row["cls"], row["fixed"], sev, _due(self.policy, m.time, sev), True, m.image)
                 self.findings[fkey] = f
                 self._by_lineage[lineage].append(f)
-                f.events.append(Event(m.time, "detect", sev, f.due_at, m.image, m.scan.scan_id))
+                f.events.append(Event(m.time, "detect", sev, f.due_at, m.image, m.scan.scan_id, None,
+                                      f.target, f.purl, f.title))
                 continue
             if not f.open:
                 f.open = True
-                f.events.append(Event(m.time, "reopen", sev, f.due_at, m.image, m.scan.scan_id))
+                f.events.append(Event(m.time, "reopen", sev, f.due_at, m.image, m.scan.scan_id, None,
+                                      row["target"] or f.target, row["purl"] or f.purl, row["title"] or f.title))
             if SEV_RANK.get(sev, 0) > SEV_RANK.get(f.severity, 0):
                 rise_due = _due(self.policy, m.time, sev)
                 if rise_due is not None:
                     f.due_at = rise_due if f.due_at is None else min(f.due_at, rise_due)
             f.severity, f.fixed, f.cls = sev, row["fixed"], row["cls"] or f.cls
             f.purl, f.target, f.title, f.last_image = row["purl"] or f.purl, row["target"] or f.target, row["title"] or f.title, m.image
-            f.events.append(Event(m.time, "present", sev, f.due_at, m.image, m.scan.scan_id))
+            f.events.append(Event(m.time, "present", sev, f.due_at, m.image, m.scan.scan_id, None,
+                                  f.target, f.purl, f.title))
         for f in self._by_lineage.get(lineage, []):
             if not f.open or (f.vuln_id, f.pkg_name, f.pkg_path) in shown:
                 continue
@@ -201,28 +209,11 @@ class Lifecycle:
                 continue  # excepted, not fixed: it can close only once no matching exception is in force
             f.open = False
             reason = "fixed" if m.image != f.last_image else "withdrawn"
-            f.events.append(Event(m.time, "close", f.severity, f.due_at, m.image, m.scan.scan_id, reason))
+            f.events.append(Event(m.time, "close", f.severity, f.due_at, m.image, m.scan.scan_id, reason,
+                                  f.target, f.purl, f.title))
         timeline.append(m)
         earlier_same_image.append(m)
 
 
 def build_lifecycle(obs: Observations, policy: dict) -> Lifecycle:
     return Lifecycle(obs, policy).run()
-
-
-FINDING_COLUMNS = ["finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "detected_at", "cause", "purl",
-                   "target", "title"]
-EVENT_COLUMNS = ["finding_id", "seq", "time", "kind", "reason", "severity", "due_at", "image_id", "scan_id"]
-MOMENT_COLUMNS = ["lineage", "seq", "time", "image_id", "scan_id", "via_deploy"]
-
-
-def lifecycle_rows(lc: Lifecycle):
-    findings, events, moments = [], [], []
-    for f in sorted(lc.findings.values(), key=lambda f: f.fid):
-        findings.append((f.fid, f.lineage, f.vuln_id, f.pkg_name, f.pkg_path, f.detected_at, f.cause, f.purl, f.target, f.title))
-        for i, e in enumerate(f.events):
-            events.append((f.fid, i, e.time, e.kind, e.reason, e.severity, e.due_at, e.image, e.scan_id))
-    for lineage in sorted(lc.moments):
-        for i, m in enumerate(lc.moments[lineage]):
-            moments.append((lineage, i, m.time, m.image, m.scan.scan_id, m.via_deploy))
-    return findings, events, moments

@@ -1,65 +1,67 @@
-"""Compute and publish a set of weeks: weekly_kpis rows, report folders, and the index."""
+"""The report stage: render stored weeks (table weekly_kpis) into report folders and the index.
+
+It never computes a figure: kpis.json, the populations, the inputs and the trend are read from what
+the weekly-KPI stage stored (ifc_scan/kpis/stage.py).
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
-from ifc_scan.pipeline import compute_weeks, write_weekly_kpis
+from ifc_scan.kpis.stage import compute_and_store, load_week
+from ifc_scan.kpis.view import SEVERITIES, WeekKpis
 from ifc_scan.report.writer import write_index, write_week
-from ifc_scan.timeutil import week_label
+from ifc_scan.timeutil import week_bounds, week_label
 
 TREND_WEEKS = 12
 
 
-def trend_point(r) -> dict:
-    k = r.kpis
-    return {"week": k["week"], "open": {s: k["open_backlog"][s]["total"] for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")},
-            "mttr": {s: k["mttr_hours"][s]["mean"] for s in ("CRITICAL", "HIGH")}, "critical": k["critical_in_prod"]["count"],
-            "build_gate": k["coverage"]["build_gate"]["pct"], "nightly": k["coverage"]["nightly"]["pct"]}
+def trend_weeks(monday: date) -> list[date]:
+    """The week and the 11 before it (the trend's window)."""
+    return [monday - timedelta(weeks=i) for i in range(TREND_WEEKS - 1, -1, -1)]
 
 
-def warehouse_quality(con) -> dict:
-    """Rejected files and unparsed log lines (whole warehouse): read once per publication."""
-    return {"rejected": [{"path": p, "reason": r} for p, r in con.execute(
-                "SELECT path, reason FROM ingest_errors ORDER BY path, reason").fetchall()],
-            "unparsed_lines": con.execute(
-                "SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0]}
+def trend_point(k: WeekKpis) -> dict:
+    return {"week": k.week, "open": {s: k.open_by_severity(s) for s in SEVERITIES},
+            "mttr": {s: k.mttr_mean(s) for s in ("CRITICAL", "HIGH")},
+            "mttr_n": {s: k.mttr(s)["n"] for s in ("CRITICAL", "HIGH")}, "critical": k.critical_in_prod,
+            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"]}
 
 
-def data_quality(warehouse: dict, inputs: list[dict], populations: dict) -> dict:
-    obs = populations["obs"]
-    return {"inputs": len(inputs), **warehouse,
-            "fallback_ci": sum(1 for s in obs.scans if s.observed_at_source == "ci"),
-            "fallback_mtime": sum(1 for s in obs.scans if s.observed_at_source == "mtime"),
-            "scans_without_image": obs.scans_without_image}
+def stored_trend(con, monday: date) -> list[dict]:
+    """Trend points of the stored weeks in the window; weeks never computed (before any evidence) are absent."""
+    start, _ = week_bounds(trend_weeks(monday)[0])
+    _, end = week_bounds(monday)
+    rows = con.execute("SELECT kpis_json FROM weekly_kpis WHERE period_start >= ? AND period_start < ? ORDER BY week",
+                       (start, end)).fetchall()
+    return [trend_point(WeekKpis(json.loads(r[0]))) for r in rows]
 
 
-def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                  source=None) -> list[dict]:
-    """KPIs for `mondays` into weekly_kpis and reports/<week>/; returns one status dict per week.
-    `source`: where the observations are read (a Parquet warehouse's views); default the warehouse itself."""
-    source = source or con
-    if not mondays:
-        return []
-    wanted = sorted(set(mondays))
-    first = wanted[0] - timedelta(weeks=TREND_WEEKS - 1)
-    span = []
-    d = first
-    while d <= wanted[-1]:
-        span.append(d)
-        d += timedelta(days=7)
-    results = {week_label(r_monday): r for r_monday, r in zip(span, compute_weeks(source, policy, span))}
-    chosen = [results[week_label(m)] for m in wanted]
-    write_weekly_kpis(con, chosen)
-    all_weeks = sorted(results)
-    warehouse = warehouse_quality(source)
+def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None) -> list[dict]:
+    """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis)."""
+    all_weeks = [r[0] for r in con.execute("SELECT week FROM weekly_kpis ORDER BY week").fetchall()]
     out = []
-    for m, r in zip(wanted, chosen):
-        idx = span.index(m)
-        trend = [trend_point(results[week_label(x)]) for x in span[max(0, idx - TREND_WEEKS + 1): idx + 1]]
-        dq = data_quality(warehouse, r.inputs, r.populations)
-        status = write_week(reports, r, trend, dq, landing=str(landing), run_id=run_id, all_weeks=all_weeks)
+    for m in sorted(set(mondays)):
+        r = load_week(con, week_label(m))
+        if r is None:
+            raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
+        status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
+                            all_weeks=all_weeks)
         status["kpis"] = r.kpis
+        status["verdict"] = r.view.verdict
         out.append(status)
     write_index(reports)
     return out
+
+
+def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
+                  source=None, first_week: date | None = None) -> list[dict]:
+    """CLI path: compute (or reuse) the weeks and their trend windows, then render them.
+    `first_week`: no trend week before it is computed (the first week with evidence)."""
+    if not mondays:
+        return []
+    wanted = sorted(set(mondays))
+    window = {w for m in wanted for w in trend_weeks(m) if first_week is None or w >= first_week} | set(wanted)
+    compute_and_store(con, policy, sorted(window), source=source)
+    return render_stored_weeks(con, wanted, reports, landing, run_id)

@@ -116,7 +116,11 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     final = reports / week
     kpis_bytes = result.kpis_json.encode("utf-8")
     if (final / "kpis.json").is_file() and (final / "kpis.json").read_bytes() == kpis_bytes:
-        return {"path": str(final), "status": "unchanged", "week": week}
+        try:
+            current = json.loads((final / "manifest.json").read_text()).get("revision", 1)
+        except (OSError, ValueError):
+            current = None
+        return {"path": str(final), "status": "unchanged", "week": week, "revision": current}
 
     clean_stale_temp(reports, week)
     files: dict[str, bytes] = {"kpis.json": kpis_bytes}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -12,21 +14,43 @@ import duckdb
 SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_text()
 
 
+# Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
+DERIVED_VERSION = "2"
+DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "weekly_kpis")
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_schema = 'main'").fetchall()}
+    version = None
+    if "derived_meta" in tables:
+        row = con.execute("SELECT value FROM derived_meta WHERE key = 'version'").fetchone()
+        version = row[0] if row else None
+    if version != DERIVED_VERSION:
+        for t in DERIVED_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
     con.execute(SCHEMA_SQL)
+    if version != DERIVED_VERSION:
+        con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('version', ?)", (DERIVED_VERSION,))
 
 
 @contextlib.contextmanager
-def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600.0):
+def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600.0, on_wait=None,
+            create: bool = True):
     """Open the warehouse, waiting (not failing) while another process holds the lock.
 
     Outside Dagster's pool (CLI runs, tests, auditors' notebooks) this is what keeps two writers
-    from failing each other: the second waits for the first, up to `wait_seconds`.
+    from failing each other: the second waits for the first, up to `wait_seconds`, and says so once
+    after a few seconds (`on_wait`, default stderr). create=False refuses a warehouse that does not exist.
     """
     path = str(path)
+    if not create and not Path(path).is_file():
+        raise FileNotFoundError(f"warehouse {path} does not exist (run `ifc-scan ingest` first, or check --warehouse)")
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    said = False
     delay = 0.05
     while True:
         try:
@@ -35,6 +59,12 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
+            if not said and time.monotonic() - started > 3:
+                m = re.search(r"held in (.*) \(PID (\d+)\)", str(exc))
+                holder = f"PID {m.group(2)} ({m.group(1)})" if m else "another process"
+                (on_wait or (lambda msg: print(msg, file=sys.stderr)))(
+                    f"waiting for the warehouse lock on {path} held by {holder}")
+                said = True
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:

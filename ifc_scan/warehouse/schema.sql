@@ -58,3 +58,21 @@ CREATE TABLE IF NOT EXISTS exceptions (
   sha256 VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_deployable (name VARCHAR, lineage VARCHAR NOT NULL, source_path VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_at TIMESTAMP NOT NULL, source_path VARCHAR);
+-- Derived tables (lifecycle and weekly stages). Rebuilt from the raw tables above when
+-- ifc_scan/warehouse/db.py DERIVED_VERSION changes, so a warehouse of an older release upgrades itself.
+CREATE TABLE IF NOT EXISTS derived_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS findings (
+  finding_id VARCHAR PRIMARY KEY, lineage VARCHAR, vulnerability_id VARCHAR, pkg_name VARCHAR,
+  pkg_path VARCHAR, detected_at TIMESTAMP, cause VARCHAR, purl VARCHAR, target VARCHAR, title VARCHAR);
+CREATE TABLE IF NOT EXISTS finding_events (
+  finding_id VARCHAR, seq INTEGER, time TIMESTAMP, kind VARCHAR, reason VARCHAR, severity VARCHAR,
+  due_at TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, target VARCHAR, purl VARCHAR, title VARCHAR);
+CREATE TABLE IF NOT EXISTS timeline_moments (
+  lineage VARCHAR, seq INTEGER, time TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, via_deploy BOOLEAN);
+CREATE TABLE IF NOT EXISTS current_images (lineage VARCHAR, seq INTEGER, since TIMESTAMP, image_id VARCHAR);
+CREATE TABLE IF NOT EXISTS weekly_kpis (
+  week VARCHAR PRIMARY KEY, period_start TIMESTAMP, period_end TIMESTAMP, inputs_manifest_sha256 VARCHAR,
+  policy_sha256 VARCHAR, verdict VARCHAR, failing_controls VARCHAR[], critical_in_prod INTEGER,
+  critical_in_prod_excepted INTEGER, build_gate_pct DOUBLE, nightly_pct DOUBLE, mttr_critical_mean DOUBLE,
+  mttr_high_mean DOUBLE, open_overdue INTEGER, open_backlog INTEGER, new_findings INTEGER, remediated INTEGER,
+  kpis_json VARCHAR, populations_json VARCHAR, inputs_json VARCHAR, data_quality_json VARCHAR);

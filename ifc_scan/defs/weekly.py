@@ -1,0 +1,132 @@
+"""Weekly: KPIs from the persisted lifecycle (weekly_kpis), the report rendered from them (weekly_report),
+and one check per policy target on every week. Each partition gets its own metadata and check results,
+also inside a single-run backfill of many weeks."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from ifc_scan.defs.resources import IfcScanSettings, WarehouseResource, weekly_partitions
+from ifc_scan.kpis.stage import compute_and_store, load_week
+from ifc_scan.kpis.targets import Targets, judge_targets
+from ifc_scan.policy import load_policy
+from ifc_scan.report.run import TREND_WEEKS, render_stored_weeks, trend_weeks
+from ifc_scan.timeutil import parse_week, week_label
+from ifc_scan.warehouse.parquet import connect_parquet
+
+OWNERS = ["team:security-engineering"]
+FIRST_WEEK = parse_week(weekly_partitions.start.strftime("%Y-%m-%d"))
+
+
+def _num(v):
+    return dg.MetadataValue.text("n/a") if v is None else v
+
+
+def week_metadata(result, status: str) -> dict:
+    v = result.view
+    failing = [f"{c['framework']} {c['id']}" for c in v.failing_controls]
+    return {"iso_week": v.week, "period": f"{result.kpis['period_start']} .. {result.kpis['period_end']} (exclusive)",
+            "verdict": v.verdict, "failing_controls": dg.MetadataValue.json(failing), "kpis": status,
+            "critical_in_prod": v.critical_in_prod, "build_gate_pct": _num(v.build_gate["pct"]),
+            "nightly_pct": _num(v.nightly["pct"]), "mttr_critical_h": _num(v.mttr_mean("CRITICAL")),
+            "mttr_high_h": _num(v.mttr_mean("HIGH")), "open_overdue": v.open_overdue, "open_backlog": v.open_backlog,
+            "new_findings": v.new_findings, "remediated": v.remediated}
+
+
+@dg.asset(group_name="weekly", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS, deps=["finding_lifecycle"],
+          partitions_def=weekly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          description="The week's KPIs, controls and populations as of the week's end (KPIS.md), computed from the "
+                      "persisted lifecycle and stored in the table weekly_kpis: the only place a figure is computed. "
+                      "Also fills in the trend window's earlier weeks when they are missing or stale.")
+def weekly_kpis(context: dg.AssetExecutionContext, settings: IfcScanSettings,
+                warehouse: WarehouseResource) -> dg.MaterializeResult:
+    mondays = [parse_week(k) for k in context.partition_keys]
+    window = sorted({w for m in mondays for w in trend_weeks(m) if w >= FIRST_WEEK} | set(mondays))
+    policy = load_policy(settings.policy or None)
+    with warehouse.connection(log=context.log.info) as con:
+        source = connect_parquet(settings.parquet_dir) if settings.parquet_dir else None
+        done = compute_and_store(con, policy, window, source=source)
+        for key, m in zip(context.partition_keys, mondays):
+            context.add_asset_metadata(week_metadata(load_week(con, week_label(m)), done[week_label(m)]),
+                                       partition_key=key)
+    computed = sum(1 for s in done.values() if s == "computed")
+    context.log.info(f"weekly_kpis: {len(mondays)} week(s) asked, {computed} computed, "
+                     f"{len(done) - computed} already stored and fresh (trend window {TREND_WEEKS} weeks)")
+    return dg.MaterializeResult()
+
+
+@dg.asset(group_name="weekly", kinds={"html"}, pool="duckdb", owners=OWNERS,
+          deps=[dg.AssetDep("weekly_kpis", partition_mapping=dg.TimeWindowPartitionMapping(
+              start_offset=-(TREND_WEEKS - 1), allow_nonexistent_upstream_partitions=True))],
+          partitions_def=weekly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          description="The weekly report folder (report.html, kpis.json, CSVs, manifest.json), rendered from the "
+                      "stored weekly KPIs and the stored trend of the previous weeks; it computes nothing.")
+def weekly_report(context: dg.AssetExecutionContext, settings: IfcScanSettings,
+                  warehouse: WarehouseResource) -> dg.MaterializeResult:
+    mondays = [parse_week(k) for k in context.partition_keys]
+    with warehouse.connection(read_only=True, log=context.log.info) as con:
+        statuses = render_stored_weeks(con, mondays, settings.reports, landing=settings.landing, run_id=context.run_id)
+    for key, st in zip(context.partition_keys, statuses):
+        path = (Path(st["path"]) / "report.html").resolve()
+        context.add_asset_metadata({"iso_week": st["week"], "status": st["status"],
+                                    "revision": st.get("revision") or 1,
+                                    "verdict": st["verdict"], "report_path": dg.MetadataValue.path(str(path)),
+                                    "report_url": dg.MetadataValue.url(path.as_uri())}, partition_key=key)
+    return dg.MaterializeResult()
+
+
+CHECKS = {  # check name -> description; each is judged by ifc_scan/kpis/targets.py (targets from the policy)
+    "zero_critical_in_production": "Policy target: unexcepted CRITICAL findings in production at most the target (0).",
+    "build_gate_coverage": "Policy target: every build of a deployable image scanned before push/deploy.",
+    "nightly_coverage": "Policy target: every deployable image scanned every night.",
+    "mttr_critical": "Policy target: MTTR CRITICAL under the target (24 h); no fix this week = nothing to judge.",
+    "mttr_high": "Policy target: MTTR HIGH under the target (7 d); no fix this week = nothing to judge.",
+    "no_open_overdue": "No open, unexcepted finding past its SLA due time at the week's end.",
+    "no_expired_exception_listed": "Expired exceptions are removed (none still listed).",
+    "every_control_passes": "No control of the catalog fails this week (the report's verdict).",
+}
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset="weekly_kpis", description=d, partitions_def=weekly_partitions, blocking=False)
+           for name, d in CHECKS.items()],
+    pool="duckdb", description="Each week's figures against the policy's targets, with the offending items.")
+def weekly_targets(context: dg.AssetCheckExecutionContext, settings: IfcScanSettings, warehouse: WarehouseResource):
+    targets = Targets.from_policy(load_policy(settings.policy or None))
+    with warehouse.connection(read_only=True, log=context.log.info) as con:
+        weeks = [(key, load_week(con, week_label(parse_week(key)))) for key in context.partition_keys]
+    for key, r in weeks:
+        if r is None:
+            for name in CHECKS:
+                yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey("weekly_kpis"), check_name=name, passed=False,
+                                              severity=dg.AssetCheckSeverity.WARN, partition=key,
+                                              metadata={"problem": "no stored KPIs for this week"})
+            continue
+        v = r.view
+        results = {t.key: t for t in judge_targets(v, targets, r.populations["findings"])}
+        for name in CHECKS:
+            if name == "every_control_passes":
+                items = [{"control": f"{c['framework']} {c['id']}", "failed": c["failed"]} for c in v.failing_controls]
+                passed, value, target = not items, v.verdict, "no control fails"
+            else:
+                t = results[name]
+                items, value, target = t.items, t.value, t.target
+                passed = t.passed is not False   # no data is not a failure of the target
+            yield dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("weekly_kpis"), check_name=name, passed=passed, partition=key,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"{v.week}: {value if value is not None else 'n/a'} (target {target})",
+                metadata={"iso_week": v.week, "value": dg.MetadataValue.text(str(value if value is not None else "n/a")),
+                          "target": target, "offending_count": len(items),
+                          "offending_items": dg.MetadataValue.json(items[:200])})
+    for name in CHECKS:   # the per-week results above are the evaluations; these close the op's outputs
+        yield dg.Output(None, output_name=f"weekly_kpis_{name}")
+
+
+weekly_job = dg.define_asset_job("weekly_job", selection=["weekly_kpis", "weekly_report"],
+                                 partitions_def=weekly_partitions,
+                                 description="Compute, check and publish the KPIs and report of one week (or a range).")
+
+weekly_schedule = dg.build_schedule_from_partitioned_job(
+    weekly_job, hour_of_day=6, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Monday 06:00 UTC: the report of the week that just ended.")

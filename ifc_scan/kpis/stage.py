@@ -1,0 +1,349 @@
+"""The weekly-KPI stage: one week's figures, controls and populations from the persisted lifecycle,
+stored in the `weekly_kpis` table: the only place a figure is computed.
+
+The report stage renders what is stored here and never computes. `oracle_week` is the as-of-T
+recomputation of design/KPIS.md (observations before T -> a fresh lifecycle -> the same KPI code);
+tests compare every stored week against it, and `ifc-scan verify` runs it from a manifest's inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from ifc_scan import __version__
+from ifc_scan.controls.evaluate import evaluate_controls
+from ifc_scan.faults import fault_point
+from ifc_scan.kpis.targets import Targets
+from ifc_scan.kpis.view import WeekKpis
+from ifc_scan.kpis.weekly import WeekContext, compute_week
+from ifc_scan.lifecycle.observations import Observations, is_production_attempt, is_production_deploy, load
+from ifc_scan.lifecycle.state import LifecycleAtT, state_from_lifecycle, state_from_store
+from ifc_scan.lifecycle.timeline import build_lifecycle
+from ifc_scan.timeutil import iso_z, week_bounds, week_label
+
+POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
+               "stale_image_days", "scan_gap_hours", "expiring_soon_days")
+POPULATIONS = ("findings", "exceptions", "coverage", "deploys", "config_and_secrets")
+SEV_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "UNKNOWN": 4}
+
+
+def canonical_json(doc) -> str:
+    """kpis.json bytes: key order is the contract's order, so no sorting."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def manifest_hash(inputs: list[dict]) -> str:
+    canon = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canon).hexdigest()
+
+
+def policy_hash(policy: dict) -> str:
+    doc = {"policy": policy, "code": __version__}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class WeekResult:
+    kpis: dict
+    populations: dict          # name -> list of row dicts (the CSVs)
+    inputs: list[dict]         # the input files the week rests on (manifest)
+    data_quality: dict
+
+    @property
+    def kpis_json(self) -> str:
+        return canonical_json(self.kpis)
+
+    @property
+    def view(self) -> WeekKpis:
+        return WeekKpis(self.kpis)
+
+
+class InputCatalog:
+    """The ingested files and CI run creation times, read once for all weeks of a computation."""
+
+    def __init__(self, con):
+        self.run_created = dict(con.execute("SELECT CAST(run_id AS VARCHAR), created_at FROM ci_runs").fetchall())
+        self.files = con.execute("SELECT path, sha256, size, kind FROM source_files WHERE status='ingested' "
+                                 "ORDER BY path, sha256").fetchall()
+
+    def week_inputs(self, obs: Observations, end: datetime) -> list[dict]:
+        """The input files week W rests on: everything ingested whose evidence is dated before T
+        (scans by observed_at, CI files by their run's creation, snapshots by their date), plus the inventory."""
+        scan_time = {}
+        for s in obs.scans:
+            scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
+        out = []
+        for path, sha, size, kind in self.files:
+            parts = path.split("/")
+            if kind in ("scan", "ci-artifact"):
+                t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
+            elif kind == "ci-run":
+                t = self.run_created.get(parts[2])
+            elif kind == "exception":
+                t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
+                t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
+            else:
+                t = datetime.min
+            if t is not None and t < end:
+                out.append({"path": path, "sha256": sha, "size": size, "kind": kind})
+        return out
+
+
+def warehouse_quality(con) -> dict:
+    """Rejected files and unparsed log lines (whole warehouse)."""
+    return {"rejected": [{"path": p, "reason": r} for p, r in con.execute(
+                "SELECT path, reason FROM ingest_errors ORDER BY path, reason").fetchall()],
+            "unparsed_lines": con.execute(
+                "SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0]}
+
+
+def verified_digests(con) -> dict:
+    """run id -> digests a successful cosign verify step named in that run."""
+    out: dict = {}
+    for run_id, digest in con.execute("SELECT run_id, digest FROM ci_events WHERE kind='verify' AND digest IS NOT NULL "
+                                      "AND coalesce(outcome,'success')='success'").fetchall():
+        out.setdefault(run_id, set()).add(digest)
+    return out
+
+
+def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
+    """Production deploys in W with what the change-control controls need (deploys.csv)."""
+    out = []
+    scans_by_image: dict = {}
+    for s in ctx.scans:
+        scans_by_image.setdefault(s.image, []).append(s)
+    for d in ctx.obs.deploys:
+        if not is_production_attempt(d) or not (ctx.S <= d.time < ctx.T):
+            continue
+        prior = [s for s in scans_by_image.get(d.image, []) if s.observed_at < d.time] if d.image else []
+        pre = prior[-1] if prior else None
+        crit = False
+        if pre is not None:
+            for vid, ppath, target, purl in con.execute(
+                    "SELECT vulnerability_id, coalesce(pkg_path, ''), target, purl FROM scan_vulnerabilities "
+                    "WHERE scan_id = ? AND severity = 'CRITICAL' AND vulnerability_id IS NOT NULL "
+                    "AND NOT coalesce(suppressed, false) ORDER BY ALL", (pre.scan_id,)).fetchall():
+                if not ctx.exc.matching(d.lineage, pre.observed_at, vid, ppath, target, purl):
+                    crit = True
+                    break
+        out.append({"time": iso_z(d.time), "lineage": d.lineage, "digest": d.digest, "image": d.image,
+                    "image_known": d.image is not None, "run_id": d.run_id, "scanned_before": pre is not None,
+                    "pre_deploy_scan": pre.scan_id if pre else None,
+                    "verified_before": d.digest in verified.get(d.run_id, set()),
+                    "critical_unexcepted_before": crit, "outcome": d.outcome,
+                    "counts_as_deploy": is_production_deploy(d), "evidence": f"{d.log_file}:{d.line_no}"})
+    return out
+
+
+def findings_population(ctx: WeekContext, scan_src: dict) -> list[dict]:
+    """Every finding open at T or detected/closed in W (findings.csv), with its evidence."""
+    rows = []
+    for f in ctx.state.findings:
+        closed_in_week = not f.is_open and f.last_close_time is not None and f.last_close_time >= ctx.S
+        if not (f.is_open or closed_in_week or ctx.S <= f.detected_at < ctx.T):
+            continue
+        src = scan_src.get(f.last_seen_scan, ("", ""))
+        if f.is_open:
+            excepted = ctx.excepted_at_T(f)
+            state = "excepted" if excepted else ("overdue" if (f.due_at is not None and ctx.T > f.due_at) else "open")
+        else:
+            state = f"closed ({f.last_close_reason})"
+        rows.append({"finding_id": f.finding_id, "lineage": f.lineage, "vulnerability_id": f.vuln_id,
+                     "pkg_name": f.pkg_name, "pkg_path": f.pkg_path, "severity": f.severity, "state": state,
+                     "cause": f.cause, "detected_at": iso_z(f.detected_at), "due_at": iso_z(f.due_at),
+                     "closed_at": iso_z(f.last_close_time) if closed_in_week else None,
+                     "close_reason": f.last_close_reason if closed_in_week else None,
+                     "age_hours": round((ctx.T - f.detected_at).total_seconds() / 3600, 2),
+                     "title": f.title, "last_seen_scan": f.last_seen_scan,
+                     "source_file": src[0], "source_sha256": src[1]})
+    rows.sort(key=lambda r: (not r["state"].startswith(("overdue", "open", "excepted")), SEV_ORDER[r["severity"]],
+                             r["detected_at"], r["finding_id"]))
+    return rows
+
+
+def coverage_population(kpis: dict) -> list[dict]:
+    rows = []
+    for b in kpis["coverage"]["build_gate"]["uncovered"]:
+        rows.append({"kind": "build_uncovered", "lineage": b["lineage"], "item": f"run {b['run_id']}", "image": b["image"],
+                     "time": b["built_at"], "detail": b["reason"], "evidence": b["evidence"]})
+    for g in kpis["coverage"]["nightly"]["gaps"]:
+        rows.append({"kind": "nightly_gap", "lineage": g["lineage"], "item": g["day"], "image": None, "time": g["day"],
+                     "detail": "no scan of this lineage on this UTC day", "evidence": None})
+    for g in kpis["cadence"]["gaps"]:
+        rows.append({"kind": "cadence_gap", "lineage": g["lineage"], "item": f"{g['from']} -> {g['to']}", "image": None,
+                     "time": g["from"], "detail": f"{g['hours']} h without a scan" + (" (open at T)" if g["open_at_T"] else ""),
+                     "evidence": None})
+    return rows
+
+
+def config_and_secrets_population(con, ctx: WeekContext) -> list[dict]:
+    """Misconfigurations (failed checks) and secrets in the latest scan, before T, of each lineage's
+    current image: shown in the report rather than calling the image clean."""
+    wanted = {lin: img for lin in ctx.state.current_images if not ctx.retired(lin)
+              for img in [ctx.state.current_image(lin)] if img}
+    latest = {}
+    for s in ctx.scans:   # ctx.scans is in (observed_at, scan_id) order: the last match is the latest
+        if wanted.get(s.lineage) == s.image:
+            latest[s.lineage] = s
+    latest = {s.scan_id: (lin, s.image) for lin, s in latest.items()}
+    if not latest:
+        return []
+    ids = sorted(latest)
+    rows = []
+    for kind, sql in (
+            ("misconfiguration", "SELECT scan_id, target, coalesce(check_id, avd_id), severity, title, "
+                                 "coalesce(message, ''), start_line FROM scan_misconfigurations "
+                                 "WHERE scan_id IN (SELECT unnest(?)) AND coalesce(status, 'FAIL') = 'FAIL'"),
+            ("secret", "SELECT scan_id, target, rule_id, severity, title, coalesce(match, ''), start_line "
+                       "FROM scan_secrets WHERE scan_id IN (SELECT unnest(?))")):
+        for sid, target, cid, sev, title, detail, line in con.execute(sql, [ids]).fetchall():
+            lineage, image = latest[sid]
+            rows.append({"kind": kind, "lineage": lineage, "image": image, "severity": sev, "id": cid, "title": title,
+                         "target": target, "line": line, "detail": detail, "scan_id": sid})
+    rows.sort(key=lambda r: (SEV_ORDER.get(r["severity"], 5), r["lineage"], r["kind"], r["id"] or "", r["target"] or "",
+                             r["line"] or 0, r["detail"]))
+    return rows
+
+
+def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, monday: date, catalog: InputCatalog,
+                verified: dict, warehouse: dict) -> WeekResult:
+    """The week's kpis.json, populations, inputs and data quality, from the observations before T and the
+    lifecycle read at T (whichever provider read it)."""
+    start, end = week_bounds(monday)
+    ctx = WeekContext(obs_T, state, policy, start, end)
+    figures, entries = compute_week(ctx)
+    deploys = deploy_evidence(con, ctx, verified)
+    inputs = catalog.week_inputs(obs_T, end)
+    kpis = dict(figures)
+    kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
+    kpis["inputs_manifest_sha256"] = manifest_hash(inputs)
+    kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy))
+    scan_src = {s.scan_id: (s.source_path, s.source_sha256) for s in ctx.scans}
+    populations = {"findings": findings_population(ctx, scan_src), "exceptions": entries,
+                   "coverage": coverage_population(kpis), "deploys": deploys,
+                   "config_and_secrets": config_and_secrets_population(con, ctx)}
+    dq = {"inputs": len(inputs), **warehouse,
+          "fallback_ci": sum(1 for s in ctx.scans if s.observed_at_source == "ci"),
+          "fallback_mtime": sum(1 for s in ctx.scans if s.observed_at_source == "mtime"),
+          "scans_without_image": obs_T.scans_without_image}
+    return WeekResult(kpis, populations, inputs, dq)
+
+
+class WeeklyStage:
+    """Reads the warehouse once per run (observations without their findings, the input catalog), then
+    computes any number of weeks, each from the persisted lifecycle read at its T."""
+
+    def __init__(self, source, policy: dict):
+        self.source, self.policy = source, policy
+        self.obs = load(source, with_findings=False)
+        self.catalog = InputCatalog(source)
+        self.verified = verified_digests(source)
+        self.warehouse = warehouse_quality(source)
+
+    def compute(self, monday: date) -> WeekResult:
+        start, end = week_bounds(monday)
+        return week_result(self.source, self.obs.as_of(end), state_from_store(self.source, start, end), self.policy,
+                           monday, self.catalog, self.verified, self.warehouse)
+
+    def inputs_hash(self, monday: date) -> str:
+        return manifest_hash(self.catalog.week_inputs(self.obs.as_of(week_bounds(monday)[1]), week_bounds(monday)[1]))
+
+
+def oracle_week(con, policy: dict, monday: date, full: Observations | None = None) -> WeekResult:
+    """design/KPIS.md's as-of-T recomputation: the observations before T, a lifecycle built from them alone,
+    the same KPI code. Slow (O(history) per week): for tests and `verify`, never for publishing."""
+    full = full or load(con)
+    start, end = week_bounds(monday)
+    obs_T = full.as_of(end)
+    state = state_from_lifecycle(build_lifecycle(obs_T, policy), start, end)
+    return week_result(con, obs_T, state, policy, monday, InputCatalog(con), verified_digests(con),
+                       warehouse_quality(con))
+
+
+# ---- the weekly_kpis table --------------------------------------------------------------------------
+
+def store_weeks(con, results: list[WeekResult], policy: dict) -> None:
+    """Replace the stored rows of these weeks in one transaction."""
+    psha = policy_hash(policy)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for r in results:
+            v = r.view
+            con.execute("DELETE FROM weekly_kpis WHERE week = ?", (v.week,))
+            con.execute(
+                "INSERT INTO weekly_kpis VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (v.week, datetime.fromisoformat(r.kpis["period_start"][:-1]),
+                 datetime.fromisoformat(r.kpis["period_end"][:-1]), r.kpis["inputs_manifest_sha256"], psha, v.verdict,
+                 [f"{c['framework']} {c['id']}" for c in v.failing_controls], v.critical_in_prod,
+                 v.critical_in_prod_excepted, v.build_gate["pct"], v.nightly["pct"], v.mttr_mean("CRITICAL"),
+                 v.mttr_mean("HIGH"), v.open_overdue, v.open_backlog, v.new_findings, v.remediated, r.kpis_json,
+                 json.dumps(r.populations, ensure_ascii=False), json.dumps(r.inputs), json.dumps(r.data_quality)))
+            fault_point()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def load_week(con, week: str) -> WeekResult | None:
+    row = con.execute("SELECT kpis_json, populations_json, inputs_json, data_quality_json FROM weekly_kpis "
+                      "WHERE week = ?", (week,)).fetchone()
+    if row is None:
+        return None
+    return WeekResult(json.loads(row[0]), json.loads(row[1]), json.loads(row[2]), json.loads(row[3]))
+
+
+def stored_fingerprints(con) -> dict[str, tuple[str, str]]:
+    """week -> (inputs_manifest_sha256, policy hash) of the stored rows."""
+    return {w: (i, p) for w, i, p in con.execute(
+        "SELECT week, inputs_manifest_sha256, policy_sha256 FROM weekly_kpis").fetchall()}
+
+
+def compute_and_store(con, policy: dict, mondays: list[date], source=None, force: bool = False,
+                      progress=None) -> dict[str, str]:
+    """Compute the weeks whose stored row is missing or stale (inputs or policy changed) and store them.
+    Returns week -> "computed" | "fresh"."""
+    stage = WeeklyStage(source or con, policy)
+    stored = stored_fingerprints(con)
+    psha = policy_hash(policy)
+    todo, out = [], {}
+    for m in sorted(set(mondays)):
+        w = week_label(m)
+        if not force and stored.get(w) == (stage.inputs_hash(m), psha):
+            out[w] = "fresh"
+        else:
+            todo.append(m)
+    results = []
+    for m in todo:
+        results.append(stage.compute(m))
+        out[week_label(m)] = "computed"
+        if progress:
+            progress(week_label(m))
+    store_weeks(con, results, policy)
+    return out
+
+
+def data_weeks(con, policy: dict, until: datetime | None = None) -> list[date]:
+    """Every complete ISO week from the policy's week_start (or the first evidence) to the last evidence,
+    with scans placed by their observed_at (the one definition, lifecycle/observations.py)."""
+    obs = load(con, with_findings=False)
+    times = [s.observed_at for s in obs.scans]
+    times += [t for (t,) in con.execute("SELECT time FROM ci_events WHERE time IS NOT NULL").fetchall()]
+    if not times:
+        return []
+    first, last = min(times), max(times)
+    start = date.fromisoformat(str(policy.get("week_start"))) if policy.get("week_start") else first.date()
+    start = max(start, first.date() - timedelta(days=first.weekday()))
+    start -= timedelta(days=start.weekday())
+    # only weeks that have ended (which weeks to compute; no figure reads the clock)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    last_monday = min((until or last).date(), (now - timedelta(days=7)).date())
+    weeks = []
+    d = start
+    while d <= last_monday:
+        weeks.append(d)
+        d += timedelta(days=7)
+    return weeks
