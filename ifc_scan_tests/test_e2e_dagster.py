@@ -1,10 +1,14 @@
 """End to end through the real Dagster webserver and daemon (`dagster dev -w workspace.yaml`).
 
 Starts it on 127.0.0.1 on a free port with a temporary DAGSTER_HOME holding the committed dagster.yaml,
-backfills 4 weekly partitions through GraphQL, then launches two overlapping DuckDB-touching runs and
-checks both succeed (the pool of size 1 queues them). Stops every process it started.
+builds the lifecycle with ingest_job, backfills 4 weekly partitions through GraphQL as the UI does,
+checks that each partition's materialization and check results carry that week's own figures (equal
+to its kpis.json), then launches two overlapping DuckDB-touching runs and checks both succeed (the
+pool of size 1 queues them). Saves screenshots of the partition view and of a failing check. Stops
+every process it started.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +40,37 @@ def dagster_dev(tmp_path):
 
 
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+SEL = {"repositoryLocationName": "ifc_scan", "repositoryName": "__repository__"}
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+MATERIALIZATIONS = """query($k: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $k) { ... on Asset {
+    assetMaterializations(partitions: $p) { partition metadataEntries { label __typename
+      ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+      ... on PathMetadataEntry { path } ... on JsonMetadataEntry { jsonString } } } } } }"""
+CHECK_EXECUTIONS = """query($k: AssetKeyInput!, $c: String!, $p: String) {
+    assetCheckExecutions(assetKey: $k, checkName: $c, partition: $p, limit: 5) {
+      partition evaluation { success partition metadataEntries { label __typename
+        ... on JsonMetadataEntry { jsonString } ... on IntMetadataEntry { intValue } } } } }"""
+
+
+def _launch(port, job, tags=()):
+    r = gql(port, LAUNCH, {"p": {"selector": {**SEL, "jobName": job}, "executionMetadata": {"tags": list(tags)}}})
+    assert r["launchRun"]["__typename"] == "LaunchRunSuccess", r
+    return r["launchRun"]["run"]["runId"]
+
+
+def _wait_runs(port, ids):
+    def finished():
+        st = [gql(port, RUN_STATUS, {"id": i})["runOrError"]["status"] for i in ids]
+        return st if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in st) else None
+    return wait_for(finished, 420, "runs to finish", every=2)
+
+
+def _entry(e):
+    for key in ("text", "intValue", "floatValue", "path"):
+        if key in e:
+            return e[key]
+    return json.loads(e["jsonString"]) if "jsonString" in e else None
 
 
 def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
@@ -43,27 +78,46 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     assets = gql(port, "{ assetNodes { assetKey { path } isPartitioned } }")["assetNodes"]
     keys = {tuple(a["assetKey"]["path"]): a["isPartitioned"] for a in assets}
     assert keys == {("github_evidence",): False, ("warehouse_ingest",): False, ("finding_lifecycle",): False,
-                    ("weekly_report",): True}
+                    ("weekly_kpis",): True, ("weekly_report",): True}
 
-    done = servers.backfill(port, WEEKS, dagster_dev["log"])
+    assert _wait_runs(port, [_launch(port, "ingest_job")]) == ["SUCCESS"]      # builds the lifecycle
+    done = servers.backfill(port, WEEKS, dagster_dev["log"], assets=("weekly_kpis", "weekly_report"))
     assert len(done["runs"]) == 1                       # BackfillPolicy.single_run(): one run for four weeks
-    for week in ("2026-W45", "2026-W46", "2026-W47", "2026-W48"):
+    labels = dict(zip(WEEKS, ("2026-W45", "2026-W46", "2026-W47", "2026-W48")))
+    for week in labels.values():
         assert (dagster_dev["reports"] / week / "report.html").is_file(), week
 
-    # two overlapping runs that both open DuckDB: the pool of size 1 queues the second, neither fails
-    sel = {"repositoryLocationName": "ifc_scan", "repositoryName": "__repository__"}
-    launch = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
-        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-    ids = []
-    for job, tags in (("ingest_job", []), ("weekly_job", [{"key": "dagster/partition", "value": WEEKS[-1]}])):
-        r = gql(port, launch, {"p": {"selector": {**sel, "jobName": job}, "executionMetadata": {"tags": tags}}})["launchRun"]
-        assert r["__typename"] == "LaunchRunSuccess", r
-        ids.append(r["run"]["runId"])
+    # each partition's latest materialization carries its own week's figures and report path
+    kp = {key: json.loads((dagster_dev["reports"] / w / "kpis.json").read_text()) for key, w in labels.items()}
+    for asset in ("weekly_kpis", "weekly_report"):
+        mats = gql(port, MATERIALIZATIONS, {"k": {"path": [asset]}, "p": WEEKS})["assetOrError"]["assetMaterializations"]
+        assert sorted(m["partition"] for m in mats) == WEEKS, asset
+        for m in mats:
+            meta = {e["label"]: _entry(e) for e in m["metadataEntries"]}
+            key, k = m["partition"], kp[m["partition"]]
+            assert meta["iso_week"] == labels[key]
+            if asset == "weekly_kpis":
+                assert meta["critical_in_prod"] == k["critical_in_prod"]["count"]
+                assert meta["nightly_pct"] == (k["coverage"]["nightly"]["pct"] if k["coverage"]["nightly"]["pct"]
+                                               is not None else "n/a")
+                assert meta["open_overdue"] == sum(k["sla"][s]["open_overdue"] or 0 for s in k["sla"])
+            else:
+                assert meta["report_path"] == str((dagster_dev["reports"] / labels[key] / "report.html").resolve())
+    # each partition's check results match that week's figures, with the offending items
+    failing_check = None
+    for key, k in kp.items():
+        ex = gql(port, CHECK_EXECUTIONS, {"k": {"path": ["weekly_kpis"]}, "c": "nightly_coverage", "p": key})
+        ev = ex["assetCheckExecutions"][0]["evaluation"]
+        assert ev["partition"] == key
+        assert ev["success"] == (k["coverage"]["nightly"]["pct"] in (None, 100.0))
+        items = next(_entry(e) for e in ev["metadataEntries"] if e["label"] == "offending_items")
+        assert items == k["coverage"]["nightly"]["gaps"]
+        if not ev["success"]:
+            failing_check = key
 
-    def finished():
-        st = [gql(port, RUN_STATUS, {"id": i})["runOrError"]["status"] for i in ids]
-        return st if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in st) else None
-    assert wait_for(finished, 420, "both runs to finish", every=2) == ["SUCCESS", "SUCCESS"]
+    # two overlapping runs that both open DuckDB: the pool of size 1 queues the second, neither fails
+    ids = [_launch(port, "ingest_job"), _launch(port, "weekly_job", [{"key": "dagster/partition", "value": WEEKS[-1]}])]
+    assert _wait_runs(port, ids) == ["SUCCESS", "SUCCESS"]
 
     # the asset graph as a person sees it: headless Chromium on the lineage page, screenshot saved
     chromium = shutil.which("chromium")
@@ -77,8 +131,13 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
              "--window-size=1400,800", "--virtual-time-budget=25000"]
     # the catalog lists every asset as text (the lineage graph lays out after Chromium's DOM snapshot)
     dom = subprocess.run([*flags, "--dump-dom", catalog], capture_output=True, text=True, timeout=120).stdout
-    for asset in ("warehouse_ingest", "finding_lifecycle", "weekly_report"):
+    for asset in ("warehouse_ingest", "finding_lifecycle", "weekly_kpis", "weekly_report"):
         assert asset in dom, asset
-    shot = ROOT / "reports" / "ui-asset-graph.png"
-    subprocess.run([*flags, f"--screenshot={shot}", graph], capture_output=True, timeout=120)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    pages = {"ui-asset-graph.png": graph,
+             "ui-weekly-kpis-partitions.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=partitions",
+             "ui-failing-check.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=checks"
+                                     + (f"&partition={failing_check}" if failing_check else "")}
+    for name, url in pages.items():
+        shot = ROOT / "reports" / name
+        subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000, name

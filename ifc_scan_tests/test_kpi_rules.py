@@ -266,3 +266,23 @@ def test_a_users_policy_file_overrides_the_sla_and_is_recorded(sc, tmp_path):
     assert k["sla"]["HIGH"]["open_overdue"] == 1
     assert k["policy"]["version"] == "team-2026" and k["policy"]["sla_hours"]["HIGH"] == 24.0
     assert k["policy"]["sla_hours"]["CRITICAL"] == 24.0 and k["policy"]["source"] == str(p)   # the rest: default
+
+
+def test_a_deploy_identified_only_after_T_is_not_known_at_T(sc):
+    """KPIS.md: week W uses events before T only, aliases included. The cd run deploys manifest man-B on
+    Wed 03-04 12:00; B's config digest is tied to man-B only by the registry scan of Tue 03-10 02:00."""
+    cve1, cve2 = vuln("CVE-1", "openssl", "HIGH"), vuln("CVE-2", "zlib", "CRITICAL")
+    sc.registry_scan("A", D(2, 2), [cve1, cve2])                 # A current: both onboarded Mon 02:00
+    sc.ci_run("B", D(3, 10), scan_t=D(3, 10, 5), vulns=[cve1])   # B built and scanned (no manifest digest logged)
+    sc.deploy("B", D(4, 12))                                     # deploys man-B
+    sc.registry_scan("B", D(10, 2), [cve1])                      # W11: names man-B, so B = man-B from here on
+    w10 = sc.kpis(MON)
+    # as of T = Mon 03-09 the deployed image is unknown: no moment at the deploy, CVE-2 stays open on the
+    # lineage and counts as CRITICAL in production; nothing was remediated
+    assert w10["critical_in_prod"] == {"count": 1, "excepted": 0}
+    assert w10["remediated"]["CRITICAL"] == 0
+    w11 = sc.kpis(date(2026, 3, 9))
+    # as of T = Mon 03-16 the deploy is of B, judged through B's CI scan (Tue 10:05, CVE-1 only): CVE-2
+    # closed fixed at Wed 03-04 12:00, which lies in W10's period, so W11 counts no remediation
+    assert w11["critical_in_prod"] == {"count": 0, "excepted": 0}
+    assert w11["remediated"]["CRITICAL"] == 0 and w11["new_findings"]["total"] == 0

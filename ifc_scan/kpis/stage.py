@@ -20,6 +20,7 @@ from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.kpis.weekly import WeekContext, compute_week
 from ifc_scan.lifecycle.observations import Observations, is_production_attempt, is_production_deploy, load
+from ifc_scan.lifecycle.store import require_current_lifecycle
 from ifc_scan.lifecycle.state import LifecycleAtT, state_from_lifecycle, state_from_store
 from ifc_scan.lifecycle.timeline import build_lifecycle
 from ifc_scan.timeutil import iso_z, week_bounds, week_label
@@ -306,6 +307,7 @@ def compute_and_store(con, policy: dict, mondays: list[date], source=None, force
                       progress=None) -> dict[str, str]:
     """Compute the weeks whose stored row is missing or stale (inputs or policy changed) and store them.
     Returns week -> "computed" | "fresh"."""
+    require_current_lifecycle(source or con)
     stage = WeeklyStage(source or con, policy)
     stored = stored_fingerprints(con)
     psha = policy_hash(policy)

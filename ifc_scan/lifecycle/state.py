@@ -107,7 +107,13 @@ def state_from_lifecycle(lc, start: datetime, end: datetime) -> LifecycleAtT:
 
 # ---- the weekly stage's reader: SQL over the persisted lifecycle --------------------------------------
 
-_FINDINGS_AT_T = """
+# The version of each lineage's lifecycle that week end T reads: the main one (as_of NULL), or the one
+# stored as known at T for a lineage listed in lifecycle_corrections at T (ifc_scan/lifecycle/store.py).
+_VERSION = """(({t}.as_of IS NULL AND {t}.{lineage} NOT IN (SELECT lineage FROM lifecycle_corrections WHERE as_of = $T))
+      OR {t}.as_of = $T)"""
+_F_VERSION = _VERSION.format(t="f", lineage="lineage")
+
+_FINDINGS_AT_T = f"""
 WITH ev AS (SELECT * FROM finding_events WHERE time < $T)
 SELECT f.finding_id, f.lineage, f.vulnerability_id, f.pkg_name, f.pkg_path, f.detected_at, f.cause,
        arg_max(ev.kind, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'reopen', 'close')) <> 'close' AS is_open,
@@ -120,22 +126,34 @@ SELECT f.finding_id, f.lineage, f.vulnerability_id, f.pkg_name, f.pkg_path, f.de
        arg_max_null(ev.scan_id, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
        max(ev.time) FILTER (WHERE ev.kind = 'close') AS last_close_time,
        arg_max_null(ev.reason, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_reason
-FROM findings f JOIN ev USING (finding_id)
-WHERE f.detected_at < $T
+FROM findings f JOIN ev ON ev.finding_id = f.finding_id AND ev.as_of IS NOT DISTINCT FROM f.as_of
+WHERE f.detected_at < $T AND {_F_VERSION}
 GROUP BY ALL
 ORDER BY f.finding_id
 """
 
-_CLOSES_IN_WEEK = """
-WITH ev AS (SELECT * FROM finding_events WHERE time < $T),
+_CLOSES_IN_WEEK = f"""
+WITH f AS (SELECT * FROM findings f WHERE {_F_VERSION}),
+     ev AS (SELECT e.* FROM finding_events e JOIN f ON e.finding_id = f.finding_id AND e.as_of IS NOT DISTINCT FROM f.as_of
+            WHERE e.time < $T),
      c AS (SELECT * FROM ev WHERE kind = 'close' AND time >= $S)
 SELECT c.finding_id, c.time, c.reason,
        coalesce((SELECT arg_max_null(p.severity, p.seq) FROM ev p
                  WHERE p.finding_id = c.finding_id AND p.time < c.time AND p.kind IN ('detect', 'present', 'reopen')),
                 'UNKNOWN') AS severity,
        c.due_at, f.detected_at
-FROM c JOIN findings f USING (finding_id)
+FROM c JOIN f USING (finding_id)
 ORDER BY c.finding_id, c.seq
+"""
+
+_REOPENS_IN_WEEK = f"""
+SELECT count(*) FROM finding_events e JOIN findings f ON e.finding_id = f.finding_id AND e.as_of IS NOT DISTINCT FROM f.as_of
+WHERE e.kind = 'reopen' AND e.time >= $S AND e.time < $T AND {_F_VERSION}
+"""
+
+_IMAGES_AT_T = f"""
+SELECT lineage, since, image_id FROM current_images c WHERE since < $T AND {_VERSION.format(t="c", lineage="lineage")}
+ORDER BY lineage, seq
 """
 
 
@@ -143,10 +161,8 @@ def state_from_store(con, start: datetime, end: datetime) -> LifecycleAtT:
     params = {"T": end}
     findings = [FindingAtT(*r) for r in con.execute(_FINDINGS_AT_T, params).fetchall()]
     closes = [CloseAtT(*r) for r in con.execute(_CLOSES_IN_WEEK, {"T": end, "S": start}).fetchall()]
-    regressions = con.execute("SELECT count(*) FROM finding_events WHERE kind = 'reopen' AND time >= $S AND time < $T",
-                              {"S": start, "T": end}).fetchone()[0]
+    regressions = con.execute(_REOPENS_IN_WEEK, {"S": start, "T": end}).fetchone()[0]
     images: dict[str, list] = {}
-    for lineage, since, image in con.execute("SELECT lineage, since, image_id FROM current_images WHERE since < $T "
-                                             "ORDER BY lineage, seq", params).fetchall():
+    for lineage, since, image in con.execute(_IMAGES_AT_T, params).fetchall():
         images.setdefault(lineage, []).append((since, image))
     return LifecycleAtT(start, end, findings, closes, regressions, images)

@@ -110,7 +110,8 @@ class Lifecycle:
         return not self._suppressed_unlisted(m.scan, lineage, vuln_id, pkg_path, target, purl)
 
     # --- the walk -------------------------------------------------------------------------------
-    def run(self) -> "Lifecycle":
+    def run(self, only: set | None = None) -> "Lifecycle":
+        """Walk every lineage (or the lineages in `only`)."""
         scans_by_lineage = defaultdict(list)
         for s in self.obs.scans:
             scans_by_lineage[s.lineage].append(s)
@@ -119,6 +120,8 @@ class Lifecycle:
             if is_production_deploy(d):
                 deploys_by_lineage[d.lineage].append(d)
         for lineage in sorted(set(scans_by_lineage) | set(deploys_by_lineage)):
+            if only is not None and lineage not in only:
+                continue
             self._walk(lineage, scans_by_lineage[lineage], deploys_by_lineage[lineage])
         return self
 
@@ -215,5 +218,5 @@ class Lifecycle:
         earlier_same_image.append(m)
 
 
-def build_lifecycle(obs: Observations, policy: dict) -> Lifecycle:
-    return Lifecycle(obs, policy).run()
+def build_lifecycle(obs: Observations, policy: dict, only: set | None = None) -> Lifecycle:
+    return Lifecycle(obs, policy).run(only)

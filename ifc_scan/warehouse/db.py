@@ -15,8 +15,9 @@ SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_t
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "2"
-DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "weekly_kpis")
+DERIVED_VERSION = "3"
+DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
+                  "weekly_kpis")
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

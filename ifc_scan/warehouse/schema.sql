@@ -61,15 +61,19 @@ CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_
 -- Derived tables (lifecycle and weekly stages). Rebuilt from the raw tables above when
 -- ifc_scan/warehouse/db.py DERIVED_VERSION changes, so a warehouse of an older release upgrades itself.
 CREATE TABLE IF NOT EXISTS derived_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+-- as_of NULL: the lifecycle. as_of = T: a lineage's lifecycle as known at week end T, stored only where a later
+-- observation changed the past (lifecycle_corrections; docs/warehouse.md explains when).
 CREATE TABLE IF NOT EXISTS findings (
-  finding_id VARCHAR PRIMARY KEY, lineage VARCHAR, vulnerability_id VARCHAR, pkg_name VARCHAR,
+  finding_id VARCHAR NOT NULL, as_of TIMESTAMP, lineage VARCHAR, vulnerability_id VARCHAR, pkg_name VARCHAR,
   pkg_path VARCHAR, detected_at TIMESTAMP, cause VARCHAR, purl VARCHAR, target VARCHAR, title VARCHAR);
 CREATE TABLE IF NOT EXISTS finding_events (
-  finding_id VARCHAR, seq INTEGER, time TIMESTAMP, kind VARCHAR, reason VARCHAR, severity VARCHAR,
+  finding_id VARCHAR, as_of TIMESTAMP, seq INTEGER, time TIMESTAMP, kind VARCHAR, reason VARCHAR, severity VARCHAR,
   due_at TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, target VARCHAR, purl VARCHAR, title VARCHAR);
 CREATE TABLE IF NOT EXISTS timeline_moments (
-  lineage VARCHAR, seq INTEGER, time TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, via_deploy BOOLEAN);
-CREATE TABLE IF NOT EXISTS current_images (lineage VARCHAR, seq INTEGER, since TIMESTAMP, image_id VARCHAR);
+  lineage VARCHAR, as_of TIMESTAMP, seq INTEGER, time TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, via_deploy BOOLEAN);
+CREATE TABLE IF NOT EXISTS current_images (
+  lineage VARCHAR, as_of TIMESTAMP, seq INTEGER, since TIMESTAMP, image_id VARCHAR);
+CREATE TABLE IF NOT EXISTS lifecycle_corrections (lineage VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS weekly_kpis (
   week VARCHAR PRIMARY KEY, period_start TIMESTAMP, period_end TIMESTAMP, inputs_manifest_sha256 VARCHAR,
   policy_sha256 VARCHAR, verdict VARCHAR, failing_controls VARCHAR[], critical_in_prod INTEGER,
