@@ -47,7 +47,7 @@ def cmd_ingest(a) -> int:
 
 def cmd_report(a) -> int:
     from ifc_scan.kpis.stage import data_weeks
-    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.lifecycle.store import derive_lifecycle, lifecycle_is_current
     from ifc_scan.policy import load_policy
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.timeutil import parse_week
@@ -55,7 +55,9 @@ def cmd_report(a) -> int:
     policy = load_policy(a.policy)
     parquet = Settings.from_env().parquet_dir
     with connect(a.warehouse, create=False) as con:
-        derive_lifecycle(con, policy)
+        if not lifecycle_is_current(con, policy):   # built once per ingest (or policy change), not per report
+            _err("report: building the finding lifecycle from the warehouse")
+            derive_lifecycle(con, policy)
         all_weeks = data_weeks(con, policy)
         weeks = all_weeks if a.all else [parse_week(a.week)]
         source = None

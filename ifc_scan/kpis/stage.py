@@ -19,9 +19,10 @@ from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.kpis.weekly import WeekContext, compute_week
-from ifc_scan.lifecycle.observations import Observations, is_production_attempt, is_production_deploy, load
+from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
+                                             load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
-from ifc_scan.lifecycle.state import LifecycleAtT, state_from_lifecycle, state_from_store
+from ifc_scan.lifecycle.state import LifecycleAtT, StoreReader, state_from_lifecycle
 from ifc_scan.lifecycle.timeline import build_lifecycle
 from ifc_scan.timeutil import iso_z, week_bounds, week_label
 
@@ -63,34 +64,37 @@ class WeekResult:
 
 
 class InputCatalog:
-    """The ingested files and CI run creation times, read once for all weeks of a computation."""
+    """The ingested files with the time from which each is evidence (scans by observed_at, CI files by their
+    run's creation, snapshots by their date, the inventory always), computed once; a week's inputs are the
+    files whose time is before T (D10)."""
 
-    def __init__(self, con):
-        self.run_created = dict(con.execute("SELECT CAST(run_id AS VARCHAR), created_at FROM ci_runs").fetchall())
-        self.files = con.execute("SELECT path, sha256, size, kind FROM source_files WHERE status='ingested' "
-                                 "ORDER BY path, sha256").fetchall()
-
-    def week_inputs(self, obs: Observations, end: datetime) -> list[dict]:
-        """The input files week W rests on: everything ingested whose evidence is dated before T
-        (scans by observed_at, CI files by their run's creation, snapshots by their date), plus the inventory."""
-        scan_time = {}
+    def __init__(self, con, obs: Observations):
+        run_created = dict(con.execute("SELECT CAST(run_id AS VARCHAR), created_at FROM ci_runs").fetchall())
+        scan_time: dict = {}
         for s in obs.scans:
             scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
-        out = []
-        for path, sha, size, kind in self.files:
+        self.entries: list[tuple] = []      # (time, entry dict, its canonical JSON), in (path, sha256) order
+        for path, sha, size, kind in con.execute("SELECT path, sha256, size, kind FROM source_files "
+                                                 "WHERE status='ingested' ORDER BY path, sha256").fetchall():
             parts = path.split("/")
             if kind in ("scan", "ci-artifact"):
                 t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
             elif kind == "ci-run":
-                t = self.run_created.get(parts[2])
+                t = run_created.get(parts[2])
             elif kind == "exception":
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
             else:
                 t = datetime.min
-            if t is not None and t < end:
-                out.append({"path": path, "sha256": sha, "size": size, "kind": kind})
-        return out
+            if t is not None:
+                entry = {"path": path, "sha256": sha, "size": size, "kind": kind}
+                self.entries.append((t, entry, json.dumps(entry, sort_keys=True, separators=(",", ":"))))
+
+    def week_inputs(self, end: datetime) -> tuple[list[dict], str]:
+        """The week's input files and the sha256 of their canonical JSON list (manifest_hash of the list)."""
+        chosen = [(e, j) for t, e, j in self.entries if t < end]
+        canon = "[" + ",".join(j for _, j in chosen) + "]"
+        return [e for e, _ in chosen], hashlib.sha256(canon.encode()).hexdigest()
 
 
 def warehouse_quality(con) -> dict:
@@ -113,23 +117,23 @@ def verified_digests(con) -> dict:
 def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
     """Production deploys in W with what the change-control controls need (deploys.csv)."""
     out = []
-    scans_by_image: dict = {}
-    for s in ctx.scans:
-        scans_by_image.setdefault(s.image, []).append(s)
+    week = []
     for d in ctx.obs.deploys:
         if not is_production_attempt(d) or not (ctx.S <= d.time < ctx.T):
             continue
-        prior = [s for s in scans_by_image.get(d.image, []) if s.observed_at < d.time] if d.image else []
-        pre = prior[-1] if prior else None
-        crit = False
-        if pre is not None:
-            for vid, ppath, target, purl in con.execute(
-                    "SELECT vulnerability_id, coalesce(pkg_path, ''), target, purl FROM scan_vulnerabilities "
-                    "WHERE scan_id = ? AND severity = 'CRITICAL' AND vulnerability_id IS NOT NULL "
-                    "AND NOT coalesce(suppressed, false) ORDER BY ALL", (pre.scan_id,)).fetchall():
-                if not ctx.exc.matching(d.lineage, pre.observed_at, vid, ppath, target, purl):
-                    crit = True
-                    break
+        prior = ctx.index.of_image(d.image, d.time) if d.image else []
+        week.append((d, prior[-1] if prior else None))
+    pre_ids = sorted({pre.scan_id for _, pre in week if pre is not None})
+    criticals: dict[str, list] = {}
+    if pre_ids:   # the CRITICAL findings of every pre-deploy scan, in one query
+        for sid, vid, ppath, target, purl in con.execute(
+                "SELECT scan_id, vulnerability_id, coalesce(pkg_path, ''), target, purl FROM scan_vulnerabilities "
+                "WHERE scan_id IN (SELECT unnest(?)) AND severity = 'CRITICAL' AND vulnerability_id IS NOT NULL "
+                "AND NOT coalesce(suppressed, false) ORDER BY ALL", [pre_ids]).fetchall():
+            criticals.setdefault(sid, []).append((vid, ppath, target, purl))
+    for d, pre in week:
+        crit = pre is not None and any(not ctx.exc.matching(d.lineage, pre.observed_at, vid, ppath, target, purl)
+                                       for vid, ppath, target, purl in criticals.get(pre.scan_id, ()))
         out.append({"time": iso_z(d.time), "lineage": d.lineage, "digest": d.digest, "image": d.image,
                     "image_known": d.image is not None, "run_id": d.run_id, "scanned_before": pre is not None,
                     "pre_deploy_scan": pre.scan_id if pre else None,
@@ -139,14 +143,15 @@ def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
     return out
 
 
-def findings_population(ctx: WeekContext, scan_src: dict) -> list[dict]:
+def findings_population(ctx: WeekContext) -> list[dict]:
     """Every finding open at T or detected/closed in W (findings.csv), with its evidence."""
     rows = []
     for f in ctx.state.findings:
         closed_in_week = not f.is_open and f.last_close_time is not None and f.last_close_time >= ctx.S
         if not (f.is_open or closed_in_week or ctx.S <= f.detected_at < ctx.T):
             continue
-        src = scan_src.get(f.last_seen_scan, ("", ""))
+        seen = ctx.index.by_id.get(f.last_seen_scan)
+        src = (seen.source_path, seen.source_sha256) if seen is not None else ("", "")
         if f.is_open:
             excepted = ctx.excepted_at_T(f)
             state = "excepted" if excepted else ("overdue" if (f.due_at is not None and ctx.T > f.due_at) else "open")
@@ -186,10 +191,10 @@ def config_and_secrets_population(con, ctx: WeekContext) -> list[dict]:
     wanted = {lin: img for lin in ctx.state.current_images if not ctx.retired(lin)
               for img in [ctx.state.current_image(lin)] if img}
     latest = {}
-    for s in ctx.scans:   # ctx.scans is in (observed_at, scan_id) order: the last match is the latest
-        if wanted.get(s.lineage) == s.image:
-            latest[s.lineage] = s
-    latest = {s.scan_id: (lin, s.image) for lin, s in latest.items()}
+    for lin, img in wanted.items():
+        s = ctx.index.latest(lin, img, ctx.T)
+        if s is not None:
+            latest[s.scan_id] = (lin, img)
     if not latest:
         return []
     ids = sorted(latest)
@@ -210,25 +215,24 @@ def config_and_secrets_population(con, ctx: WeekContext) -> list[dict]:
 
 
 def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, monday: date, catalog: InputCatalog,
-                verified: dict, warehouse: dict) -> WeekResult:
+                verified: dict, warehouse: dict, index: ScanIndex | None = None) -> WeekResult:
     """The week's kpis.json, populations, inputs and data quality, from the observations before T and the
     lifecycle read at T (whichever provider read it)."""
     start, end = week_bounds(monday)
-    ctx = WeekContext(obs_T, state, policy, start, end)
+    ctx = WeekContext(obs_T, state, policy, start, end, index)
     figures, entries = compute_week(ctx)
     deploys = deploy_evidence(con, ctx, verified)
-    inputs = catalog.week_inputs(obs_T, end)
+    inputs, inputs_sha = catalog.week_inputs(end)
     kpis = dict(figures)
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
-    kpis["inputs_manifest_sha256"] = manifest_hash(inputs)
+    kpis["inputs_manifest_sha256"] = inputs_sha
     kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy))
-    scan_src = {s.scan_id: (s.source_path, s.source_sha256) for s in ctx.scans}
-    populations = {"findings": findings_population(ctx, scan_src), "exceptions": entries,
+    populations = {"findings": findings_population(ctx), "exceptions": entries,
                    "coverage": coverage_population(kpis), "deploys": deploys,
                    "config_and_secrets": config_and_secrets_population(con, ctx)}
     dq = {"inputs": len(inputs), **warehouse,
-          "fallback_ci": sum(1 for s in ctx.scans if s.observed_at_source == "ci"),
-          "fallback_mtime": sum(1 for s in ctx.scans if s.observed_at_source == "mtime"),
+          "fallback_ci": ctx.index.fallback_count("ci", end),
+          "fallback_mtime": ctx.index.fallback_count("mtime", end),
           "scans_without_image": obs_T.scans_without_image}
     return WeekResult(kpis, populations, inputs, dq)
 
@@ -240,17 +244,20 @@ class WeeklyStage:
     def __init__(self, source, policy: dict):
         self.source, self.policy = source, policy
         self.obs = load(source, with_findings=False)
-        self.catalog = InputCatalog(source)
+        self.catalog = InputCatalog(source, self.obs)
         self.verified = verified_digests(source)
         self.warehouse = warehouse_quality(source)
+        self.reader = StoreReader(source)
+        self.index = ScanIndex(self.obs.scans)
 
     def compute(self, monday: date) -> WeekResult:
+        """Weeks in ascending order read each lifecycle event once (StoreReader)."""
         start, end = week_bounds(monday)
-        return week_result(self.source, self.obs.as_of(end), state_from_store(self.source, start, end), self.policy,
-                           monday, self.catalog, self.verified, self.warehouse)
+        return week_result(self.source, self.obs.as_of(end), self.reader.read(start, end), self.policy,
+                           monday, self.catalog, self.verified, self.warehouse, self.index)
 
     def inputs_hash(self, monday: date) -> str:
-        return manifest_hash(self.catalog.week_inputs(self.obs.as_of(week_bounds(monday)[1]), week_bounds(monday)[1]))
+        return self.catalog.week_inputs(week_bounds(monday)[1])[1]
 
 
 def oracle_week(con, policy: dict, monday: date, full: Observations | None = None) -> WeekResult:
@@ -260,7 +267,7 @@ def oracle_week(con, policy: dict, monday: date, full: Observations | None = Non
     start, end = week_bounds(monday)
     obs_T = full.as_of(end)
     state = state_from_lifecycle(build_lifecycle(obs_T, policy), start, end)
-    return week_result(con, obs_T, state, policy, monday, InputCatalog(con), verified_digests(con),
+    return week_result(con, obs_T, state, policy, monday, InputCatalog(con, obs_T), verified_digests(con),
                        warehouse_quality(con))
 
 
@@ -307,7 +314,7 @@ def compute_and_store(con, policy: dict, mondays: list[date], source=None, force
                       progress=None) -> dict[str, str]:
     """Compute the weeks whose stored row is missing or stale (inputs or policy changed) and store them.
     Returns week -> "computed" | "fresh"."""
-    require_current_lifecycle(source or con)
+    require_current_lifecycle(source or con, policy)
     stage = WeeklyStage(source or con, policy)
     stored = stored_fingerprints(con)
     psha = policy_hash(policy)

@@ -7,13 +7,14 @@ Everything is as of T = period end and uses only events with time < T.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
-from ifc_scan.lifecycle.observations import Observations, is_production_attempt
+from ifc_scan.lifecycle.observations import Observations, ScanIndex, is_production_attempt
 from ifc_scan.lifecycle.state import FindingAtT, LifecycleAtT
 from ifc_scan.timeutil import iso_z, week_label
 
@@ -36,10 +37,13 @@ def pct(num: int, den: int):
 class WeekContext:
     """What one week's KPIs read: the observations before T and the lifecycle read at T."""
 
-    def __init__(self, obs: Observations, state: LifecycleAtT, policy: dict, start: datetime, end: datetime):
+    def __init__(self, obs: Observations, state: LifecycleAtT, policy: dict, start: datetime, end: datetime,
+                 index: ScanIndex | None = None):
+        """`obs`: the observations before T. `index`: a ScanIndex of these or of all scans (its queries are
+        bounded by T); built from obs when not given."""
         self.obs, self.state, self.policy, self.S, self.T = obs, state, policy, start, end
         self.exc = ExceptionIndex(obs)
-        self.scans = [s for s in obs.scans if s.observed_at < end]
+        self.index = index or ScanIndex(obs.scans)
         self._open = state.open()
 
     def retired(self, lineage: str) -> bool:
@@ -160,13 +164,15 @@ def _builds_in_week(ctx: WeekContext) -> list[dict]:
 
 
 def build_gate_coverage(ctx: WeekContext) -> dict:
-    scans_by_image = defaultdict(list)
-    for s in ctx.scans:
-        scans_by_image[s.image].append(s)
     first_prod_deploy = {}
     for d in ctx.obs.deploys:
         if is_production_attempt(d) and d.time < ctx.T and d.image:
             first_prod_deploy.setdefault(d.image, d.time)
+    first_push: dict = {}        # (run, image) -> its first push before T
+    for p in ctx.obs.pushes:
+        if p["time"] is not None and p["time"] < ctx.T:
+            key = (p["run_id"], p["image"])
+            first_push[key] = min(first_push.get(key, p["time"]), p["time"])
     builds = sorted(_builds_in_week(ctx), key=lambda b: (b["time"], b["run_id"], b["lineage"]))
     covered, uncovered = 0, []
     for b in builds:
@@ -174,16 +180,16 @@ def build_gate_coverage(ctx: WeekContext) -> dict:
         if img is None:
             uncovered.append(_uncovered(b, "image identity unknown (no ImageID in the build log)"))
             continue
-        scans = scans_by_image.get(img, [])
-        push = min((p["time"] for p in ctx.obs.pushes if p["run_id"] == b["run_id"] and p["image"] == img
-                    and p["time"] is not None and p["time"] < ctx.T), default=None)
+        first_scan = ctx.index.first_of_image(img, ctx.T)
+        push = first_push.get((b["run_id"], img))
         if push is not None:
-            ok, why = any(s.observed_at < push for s in scans), "no scan of this image completed before its push"
+            ok, why = first_scan is not None and first_scan < push, "no scan of this image completed before its push"
         elif img in first_prod_deploy:
             dep = first_prod_deploy[img]
-            ok, why = any(s.observed_at < dep for s in scans), "no scan of this image before its first production deploy"
+            ok = first_scan is not None and first_scan < dep
+            why = "no scan of this image before its first production deploy"
         else:
-            ok, why = any(s.ci_run_id == b["run_id"] for s in scans), "no scan of this image in its run"
+            ok, why = ctx.index.in_run(b["run_id"], img, ctx.T), "no scan of this image in its run"
         if ok:
             covered += 1
         else:
@@ -197,27 +203,25 @@ def _uncovered(b: dict, reason: str) -> dict:
 
 
 def nightly_coverage(ctx: WeekContext) -> dict:
-    first_seen: dict[str, datetime] = {}
-    for s in ctx.scans:
-        first_seen[s.lineage] = min(first_seen.get(s.lineage, s.observed_at), s.observed_at)
+    first_build: dict[str, datetime] = {}
     for b in ctx.obs.builds:
         if b["time"] is not None and b["time"] < ctx.T:
-            first_seen[b["lineage"]] = min(first_seen.get(b["lineage"], b["time"]), b["time"])
-    scan_days = defaultdict(set)
-    for s in ctx.scans:
-        scan_days[s.lineage].add(s.observed_at.date())
+            first_build.setdefault(b["lineage"], b["time"])     # builds are in time order
     lineage_days = days_with_scan = 0
     gaps = []
     for lineage in sorted(ctx.obs.deployable):
-        if lineage not in first_seen:
+        seen = [t for t in (ctx.index.first_time(lineage, ctx.T), first_build.get(lineage)) if t is not None]
+        if not seen:
             continue
+        first_seen = min(seen)
+        scan_days = {t.date() for t in ctx.index.times(lineage, ctx.T) if t >= ctx.S}
         retired_at = ctx.obs.retired.get(lineage)
         for i in range(7):
             day = ctx.S + timedelta(days=i)
-            if day.date() < first_seen[lineage].date() or (retired_at is not None and day >= retired_at):
+            if day.date() < first_seen.date() or (retired_at is not None and day >= retired_at):
                 continue
             lineage_days += 1
-            if day.date() in scan_days[lineage]:
+            if day.date() in scan_days:
                 days_with_scan += 1
             else:
                 gaps.append({"lineage": lineage, "day": day.date().isoformat()})
@@ -280,19 +284,16 @@ def stale_images(ctx: WeekContext) -> list[dict]:
     for b in ctx.obs.builds:
         if b["image"] and b["time"] is not None and b["time"] < ctx.T:
             first_build.setdefault(b["image"], b["time"])
-    created = {}
-    for s in ctx.scans:
-        if s.image_created is not None:
-            created.setdefault(s.image, s.image_created)
     out = []
     for lineage in sorted(ctx.state.current_images):
         if ctx.retired(lineage):
             continue
         img = ctx.state.current_image(lineage)
+        created = ctx.index.image_created(img, ctx.T)
         if img in first_build:
             built, source = first_build[img], "ci_build"
-        elif img in created:
-            built, source = created[img], "image_config_created"
+        elif created is not None:
+            built, source = created, "image_config_created"
         else:
             built, source = None, "unknown"   # D7: an image of unknown age is listed, not assumed fresh
         if built is None or built < limit:
@@ -302,22 +303,21 @@ def stale_images(ctx: WeekContext) -> list[dict]:
 
 def cadence(ctx: WeekContext) -> dict:
     gap_h = ctx.policy["scan_gap_hours"]
-    times = defaultdict(list)
-    for s in ctx.scans:
-        times[s.lineage].append(s.observed_at)
     gaps = []
     for lineage in sorted(ctx.obs.deployable):   # D8: the nightly cadence is a policy for deployable images
-        ts = sorted(times.get(lineage, []))
-        if not ts:
-            continue
         retired_at = ctx.obs.retired.get(lineage)
         end = min(ctx.T, retired_at) if retired_at is not None else ctx.T
-        ts = [t for t in ts if t < end]
+        ts = ctx.index.times(lineage, end)
+        if not ts:
+            continue
+        # only the pairs that reach into the week: from the last scan at or before S on
+        ts = ts[max(0, bisect.bisect_right(ts, ctx.S) - 1):]
         for a, b, is_open in [(ts[i], ts[i + 1], False) for i in range(len(ts) - 1)] + [(ts[-1], end, end == ctx.T)]:
             if hours(b - a) > gap_h and a < ctx.T and b > ctx.S:
                 gaps.append({"lineage": lineage, "from": iso_z(a), "to": iso_z(b), "hours": r2(hours(b - a)),
                              "open_at_T": is_open})
-    recent = {s.lineage for s in ctx.scans if s.observed_at >= ctx.T - timedelta(hours=gap_h)}
+    since = ctx.T - timedelta(hours=gap_h)
+    recent = {lin for lin in {f.lineage for f in ctx.open_findings()} if ctx.index.any_between(lin, since, ctx.T)}
     stale_evidence = sum(1 for f in ctx.open_findings() if not ctx.retired(f.lineage) and f.lineage not in recent)
     return {"lineages_with_gaps": len({g["lineage"] for g in gaps}), "gaps": gaps, "stale_evidence": stale_evidence}
 

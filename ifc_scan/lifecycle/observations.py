@@ -6,10 +6,24 @@ the production deploy history are derived (design/KPIS.md, "Scans, images, linea
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
+
+
+class ShownVuln(NamedTuple):
+    """One finding as a scan shows it (a row of scan_vulnerabilities, minus its identity)."""
+    severity: str | None
+    fixed: str | None
+    status: str | None
+    cls: str | None
+    suppressed: bool | None
+    purl: str | None
+    target: str | None
+    title: str | None
 
 
 @dataclass
@@ -28,7 +42,7 @@ class Scan:
     scope_ignore_unfixed: bool = False
     scope_vuln_type: frozenset | None = None
     image_created: datetime | None = None
-    findings: dict = field(default_factory=dict)   # (vuln_id, pkg_name, pkg_path) -> row dict
+    findings: dict = field(default_factory=dict)   # (vuln_id, pkg_name, pkg_path) -> ShownVuln
 
     @property
     def partial(self) -> bool:
@@ -93,18 +107,33 @@ class Observations:
     scans_without_image: int = 0
     alias_sources: list = field(default_factory=list)   # (time, lineage, manifest digest, config digest)
 
+    def _first_aliases(self) -> dict:
+        """(lineage, manifest digest) -> (time it was first observed, config digest); undated ones never count."""
+        cached = self.__dict__.get("_first_alias")
+        if cached is None:
+            cached = {}
+            for when, lineage, digest, image_id in self.alias_sources:   # sorted by time
+                if when is not None:
+                    cached.setdefault((lineage, digest), (when, image_id))
+            self.__dict__["_first_alias"] = cached
+        return cached
+
     def as_of(self, t: datetime) -> "Observations":
-        """Only what was observed before t: scans, CI events, aliases and exception snapshots."""
-        aliases: dict = {}
-        for when, lineage, digest, image_id in self.alias_sources:
-            if when is not None and when < t:
-                aliases.setdefault((lineage, digest), image_id)
-        scans = [s for s in self.scans if s.observed_at < t]
-        deploys = [replace(d, image=aliases.get((d.lineage, d.digest))) for d in self.deploys if d.time < t]
-        builds = [{**b, "image": b["image_id"] or aliases.get((b["lineage"], b["digest"]))}
-                  for b in self.builds if b["time"] is not None and b["time"] < t]
-        pushes = [{**p, "image": aliases.get((p["lineage"], p["digest"]))}
-                  for p in self.pushes if p["time"] is not None and p["time"] < t]
+        """Only what was observed before t: scans, CI events, aliases and exception snapshots.
+        Scans, deploys, builds and pushes are time-ordered lists, so each is a prefix (bisect)."""
+        first = self._first_aliases()
+        aliases = {k: img for k, (when, img) in first.items() if when < t}
+        scans = self.scans[:bisect.bisect_left(self.scans, t, key=lambda s: s.observed_at)]
+        deploys = []
+        for d in self.deploys[:bisect.bisect_left(self.deploys, t, key=lambda d: d.time)]:
+            image = aliases.get((d.lineage, d.digest))
+            deploys.append(d if image == d.image else replace(d, image=image))
+        builds = [b if b["image"] == (b["image_id"] or aliases.get((b["lineage"], b["digest"])))
+                  else {**b, "image": b["image_id"] or aliases.get((b["lineage"], b["digest"]))}
+                  for b in self.builds[:bisect.bisect_left(self.builds, t, key=_event_time)]]
+        pushes = [p if p["image"] == aliases.get((p["lineage"], p["digest"]))
+                  else {**p, "image": aliases.get((p["lineage"], p["digest"]))}
+                  for p in self.pushes[:bisect.bisect_left(self.pushes, t, key=_event_time)]]
         snapshots = {k: [d for d in v if d <= t] for k, v in self.snapshots.items()}
         exceptions = [e for e in self.exceptions if e.snapshot_date <= t]
         return Observations(scans, deploys, builds, pushes, aliases, exceptions, {k: v for k, v in snapshots.items() if v},
@@ -112,10 +141,46 @@ class Observations:
                             [a for a in self.alias_sources if a[0] is not None and a[0] < t])
 
 
+def _event_time(event: dict) -> datetime:
+    return event["time"] if event["time"] is not None else datetime.max     # undated events sort last
+
+
 def _split_set(value: str | None) -> frozenset | None:
     """'CRITICAL,HIGH' -> {'CRITICAL', 'HIGH'}; empty -> None (no restriction)."""
     items = {v.strip().upper() for v in (value or "").split(",") if v.strip()}
     return frozenset(items) or None
+
+
+_ATTRS = "severity, fixed_version, status, class, suppressed, purl, target, title"
+
+
+def _attach_findings(con, by_id: dict) -> None:
+    """Each scan's findings, (vuln_id, pkg_name, pkg_path) -> ShownVuln, the first row winning where a scan
+    lists one twice. Read as integer codes: a finding is shown by every nightly scan, so a year at org
+    scale is millions of rows but few distinct keys and values, each made into a Python object once."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _keys AS SELECT row_number() OVER () - 1 AS k, * FROM ("
+                "SELECT DISTINCT vulnerability_id AS vid, coalesce(pkg_name, '') AS pkg, coalesce(pkg_path, '') AS ppath "
+                "FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _attrs AS SELECT row_number() OVER () - 1 AS a, * FROM ("
+                f"SELECT DISTINCT {_ATTRS} FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _scans AS SELECT row_number() OVER () - 1 AS s, scan_id FROM ("
+                "SELECT DISTINCT scan_id FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+    try:
+        keys = [(v, p, pp) for _, v, p, pp in con.execute("SELECT * FROM _keys ORDER BY k").fetchall()]
+        attrs = [ShownVuln(*r[1:]) for r in con.execute("SELECT * FROM _attrs ORDER BY a").fetchall()]
+        targets = [by_id.get(sid) for _, sid in con.execute("SELECT * FROM _scans ORDER BY s").fetchall()]
+        on_attrs = " AND ".join(f"v.{c} IS NOT DISTINCT FROM t.{c}" for c in _ATTRS.split(", "))
+        codes = con.execute(
+            "SELECT s.s, k.k, t.a FROM scan_vulnerabilities v JOIN _scans s USING (scan_id) "
+            "JOIN _keys k ON k.vid = v.vulnerability_id AND k.pkg = coalesce(v.pkg_name, '') "
+            "AND k.ppath = coalesce(v.pkg_path, '') "
+            f"JOIN _attrs t ON {on_attrs} ORDER BY v.rowid").fetchnumpy()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _keys; DROP TABLE IF EXISTS _attrs; DROP TABLE IF EXISTS _scans")
+    for si, ki, ai in zip(codes["s"].tolist(), codes["k"].tolist(), codes["a"].tolist()):
+        s = targets[si]
+        if s is not None:
+            s.findings.setdefault(keys[ki], attrs[ai])
 
 
 def load(con, with_findings: bool = True) -> Observations:
@@ -186,19 +251,7 @@ def load(con, with_findings: bool = True) -> Observations:
         scans.append(s)
         by_id[scan_id] = s
     if by_id and with_findings:
-        cur = con.execute(
-            "SELECT scan_id, vulnerability_id, pkg_name, coalesce(pkg_path, ''), severity, fixed_version, status, "
-            "class, suppressed, purl, target, title FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL")
-        while True:
-            chunk = cur.fetchmany(50000)
-            if not chunk:
-                break
-            for sid, vid, pkg, ppath, sev, fixed, status, cls, sup, purl, target, title in chunk:
-                s = by_id.get(sid)
-                if s is not None:
-                    s.findings.setdefault((vid, pkg or "", ppath), dict(severity=sev, fixed=fixed, status=status, cls=cls,
-                                                                         suppressed=sup, purl=purl, target=target,
-                                                                         title=title))
+        _attach_findings(con, by_id)
     scans.sort(key=lambda s: (s.observed_at, s.scan_id))
 
     deploys = []
@@ -234,3 +287,73 @@ def load(con, with_findings: bool = True) -> Observations:
         snapshots[scope].append(d)
     return Observations(scans, deploys, builds, pushes, aliases, exceptions, dict(snapshots), deployable,
                         scope_lineage, retired, no_image, alias_sources)
+
+
+class ScanIndex:
+    """Scans by lineage, by (lineage, image) and by image, each in (observed_at, scan_id) order, so a week's
+    questions ("scans of X before t", "days with a scan in [S, T)") are answered by bisection instead of a
+    pass over every scan. Built once per run from all scans; every query is bounded by the week's T, so
+    an index of all scans and one of the scans before T give the same answers."""
+
+    def __init__(self, scans: list[Scan]):
+        self.by_id = {s.scan_id: s for s in scans}
+        self.lineage = self._group(scans, lambda s: s.lineage)
+        self.image = self._group(scans, lambda s: s.image)
+        self.lineage_image = self._group(scans, lambda s: (s.lineage, s.image))
+        self.created = self._group([s for s in scans if s.image_created is not None], lambda s: s.image)
+        self.by_run_image: dict = {}
+        for s in scans:
+            if s.ci_run_id is not None:
+                self.by_run_image.setdefault((s.ci_run_id, s.image), s.observed_at)   # the earliest
+        self.fallback = {src: [s.observed_at for s in scans if s.observed_at_source == src] for src in ("ci", "mtime")}
+
+    @staticmethod
+    def _group(scans, key) -> dict:
+        out: dict = defaultdict(lambda: ([], []))
+        for s in scans:
+            times, items = out[key(s)]
+            times.append(s.observed_at)
+            items.append(s)
+        return dict(out)
+
+    @staticmethod
+    def _before(group, t) -> list:
+        if group is None:
+            return []
+        times, items = group
+        return items[:bisect.bisect_left(times, t)]
+
+    def times(self, lineage: str, t: datetime) -> list[datetime]:
+        g = self.lineage.get(lineage)
+        return [] if g is None else g[0][:bisect.bisect_left(g[0], t)]
+
+    def first_time(self, lineage: str, t: datetime) -> datetime | None:
+        g = self.lineage.get(lineage)
+        return g[0][0] if g and g[0][0] < t else None
+
+    def any_between(self, lineage: str, a: datetime, b: datetime) -> bool:
+        g = self.lineage.get(lineage)
+        return bool(g) and bisect.bisect_left(g[0], b) > bisect.bisect_left(g[0], a)
+
+    def of_image(self, image, t: datetime) -> list[Scan]:
+        return self._before(self.image.get(image), t)
+
+    def first_of_image(self, image, t: datetime) -> datetime | None:
+        g = self.image.get(image)
+        return g[0][0] if g and g[0][0] < t else None
+
+    def latest(self, lineage: str, image, t: datetime) -> Scan | None:
+        before = self._before(self.lineage_image.get((lineage, image)), t)
+        return before[-1] if before else None
+
+    def image_created(self, image, t: datetime) -> datetime | None:
+        """ImageConfig.created from the first scan (in order) of the image that carries it, before t."""
+        g = self.created.get(image)
+        return g[1][0].image_created if g and g[0][0] < t else None
+
+    def in_run(self, run_id, image, t: datetime) -> bool:
+        first = self.by_run_image.get((run_id, image))
+        return first is not None and first < t
+
+    def fallback_count(self, source: str, t: datetime) -> int:
+        return bisect.bisect_left(self.fallback[source], t)

@@ -13,6 +13,8 @@ one (as_of = T, listed in lifecycle_corrections), so every week still reads what
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +27,7 @@ from ifc_scan.lifecycle.timeline import build_lifecycle
 FINDING_COLUMNS = ("finding_id", "as_of", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "detected_at", "cause", "purl",
                    "target", "title")
 EVENT_COLUMNS = ("finding_id", "as_of", "seq", "time", "kind", "reason", "severity", "due_at", "image_id", "scan_id", "target",
-                 "purl", "title")
+                 "purl", "title", "last_time", "presences")
 MOMENT_COLUMNS = ("lineage", "as_of", "seq", "time", "image_id", "scan_id", "via_deploy")
 IMAGE_COLUMNS = ("lineage", "as_of", "seq", "since", "image_id")
 
@@ -38,15 +40,23 @@ class LifecycleOutOfDate(RuntimeError):
     pass
 
 
-def inputs_digest(con) -> str:
-    """Which ingested files the warehouse holds (the lifecycle records the digest it was built from)."""
-    return con.execute(_INPUTS_DIGEST).fetchone()[0]
+def inputs_digest(con, policy: dict) -> str:
+    """Which ingested files the warehouse holds and the SLA table (due times depend on it): the lifecycle
+    records the digest it was built from."""
+    files = con.execute(_INPUTS_DIGEST).fetchone()[0]
+    sla = json.dumps(policy["sla_hours"], sort_keys=True)
+    return hashlib.sha256(f"{files}|{sla}".encode()).hexdigest()
 
 
-def require_current_lifecycle(con) -> None:
-    """The weekly stage reads the lifecycle; refuse to compute weeks from one built before the last ingest."""
+def lifecycle_is_current(con, policy: dict) -> bool:
     row = con.execute("SELECT value FROM derived_meta WHERE key = 'lifecycle_inputs'").fetchone()
-    if row is None or row[0] != inputs_digest(con):
+    return row is not None and row[0] == inputs_digest(con, policy)
+
+
+def require_current_lifecycle(con, policy: dict) -> None:
+    """The weekly stage reads the lifecycle; refuse to compute weeks from one built before the last ingest
+    (or with another SLA table)."""
+    if not lifecycle_is_current(con, policy):
         raise LifecycleOutOfDate("the finding lifecycle was not built from the warehouse's current inputs: "
                                  "materialise finding_lifecycle (ingest_job) or run `ifc-scan report`, which builds it")
 
@@ -76,9 +86,9 @@ def _add_columns(cols, lc, as_of: datetime | None = None) -> None:
         for c, v in zip(FINDING_COLUMNS, (f.fid, as_of, f.lineage, f.vuln_id, f.pkg_name, f.pkg_path, f.detected_at,
                                           f.cause, f.purl, f.target, f.title)):
             f_cols[c].append(v)
-        for i, e in enumerate(f.events):
+        for i, (e, last, n) in enumerate(_stored_events(f.events)):
             for c, v in zip(EVENT_COLUMNS, (f.fid, as_of, i, e.time, e.kind, e.reason, e.severity, e.due_at, e.image,
-                                            e.scan_id, e.target, e.purl, e.title)):
+                                            last.scan_id, e.target, e.purl, e.title, last.time, n)):
                 e_cols[c].append(v)
     for lineage in sorted(lc.moments):
         for i, m in enumerate(lc.moments[lineage]):
@@ -88,6 +98,24 @@ def _add_columns(cols, lc, as_of: datetime | None = None) -> None:
         for i, (since, image) in enumerate(lc.current_images[lineage]):
             for c, v in zip(IMAGE_COLUMNS, (lineage, as_of, i, since, image)):
                 i_cols[c].append(v)
+
+
+def _stored_events(events):
+    """(first event, last event, count) per stored row. Consecutive `present` events of one ISO week with
+    the same severity, due time, image, target, purl and title are one row: its time is the first presence,
+    its scan the last one's. No row spans a Monday 00:00, so at every week end T the rows before T say
+    exactly what the events before T say (the last presence's scan included)."""
+    out = []
+    for e in events:
+        if out and e.kind == "present" and out[-1][0].kind == "present":
+            first, last, n = out[-1]
+            same = (first.severity, first.due_at, first.image, first.target, first.purl, first.title) == \
+                   (e.severity, e.due_at, e.image, e.target, e.purl, e.title)
+            if same and first.time.isocalendar()[:2] == e.time.isocalendar()[:2]:
+                out[-1] = (first, e, n + 1)
+                continue
+        out.append((e, e, 1))
+    return out
 
 
 def retroactive_week_ends(obs: Observations) -> dict[str, list[datetime]]:
@@ -114,7 +142,12 @@ def retroactive_week_ends(obs: Observations) -> dict[str, list[datetime]]:
 
 
 def _frame(cols: dict) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in cols.items()})
+    """Columns to a frame, emptying each list as it goes (a year at org scale is millions of events)."""
+    data = {}
+    for c in list(cols):
+        data[c] = pd.Series(cols[c], dtype=object)
+        cols[c].clear()
+    return pd.DataFrame(data)
 
 
 def derive_lifecycle(con, policy: dict) -> LifecycleCounts:
@@ -131,10 +164,11 @@ def derive_lifecycle(con, policy: dict) -> LifecycleCounts:
             corrections["as_of"].append(t)
             corrections["reason"].append("a production deploy's image was identified only after this week end")
     f_cols, e_cols, m_cols, i_cols = cols
+    sizes = (len(f_cols["finding_id"]), len(e_cols["finding_id"]), len(m_cols["lineage"]))
     frames = {"findings": _frame(f_cols), "finding_events": _frame(e_cols), "timeline_moments": _frame(m_cols),
               "current_images": _frame(i_cols), "lifecycle_corrections": _frame(corrections)}
     no_image = obs.scans_without_image
-    del obs
+    del obs, cols, f_cols, e_cols, m_cols, i_cols
     con.execute("BEGIN TRANSACTION")
     try:
         new_events = frames["finding_events"]  # noqa: F841 (read by DuckDB)
@@ -149,11 +183,10 @@ def derive_lifecycle(con, policy: dict) -> LifecycleCounts:
                 names = ", ".join(df.columns)
                 con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM frame")
                 con.unregister("frame")
-        con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('lifecycle_inputs', ?)", (inputs_digest(con),))
+        con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('lifecycle_inputs', ?)", (inputs_digest(con, policy),))
         fault_point()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return LifecycleCounts(len(f_cols["finding_id"]), len(e_cols["finding_id"]), len(m_cols["lineage"]),
-                           main_lineages, no_image, len(corrections["lineage"]), earliest)
+    return LifecycleCounts(*sizes, main_lineages, no_image, len(corrections["lineage"]), earliest)

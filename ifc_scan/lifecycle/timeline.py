@@ -22,7 +22,7 @@ def finding_id(lineage: str, vuln_id: str, pkg_name: str, pkg_path: str) -> str:
     return hashlib.sha256(f"{lineage}\x1f{vuln_id}\x1f{pkg_name}\x1f{pkg_path}".encode()).hexdigest()[:20]
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     time: datetime
     kind: str                  # detect | present | close | reopen
@@ -38,7 +38,7 @@ class Event:
     title: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     fid: str
     lineage: str
@@ -57,6 +57,7 @@ class Finding:
     open: bool = True
     last_image: str | None = None
     events: list[Event] = field(default_factory=list)
+    key: tuple = ()              # (vuln_id, pkg_name, pkg_path): how a scan's findings are keyed
 
 
 @dataclass
@@ -170,22 +171,23 @@ class Lifecycle:
         for key, row in sorted(shown.items()):
             fkey = (lineage, *key)
             f = self.findings.get(fkey)
-            sev = row["severity"] or "UNKNOWN"
+            sev = row.severity or "UNKNOWN"
             if f is None:
                 vid, pkg, ppath = key
                 if first is None:
                     cause = "onboarded"
-                elif m.image == first.image and not self.looked_at(first, lineage, vid, ppath, sev, row["fixed"], row["cls"],
-                                                                   row["target"], row["purl"], None):
+                elif m.image == first.image and not self.looked_at(first, lineage, vid, ppath, sev, row.fixed, row.cls,
+                                                                   row.target, row.purl, None):
                     cause = "onboarded"
                 elif not earlier_same_image or not any(
-                        self.looked_at(e, lineage, vid, ppath, sev, row["fixed"], row["cls"], row["target"], row["purl"], None)
+                        self.looked_at(e, lineage, vid, ppath, sev, row.fixed, row.cls, row.target, row.purl, None)
                         for e in earlier_same_image):
                     cause = "introduced"
                 else:
                     cause = "disclosed"
-                f = Finding(finding_id(lineage, *key), lineage, vid, pkg, ppath, m.time, cause, row["purl"], row["target"],
-                            row["title"], row["cls"], row["fixed"], sev, _due(self.policy, m.time, sev), True, m.image)
+                f = Finding(finding_id(lineage, *key), lineage, vid, pkg, ppath, m.time, cause, row.purl, row.target,
+                            row.title, row.cls, row.fixed, sev, _due(self.policy, m.time, sev), True, m.image,
+                            key=key)
                 self.findings[fkey] = f
                 self._by_lineage[lineage].append(f)
                 f.events.append(Event(m.time, "detect", sev, f.due_at, m.image, m.scan.scan_id, None,
@@ -194,17 +196,17 @@ class Lifecycle:
             if not f.open:
                 f.open = True
                 f.events.append(Event(m.time, "reopen", sev, f.due_at, m.image, m.scan.scan_id, None,
-                                      row["target"] or f.target, row["purl"] or f.purl, row["title"] or f.title))
+                                      row.target or f.target, row.purl or f.purl, row.title or f.title))
             if SEV_RANK.get(sev, 0) > SEV_RANK.get(f.severity, 0):
                 rise_due = _due(self.policy, m.time, sev)
                 if rise_due is not None:
                     f.due_at = rise_due if f.due_at is None else min(f.due_at, rise_due)
-            f.severity, f.fixed, f.cls = sev, row["fixed"], row["cls"] or f.cls
-            f.purl, f.target, f.title, f.last_image = row["purl"] or f.purl, row["target"] or f.target, row["title"] or f.title, m.image
+            f.severity, f.fixed, f.cls = sev, row.fixed, row.cls or f.cls
+            f.purl, f.target, f.title, f.last_image = row.purl or f.purl, row.target or f.target, row.title or f.title, m.image
             f.events.append(Event(m.time, "present", sev, f.due_at, m.image, m.scan.scan_id, None,
                                   f.target, f.purl, f.title))
         for f in self._by_lineage.get(lineage, []):
-            if not f.open or (f.vuln_id, f.pkg_name, f.pkg_path) in shown:
+            if not f.open or f.key in shown:
                 continue
             if not self.looked_at(m, lineage, f.vuln_id, f.pkg_path, f.severity, f.fixed, f.cls, f.target, f.purl, f.detected_at):
                 continue

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS findings (
   pkg_path VARCHAR, detected_at TIMESTAMP, cause VARCHAR, purl VARCHAR, target VARCHAR, title VARCHAR);
 CREATE TABLE IF NOT EXISTS finding_events (
   finding_id VARCHAR, as_of TIMESTAMP, seq INTEGER, time TIMESTAMP, kind VARCHAR, reason VARCHAR, severity VARCHAR,
-  due_at TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, target VARCHAR, purl VARCHAR, title VARCHAR);
+  due_at TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, target VARCHAR, purl VARCHAR, title VARCHAR,
+  last_time TIMESTAMP, presences INTEGER);
 CREATE TABLE IF NOT EXISTS timeline_moments (
   lineage VARCHAR, as_of TIMESTAMP, seq INTEGER, time TIMESTAMP, image_id VARCHAR, scan_id VARCHAR, via_deploy BOOLEAN);
 CREATE TABLE IF NOT EXISTS current_images (
