@@ -78,67 +78,36 @@ def cmd_report(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    """Recompute a published week from the inputs its manifest lists; exit 1 on any difference."""
-    from ifc_scan.ingest.runner import ingest
-    from ifc_scan.kpis.stage import oracle_week
-    from ifc_scan.lifecycle.store import derive_lifecycle
-    from ifc_scan.policy import load_policy
-    from ifc_scan.timeutil import parse_week
-    from ifc_scan.warehouse.db import connect
-    folder = Path(a.reports) / a.week
-    problems = []
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        _err(f"verify {a.week}: cannot read {folder / 'manifest.json'}: {exc}")
+    """Check published weeks without trusting their manifests; exit 1 on any difference."""
+    from ifc_scan.report.verify import verify_week
+    from ifc_scan.timeutil import parse_week, week_label
+    reports = Path(a.reports)
+    published = sorted(p.name for p in reports.iterdir() if p.is_dir() and (p / "manifest.json").is_file()) \
+        if reports.is_dir() else []
+    if a.all or a.range_from or a.range_to:
+        lo = week_label(parse_week(a.range_from)) if a.range_from else ""
+        hi = week_label(parse_week(a.range_to)) if a.range_to else "9999"
+        weeks = [w for w in published if lo <= w <= hi]
+    else:
+        weeks = [week_label(parse_week(a.week))]
+    if not weeks:
+        _err(f"verify: no published week in {reports} for that selection")
         return 1
-    for name, digest in manifest["outputs"].items():
-        p = folder / name
-        if not p.is_file():
-            problems.append(f"output {name} is missing")
-        elif hashlib.sha256(p.read_bytes()).hexdigest() != digest:
-            problems.append(f"output {name} was modified (sha256 differs from the manifest)")
-    prev = manifest.get("previous_week_manifest_sha256")
-    if prev:
-        found = [w for w in sorted(Path(a.reports).iterdir()) if w.is_dir() and (w / "manifest.json").is_file()
-                 and hashlib.sha256((w / "manifest.json").read_bytes()).hexdigest() == prev]
-        if not found:
-            problems.append("manifest chain broken: no earlier week's manifest.json has the sha256 this manifest names")
-    landing = Path(a.landing or manifest["landing_zone"])
-    policy_src = manifest.get("policy_source", "")
-    policy = load_policy(None if policy_src.startswith("package default") else policy_src)
-    with tempfile.TemporaryDirectory(prefix="ifc-verify-") as tmp:
-        sub = Path(tmp) / "landing"
-        for item in manifest["inputs"]:
-            src, dst = landing / item["path"], sub / item["path"]
-            if not src.is_file():
-                problems.append(f"input {item['path']} is missing from {landing}")
-                continue
-            if hashlib.sha256(src.read_bytes()).hexdigest() != item["sha256"]:
-                problems.append(f"input {item['path']} changed since the report (sha256 differs)")
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-        if not problems:
-            wh = Path(tmp) / "verify.duckdb"
-            ingest(sub, wh, progress=lambda m: None)
-            with connect(wh) as con:
-                # the as-of-T recomputation (KPIS.md), independent of the persisted lifecycle the report used;
-                # the lifecycle tables are still built so the stage's reader and the oracle can be compared
-                derive_lifecycle(con, policy)
-                r = oracle_week(con, policy, parse_week(a.week))
-            stored = (folder / "kpis.json").read_text()
-            if r.kpis_json != stored:
-                old, new = json.loads(stored), r.kpis
-                diff = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-                problems.append(f"recomputed kpis.json differs in: {', '.join(diff)}")
-    if problems:
-        for p in problems:
-            _err(f"verify {a.week}: {p}")
-        print(json.dumps({"week": a.week, "verified": False, "problems": problems}))
-        return 1
-    print(json.dumps({"week": a.week, "verified": True, "inputs": len(manifest["inputs"])}))
-    return 0
+    results = []
+    for i, w in enumerate(weeks, 1):
+        _err(f"verify: {w} ({i}/{len(weeks)})")
+        r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err)
+        for problem in r.problems:
+            _err(f"verify {w}: {problem}")
+        results.append(r)
+        if not a.json:
+            print("\n".join(r.lines()))
+    ok = all(r.verified for r in results)
+    if a.json:
+        print(json.dumps({"verified": ok, "weeks": [r.as_dict() for r in results]}))
+    else:
+        print(f"{sum(r.verified for r in results)}/{len(results)} weeks verified")
+    return 0 if ok else 1
 
 
 def cmd_collect_github(a) -> int:
@@ -185,10 +154,15 @@ def main(argv=None) -> int:
     g.add_argument("--week", help="YYYY-Www or the Monday's date")
     g.add_argument("--all", action="store_true")
     r.set_defaults(fn=cmd_report)
-    v = sub.add_parser("verify", help="recompute a week from its manifest and compare")
+    v = sub.add_parser("verify", help="check published weeks: outputs, chain, revisions, inputs, recomputation")
     v.add_argument("--reports", default=s.reports)
-    v.add_argument("--week", required=True)
+    vg = v.add_mutually_exclusive_group(required=True)
+    vg.add_argument("--week", help="YYYY-Www or the Monday's date")
+    vg.add_argument("--all", action="store_true", help="every published week")
+    vg.add_argument("--from", dest="range_from", help="first week of a range (with --to)")
+    v.add_argument("--to", dest="range_to", help="last week of a range")
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
+    v.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
     v.set_defaults(fn=cmd_verify)
     c = sub.add_parser("collect", help="pull evidence from a CI system into the landing zone")
     csub = c.add_subparsers(dest="source", required=True)

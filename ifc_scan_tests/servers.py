@@ -88,7 +88,26 @@ def dagster_dev(home: Path, env: dict, log_path: Path):
         log.close()
 
 
-def backfill(port: int, partitions: list[str], log_path: Path, assets=("weekly_report",)) -> dict:
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+SEL = {"repositoryLocationName": "ifc_scan", "repositoryName": "__repository__"}
+
+
+def launch(port: int, job: str, tags=()) -> str:
+    r = gql(port, LAUNCH, {"p": {"selector": {**SEL, "jobName": job}, "executionMetadata": {"tags": list(tags)}}})
+    assert r["launchRun"]["__typename"] == "LaunchRunSuccess", r
+    return r["launchRun"]["run"]["runId"]
+
+
+def wait_runs(port: int, ids: list[str]) -> list[str]:
+    def finished():
+        st = [gql(port, RUN_STATUS, {"id": i})["runOrError"]["status"] for i in ids]
+        return st if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in st) else None
+    return wait_for(finished, 420, "runs to finish", every=2)
+
+
+def backfill(port: int, partitions: list[str], log_path: Path, assets=("weekly_kpis", "weekly_report")) -> dict:
     """launchPartitionBackfill of `assets`; waits for COMPLETED_SUCCESS; returns the backfill."""
     launched = gql(port, """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
         __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",

@@ -17,9 +17,10 @@ from datetime import date
 
 import pytest
 
+from ifc_scan.defs.weekly import CHECKS
 from ifc_scan.demo.generator import generate
 from ifc_scan_tests import servers
-from ifc_scan_tests.servers import ROOT, gql, wait_for
+from ifc_scan_tests.servers import ROOT, gql
 WEEKS = ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +40,6 @@ def dagster_dev(tmp_path):
         yield {"port": port, "reports": rep, "log": log}
 
 
-RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-SEL = {"repositoryLocationName": "ifc_scan", "repositoryName": "__repository__"}
-LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
-    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 MATERIALIZATIONS = """query($k: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $k) { ... on Asset {
     assetMaterializations(partitions: $p) { partition metadataEntries { label __typename
       ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
@@ -51,19 +48,6 @@ CHECK_EXECUTIONS = """query($k: AssetKeyInput!, $c: String!, $p: String) {
     assetCheckExecutions(assetKey: $k, checkName: $c, partition: $p, limit: 5) {
       partition evaluation { success partition metadataEntries { label __typename
         ... on JsonMetadataEntry { jsonString } ... on IntMetadataEntry { intValue } } } } }"""
-
-
-def _launch(port, job, tags=()):
-    r = gql(port, LAUNCH, {"p": {"selector": {**SEL, "jobName": job}, "executionMetadata": {"tags": list(tags)}}})
-    assert r["launchRun"]["__typename"] == "LaunchRunSuccess", r
-    return r["launchRun"]["run"]["runId"]
-
-
-def _wait_runs(port, ids):
-    def finished():
-        st = [gql(port, RUN_STATUS, {"id": i})["runOrError"]["status"] for i in ids]
-        return st if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in st) else None
-    return wait_for(finished, 420, "runs to finish", every=2)
 
 
 def _entry(e):
@@ -80,7 +64,7 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     assert keys == {("github_evidence",): False, ("warehouse_ingest",): False, ("finding_lifecycle",): False,
                     ("weekly_kpis",): True, ("weekly_report",): True}
 
-    assert _wait_runs(port, [_launch(port, "ingest_job")]) == ["SUCCESS"]      # builds the lifecycle
+    assert servers.wait_runs(port, [servers.launch(port, "ingest_job")]) == ["SUCCESS"]      # builds the lifecycle
     done = servers.backfill(port, WEEKS, dagster_dev["log"], assets=("weekly_kpis", "weekly_report"))
     assert len(done["runs"]) == 1                       # BackfillPolicy.single_run(): one run for four weeks
     labels = dict(zip(WEEKS, ("2026-W45", "2026-W46", "2026-W47", "2026-W48")))
@@ -104,7 +88,11 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
             else:
                 assert meta["report_path"] == str((dagster_dev["reports"] / labels[key] / "report.html").resolve())
     # each partition's check results match that week's figures, with the offending items
-    failing_check = None
+    failing_check = None     # a check that fails in the last week, for the screenshot
+    for name in CHECKS:
+        ex = gql(port, CHECK_EXECUTIONS, {"k": {"path": ["weekly_kpis"]}, "c": name, "p": WEEKS[-1]})
+        if not ex["assetCheckExecutions"][0]["evaluation"]["success"]:
+            failing_check = name
     for key, k in kp.items():
         ex = gql(port, CHECK_EXECUTIONS, {"k": {"path": ["weekly_kpis"]}, "c": "nightly_coverage", "p": key})
         ev = ex["assetCheckExecutions"][0]["evaluation"]
@@ -112,12 +100,10 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
         assert ev["success"] == (k["coverage"]["nightly"]["pct"] in (None, 100.0))
         items = next(_entry(e) for e in ev["metadataEntries"] if e["label"] == "offending_items")
         assert items == k["coverage"]["nightly"]["gaps"]
-        if not ev["success"]:
-            failing_check = key
 
     # two overlapping runs that both open DuckDB: the pool of size 1 queues the second, neither fails
-    ids = [_launch(port, "ingest_job"), _launch(port, "weekly_job", [{"key": "dagster/partition", "value": WEEKS[-1]}])]
-    assert _wait_runs(port, ids) == ["SUCCESS", "SUCCESS"]
+    ids = [servers.launch(port, "ingest_job"), servers.launch(port, "weekly_job", [{"key": "dagster/partition", "value": WEEKS[-1]}])]
+    assert servers.wait_runs(port, ids) == ["SUCCESS", "SUCCESS"]
 
     # the asset graph as a person sees it: headless Chromium on the lineage page, screenshot saved
     chromium = shutil.which("chromium")
@@ -134,9 +120,10 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     for asset in ("warehouse_ingest", "finding_lifecycle", "weekly_kpis", "weekly_report"):
         assert asset in dom, asset
     pages = {"ui-asset-graph.png": graph,
-             "ui-weekly-kpis-partitions.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=partitions",
+             "ui-weekly-kpis-partitions.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=partitions"
+                                             f"&partition={WEEKS[-1]}",
              "ui-failing-check.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=checks"
-                                     + (f"&partition={failing_check}" if failing_check else "")}
+                                     + (f"&checkDetail={failing_check}" if failing_check else "")}
     for name, url in pages.items():
         shot = ROOT / "reports" / name
         subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)

@@ -49,6 +49,7 @@ def test_postgres_profile_backfill_matches_the_embedded_profile(tmp_path):
         shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
         log = tmp_path / "dagster-postgres.log"
         with servers.dagster_dev(home, {**base_env, **sides["postgres"], **pg_env}, log) as port:
+            assert servers.wait_runs(port, [servers.launch(port, "ingest_job")]) == ["SUCCESS"]   # the lifecycle
             done = servers.backfill(port, WEEKS, log)
             run_id = done["runs"][0]["runId"]
         con = psycopg2.connect(host="127.0.0.1", port=pg_port, user="ifc", dbname="dagster")
@@ -58,7 +59,7 @@ def test_postgres_profile_backfill_matches_the_embedded_profile(tmp_path):
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
         events = cur.fetchone()[0]
         con.close()
-    assert runs.get(run_id) == "SUCCESS" and events > 10          # the run and its events live in PostgreSQL
+    assert runs.get(run_id) == "SUCCESS" and events > 10 and len(runs) == 2   # ingest_job and the backfill          # the run and its events live in PostgreSQL
     assert not list(home.glob("history")) and not list(home.glob("storage/*.db"))  # nothing kept in SQLite
     # the embedded profile, same weeks, same inputs
     home = tmp_path / "home-embedded"
@@ -66,6 +67,7 @@ def test_postgres_profile_backfill_matches_the_embedded_profile(tmp_path):
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     log = tmp_path / "dagster-embedded.log"
     with servers.dagster_dev(home, {**base_env, **sides["embedded"]}, log) as port:
+        assert servers.wait_runs(port, [servers.launch(port, "ingest_job")]) == ["SUCCESS"]
         servers.backfill(port, WEEKS, log)
     pg, emb = tmp_path / "reports-postgres", tmp_path / "reports-embedded"
     for week in LABELS:
@@ -75,6 +77,7 @@ def test_postgres_profile_backfill_matches_the_embedded_profile(tmp_path):
         m1, m2 = (json.loads((d / week / "manifest.json").read_text()) for d in (pg, emb))
         for m in (m1, m2):
             # run ids, times, and the reports folder each side was written to (they differ by construction)
-            for volatile in ("generated_at", "dagster_run_id", "outputs", "previous_week_manifest_sha256", "reproduce"):
+            for volatile in ("generated_at", "dagster_run_id", "outputs", "previous_week_manifest_sha256", "previous_week",
+                             "reproduce"):
                 m.pop(volatile)
         assert m1 == m2, week

@@ -40,14 +40,14 @@ def stored_trend(con, monday: date) -> list[dict]:
 
 def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None) -> list[dict]:
     """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis)."""
-    all_weeks = [r[0] for r in con.execute("SELECT week FROM weekly_kpis ORDER BY week").fetchall()]
+    memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
     for m in sorted(set(mondays)):
         r = load_week(con, week_label(m))
         if r is None:
             raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
         status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
-                            all_weeks=all_weeks)
+                            memo=memo)
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)

@@ -96,18 +96,70 @@ def clean_stale_temp(reports: Path, week: str) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def previous_manifest_hash(reports: Path, week: str, all_weeks: list[str]) -> str | None:
-    earlier = sorted(w for w in all_weeks if w < week)
-    candidates = earlier or sorted(p.name for p in reports.iterdir() if p.is_dir() and p.name < week and p.name[:2] == "20")
-    for w in reversed(candidates):
+class ChainBroken(ValueError):
+    pass
+
+
+def previous_published(reports: Path, week: str) -> dict | None:
+    """The nearest earlier week with a published report: {"week", "manifest_sha256", "revision"}."""
+    earlier = sorted((p.name for p in reports.iterdir() if p.is_dir() and p.name[:2] == "20" and p.name < week),
+                     reverse=True)
+    for w in earlier:
         m = reports / w / "manifest.json"
         if m.is_file():
-            return sha256_bytes(m.read_bytes())
+            data = m.read_bytes()
+            return {"week": w, "manifest_sha256": sha256_bytes(data), "revision": json.loads(data).get("revision", 1)}
     return None
 
 
+def find_manifest(reports: Path, week: str, sha: str) -> bytes | None:
+    """The manifest of `week` with this sha256: the published one or a superseded revision."""
+    candidates = [reports / week / "manifest.json"] + sorted((reports / "revisions" / week).glob("r*/manifest.json"))
+    for p in candidates:
+        if p.is_file():
+            data = p.read_bytes()
+            if sha256_bytes(data) == sha:
+                return data
+    return None
+
+
+def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> list[dict]:
+    """A week's full input list: its manifest's additions and removals applied to the previous week's
+    full list, recursively along the chain of manifests (each named by its sha256). Raises ChainBroken
+    when a manifest of the chain is missing or altered."""
+    memo = {} if memo is None else memo
+    pending, m = [], manifest
+    base: list[dict] = []
+    while True:
+        if "inputs" in m:                       # a manifest that lists every input (first week, or older release)
+            base = m["inputs"]
+            break
+        prev = m.get("previous_week")
+        if prev is None:
+            pending.append(m)
+            break
+        if prev["manifest_sha256"] in memo:
+            pending.append(m)
+            base = memo[prev["manifest_sha256"]]
+            break
+        pending.append(m)
+        data = find_manifest(reports, prev["week"], prev["manifest_sha256"])
+        if data is None:
+            raise ChainBroken(f"the manifest of {prev['week']} named by {m['week']} (sha256 "
+                              f"{prev['manifest_sha256'][:12]}…) is missing or was modified")
+        m = json.loads(data)
+        m["_sha256"] = prev["manifest_sha256"]
+    for m in reversed(pending):
+        removed = {(e["path"], e["sha256"]) for e in m.get("inputs_removed", [])}
+        base = sorted([e for e in base if (e["path"], e["sha256"]) not in removed] + m.get("inputs_added", []),
+                      key=lambda e: (e["path"], e["sha256"]))
+        if "_sha256" in m:
+            memo[m["_sha256"]] = base
+    return base
+
+
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               all_weeks: list[str]) -> dict:
+               memo: dict | None = None) -> dict:
     """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
@@ -129,7 +181,17 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     supersedes = latest_revision(reports, week)
     revision = supersedes["revision"] + 1 if supersedes else 1
     generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    prev_hash = previous_manifest_hash(reports, week, all_weeks)
+    previous = previous_published(reports, week)
+    if previous is not None:
+        prev_manifest = json.loads(find_manifest(reports, previous["week"], previous["manifest_sha256"]))
+        prev_manifest["_sha256"] = previous["manifest_sha256"]
+        prev_inputs = chain_inputs(reports, prev_manifest, memo)
+    else:
+        prev_inputs = []
+    before = {(e["path"], e["sha256"]) for e in prev_inputs}
+    now = {(e["path"], e["sha256"]) for e in result.inputs}
+    added = [e for e in result.inputs if (e["path"], e["sha256"]) not in before]
+    removed = [e for e in prev_inputs if (e["path"], e["sha256"]) not in now]
     meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing}
@@ -138,13 +200,16 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
         "generated_at": generated_at, "project_version": __version__, "git_commit": git_commit(),
         "policy_version": k["policy"]["version"], "policy_source": k["policy"]["source"],
-        "catalog_version": CATALOG["version"], "dagster_run_id": run_id, "landing_zone": landing,
-        "inputs_manifest_sha256": k["inputs_manifest_sha256"], "previous_week_manifest_sha256": prev_hash,
-        "inputs": result.inputs,
+        "catalog_version": CATALOG["version"], "dagster_run_id": run_id, "landing_zone": str(Path(landing).resolve()),
+        "inputs_manifest_sha256": k["inputs_manifest_sha256"], "inputs_count": len(result.inputs),
+        "previous_week": previous,
+        "previous_week_manifest_sha256": previous["manifest_sha256"] if previous else None,
+        # the full input list is the chain: the previous week's list, less these, plus these
+        "inputs_removed": removed, "inputs_added": added,
         "outputs": {name: sha256_bytes(data) for name, data in sorted(files.items())},
-        "reproduce": f"ifc-scan verify --reports {reports} --week {week}",
+        "reproduce": f"ifc-scan verify --reports {reports.resolve()} --week {week}",
     }
-    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
     os.chmod(tmp, 0o755)
@@ -166,6 +231,8 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         fault_point()
     os.rename(tmp, final)
     fault_point()
+    if memo is not None:        # the next week of a range continues the chain from here
+        memo[sha256_bytes(files["manifest.json"])] = list(result.inputs)
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
 
