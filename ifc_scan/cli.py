@@ -66,7 +66,7 @@ def cmd_report(a) -> int:
             publish_parquet(con, parquet)
             source = connect_parquet(parquet)
         statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
-                                 first_week=all_weeks[0] if all_weeks else None)
+                                 first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None)
     for s in statuses:
         v = WeekKpis(s["kpis"])
         print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
@@ -93,10 +93,12 @@ def cmd_verify(a) -> int:
     if not weeks:
         _err(f"verify: no published week in {reports} for that selection")
         return 1
+    from ifc_scan.report.signing import read_public_key
+    trusted = [read_public_key(k) for k in a.key]
     results = []
     for i, w in enumerate(weeks, 1):
         _err(f"verify: {w} ({i}/{len(weeks)})")
-        r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err)
+        r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted)
         for problem in r.problems:
             _err(f"verify {w}: {problem}")
         results.append(r)
@@ -150,6 +152,8 @@ def main(argv=None) -> int:
     r.add_argument("--warehouse", default=s.warehouse)
     r.add_argument("--reports", default=s.reports)
     r.add_argument("--policy", default=s.policy)
+    r.add_argument("--signing-key", default=s.signing_key,
+                   help="Ed25519 key that signs each manifest, created on first use (keep it outside --reports)")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--week", help="YYYY-Www or the Monday's date")
     g.add_argument("--all", action="store_true")
@@ -163,6 +167,8 @@ def main(argv=None) -> int:
     v.add_argument("--to", dest="range_to", help="last week of a range")
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
     v.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
+    v.add_argument("--key", action="append", default=[],
+                   help="trusted public key (PEM; repeatable across a key rotation): every manifest must be signed by one")
     v.set_defaults(fn=cmd_verify)
     c = sub.add_parser("collect", help="pull evidence from a CI system into the landing zone")
     csub = c.add_subparsers(dest="source", required=True)

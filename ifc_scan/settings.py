@@ -20,6 +20,7 @@ ENV: dict[str, tuple[str, str]] = {
     "github_token_env": ("IFC_SCAN_GITHUB_TOKEN_ENV", "GITHUB_TOKEN"),
     "collector_state": ("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"),
     "parquet_dir": ("IFC_SCAN_PARQUET_DIR", ""),   # set: the warehouse is also published as Parquet
+    "signing_key": ("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem"),   # outside reports/
 }
 
 
@@ -34,6 +35,7 @@ class Settings:
     github_token_env: str = ENV["github_token_env"][1]
     collector_state: str = ENV["collector_state"][1]
     parquet_dir: str = ""
+    signing_key: str = ENV["signing_key"][1]
 
     @classmethod
     def from_env(cls) -> "Settings":

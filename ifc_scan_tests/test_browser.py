@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ifc_scan.kpis.stage import POPULATION_COLUMNS
+
 from ifc_scan_tests.scenario import Scenario, vuln
 
 pytestmark = pytest.mark.browser
@@ -82,14 +84,21 @@ def test_hostile_scan_text_shows_escaped_and_executes_nothing(report, tmp_path):
 def test_headline_figures_and_counts_match_kpis_json_and_csvs(report):
     html = (report / "report.html").read_text()
     k = json.loads((report / "kpis.json").read_text())
-    assert re.search(r'CRITICAL in production \(not excepted\)</div>\s*<div class="v">(\d+)', html).group(1) == \
+    assert re.search(r'CRITICAL in production</div>\s*<div class="v">(\d+)', html).group(1) == \
         str(k["critical_in_prod"]["count"])
+    # the verdict at the top is the control table's: NOT COMPLIANT exactly when a control fails, naming each
+    failing = [c for c in k["controls"] if c["status"] == "fail"]
+    verdict = re.search(r'<section id="verdict"[^>]*>\s*<h2>([^<]+)</h2>', html).group(1)
+    assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}')
+    for c in failing:
+        assert f'#controls">{c["framework"]} {c["id"]}</a>' in html
     assert f'{k["new_findings"]["total"]})</h3>' in html and f'{k["open_backlog"]["total"]} open)' in html
     with open(report / "findings.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert re.search(r"Findings \((\d+) open at T", html).group(1) == str(len(rows))
-    with open(report / "exceptions.csv") as fh:
-        assert fh.read().strip() == "no rows" and "No exception snapshot is in force." in html
+    with open(report / "exceptions.csv") as fh:      # no entry: the header alone, so tools still see the columns
+        assert fh.read().splitlines() == [",".join(POPULATION_COLUMNS["exceptions"])]
+    assert "No exception snapshot is in force." in html
     with open(report / "deploys.csv", newline="") as fh:
         deploys = list(csv.DictReader(fh))
     assert f"Production deploys this week ({len(deploys)})" in html and len(deploys) == 1

@@ -13,13 +13,13 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     week = rep / "2026-W09"
     assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
                                                       "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "report.html"]
+                                                      "manifest.sig.json", "report.html"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] is True and [c["name"] for c in doc["weeks"][0]["checks"]] == [
-        "outputs", "chain", "revision", "inputs", "recomputed"]
+        "signature", "outputs", "chain", "revision", "inputs", "recomputed"]
 
     # one byte changed in a published file is detected
     f = week / "findings.csv"
@@ -86,22 +86,29 @@ def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
     assert outs[0] == outs[1]
 
 
-def _rehash(folder, name):
-    """What a careful forger does after editing an output: update its hash in the manifest."""
+def _rehash(folder, name, key=None):
+    """What a careful forger does after editing an output: update its hash in the manifest and, as an
+    insider holding the signing key, sign the manifest again."""
     import hashlib
+
+    from ifc_scan.report.signing import load_or_create
     m = json.loads((folder / "manifest.json").read_text())
     m["outputs"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    (folder / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+    data = (json.dumps(m, indent=1) + "\n").encode()
+    (folder / "manifest.json").write_bytes(data)
+    if key is not None:
+        (folder / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
 
 
 def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, monkeypatch):
     import shutil
     land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    key = tmp_path / "keys" / "signing.pem"
     generate(land, weeks=4, seed=9, end=date(2026, 3, 9))
     args = ["--landing", str(land), "--warehouse", str(wh)]
     assert main(["ingest", *args]) == 0
     for week in ("2026-W08", "2026-W09", "2026-W10"):
-        assert main(["report", *args, "--reports", str(rep), "--week", week]) == 0
+        assert main(["report", *args, "--reports", str(rep), "--week", week, "--signing-key", str(key)]) == 0
     pristine = tmp_path / "pristine"
     shutil.copytree(rep, pristine)
     # untouched weeks verify, also from another working directory with the reports folder given relatively
@@ -123,20 +130,22 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     def edit_csv():           # a finding row deleted, the manifest's hash of the CSV updated
         lines = (w09 / "findings.csv").read_text().splitlines(keepends=True)
         (w09 / "findings.csv").write_text("".join(lines[:1] + lines[2:]))
-        _rehash(w09, "findings.csv")
+        _rehash(w09, "findings.csv", key)
     attack(edit_csv, "2026-W09", "recomputed findings.csv differs")
 
     def edit_kpis():          # "0 CRITICAL in production" written into kpis.json, manifest rehashed
         k = json.loads((w09 / "kpis.json").read_text())
         k["critical_in_prod"]["count"] += 1
         (w09 / "kpis.json").write_text(json.dumps(k, indent=2) + "\n")
-        _rehash(w09, "kpis.json")
+        _rehash(w09, "kpis.json", key)
     attack(edit_kpis, "2026-W09", "recomputed kpis.json differs in: critical_in_prod")
 
-    def edit_html_then_check_next_week():   # the edited week's manifest changes, so the next week's chain breaks
+    def edit_html():          # "0 CRITICAL" written into the page by an insider who re-signs
         (w09 / "report.html").write_text((w09 / "report.html").read_text().replace("CRITICAL", "LOW", 1))
-        _rehash(w09, "report.html")
-    attack(edit_html_then_check_next_week, "2026-W10", "manifest chain broken")
+        _rehash(w09, "report.html", key)
+    attack(edit_html, "2026-W09", "report.html re-rendered from the recomputed figures differs")
+    # ... and the edited week's manifest changed, so the next week's chain breaks too
+    attack(edit_html, "2026-W10", "manifest chain broken")
 
     def swap_weeks():
         w09.rename(rep / "swap")
@@ -144,10 +153,13 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
         (rep / "swap").rename(rep / "2026-W08")
     attack(swap_weeks, "2026-W09", "holds another week's files")
 
-    def outside_input():      # an input path that leaves the landing zone, with a consistent chain hash
+    def outside_input():      # an input path that leaves the landing zone (re-signed by an insider)
+        from ifc_scan.report.signing import load_or_create
         m = json.loads((rep / "2026-W08" / "manifest.json").read_text())
         m["inputs_added"][0]["path"] = "../../etc/passwd"
-        (rep / "2026-W08" / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+        data = (json.dumps(m, indent=1) + "\n").encode()
+        (rep / "2026-W08" / "manifest.json").write_bytes(data)
+        (rep / "2026-W08" / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
     attack(outside_input, "2026-W08", "outside the landing zone")
 
 
@@ -159,7 +171,7 @@ def test_verify_follows_revisions_and_detects_rollback_and_deletion(tmp_path, ca
     main(["ingest", *args])
     for week in ("2026-W08", "2026-W09"):
         main(["report", *args, "--reports", str(rep), "--week", week])
-    # a late snapshot revises W08; W09's manifest still names W08's first revision, now in revisions/
+    # a late snapshot revises W08 (and W09 along with it, or W09 keeps naming W08's first revision)
     snap = land / "exceptions" / "_global" / "2026-02-17"
     snap.mkdir(parents=True)
     (snap / ".trivyignore").write_text("CVE-2099-0001  # late, never matches\n")
@@ -184,3 +196,75 @@ def test_verify_follows_revisions_and_detects_rollback_and_deletion(tmp_path, ca
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W08"]) == 1
     assert "superseded revision r1" in capsys.readouterr().err
+
+
+def test_revising_a_week_republishes_the_later_weeks_it_changes(tmp_path, capsys):
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    generate(land, weeks=4, seed=9, end=date(2026, 3, 9))
+    args = ["--landing", str(land), "--warehouse", str(wh)]
+    main(["ingest", *args])
+    for week in ("2026-W08", "2026-W09", "2026-W10"):
+        main(["report", *args, "--reports", str(rep), "--week", week])
+    # a late snapshot dated Tue 2026-02-17 (W08) stays in force for W09 and W10 too: all three change
+    snap = land / "exceptions" / "_global" / "2026-02-17"
+    snap.mkdir(parents=True)
+    (snap / ".trivyignore").write_text("CVE-2099-0001  # late, never matches\n")
+    main(["ingest", *args])
+    capsys.readouterr()
+    assert main(["report", *args, "--reports", str(rep), "--week", "2026-W08"]) == 0
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(o["week"], o["status"], o["revision"]) for o in out] == [
+        ("2026-W08", "revised", 2), ("2026-W09", "revised", 2), ("2026-W10", "revised", 2)]
+    for week in ("2026-W09", "2026-W10"):
+        k = json.loads((rep / week / "kpis.json").read_text())
+        assert k["exceptions"]["active"] >= 1 and k["exceptions"]["unmatched"] >= 1, week
+    capsys.readouterr()
+    assert main(["verify", "--reports", str(rep), "--all"]) == 0, capsys.readouterr().err
+
+
+def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_path, capsys):
+    from ifc_scan.report.signing import load_or_create
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    key, other = tmp_path / "keys" / "k1.pem", tmp_path / "keys" / "k2.pem"
+    generate(land, weeks=3, seed=9, end=date(2026, 3, 9))
+    args = ["--landing", str(land), "--warehouse", str(wh)]
+    main(["ingest", *args])
+    main(["report", *args, "--reports", str(rep), "--week", "2026-W08", "--signing-key", str(key)])
+    assert key.is_file() and oct(key.stat().st_mode & 0o777) == "0o600" and not str(key).startswith(str(rep))
+    pub = str(key.with_suffix(".pub.pem"))
+    fp = load_or_create(key).fingerprint
+    html = (rep / "2026-W08" / "report.html").read_text()
+    assert fp in html and f"--key {pub}" in html                     # the report prints the key and the command
+    capsys.readouterr()
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W08", "--key", pub]) == 0
+    assert "pinned with --key" in capsys.readouterr().out
+
+    # a forger edits kpis.json, rehashes it in the manifest and signs with a key of their own
+    w08 = rep / "2026-W08"
+    k = json.loads((w08 / "kpis.json").read_text())
+    k["critical_in_prod"]["count"] = 0
+    (w08 / "kpis.json").write_text(json.dumps(k, indent=2) + "\n")
+    _rehash(w08, "kpis.json")
+    forger = load_or_create(other)
+    m = json.loads((w08 / "manifest.json").read_text())
+    m["signing_key"] = forger.describe()
+    data = (json.dumps(m, indent=1) + "\n").encode()
+    (w08 / "manifest.json").write_bytes(data)
+    (w08 / "manifest.sig.json").write_bytes(forger.sign(data))
+    capsys.readouterr()
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W08", "--key", pub]) == 1
+    assert "not the key given with --key" in capsys.readouterr().err
+    # an edit without signing again
+    (w08 / "manifest.json").write_bytes(data.replace(b'"revision": 1', b'"revision": 1 '))
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W08"]) == 1
+    assert "signature does not match" in capsys.readouterr().err
+
+    # the next week signed with a new key: the rotation is in the signed manifest, both keys verify it
+    main(["report", *args, "--reports", str(tmp_path / "r2"), "--week", "2026-W08", "--signing-key", str(key)])
+    main(["report", *args, "--reports", str(tmp_path / "r2"), "--week", "2026-W09", "--signing-key", str(other)])
+    m9 = json.loads((tmp_path / "r2" / "2026-W09" / "manifest.json").read_text())
+    assert m9["key_rotated_from"] == fp and m9["signing_key"]["fingerprint"] == forger.fingerprint
+    capsys.readouterr()
+    assert main(["verify", "--reports", str(tmp_path / "r2"), "--all", "--key", pub,
+                 "--key", str(other.with_suffix(".pub.pem"))]) == 0, capsys.readouterr().err
+    assert main(["verify", "--reports", str(tmp_path / "r2"), "--all", "--key", pub]) == 1     # W09 not by k1

@@ -263,3 +263,36 @@ def test_the_same_report_re_uploaded_with_a_new_mtime_adds_nothing(tmp_path):
     os.utime(p, (1_800_000_000, 1_800_000_000))          # re-uploaded: same bytes, new mtime
     again = ingest(tmp_path / "landing", wh, progress=lambda m: None)
     assert again.new_files == 0 and again.ingested == 0
+
+
+def test_fifo_and_symlinked_folder_are_refused_without_stopping_the_batch(tmp_path):
+    """A FIFO in the landing zone used to block ingest forever (it was opened to be hashed); a symlinked
+    folder used to vanish without a row. Both are refused with a reason and the good file is ingested."""
+    import os
+    import threading
+
+    import duckdb
+
+    from ifc_scan.ingest.runner import ingest
+    land = tmp_path / "landing"
+    (land / "trivy").mkdir(parents=True)
+    good = {"SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/api:1", "ArtifactType": "container_image",
+            "CreatedAt": "2026-03-02T02:00:00Z", "Metadata": {"ImageID": "sha256:" + "a" * 64}, "Results": []}
+    (land / "trivy" / "good.json").write_text(json.dumps(good))
+    os.mkfifo(land / "trivy" / "pipe.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.json").write_text(json.dumps(good))
+    os.symlink(elsewhere, land / "trivy" / "linked")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(s=ingest(land, tmp_path / "w.duckdb", progress=lambda m: None)),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "ingest blocked on the FIFO"
+    s = result["s"]
+    assert s.ingested == 1 and s.rejected == 2
+    reasons = dict(duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True).execute(
+        "SELECT path, reason FROM ingest_errors").fetchall())
+    assert "not a regular file" in reasons["trivy/pipe.json"]
+    assert "symbolic link" in reasons["trivy/linked"]

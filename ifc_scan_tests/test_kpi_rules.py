@@ -286,3 +286,46 @@ def test_a_deploy_identified_only_after_T_is_not_known_at_T(sc):
     # closed fixed at Wed 03-04 12:00, which lies in W10's period, so W11 counts no remediation
     assert w11["critical_in_prod"] == {"count": 0, "excepted": 0}
     assert w11["remediated"]["CRITICAL"] == 0 and w11["new_findings"]["total"] == 0
+
+
+# ---- evidence behind the figures (findings.csv, deploys.csv, controls) --------------------------------
+
+def test_findings_rows_say_what_closed_or_excepts_each_finding(sc):
+    cve1, cve2 = vuln("CVE-1", "openssl", "HIGH", fixed="3.0.9"), vuln("CVE-2", "zlib", "CRITICAL", fixed="1.3.1")
+    cve7 = vuln("CVE-7", "glibc", "MEDIUM", fixed=None)
+    sc.exceptions("_global", date(2026, 3, 1), "# no patch upstream\nCVE-7 exp:2026-04-01\n")   # line 2
+    sc.registry_scan("A", D(2, 2), [cve1, cve2, cve7])                       # 001-A.json: all three onboarded
+    rid = sc.ci_run("B", D(2, 10), scan_t=D(2, 10, 5), vulns=[cve1], push_t=D(2, 10, 10), deploy_t=D(2, 15))
+    sc.registry_scan("B", D(3, 2), [cve1])                                    # 002-B.json
+    sc.kpis(MON)
+    # CVE-2 closed fixed at Mon 15:00 by the deploy of B (deploy job's log, line 1), judged through B's
+    # CI scan (the run's artifact): 02:00 -> 15:00 = 13 h
+    c2 = finding(sc, "CVE-2")
+    assert c2["state"] == "closed (fixed)" and c2["ttr_hours"] == 13.0
+    assert c2["closed_by"] == (f"deploy ci/github-actions/{rid}/logs/deploy-production/1_Deploy to production.txt:1 "
+                               f"judged by scan ci/github-actions/{rid}/artifacts/trivy-results.json")
+    assert (c2["installed_version"], c2["fixed_version"]) == ("1.0", "1.3.1")   # as the scan that last showed it
+    # CVE-7 is absent from B's scans but the exception (line 2 of the 03-01 snapshot) is in force: excepted
+    c7 = finding(sc, "CVE-7")
+    assert c7["state"] == "excepted" and c7["excepted_by"] == "exceptions/_global/2026-03-01/.trivyignore:2"
+    assert c7["ttr_hours"] is None and c7["fixed_version"] is None
+    # CVE-1 is still open on B, last shown by the registry scan of Tue 02:00
+    c1 = finding(sc, "CVE-1")
+    assert c1["state"] == "open" and c1["closed_by"] is None and c1["source_file"] == "trivy/registry/002-B.json"
+
+
+def test_a_production_deploy_without_a_scan_fails_change_control_and_is_named(sc):
+    sc.registry_scan("A", D(2, 2), [])
+    rid = sc.ci_run("B", D(3, 10), push_t=D(3, 10, 10), deploy_t=D(3, 12))   # built, pushed, deployed: never scanned
+    k = sc.kpis(MON)
+    deploys = sc.result.populations["deploys"]
+    assert [(d["run_id"], d["scanned_before"]) for d in deploys] == [(rid, False)]
+    for framework, cid in (("ISO/IEC 27001", "8.32"), ("SOC 2", "CC8.1")):
+        c = next(c for c in k["controls"] if c["framework"] == framework and c["id"] == cid)
+        # no scan means no CRITICAL in a pre-deploy scan; that must not pass the gate vacuously
+        assert c["status"] == "fail" and "every production deploy scanned (same digest) before it" in c["failed"]
+        assert [i["run_id"] for i in c["items"]] == [rid]
+        assert c["items"][0]["evidence"].startswith(f"ci/github-actions/{rid}/logs/")
+    # ISO 27001 9.1 is not claimed at publication: only `ifc-scan verify` proves it
+    iso91 = next(c for c in k["controls"] if c["id"] == "9.1")
+    assert iso91["status"] == "no-data"

@@ -46,7 +46,10 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[di
     gate, nightly = {f"build-gate coverage {cov_text}": cov_b}, {f"nightly coverage {cov_text}": cov_n}
     crit = {"no CRITICAL finding overdue": crit_overdue == 0}
     scanned = {"every production deploy scanned (same digest) before it": _deploys_ok(deploys, "scanned_before")}
-    change_gate = {"no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
+    # a deploy with no scan before it did not pass the scan gate: it fails change control, never passes
+    # it vacuously (its missing pre-deploy scan has no CRITICAL only because there is no scan)
+    change_gate = {"every production deploy scanned (same digest) before it": _deploys_ok(deploys, "scanned_before"),
+                   "no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
                    None if not deploys else all(not d["critical_unexcepted_before"] for d in deploys)}
     rules = {
         "a06": {**gate, **nightly, **crit},
@@ -66,6 +69,15 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[di
         "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond},
         "cis": {**gate, **nightly, "no scan gap over the tolerance": k["cadence"]["lineages_with_gaps"] == 0},
     }
+    # the items behind each deploy condition, so a "not met" names what to look at
+    offenders = {
+        "every production deploy scanned (same digest) before it": [d for d in deploys if not d["scanned_before"]],
+        "every production deploy verified (cosign) before it": [d for d in deploys if not d["verified_before"]],
+        "no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
+            [d for d in deploys if d["critical_unexcepted_before"]],
+        "no production deploy of an unscanned or unknown digest":
+            [d for d in deploys if not (d["image_known"] and d["scanned_before"])],
+    }
     out = []
     for c in CATALOG["controls"]:
         strength = c["strength"]
@@ -74,6 +86,9 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[di
         out.append({"framework": c["framework"], "edition": c["edition"], "id": c["id"], "policy_id": c["policy_id"],
                     "strength": strength, "status": _status(rules[c["rule"]]), "evidence": c["evidence"],
                     "failed": [name for name, ok in rules[c["rule"]].items() if ok is False],
+                    "items": [{"condition": name, "run_id": d["run_id"], "lineage": d["lineage"], "digest": d["digest"],
+                               "time": d["time"], "evidence": d["evidence"]}
+                              for name, ok in rules[c["rule"]].items() if ok is False for d in offenders.get(name, [])],
                     "no_data": [name for name, ok in rules[c["rule"]].items() if ok is None],
                     "intent": c["intent"], "limitation": c.get("limitation") if strength != "P" else None})
     return out

@@ -26,6 +26,7 @@ class IfcScanSettings(dg.ConfigurableResource):
     github_token_env: str = ENV["github_token_env"][1]
     collector_state: str = ENV["collector_state"][1]
     parquet_dir: str = ""
+    signing_key: str = ENV["signing_key"][1]
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -10,7 +10,7 @@ from ifc_scan.defs.resources import IfcScanSettings, WarehouseResource, weekly_p
 from ifc_scan.kpis.stage import compute_and_store, load_week
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.policy import load_policy
-from ifc_scan.report.run import TREND_WEEKS, render_stored_weeks, trend_weeks
+from ifc_scan.report.run import TREND_WEEKS, later_published, render_stored_weeks, trend_weeks
 from ifc_scan.timeutil import parse_week, week_label
 from ifc_scan.warehouse.parquet import connect_parquet
 
@@ -41,7 +41,8 @@ def week_metadata(result, status: str) -> dict:
 def weekly_kpis(context: dg.AssetExecutionContext, settings: IfcScanSettings,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
     mondays = [parse_week(k) for k in context.partition_keys]
-    window = sorted({w for m in mondays for w in trend_weeks(m) if w >= FIRST_WEEK} | set(mondays))
+    later = later_published(settings.reports, mondays)
+    window = sorted({w for m in mondays + later for w in trend_weeks(m) if w >= FIRST_WEEK} | set(mondays) | set(later))
     policy = load_policy(settings.policy or None)
     with warehouse.connection(log=context.log.info) as con:
         source = connect_parquet(settings.parquet_dir) if settings.parquet_dir else None
@@ -64,14 +65,21 @@ def weekly_kpis(context: dg.AssetExecutionContext, settings: IfcScanSettings,
 def weekly_report(context: dg.AssetExecutionContext, settings: IfcScanSettings,
                   warehouse: WarehouseResource) -> dg.MaterializeResult:
     mondays = [parse_week(k) for k in context.partition_keys]
+    later = later_published(settings.reports, mondays)     # revising a week brings the later published ones along
     with warehouse.connection(read_only=True, log=context.log.info) as con:
-        statuses = render_stored_weeks(con, mondays, settings.reports, landing=settings.landing, run_id=context.run_id)
+        statuses = render_stored_weeks(con, mondays + later, settings.reports, landing=settings.landing,
+                                       run_id=context.run_id, signing_key=settings.signing_key or None)
+    cascaded = [f"{st['week']} {st['status']}" for st in statuses[len(mondays):]]
+    if cascaded:
+        context.log.info("later published weeks brought up to date: " + ", ".join(cascaded))
     for key, st in zip(context.partition_keys, statuses):
         path = (Path(st["path"]) / "report.html").resolve()
         context.add_asset_metadata({"iso_week": st["week"], "status": st["status"],
                                     "revision": st.get("revision") or 1,
                                     "verdict": st["verdict"], "report_path": dg.MetadataValue.path(str(path)),
-                                    "report_url": dg.MetadataValue.url(path.as_uri())}, partition_key=key)
+                                    "report_url": dg.MetadataValue.url(path.as_uri()),
+                                    "later_weeks_republished": dg.MetadataValue.json(
+                                        [c for c in cascaded if not c.endswith("unchanged")])}, partition_key=key)
     return dg.MaterializeResult()
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -72,11 +73,15 @@ TABLE_COLUMNS = {
 @dataclass
 class LandingFile:
     rel: str
-    path: Path
+    abspath: str
     size: int
     mtime: object
-    kind: str
+    kind: str                 # scan, ci-artifact, ci-run, exception, inventory, other, symlink, special
     sha256: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.abspath)
 
 
 @dataclass
@@ -121,20 +126,39 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def discover(landing: Path) -> list[LandingFile]:
-    files = []
-    for root, dirs, names in os.walk(landing, followlinks=False):
-        # hidden folders hold tools' working state (the collector's temporary run folders), not evidence
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            p = Path(root) / name
-            rel = p.relative_to(landing).as_posix()
+def discover(landing: Path, folder_problems: list | None = None) -> list[LandingFile]:
+    """Every file under the landing zone, in path order (a folder's files, then its sub-folders). Hidden
+    folders hold tools' working state (the collector's temporary run folders), not evidence, and are
+    skipped. Symbolic links (to files or folders) are listed as `symlink` and non-regular files (FIFOs,
+    devices, sockets) as `special`: both are refused without being opened. Folders that cannot be read
+    go to `folder_problems` as (relative path, reason)."""
+    files: list[LandingFile] = []
+    root = str(landing)
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if folder_problems is not None:
+                folder_problems.append((rel_dir or ".", f"folder could not be read: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for e in entries:
+            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
             try:
-                st = p.lstat()
+                link = e.is_symlink()
+                if not link and e.is_dir(follow_symlinks=False):
+                    if not e.name.startswith("."):
+                        subdirs.append(rel)
+                    continue
+                st = e.stat(follow_symlinks=False)
             except OSError:
-                continue
-            kind = "symlink" if p.is_symlink() else classify(rel)
-            files.append(LandingFile(rel, p, st.st_size, utc_from_epoch(st.st_mtime), kind))
+                continue          # vanished while being listed
+            kind = "symlink" if link else (classify(rel) if stat.S_ISREG(st.st_mode) else "special")
+            files.append(LandingFile(rel, e.path, st.st_size, utc_from_epoch(st.st_mtime), kind))
+        stack.extend(reversed(subdirs))
     return files
 
 
@@ -232,7 +256,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         raise FileNotFoundError(f"landing zone {landing} does not exist or is not a folder")
     progress = progress or (lambda msg: print(msg, file=sys.stderr))
     summary = IngestSummary()
-    files = discover(landing)
+    folder_problems: list = []
+    files = discover(landing, folder_problems)
     summary.files_seen = len(files)
     with connect(warehouse) as con:
         stored = con.execute("SELECT path, sha256, size, mtime, status FROM source_files").fetchall()
@@ -258,7 +283,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
 
         new: list[LandingFile] = []
         for f in files:
-            if f.kind == "symlink":
+            if f.kind in ("symlink", "special"):      # never opened: a FIFO would block the read forever
                 f.sha256 = ""
                 if (f.rel, "") not in known:
                     new.append(f)
@@ -426,8 +451,15 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, inventory/)")
             elif f.kind == "symlink":
                 record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
+            elif f.kind == "special":
+                record(f, "rejected", "not a regular file (a FIFO, device or socket): not opened")
             elif f.kind.startswith("unreadable:"):
                 record(f, "rejected", f"could not be read: {f.kind[11:]}")
+        # folders that could not be walked: recorded anew on every ingest (they are retried every time)
+        batch.deletes.append(("DELETE FROM ingest_errors WHERE kind = 'folder'", ()))
+        for rel, reason in folder_problems:
+            batch.add("ingest_errors", (rel, None, "folder", reason))
+            summary.rejections.append((rel, reason))
         batch.flush(con, summary)
     write_receipt(warehouse, landing, fingerprint_of(files))
     progress("ingest: " + "\n".join(summary.lines()))

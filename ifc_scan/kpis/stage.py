@@ -18,7 +18,7 @@ from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import WeekContext, compute_week
+from ifc_scan.kpis.weekly import WeekContext, compute_week, run_path
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
                                              load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
@@ -27,8 +27,18 @@ from ifc_scan.lifecycle.timeline import build_lifecycle
 from ifc_scan.timeutil import iso_z, week_bounds, week_label
 
 POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
-               "stale_image_days", "scan_gap_hours", "expiring_soon_days")
+               "stale_image_days", "scan_gap_hours", "expiring_soon_days", "targets")
 POPULATIONS = ("findings", "exceptions", "coverage", "deploys", "config_and_secrets")
+# the columns of each population's CSV, written as its header even when it has no row
+POPULATION_COLUMNS = {
+    "exceptions": ("scope", "snapshot_date", "file", "line", "id", "expiry", "declared_expiry", "reason", "valid",
+                   "invalid_reason", "active", "expiring_14d", "expired_listed", "no_expiry", "no_reason",
+                   "critical_over_90d", "unmatched", "sha256"),
+    "coverage": ("kind", "lineage", "item", "image", "time", "detail", "evidence"),
+    "deploys": ("time", "lineage", "digest", "image", "image_known", "run_id", "scanned_before", "pre_deploy_scan",
+                "verified_before", "critical_unexcepted_before", "outcome", "counts_as_deploy", "evidence"),
+    "config_and_secrets": ("kind", "lineage", "image", "severity", "id", "title", "target", "line", "detail", "scan_id"),
+}
 SEV_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "UNKNOWN": 4}
 
 
@@ -139,29 +149,74 @@ def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
                     "pre_deploy_scan": pre.scan_id if pre else None,
                     "verified_before": d.digest in verified.get(d.run_id, set()),
                     "critical_unexcepted_before": crit, "outcome": d.outcome,
-                    "counts_as_deploy": is_production_deploy(d), "evidence": f"{d.log_file}:{d.line_no}"})
+                    "counts_as_deploy": is_production_deploy(d), "evidence": run_path(d.run_id, d.log_file, d.line_no)})
     return out
 
 
-def findings_population(ctx: WeekContext) -> list[dict]:
-    """Every finding open at T or detected/closed in W (findings.csv), with its evidence."""
-    rows = []
+POPULATION_COLUMNS["findings"] = FINDING_COLUMNS = ("finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "installed_version",
+                   "fixed_version", "severity", "state", "cause", "detected_at", "due_at", "closed_at", "close_reason",
+                   "ttr_hours", "closed_by", "excepted_by", "age_hours", "title", "last_seen_scan", "source_file",
+                   "source_sha256")
+
+
+def _versions(con, wanted: list[tuple]) -> dict:
+    """(scan_id, vuln, pkg, path) -> (installed, fixed) as that scan listed the finding."""
+    if not wanted:
+        return {}
+    cols = list(zip(*wanted))
+    rows = con.execute(
+        "SELECT v.scan_id, v.vulnerability_id, coalesce(v.pkg_name, ''), coalesce(v.pkg_path, ''), "
+        "first(v.installed_version ORDER BY v.installed_version), first(v.fixed_version ORDER BY v.fixed_version) "
+        "FROM scan_vulnerabilities v JOIN (SELECT unnest(?) s, unnest(?) i, unnest(?) p, unnest(?) pp) w "
+        "ON v.scan_id = w.s AND v.vulnerability_id = w.i AND coalesce(v.pkg_name, '') = w.p "
+        "AND coalesce(v.pkg_path, '') = w.pp GROUP BY ALL", [list(c) for c in cols]).fetchall()
+    return {r[:4]: r[4:] for r in rows}
+
+
+def findings_population(con, ctx: WeekContext) -> list[dict]:
+    """Every finding open at T or detected/closed in W (findings.csv), with the evidence behind it: the
+    scan that last showed it (file and sha256), what closed it (a scan file, or a deploy's log line and
+    the scan it was judged by), the exception line that excepts it at T, its versions in that scan."""
+    chosen = []
     for f in ctx.state.findings:
         closed_in_week = not f.is_open and f.last_close_time is not None and f.last_close_time >= ctx.S
-        if not (f.is_open or closed_in_week or ctx.S <= f.detected_at < ctx.T):
-            continue
+        if f.is_open or closed_in_week or ctx.S <= f.detected_at < ctx.T:
+            chosen.append((f, closed_in_week))
+    versions = _versions(con, [(f.last_seen_scan, f.vuln_id, f.pkg_name, f.pkg_path) for f, _ in chosen
+                               if f.last_seen_scan])
+    deploy_at = {(d.lineage, d.time): d for d in ctx.obs.deploys}
+    rows = []
+    for f, closed_in_week in chosen:
         seen = ctx.index.by_id.get(f.last_seen_scan)
         src = (seen.source_path, seen.source_sha256) if seen is not None else ("", "")
+        excepted_by = None
         if f.is_open:
-            excepted = ctx.excepted_at_T(f)
-            state = "excepted" if excepted else ("overdue" if (f.due_at is not None and ctx.T > f.due_at) else "open")
+            entries = ctx.exc.matching(f.lineage, ctx.T, f.vuln_id, f.pkg_path, f.target, f.purl)
+            excepted_by = "; ".join(f"exceptions/{e.scope}/{e.snapshot_date.date().isoformat()}/{e.file}:{e.line_no}"
+                                    for e in entries) or None
+            state = "excepted" if entries else ("overdue" if (f.due_at is not None and ctx.T > f.due_at) else "open")
         else:
             state = f"closed ({f.last_close_reason})"
+        closed_by = None
+        if closed_in_week:
+            closer = ctx.index.by_id.get(f.last_close_scan)
+            d = deploy_at.get((f.lineage, f.last_close_time))
+            if f.last_close_reason == "retired":
+                closed_by = "lineage retired (inventory/deployable.yaml)"
+            elif d is not None and closer is not None and closer.observed_at != f.last_close_time:
+                closed_by = f"deploy {run_path(d.run_id, d.log_file, d.line_no)} judged by scan {closer.source_path}"
+            elif closer is not None:
+                closed_by = f"scan {closer.source_path}"
+        installed, fixed = versions.get((f.last_seen_scan, f.vuln_id, f.pkg_name, f.pkg_path), (None, None))
+        fixed_close = closed_in_week and f.last_close_reason == "fixed"
         rows.append({"finding_id": f.finding_id, "lineage": f.lineage, "vulnerability_id": f.vuln_id,
-                     "pkg_name": f.pkg_name, "pkg_path": f.pkg_path, "severity": f.severity, "state": state,
+                     "pkg_name": f.pkg_name, "pkg_path": f.pkg_path, "installed_version": installed,
+                     "fixed_version": fixed, "severity": f.severity, "state": state,
                      "cause": f.cause, "detected_at": iso_z(f.detected_at), "due_at": iso_z(f.due_at),
                      "closed_at": iso_z(f.last_close_time) if closed_in_week else None,
                      "close_reason": f.last_close_reason if closed_in_week else None,
+                     "ttr_hours": round((f.last_close_time - f.detected_at).total_seconds() / 3600, 2)
+                     if fixed_close else None, "closed_by": closed_by, "excepted_by": excepted_by,
                      "age_hours": round((ctx.T - f.detected_at).total_seconds() / 3600, 2),
                      "title": f.title, "last_seen_scan": f.last_seen_scan,
                      "source_file": src[0], "source_sha256": src[1]})
@@ -227,7 +282,7 @@ def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, mon
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
     kpis["inputs_manifest_sha256"] = inputs_sha
     kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy))
-    populations = {"findings": findings_population(ctx), "exceptions": entries,
+    populations = {"findings": findings_population(con, ctx), "exceptions": entries,
                    "coverage": coverage_population(kpis), "deploys": deploys,
                    "config_and_secrets": config_and_secrets_population(con, ctx)}
     dq = {"inputs": len(inputs), **warehouse,
@@ -310,6 +365,9 @@ def stored_fingerprints(con) -> dict[str, tuple[str, str]]:
         "SELECT week, inputs_manifest_sha256, policy_sha256 FROM weekly_kpis").fetchall()}
 
 
+STORE_EVERY = 4
+
+
 def compute_and_store(con, policy: dict, mondays: list[date], source=None, force: bool = False,
                       progress=None) -> dict[str, str]:
     """Compute the weeks whose stored row is missing or stale (inputs or policy changed) and store them.
@@ -331,6 +389,9 @@ def compute_and_store(con, policy: dict, mondays: list[date], source=None, force
         out[week_label(m)] = "computed"
         if progress:
             progress(week_label(m))
+        if len(results) == STORE_EVERY:     # a week's populations can be large: never hold a whole backfill
+            store_weeks(con, results, policy)
+            results = []
     store_weeks(con, results, policy)
     return out
 

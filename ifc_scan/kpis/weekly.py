@@ -197,9 +197,14 @@ def build_gate_coverage(ctx: WeekContext) -> dict:
     return {"builds": len(builds), "covered": covered, "pct": pct(covered, len(builds)), "uncovered": uncovered}
 
 
+def run_path(run_id, log_file: str | None, line_no) -> str:
+    """A CI log line as a landing-zone path with its run: ci/github-actions/<run>/logs/...:line."""
+    return f"ci/github-actions/{run_id}/{log_file}:{line_no}"
+
+
 def _uncovered(b: dict, reason: str) -> dict:
     return {"run_id": b["run_id"], "lineage": b["lineage"], "image": b["image"], "built_at": iso_z(b["time"]),
-            "reason": reason, "evidence": f"{b['log_file']}:{b['line_no']}"}
+            "reason": reason, "evidence": run_path(b["run_id"], b["log_file"], b["line_no"])}
 
 
 def nightly_coverage(ctx: WeekContext) -> dict:

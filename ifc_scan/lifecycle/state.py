@@ -41,6 +41,7 @@ class FindingAtT(NamedTuple):
     last_seen_scan: str | None
     last_close_time: datetime | None
     last_close_reason: str | None
+    last_close_scan: str | None          # the scan of the moment that closed it (None: retired)
 
 
 class CloseAtT(NamedTuple):
@@ -98,7 +99,7 @@ def state_from_lifecycle(lc, start: datetime, end: datetime) -> LifecycleAtT:
                 f.fid, f.lineage, f.vuln_id, f.pkg_name, f.pkg_path, f.detected_at, f.cause, is_open,
                 last_p.severity or "UNKNOWN", events[-1].due_at if events else None, last_p.target, last_p.purl,
                 last_p.title, presences[-1].scan_id if presences else None,
-                close_time, last_close.reason if last_close else None))
+                close_time, last_close.reason if last_close else None, last_close.scan_id if last_close else None))
         for e in events:
             if e.time < start:
                 continue
@@ -132,7 +133,8 @@ SELECT f.finding_id, f.lineage, f.vulnerability_id, f.pkg_name, f.pkg_path, f.de
        arg_max_null(ev.title, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS title,
        arg_max_null(ev.scan_id, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
        max(ev.time) FILTER (WHERE ev.kind = 'close') AS last_close_time,
-       arg_max_null(ev.reason, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_reason
+       arg_max_null(ev.reason, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_reason,
+       arg_max_null(ev.scan_id, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_scan
 FROM findings f JOIN ev ON ev.finding_id = f.finding_id AND ev.as_of IS NOT DISTINCT FROM f.as_of
 WHERE f.detected_at < $T AND {_F_VERSION}
 GROUP BY ALL
@@ -180,7 +182,8 @@ SELECT e.finding_id,
        arg_max_null(e.scan_id, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
        arg_max_null(e.due_at, e.seq) AS due_at,
        max(e.time) FILTER (WHERE e.kind = 'close') AS last_close_time,
-       arg_max_null(e.reason, e.seq) FILTER (WHERE e.kind = 'close') AS last_close_reason
+       arg_max_null(e.reason, e.seq) FILTER (WHERE e.kind = 'close') AS last_close_reason,
+       arg_max_null(e.scan_id, e.seq) FILTER (WHERE e.kind = 'close') AS last_close_scan
 FROM finding_events e WHERE e.as_of IS NULL AND e.time >= $A AND e.time < $B
 GROUP BY e.finding_id
 """
@@ -213,11 +216,11 @@ class StoreReader:
     def _advance(self, end: datetime) -> None:
         if end < self.read_until:
             self._reset()
-        for (fid, state_kind, presences, sev, target, purl, title, scan, due, close_t, close_r) in self.con.execute(
-                _DELTA, {"A": self.read_until, "B": end}).fetchall():
+        for (fid, state_kind, presences, sev, target, purl, title, scan, due, close_t, close_r, close_s) in \
+                self.con.execute(_DELTA, {"A": self.read_until, "B": end}).fetchall():
             old = self.state.get(fid)
             if old is None:
-                self.state[fid] = [state_kind, sev, target, purl, title, scan, due, close_t, close_r]
+                self.state[fid] = [state_kind, sev, target, purl, title, scan, due, close_t, close_r, close_s]
                 continue
             if state_kind is not None:
                 old[0] = state_kind
@@ -225,7 +228,7 @@ class StoreReader:
                 old[1:6] = [sev, target, purl, title, scan]
             old[6] = due
             if close_t is not None:
-                old[7:9] = [close_t, close_r]
+                old[7:10] = [close_t, close_r, close_s]
         self.read_until = end
 
     def read(self, start: datetime, end: datetime) -> LifecycleAtT:
@@ -239,7 +242,7 @@ class StoreReader:
             m = self.meta[fid]
             is_open, sev = st[0] != "close", st[1] or "UNKNOWN"
             if m[5] < end and relevant(is_open, sev, m[5], st[7], start):
-                findings.append(FindingAtT(*m, is_open, sev, st[6], st[2], st[3], st[4], st[5], st[7], st[8]))
+                findings.append(FindingAtT(*m, is_open, sev, st[6], st[2], st[3], st[4], st[5], st[7], st[8], st[9]))
         findings.sort()
         closes, regressions = self._week_events(start, end, lower, before_sev)
         corrected = {lin for (lin,) in self.con.execute("SELECT lineage FROM lifecycle_corrections WHERE as_of = ?",

@@ -15,6 +15,9 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from ifc_scan.kpis.targets import Targets, judge_targets
+from ifc_scan.kpis.view import WeekKpis
+
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEV_COLORS = {"CRITICAL": "#b3261e", "HIGH": "#e8710a", "MEDIUM": "#f2b600", "LOW": "#3d7bd9", "UNKNOWN": "#8a8a8a"}
 PAGE_ROWS = 200   # findings shown in the page; the CSV holds them all
@@ -149,7 +152,10 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
     csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            f"script-src {_csp_hash(pjs)} {_csp_hash(APP_JS)}; base-uri 'none'; form-action 'none'")
     exc_rows = populations["exceptions"]
+    view = WeekKpis(k)
+    cards = judge_targets(view, Targets.from_policy(k["policy"]), populations["findings"])
     return ENV.get_template("report.html.j2").render(
+        view=view, cards=cards,
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
         findings=populations["findings"][:PAGE_ROWS], findings_total=len(populations["findings"]),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],

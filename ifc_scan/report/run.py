@@ -7,12 +7,14 @@ the weekly-KPI stage stored (ifc_scan/kpis/stage.py).
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 from ifc_scan.kpis.stage import compute_and_store, load_week
 from ifc_scan.kpis.view import SEVERITIES, WeekKpis
 from ifc_scan.report.writer import write_index, write_week
-from ifc_scan.timeutil import week_bounds, week_label
+from ifc_scan.timeutil import parse_week, week_bounds, week_label
 
 TREND_WEEKS = 12
 
@@ -38,8 +40,12 @@ def stored_trend(con, monday: date) -> list[dict]:
     return [trend_point(WeekKpis(json.loads(r[0]))) for r in rows]
 
 
-def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None) -> list[dict]:
-    """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis)."""
+def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None,
+                        signing_key: str | None = None) -> list[dict]:
+    """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis).
+    `signing_key`: the Ed25519 key that signs each manifest (created there on first use)."""
+    from ifc_scan.report.signing import load_or_create
+    signer = load_or_create(signing_key) if signing_key else None
     memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
     for m in sorted(set(mondays)):
@@ -47,7 +53,7 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
         if r is None:
             raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
         status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
-                            memo=memo)
+                            memo=memo, signer=signer)
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)
@@ -55,13 +61,30 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
     return out
 
 
+def later_published(reports, mondays: list[date]) -> list[date]:
+    """Published weeks after the earliest of `mondays` that are not among them: a revised week can change
+    every later one (its trend, and the inputs a late file adds), so they are brought up to date with it."""
+    reports = Path(reports)
+    if not mondays or not reports.is_dir():
+        return []
+    out = []
+    for p in reports.iterdir():
+        if p.is_dir() and (p / "manifest.json").is_file() and re.fullmatch(r"\d{4}-W\d{2}", p.name):
+            m = parse_week(p.name)
+            if m > min(mondays) and m not in mondays:
+                out.append(m)
+    return sorted(out)
+
+
 def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                  source=None, first_week: date | None = None) -> list[dict]:
-    """CLI path: compute (or reuse) the weeks and their trend windows, then render them.
-    `first_week`: no trend week before it is computed (the first week with evidence)."""
+                  source=None, first_week: date | None = None, signing_key: str | None = None) -> list[dict]:
+    """CLI path: compute (or reuse) the weeks, their trend windows and the later published weeks, then
+    render them all (a later week whose figures did not change is left untouched). Returns the statuses
+    of `mondays` followed by those of the later weeks."""
     if not mondays:
         return []
     wanted = sorted(set(mondays))
-    window = {w for m in wanted for w in trend_weeks(m) if first_week is None or w >= first_week} | set(wanted)
-    compute_and_store(con, policy, sorted(window), source=source)
-    return render_stored_weeks(con, wanted, reports, landing, run_id)
+    later = later_published(reports, wanted)
+    window = {w for m in wanted + later for w in trend_weeks(m) if first_week is None or w >= first_week}
+    compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source)
+    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key)

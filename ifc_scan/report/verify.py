@@ -5,8 +5,9 @@ manifest by sha256, in reports/ or reports/revisions/), from which the full inpu
 compared with the hash kpis.json carries; the revision history (the superseded revision is where the
 manifest says, no newer revision was rolled back); every input file in the landing zone (never outside
 it); and finally kpis.json and every CSV recomputed from those input files alone by the as-of-T oracle
-(ifc_scan/kpis/stage.py `oracle_week`) in a fresh warehouse. report.html is covered by its hash in the
-manifest, not re-rendered.
+(ifc_scan/kpis/stage.py `oracle_week`) in a fresh warehouse, and report.html rendered again from them
+plus what the manifest records of its other inputs (earlier weeks' trend points, data-quality notes,
+the header), byte for byte.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ifc_scan.report.signing import SIGNATURE_FILE, check
 from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, sha256_bytes, to_csv
 
 
@@ -61,7 +63,8 @@ def _inside(landing: Path, rel: str) -> Path | None:
     return landing / Path(*p.parts)
 
 
-def verify_week(reports: Path, week: str, landing: Path | None = None, progress=None) -> WeekVerification:
+def verify_week(reports: Path, week: str, landing: Path | None = None, progress=None,
+                trusted: list[bytes] | None = None) -> WeekVerification:
     progress = progress or (lambda msg: None)
     v = WeekVerification(week)
     folder = reports / week
@@ -77,6 +80,13 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     if manifest.get("week") != week or kpis.get("week") != week:
         v.add("manifest", False, f"the folder {week} holds the manifest of {manifest.get('week')} and the kpis.json of "
               f"{kpis.get('week')}", [f"the folder {week} holds another week's files (swapped or copied)"])
+
+    # 0. the manifest's signature (Ed25519), against the pinned keys when given
+    sig_path = folder / SIGNATURE_FILE
+    ok, detail = check(raw, sig_path.read_bytes() if sig_path.is_file() else None, trusted or [])
+    v.add("signature", ok, detail + (f"; key rotated from {manifest['key_rotated_from']}"
+                                     if manifest.get("key_rotated_from") else ""),
+          [] if ok else [f"signature: {detail}"])
 
     # 1. outputs against the manifest
     bad = []
@@ -153,7 +163,7 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
 
 def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], landing: Path) -> tuple:
     from ifc_scan.ingest.runner import ingest
-    from ifc_scan.kpis.stage import canonical_json, oracle_week
+    from ifc_scan.kpis.stage import POPULATION_COLUMNS, canonical_json, oracle_week
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.timeutil import parse_week
@@ -171,13 +181,26 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
         with connect(wh) as con:
             derive_lifecycle(con, policy)
             r = oracle_week(con, policy, parse_week(manifest["week"]))
+    from ifc_scan.kpis.view import WeekKpis
+    from ifc_scan.report.html import render_report
+    from ifc_scan.report.run import trend_point
     problems = []
     if canonical_json(r.kpis).encode() != (folder / "kpis.json").read_bytes():
         diff = [k for k in sorted(set(kpis) | set(r.kpis)) if kpis.get(k) != r.kpis.get(k)]
         problems.append(f"recomputed kpis.json differs in: {', '.join(diff) or 'formatting'}")
     for name, key in CSV_FILES.items():
-        if (folder / name).is_file() and to_csv(r.populations[key]) != (folder / name).read_bytes():
+        if (folder / name).is_file() and to_csv(r.populations[key], POPULATION_COLUMNS[key]) != (folder / name).read_bytes():
             problems.append(f"recomputed {name} differs from the published one")
-    n = 1 + len(CSV_FILES)
-    return ("recomputed", not problems, f"{n - len(problems)}/{n} (kpis.json and the CSVs) byte-identical when "
-            "recomputed from the inputs alone; report.html checked by hash only", problems)
+    render = manifest.get("render")
+    if render is None:
+        problems.append("the manifest records no render inputs (an older release): report.html cannot be re-rendered")
+    else:
+        trend = render["trend"]
+        if not trend or trend[-1] != json.loads(json.dumps(trend_point(WeekKpis(r.kpis)))):
+            problems.append("the trend recorded for report.html does not end with this week's recomputed figures")
+        html = render_report(r.kpis, r.populations, trend, render["data_quality"], render["meta"]).encode("utf-8")
+        if html != (folder / "report.html").read_bytes():
+            problems.append("report.html re-rendered from the recomputed figures differs from the published one")
+    n = 2 + len(CSV_FILES)
+    return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html) "
+            "byte-identical when recomputed from the inputs alone", problems)

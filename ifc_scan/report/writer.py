@@ -23,7 +23,9 @@ from pathlib import Path
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import CATALOG
 from ifc_scan.faults import fault_point
+from ifc_scan.kpis.stage import POPULATION_COLUMNS
 from ifc_scan.report.html import render_index, render_report
+from ifc_scan.report.signing import SIGNATURE_FILE
 
 CSV_FILES = {
     "findings.csv": "findings",
@@ -35,28 +37,26 @@ CSV_FILES = {
 
 
 def csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas (CSV injection): a cell starting with = + - @ (or tab/CR) gets a
-    leading apostrophe, which spreadsheets show as text."""
+    """Neutralise spreadsheet formulas (CSV injection): a cell whose first character other than white
+    space is = + - @ (or that starts with tab/CR) gets a leading apostrophe, which spreadsheets show as text."""
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
         value = json.dumps(value, sort_keys=True)
     s = str(value)
-    if s and s[0] in ("=", "+", "-", "@", "\t", "\r"):
+    if s and (s[0] in ("\t", "\r") or s.lstrip(" \t\r\n\f\v")[:1] in ("=", "+", "-", "@")):
         s = "'" + s
     return s
 
 
-def to_csv(rows: list[dict]) -> bytes:
+def to_csv(rows: list[dict], columns=None) -> bytes:
+    """The rows under their header; an empty population is its header alone."""
     buf = io.StringIO()
-    if rows:
-        cols = list(rows[0].keys())
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([csv_safe(r.get(c)) for c in cols])
-    else:
-        buf.write("no rows\n")
+    cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([csv_safe(r.get(c)) for c in cols])
     return buf.getvalue().encode("utf-8")
 
 
@@ -159,7 +159,7 @@ def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> lis
 
 
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               memo: dict | None = None) -> dict:
+               memo: dict | None = None, signer=None) -> dict:
     """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     clean_stale_temp(reports, week)
     files: dict[str, bytes] = {"kpis.json": kpis_bytes}
     for name, key in CSV_FILES.items():
-        files[name] = to_csv(result.populations[key])
+        files[name] = to_csv(result.populations[key], POPULATION_COLUMNS[key])
     supersedes = latest_revision(reports, week)
     revision = supersedes["revision"] + 1 if supersedes else 1
     generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -194,7 +194,9 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     removed = [e for e in prev_inputs if (e["path"], e["sha256"]) not in now]
     meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
-            "landing": landing}
+            "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
+            "verify_command": f"ifc-scan verify --reports {reports.resolve()} --week {week}"
+                              + (f" --key {signer.path.with_suffix('.pub.pem').resolve()}" if signer else "")}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
     manifest = {
         "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
@@ -207,9 +209,18 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         # the full input list is the chain: the previous week's list, less these, plus these
         "inputs_removed": removed, "inputs_added": added,
         "outputs": {name: sha256_bytes(data) for name, data in sorted(files.items())},
-        "reproduce": f"ifc-scan verify --reports {reports.resolve()} --week {week}",
+        # what report.html was rendered from besides the recomputable figures: verify renders it again
+        "render": {"trend": trend, "data_quality": data_quality, "meta": meta},
+        "reproduce": meta["verify_command"],
     }
+    if signer is not None:
+        manifest["signing_key"] = signer.describe()
+        before_fp = (prev_manifest.get("signing_key") or {}).get("fingerprint") if previous is not None else None
+        if before_fp and before_fp != signer.fingerprint:
+            manifest["key_rotated_from"] = before_fp     # key rotation, recorded in the signed chain
     files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
+    if signer is not None:
+        files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
     os.chmod(tmp, 0o755)
@@ -237,16 +248,25 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
 
 
 def write_index(reports: str | Path) -> Path:
+    """index.html: every published week, newest first, with its verdict and each target's cell coloured by
+    the same judgement as the report's cards (ifc_scan/kpis/targets.py)."""
+    from ifc_scan.kpis.targets import Targets, judge_targets
+    from ifc_scan.kpis.view import WeekKpis
     reports = Path(reports)
     rows = []
     for d in sorted((p for p in reports.iterdir() if p.is_dir() and p.name[:2] == "20" and (p / "kpis.json").is_file()),
                     reverse=True):
         k = json.loads((d / "kpis.json").read_text())
         m = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
-        rows.append({"week": k["week"], "period_start": k["period_start"], "critical": k["critical_in_prod"]["count"],
-                     "build_gate": k["coverage"]["build_gate"]["pct"], "nightly": k["coverage"]["nightly"]["pct"],
-                     "mttr_c": k["mttr_hours"]["CRITICAL"]["mean"], "mttr_h": k["mttr_hours"]["HIGH"]["mean"],
-                     "backlog": k["open_backlog"]["total"], "revision": m.get("revision", 1)})
+        v = WeekKpis(k)
+        judged = {t.key: t for t in judge_targets(v, Targets.from_policy(k["policy"]))} if "targets" in k["policy"] else {}
+        rows.append({"week": k["week"], "period_start": k["period_start"], "verdict": v.verdict,
+                     "failing": [f"{c['framework']} {c['id']}" for c in v.failing_controls], "revision": m.get("revision", 1),
+                     "cells": [(judged[key].value if key in judged else None,
+                                None if key not in judged else judged[key].passed)
+                               for key in ("zero_critical_in_production", "build_gate_coverage", "nightly_coverage",
+                                           "mttr_critical", "mttr_high", "no_open_overdue")],
+                     "backlog": v.open_backlog})
     path = reports / "index.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(render_index(rows), encoding="utf-8")

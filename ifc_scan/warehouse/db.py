@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import time
@@ -69,6 +70,8 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
+        # DuckDB may otherwise cache up to 80 % of RAM in its buffer pool; past this limit it spills to disk
+        con.execute(f"SET memory_limit = '{os.environ.get('IFC_SCAN_DUCKDB_MEMORY', '1GB')}'")
         if not read_only:
             ensure_schema(con)
         yield con
