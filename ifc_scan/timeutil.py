@@ -41,7 +41,13 @@ def parse_ts(value: str | None) -> datetime | None:
     if tz and tz not in ("Z", "z"):
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
-        dt -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        oh, om = int(digits[:2]), int(digits[2:])
+        if om > 59 or oh * 60 + om > 14 * 60:     # real UTC offsets lie within +-14:00
+            raise BadTimestamp(f"UTC offset {tz} out of range (+-14:00) in {value!r:.60}")
+        try:
+            dt -= sign * timedelta(hours=oh, minutes=om)
+        except OverflowError:
+            raise BadTimestamp(f"{value!r:.60} is out of the representable range once moved to UTC") from None
     return dt
 
 

@@ -296,3 +296,37 @@ def test_fifo_and_symlinked_folder_are_refused_without_stopping_the_batch(tmp_pa
         "SELECT path, reason FROM ingest_errors").fetchall())
     assert "not a regular file" in reasons["trivy/pipe.json"]
     assert "symbolic link" in reasons["trivy/linked"]
+
+
+def test_a_run_that_cannot_be_stored_is_rejected_alone(tmp_path):
+    """Two run folders claiming one run id (a primary-key violation at insert) and a run id over 2^63
+    (not a BIGINT) used to abort the whole ingest, on every later ingest too. Now each is rejected with
+    DuckDB's reason and the rest is stored."""
+    import duckdb
+
+    from ifc_scan.ingest.runner import ingest
+    land = tmp_path / "landing"
+
+    def run(folder, run_id):
+        d = land / "ci" / "github-actions" / folder
+        (d / "logs" / "build").mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"id": run_id, "name": "ci", "status": "completed",
+                                                "conclusion": "success", "created_at": "2026-03-02T10:00:00Z"}))
+        (d / "logs" / "build" / "1_Build.txt").write_text("2026-03-02T10:00:00.0000000Z hello\n")
+    run("100", 100)
+    run("100-copy", 100)                 # the same run id again
+    run("200", 2**64)                    # does not fit a BIGINT
+    (land / "trivy").mkdir()
+    (land / "trivy" / "good.json").write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/api:1", "ArtifactType": "container_image",
+        "CreatedAt": "2026-03-02T02:00:00Z", "Metadata": {"ImageID": "sha256:" + "a" * 64}, "Results": []}))
+    s = ingest(land, tmp_path / "w.duckdb", progress=lambda m: None)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM scans").fetchone()[0] == 1
+    assert con.execute("SELECT list(run_id) FROM ci_runs").fetchone()[0] == [100]
+    stored = dict(con.execute("SELECT path, reason FROM ingest_errors").fetchall())
+    assert any(p.startswith("ci/github-actions/200/") and "could not be stored" in r for p, r in stored.items())
+    assert any(p.startswith("ci/github-actions/100-copy/") for p in stored)
+    con.close()
+    again = ingest(land, tmp_path / "w.duckdb", progress=lambda m: None)     # no poison pill
+    assert again.new_files == 0 and s.ingested >= 3

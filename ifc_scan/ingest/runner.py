@@ -202,40 +202,93 @@ def write_receipt(warehouse: str | Path, landing: Path, fp: LandingFingerprint) 
     os.replace(tmp, p)
 
 
-class Batch:
-    """Rows waiting for one transaction."""
+class _Group:
+    """The rows and deletes of one unit of evidence (a file, a run folder, a snapshot) and its files."""
 
-    def __init__(self):
+    def __init__(self, label: str):
+        self.label = label
         self.rows: dict[str, list[tuple]] = defaultdict(list)
         self.deletes: list[tuple[str, tuple]] = []
+        self.files: list[tuple[LandingFile, str, str | None]] = []     # (file, status, reason) recorded
+
+
+class Batch:
+    """Rows waiting for one transaction, grouped by the unit of evidence they come from. If the batch
+    cannot be stored (a value DuckDB cannot convert, a duplicate key), each group is stored on its own
+    and a group that still fails rejects its files with DuckDB's reason: one file never costs the batch."""
+
+    def __init__(self):
+        self.groups: list[_Group] = [_Group("(batch)")]
         self.bytes = 0
 
-    def add(self, table: str, row: tuple):
-        self.rows[table].append(row)
+    def start(self, label: str) -> None:
+        self.groups.append(_Group(label))
 
-    def flush(self, con, summary: IngestSummary):
-        if not self.rows and not self.deletes:
-            return
+    @property
+    def deletes(self) -> list:
+        return self.groups[-1].deletes
+
+    @deletes.setter
+    def deletes(self, value: list) -> None:
+        self.groups[-1].deletes = value
+
+    def add(self, table: str, row: tuple):
+        self.groups[-1].rows[table].append(row)
+
+    def note(self, f: LandingFile, status: str, reason: str | None) -> None:
+        self.groups[-1].files.append((f, status, reason))
+
+    @staticmethod
+    def _store(con, groups: list[_Group], summary: IngestSummary) -> None:
         fault_point()
         con.execute("BEGIN TRANSACTION")
         try:
-            for sql, params in self.deletes:
-                con.execute(sql, params)
-            for table, rows in self.rows.items():
+            for g in groups:
+                for sql, params in g.deletes:
+                    con.execute(sql, params)
+            for table in TABLE_COLUMNS:
+                rows = [r for g in groups for r in g.rows.get(table, ())]
                 if rows:
                     cols = TABLE_COLUMNS[table]
                     df = pd.DataFrame(rows, columns=cols, dtype=object)  # noqa: F841 (read by DuckDB below)
                     con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM df")
-                    summary.rows[table] += len(rows)
                     fault_point()
             con.execute("COMMIT")
             fault_point()
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self.rows.clear()
-        self.deletes.clear()
+        for g in groups:
+            for table, rows in g.rows.items():
+                summary.rows[table] += len(rows)
+
+    def flush(self, con, summary: IngestSummary):
+        groups = [g for g in self.groups if g.rows or g.deletes]
+        if groups:
+            try:
+                self._store(con, groups, summary)
+            except Exception:        # noqa: BLE001 (isolate the group that cannot be stored, whatever the reason)
+                for g in groups:
+                    try:
+                        self._store(con, [g], summary)
+                    except Exception as exc:      # noqa: BLE001
+                        self._reject(con, g, exc, summary)
+        self.groups = [_Group("(batch)")]
         self.bytes = 0
+
+    @staticmethod
+    def _reject(con, g: _Group, exc: Exception, summary: IngestSummary) -> None:
+        reason = f"could not be stored ({type(exc).__name__}): {str(exc).splitlines()[0][:300]}"
+        rej = _Group(g.label)
+        for f, status, own_reason in g.files:
+            why = own_reason if status == "rejected" else reason     # a file rejected earlier keeps its reason
+            rej.rows["source_files"].append((f.rel, f.sha256, f.size, f.mtime, f.kind, "rejected", why))
+            rej.rows["ingest_errors"].append((f.rel, f.sha256, f.kind, why))
+            if status != "rejected":
+                summary.rejected += 1
+                summary.ingested -= status == "ingested"
+                summary.rejections.append((f.rel, why))
+        Batch._store(con, [rej], summary)
 
 
 def _check_dates(scan: ParsedScan, now) -> None:
@@ -269,6 +322,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         batch = Batch()
 
         def record(f: LandingFile, status: str, reason: str | None = None):
+            batch.note(f, status, reason)
             batch.add("source_files", (f.rel, f.sha256, f.size, f.mtime, f.kind, status, reason))
             if status == "rejected":
                 batch.add("ingest_errors", (f.rel, f.sha256, f.kind, reason))
@@ -310,10 +364,11 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
 
         # --- inventory ----------------------------------------------------------------------
         for f in [f for f in new if f.kind == "inventory"]:
+            batch.start(f.rel)
             try:
                 deployable, retired = parse_inventory(f.path.read_text(encoding="utf-8-sig"))
-            except (Rejected, UnicodeDecodeError) as exc:
-                record(f, "rejected", f"inventory not read: {exc}")
+            except Exception as exc:      # noqa: BLE001 (Rejected, bad text, or anything the YAML loader raises)
+                record(f, "rejected", f"inventory not read: {type(exc).__name__}: {str(exc)[:300]}")
                 continue
             batch.deletes += [("DELETE FROM inventory_deployable", ()), ("DELETE FROM inventory_retired", ())]
             for name, lin in deployable:
@@ -331,6 +386,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         changed = {k for k, fs in snapshots.items() if any(f.rel in new_paths for f in fs)}
         for (scope, day) in sorted(changed):
             fs = snapshots[(scope, day)]
+            batch.start(f"exceptions/{scope}/{day}")
             try:
                 snap_date = parse_date(day)
             except BadTimestamp:
@@ -351,6 +407,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 except exc_reader.FileRejected as exc:
                     fmt = "trivyignore-yaml" if name.endswith((".yaml", ".yml")) else "openvex"
                     entries, reason = exc.entries, f"Trivy would refuse this file: {exc}"
+                except Exception as exc:      # noqa: BLE001 (this file only)
+                    fmt, entries, reason = "unknown", [], f"not read ({type(exc).__name__}: {str(exc)[:300]})"
                 batch.add("exception_snapshots", (scope, snap_date, name, fmt, f.sha256, len(entries)))
                 for e in entries:
                     batch.add("exceptions", (scope, snap_date, name, fmt, e.line_no, e.section, e.vuln_id, e.expiry,
@@ -365,8 +423,11 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             if f.kind == "ci-run":
                 run_files[f.rel.split("/")[2]].append(f)
         patterns = load_patterns()
+        run_folders = {rid: os.path.basename(str(src)) for rid, src in con.execute(
+            "SELECT run_id, source_path FROM ci_runs").fetchall()}
         for run_name in sorted(k for k, fs in run_files.items() if any(f.rel in new_paths for f in fs)):
             fs = run_files[run_name]
+            batch.start(f"ci/github-actions/{run_name}")
             run_dir = landing / "ci" / "github-actions" / run_name
             try:
                 res = read_run_folder(run_dir, patterns)
@@ -380,7 +441,21 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                     if f.rel in new_paths:
                         record(f, "rejected", f"CI run {run_name} not readable: {exc}")
                 continue
+            except Exception as exc:      # noqa: BLE001 (this run folder only)
+                for f in fs:
+                    if f.rel in new_paths:
+                        record(f, "rejected", f"CI run {run_name} not read (reader error {type(exc).__name__}: "
+                                              f"{str(exc)[:300]})")
+                continue
             run_id = res.run[0]
+            owner = run_folders.get(run_id)
+            if owner is not None and owner != run_name:      # another folder already holds this run
+                for f in fs:
+                    if f.rel in new_paths:
+                        record(f, "rejected", f"run.json says run {run_id}, which is already read from "
+                                              f"ci/github-actions/{owner}: one run, one folder")
+                continue
+            run_folders[run_id] = run_name
             for t in ("ci_runs", "ci_jobs", "ci_steps", "ci_events", "ci_log_issues"):
                 batch.deletes.append((f"DELETE FROM {t} WHERE run_id=?", (run_id,)))
             batch.add("ci_runs", res.run)
@@ -405,6 +480,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
 
         # --- scan files ----------------------------------------------------------------------
         for f in [f for f in new if f.kind in ("scan", "ci-artifact")]:
+            batch.start(f.rel)
             if f.size > max_file_bytes:
                 record(f, "rejected", f"file is {f.size:,} bytes, over the limit of {max_file_bytes:,} "
                                       f"(IFC_SCAN_MAX_FILE_MB)")
@@ -424,6 +500,9 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 continue
             except (OSError, MemoryError) as exc:
                 record(f, "rejected", f"could not be read: {type(exc).__name__}: {exc}")
+                continue
+            except Exception as exc:      # noqa: BLE001 (a reader's bug or an input it did not foresee: this file only)
+                record(f, "rejected", f"not read (reader error {type(exc).__name__}: {str(exc)[:300]})")
                 continue
             finally:
                 gc.enable()
@@ -446,6 +525,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             record(f, "ingested")
             maybe_flush(f.size)
 
+        batch.start("(other files)")
         for f in new:
             if f.kind == "other":
                 record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, inventory/)")

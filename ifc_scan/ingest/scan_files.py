@@ -66,7 +66,23 @@ def describe_foreign(doc) -> str | None:
     return None
 
 
+# What a reader raises when a field holds a value of a shape it did not foresee ("ImageID": [null],
+# "Results": "x", a number where a string belongs, nesting deeper than Python's recursion allows).
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError, RecursionError)
+
+
 def read_scan_document(doc) -> list[ParsedScan]:
+    """A parsed document -> scans, or Rejected with a reason; nothing else escapes (the reader edge)."""
+    try:
+        return _read_scan_document(doc)
+    except Rejected:
+        raise
+    except SHAPE_ERRORS as exc:
+        raise Rejected(f"a field has a value of an unexpected shape for a Trivy report "
+                       f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _read_scan_document(doc) -> list[ParsedScan]:
     foreign = describe_foreign(doc)
     if foreign:
         raise Rejected(foreign)
@@ -97,4 +113,9 @@ def read_scan_file(path: Path, size: int) -> list[ParsedScan]:
                     return read_trivy_json_stream(fh)
                 except NotStreamable:
                     pass   # another shape (legacy list, k8s report...): parsed whole below
+                except (Rejected, OSError):
+                    raise
+                except SHAPE_ERRORS as exc:
+                    raise Rejected(f"a field has a value of an unexpected shape for a Trivy report "
+                                   f"({type(exc).__name__}: {str(exc)[:200]})") from None
     return read_scan_bytes(path.read_bytes())
