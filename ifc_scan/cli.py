@@ -187,10 +187,18 @@ def main(argv=None) -> int:
     m.add_argument("--verbose", action="store_true", help="Dagster's DEBUG log and warnings")
     m.set_defaults(fn=cmd_run)
     a = p.parse_args(argv)
+    import duckdb
     try:
         return a.fn(a)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         _err(f"ifc-scan {a.cmd}: {exc}")
+        return 2
+    except OSError as exc:     # disk full, read-only folder, permission: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"ifc-scan {a.cmd}: {exc.strerror or exc}{where}")
+        return 2
+    except duckdb.IOException as exc:
+        _err(f"ifc-scan {a.cmd}: the warehouse could not be written or read: {str(exc).splitlines()[0]}")
         return 2
 
 

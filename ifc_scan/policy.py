@@ -1,4 +1,5 @@
-"""The policy file: package default, overridden key by key by a user's YAML file."""
+"""The policy file: package default, overridden key by key by a user's YAML file, validated (pydantic)
+so that a mistake is an error naming the key, never a crash later or a silently wrong figure."""
 
 from __future__ import annotations
 
@@ -8,15 +9,60 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_POLICY = yaml.safe_load(resources.files("ifc_scan").joinpath("policy.yaml").read_text())
+
+Hours = Field(default=None, gt=0)
+
+
+class _Sla(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    CRITICAL: float | None = Hours
+    HIGH: float | None = Hours
+    MEDIUM: float | None = Hours
+    LOW: float | None = Hours
+    UNKNOWN: float | None = Hours
+
+
+class _Targets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    critical_in_prod: int = Field(ge=0)
+    coverage_pct: float = Field(ge=0, le=100)
+    mttr_critical_hours: float = Field(gt=0)
+    mttr_high_hours: float = Field(gt=0)
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    sla_hours: _Sla
+    blocking_severity: str
+    max_exception_days_critical: int = Field(gt=0)
+    stale_image_days: int = Field(gt=0)
+    scan_gap_hours: float = Field(gt=0)
+    expiring_soon_days: int = Field(ge=0)
+    week_start: str | None = None
+    targets: _Targets
+    source: str
+
+
+def _validate(policy: dict, where: str) -> None:
+    try:
+        _Policy.model_validate(policy, strict=False)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise ValueError(f"policy {where}: {problems}") from None
 
 
 def load_policy(path: str | Path | None = None) -> dict:
     policy = copy.deepcopy(DEFAULT_POLICY)
     path = path or os.environ.get("IFC_SCAN_POLICY")
     if path:
-        user = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            user = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"policy file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(user, dict):
             raise ValueError(f"policy file {path} must be a YAML mapping")
         for key, value in user.items():
@@ -27,6 +73,11 @@ def load_policy(path: str | Path | None = None) -> dict:
         policy["source"] = str(path)
     else:
         policy["source"] = "package default (ifc_scan/policy.yaml)"
-    policy["sla_hours"] = {k.upper(): (None if v is None else float(v)) for k, v in policy["sla_hours"].items()}
+    if isinstance(policy.get("sla_hours"), dict):
+        policy["sla_hours"] = {str(k).upper(): v for k, v in policy["sla_hours"].items()}
+    if policy.get("week_start") is not None:
+        policy["week_start"] = str(policy["week_start"])
+    _validate(policy, f"file {path}" if path else "default")
+    policy["sla_hours"] = {k: (None if v is None else float(v)) for k, v in policy["sla_hours"].items()}
     policy["sla_hours"].setdefault("UNKNOWN", None)
     return policy

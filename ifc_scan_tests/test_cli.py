@@ -268,3 +268,23 @@ def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_p
     assert main(["verify", "--reports", str(tmp_path / "r2"), "--all", "--key", pub,
                  "--key", str(other.with_suffix(".pub.pem"))]) == 0, capsys.readouterr().err
     assert main(["verify", "--reports", str(tmp_path / "r2"), "--all", "--key", pub]) == 1     # W09 not by k1
+
+
+def test_os_errors_and_a_missing_warehouse_are_one_line_messages(tmp_path, capsys):
+    import os
+    land = tmp_path / "landing"
+    generate(land, weeks=1, seed=9, end=date(2026, 3, 9))
+    # report with a mistyped warehouse: an error, not an empty warehouse publishing "0 CRITICAL"
+    assert main(["report", "--landing", str(land), "--warehouse", str(tmp_path / "typo.duckdb"), "--reports",
+                 str(tmp_path / "r"), "--all"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "typo.duckdb").exists()
+    # a reports folder that cannot be written (a file stands where the folder should be)
+    wh = tmp_path / "w.duckdb"
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    (tmp_path / "blocked").write_text("not a folder")
+    capsys.readouterr()
+    rc = main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(tmp_path / "blocked"),
+               "--week", "2026-W10"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) >= 1 and err[-1].startswith("ifc-scan report: ") and "Traceback" not in "".join(err)
+    assert os.path.isfile(tmp_path / "blocked")

@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 import pytest
 
+from ifc_scan.policy import load_policy
 from ifc_scan.timeutil import iso_z
 from ifc_scan.warehouse.db import connect
 from ifc_scan_tests.scenario import Scenario, digest, vuln
@@ -329,3 +330,18 @@ def test_a_production_deploy_without_a_scan_fails_change_control_and_is_named(sc
     # ISO 27001 9.1 is not claimed at publication: only `ifc-scan verify` proves it
     iso91 = next(c for c in k["controls"] if c["id"] == "9.1")
     assert iso91["status"] == "no-data"
+
+
+@pytest.mark.parametrize("text, key", [
+    ("sla_hours:\n  CRITICAL: -4\n", "sla_hours.CRITICAL"),
+    ("sla_hours:\n  CRITICAL: soon\n", "sla_hours.CRITICAL"),
+    ("sla_hours: 5\n", "sla_hours"),
+    ("targets:\n  coverage_pct: 120\n", "targets.coverage_pct"),
+    ("scan_gap_hourz: 48\n", "scan_gap_hourz"),
+])
+def test_a_wrong_policy_file_is_an_error_naming_the_key(tmp_path, text, key):
+    p = tmp_path / "policy.yaml"
+    p.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_policy(p)
+    assert key in str(err.value) and str(p) in str(err.value)
