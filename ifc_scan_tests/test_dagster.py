@@ -137,6 +137,10 @@ def test_a_policy_target_edit_changes_the_check_and_the_control(demo, tmp_path):
     k2 = json.loads((root / "reports" / "2026-W10" / "kpis.json").read_text())
     cis2 = next(c for c in k2["controls"] if c["framework"] == "CIS Controls")
     assert f"nightly coverage {pct:g} %" not in cis2["failed"]
+    # ... and the report's card shows the new target, met
+    html = (root / "reports" / "2026-W10" / "report.html").read_text()
+    card = html[html.index("Nightly coverage %"):][:400]
+    assert f"target &gt;= {pct:g} %" in card and "not met" not in card
 
 
 def test_rerun_of_an_unchanged_week_leaves_the_report_untouched(demo):

@@ -267,6 +267,11 @@ def test_a_users_policy_file_overrides_the_sla_and_is_recorded(sc, tmp_path):
     assert k["sla"]["HIGH"]["open_overdue"] == 1
     assert k["policy"]["version"] == "team-2026" and k["policy"]["sla_hours"]["HIGH"] == 24.0
     assert k["policy"]["sla_hours"]["CRITICAL"] == 24.0 and k["policy"]["source"] == str(p)   # the rest: default
+    # ISO 27001 8.8 fails on that overdue finding and names it
+    iso88 = next(c for c in k["controls"] if c["id"] == "8.8")
+    assert iso88["status"] == "fail"
+    assert [(i["condition"], i["id"], i["due_at"]) for i in iso88["items"] if i["kind"] == "finding"] == [
+        ("no open finding overdue", "CVE-1", "2026-03-03T02:00:00Z")]
 
 
 def test_a_deploy_identified_only_after_T_is_not_known_at_T(sc):

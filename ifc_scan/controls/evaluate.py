@@ -30,7 +30,10 @@ def _deploys_ok(deploys: list[dict], key: str):
     return None if not deploys else all(d[key] for d in deploys)
 
 
-def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[dict]:
+def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: list[dict] = (),
+                      exception_entries: list[dict] = ()) -> list[dict]:
+    """Each control's status from its rule's conditions; a failed condition lists the items behind it
+    (`findings`: the week's findings population; `exception_entries`: the entries in force at T)."""
     cov_b = meets_coverage(k["coverage"]["build_gate"]["pct"], targets)
     cov_n = meets_coverage(k["coverage"]["nightly"]["pct"], targets)
     cov_text = f"{targets.coverage_pct:g} %"
@@ -69,14 +72,36 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[di
         "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond},
         "cis": {**gate, **nightly, "no scan gap over the tolerance": k["cadence"]["lineages_with_gaps"] == 0},
     }
-    # the items behind each deploy condition, so a "not met" names what to look at
+    # the items behind each condition, so a "not met" names what to look at
+    def dep(rows):
+        return [{"kind": "deploy", "run_id": d["run_id"], "lineage": d["lineage"], "digest": d["digest"],
+                 "time": d["time"], "evidence": d["evidence"]} for d in rows]
+
+    def fnd(rows):
+        return [{"kind": "finding", "id": f["vulnerability_id"], "lineage": f["lineage"], "severity": f["severity"],
+                 "due_at": f["due_at"], "pkg": f["pkg_name"]} for f in rows]
+    overdue = [f for f in findings if f["state"] == "overdue"]
     offenders = {
-        "every production deploy scanned (same digest) before it": [d for d in deploys if not d["scanned_before"]],
-        "every production deploy verified (cosign) before it": [d for d in deploys if not d["verified_before"]],
+        "every production deploy scanned (same digest) before it": dep(d for d in deploys if not d["scanned_before"]),
+        "every production deploy verified (cosign) before it": dep(d for d in deploys if not d["verified_before"]),
         "no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
-            [d for d in deploys if d["critical_unexcepted_before"]],
+            dep(d for d in deploys if d["critical_unexcepted_before"]),
         "no production deploy of an unscanned or unknown digest":
-            [d for d in deploys if not (d["image_known"] and d["scanned_before"])],
+            dep(d for d in deploys if not (d["image_known"] and d["scanned_before"])),
+        f"build-gate coverage {cov_text}": [{"kind": "build", "run_id": b["run_id"], "lineage": b["lineage"],
+                                             "image": b["image"], "evidence": b["evidence"]}
+                                            for b in k["coverage"]["build_gate"]["uncovered"]],
+        f"nightly coverage {cov_text}": [{"kind": "nightly_gap", **g} for g in k["coverage"]["nightly"]["gaps"]],
+        "no CRITICAL finding overdue": fnd(f for f in overdue if f["severity"] == "CRITICAL"),
+        "no open finding overdue": fnd(overdue),
+        "exceptions valid (no invalid line, no expired entry still listed)": [
+            {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
+             "id": e["id"], "problem": "invalid" if not e["valid"] else "expired, still listed"}
+            for e in exception_entries if not e["valid"] or e["expired_listed"]],
+        "MTTR within the SLA for every severity with fixes": [
+            {"kind": "mttr", "severity": s_, "mean_h": k["mttr_hours"][s_]["mean"], "sla_h": sla_h[s_]}
+            for s_, ok in zip(("CRITICAL", "HIGH", "MEDIUM", "LOW"), mttr_ok) if ok is False],
+        "no scan gap over the tolerance": [{"kind": "scan_gap", **g} for g in k["cadence"]["gaps"]],
     }
     out = []
     for c in CATALOG["controls"]:
@@ -86,9 +111,8 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets) -> list[di
         out.append({"framework": c["framework"], "edition": c["edition"], "id": c["id"], "policy_id": c["policy_id"],
                     "strength": strength, "status": _status(rules[c["rule"]]), "evidence": c["evidence"],
                     "failed": [name for name, ok in rules[c["rule"]].items() if ok is False],
-                    "items": [{"condition": name, "run_id": d["run_id"], "lineage": d["lineage"], "digest": d["digest"],
-                               "time": d["time"], "evidence": d["evidence"]}
-                              for name, ok in rules[c["rule"]].items() if ok is False for d in offenders.get(name, [])],
+                    "items": [{"condition": name, **item}
+                              for name, ok in rules[c["rule"]].items() if ok is False for item in offenders.get(name, [])],
                     "no_data": [name for name, ok in rules[c["rule"]].items() if ok is None],
                     "intent": c["intent"], "limitation": c.get("limitation") if strength != "P" else None})
     return out

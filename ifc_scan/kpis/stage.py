@@ -18,7 +18,7 @@ from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import WeekContext, compute_week, run_path
+from ifc_scan.kpis.weekly import WeekContext, compute_week, open_sla_state, run_path
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
                                              load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
@@ -194,7 +194,7 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
             entries = ctx.exc.matching(f.lineage, ctx.T, f.vuln_id, f.pkg_path, f.target, f.purl)
             excepted_by = "; ".join(f"exceptions/{e.scope}/{e.snapshot_date.date().isoformat()}/{e.file}:{e.line_no}"
                                     for e in entries) or None
-            state = "excepted" if entries else ("overdue" if (f.due_at is not None and ctx.T > f.due_at) else "open")
+            state = open_sla_state(f, bool(entries), ctx.T)
         else:
             state = f"closed ({f.last_close_reason})"
         closed_by = None
@@ -281,8 +281,9 @@ def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, mon
     kpis = dict(figures)
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
     kpis["inputs_manifest_sha256"] = inputs_sha
-    kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy))
-    populations = {"findings": findings_population(con, ctx), "exceptions": entries,
+    findings = findings_population(con, ctx)
+    kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy), findings, entries)
+    populations = {"findings": findings, "exceptions": entries,
                    "coverage": coverage_population(kpis), "deploys": deploys,
                    "config_and_secrets": config_and_secrets_population(con, ctx)}
     dq = {"inputs": len(inputs), **warehouse,

@@ -105,6 +105,14 @@ def mttr_hours(ctx: WeekContext) -> dict:
     return per_severity(stats)
 
 
+def open_sla_state(f: FindingAtT, excepted: bool, T: datetime) -> str:
+    """An open finding at T: `excepted` (an exception in force at T matches it; the clock still runs),
+    else `overdue` when T > due_at (T == due is within), else `open` (within its SLA, or no SLA)."""
+    if excepted:
+        return "excepted"
+    return "overdue" if f.due_at is not None and T > f.due_at else "open"
+
+
 def sla(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"closed_within": 0, "closed_late": 0, "open_within": 0, "open_overdue": 0, "excepted": 0})
     for c in ctx.state.closes:
@@ -113,15 +121,9 @@ def sla(ctx: WeekContext) -> dict:
         if c.reason != "fixed" or c.due_at is None:
             continue
         out[c.severity]["closed_within" if c.time <= c.due_at else "closed_late"] += 1
+    column = {"excepted": "excepted", "overdue": "open_overdue", "open": "open_within"}
     for f in ctx.open_findings():
-        if ctx.excepted_at_T(f):
-            out[f.severity]["excepted"] += 1
-            continue
-        due = f.due_at
-        if due is not None and ctx.T > due:
-            out[f.severity]["open_overdue"] += 1
-        else:
-            out[f.severity]["open_within"] += 1
+        out[f.severity][column[open_sla_state(f, ctx.excepted_at_T(f), ctx.T)]] += 1
     for k in ("closed_within", "closed_late", "open_within", "open_overdue"):
         out["UNKNOWN"][k] = None
     return out
