@@ -86,9 +86,9 @@ def _add_columns(cols, lc, as_of: datetime | None = None) -> None:
         for c, v in zip(FINDING_COLUMNS, (f.fid, as_of, f.lineage, f.vuln_id, f.pkg_name, f.pkg_path, f.detected_at,
                                           f.cause, f.purl, f.target, f.title)):
             f_cols[c].append(v)
-        for i, (e, last, n) in enumerate(_stored_events(f.events)):
+        for i, e in enumerate(f.events):      # `present` events are already one per week (timeline.Event)
             for c, v in zip(EVENT_COLUMNS, (f.fid, as_of, i, e.time, e.kind, e.reason, e.severity, e.due_at, e.image,
-                                            last.scan_id, e.target, e.purl, e.title, last.time, n)):
+                                            e.scan_id, e.target, e.purl, e.title, e.last_time or e.time, e.presences)):
                 e_cols[c].append(v)
     for lineage in sorted(lc.moments):
         for i, m in enumerate(lc.moments[lineage]):
@@ -98,24 +98,6 @@ def _add_columns(cols, lc, as_of: datetime | None = None) -> None:
         for i, (since, image) in enumerate(lc.current_images[lineage]):
             for c, v in zip(IMAGE_COLUMNS, (lineage, as_of, i, since, image)):
                 i_cols[c].append(v)
-
-
-def _stored_events(events):
-    """(first event, last event, count) per stored row. Consecutive `present` events of one ISO week with
-    the same severity, due time, image, target, purl and title are one row: its time is the first presence,
-    its scan the last one's. No row spans a Monday 00:00, so at every week end T the rows before T say
-    exactly what the events before T say (the last presence's scan included)."""
-    out = []
-    for e in events:
-        if out and e.kind == "present" and out[-1][0].kind == "present":
-            first, last, n = out[-1]
-            same = (first.severity, first.due_at, first.image, first.target, first.purl, first.title) == \
-                   (e.severity, e.due_at, e.image, e.target, e.purl, e.title)
-            if same and first.time.isocalendar()[:2] == e.time.isocalendar()[:2]:
-                out[-1] = (first, e, n + 1)
-                continue
-        out.append((e, e, 1))
-    return out
 
 
 def retroactive_week_ends(obs: Observations) -> dict[str, list[datetime]]:

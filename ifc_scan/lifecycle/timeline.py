@@ -36,6 +36,11 @@ class Event:
     target: str | None = None
     purl: str | None = None
     title: str | None = None
+    # a `present` event stands for the consecutive presences of one ISO week with unchanged attributes:
+    # `time` is the first, `last_time` and `scan_id` the last, `presences` how many. No event spans a
+    # Monday 00:00, so at every week end T the events before T say exactly what each presence said.
+    last_time: datetime | None = None
+    presences: int = 1
 
 
 @dataclass(slots=True)
@@ -203,8 +208,14 @@ class Lifecycle:
                     f.due_at = rise_due if f.due_at is None else min(f.due_at, rise_due)
             f.severity, f.fixed, f.cls = sev, row.fixed, row.cls or f.cls
             f.purl, f.target, f.title, f.last_image = row.purl or f.purl, row.target or f.target, row.title or f.title, m.image
-            f.events.append(Event(m.time, "present", sev, f.due_at, m.image, m.scan.scan_id, None,
-                                  f.target, f.purl, f.title))
+            last = f.events[-1]
+            if (last.kind == "present" and last.time.isocalendar()[:2] == m.time.isocalendar()[:2]
+                    and (last.severity, last.due_at, last.image, last.target, last.purl, last.title)
+                    == (sev, f.due_at, m.image, f.target, f.purl, f.title)):
+                last.last_time, last.scan_id, last.presences = m.time, m.scan.scan_id, last.presences + 1
+            else:
+                f.events.append(Event(m.time, "present", sev, f.due_at, m.image, m.scan.scan_id, None,
+                                      f.target, f.purl, f.title, m.time))
         for f in self._by_lineage.get(lineage, []):
             if not f.open or f.key in shown:
                 continue
