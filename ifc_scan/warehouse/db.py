@@ -70,8 +70,10 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        # DuckDB may otherwise cache up to 80 % of RAM in its buffer pool; past this limit it spills to disk
-        con.execute(f"SET memory_limit = '{os.environ.get('IFC_SCAN_DUCKDB_MEMORY', '1GB')}'")
+        # Optional cap on DuckDB's buffer pool (it spills to disk past it). No default: a 1 GB cap made a
+        # checkpoint fail fatally on a 3-year org-scale warehouse (BENCHMARKS.md).
+        if os.environ.get("IFC_SCAN_DUCKDB_MEMORY"):
+            con.execute(f"SET memory_limit = '{os.environ['IFC_SCAN_DUCKDB_MEMORY']}'")
         if not read_only:
             ensure_schema(con)
         yield con
