@@ -235,6 +235,7 @@ def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_p
     fp = load_or_create(key).fingerprint
     html = (rep / "2026-W08" / "report.html").read_text()
     assert fp in html and f"--key {pub}" in html                     # the report prints the key and the command
+    assert load_or_create(key).public_key_b64 in html
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W08", "--key", pub]) == 0
     assert "pinned with --key" in capsys.readouterr().out

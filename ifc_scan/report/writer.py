@@ -195,6 +195,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
+            "signing_public_key": signer.public_key_b64 if signer else None,
             "verify_command": f"ifc-scan verify --reports {reports.resolve()} --week {week}"
                               + (f" --key {signer.path.with_suffix('.pub.pem').resolve()}" if signer else "")}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
