@@ -28,7 +28,6 @@ from ifc_scan.timeutil import iso_z, week_bounds, week_label
 
 POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
                "stale_image_days", "scan_gap_hours", "expiring_soon_days", "targets")
-POPULATIONS = ("findings", "exceptions", "coverage", "deploys", "config_and_secrets")
 # the columns of each population's CSV, written as its header even when it has no row
 POPULATION_COLUMNS = {
     "exceptions": ("scope", "snapshot_date", "file", "line", "id", "expiry", "declared_expiry", "reason", "valid",
@@ -48,6 +47,8 @@ def canonical_json(doc) -> str:
 
 
 def manifest_hash(inputs: list[dict]) -> str:
+    """kpis.json's inputs_manifest_sha256: sha256 of the canonical JSON list of the week's input files.
+    InputCatalog.week_inputs computes the same bytes from cached entries; verify uses this one."""
     canon = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canon).hexdigest()
 

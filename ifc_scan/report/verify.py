@@ -12,13 +12,13 @@ the header), byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ifc_scan.kpis.stage import manifest_hash
 from ifc_scan.report.signing import SIGNATURE_FILE, check
 from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, sha256_bytes, to_csv
 
@@ -103,8 +103,7 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     inputs: list[dict] = []
     try:
         inputs = chain_inputs(reports, manifest)
-        canon = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
-        digest = hashlib.sha256(canon).hexdigest()
+        digest = manifest_hash(inputs)
         prev = manifest.get("previous_week")
         where = f"previous week {prev['week']} r{prev.get('revision', '?')} found" if prev else "first week of the chain"
         if digest != kpis.get("inputs_manifest_sha256") or digest != manifest.get("inputs_manifest_sha256"):
