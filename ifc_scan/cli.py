@@ -6,11 +6,8 @@ Progress goes to stderr, results to stdout; the exit status is non-zero on failu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shutil
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 

@@ -215,3 +215,27 @@ def test_a_broken_manifest_chain_is_reported(tmp_path):
     bad = subprocess.run(CLI + ["verify", "--reports", str(rep), "--week", "2026-W09"], capture_output=True, text=True,
                          cwd=ROOT)
     assert bad.returncode == 1 and "manifest chain broken" in bad.stderr
+
+
+def test_a_wait_on_the_warehouse_lock_says_who_holds_it(tmp_path):
+    """A second writer waits instead of failing, and after a few seconds says which process holds the lock."""
+    import sys
+
+    from ifc_scan.warehouse.db import connect
+    wh = tmp_path / "w.duckdb"
+    with connect(wh):
+        pass
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(wh)!r}); "
+                               "print('locked', flush=True); time.sleep(6)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        said = []
+        started = time.monotonic()
+        with connect(wh, wait_seconds=60, on_wait=said.append) as con:
+            assert con.execute("SELECT 1").fetchone() == (1,)
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waited > 3 and len(said) == 1
+    assert said[0].startswith(f"waiting for the warehouse lock on {wh} held by PID {holder.pid}")
