@@ -93,19 +93,19 @@ def write_run(d, run_id=42, layout="job", jobs_run_id=None):
 
 
 def events(res):
-    cols = ["run_id", "job_id", "job_name", "step_number", "step_name", "kind", "time", "image_ref", "lineage", "digest",
-            "image_id", "environment", "outcome", "scope_severity", "scope_ignore_unfixed", "scope_vuln_type",
-            "scope_trivyignores", "scan_output", "log_file", "line_no", "pattern"]
-    return [dict(zip(cols, e)) for e in res.events]
+    return [e._asdict() for e in res.events]
 
 
 @pytest.mark.parametrize("layout", ["job", "zip"])
 def test_events_from_a_realistic_job_log(tmp_path, layout):
     write_run(tmp_path / "42", layout=layout)
     res = read_run_folder(tmp_path / "42")
-    ev = {e["kind"]: e for e in events(res)}
-    # by hand: 1 build, 1 scan (the "Running Trivy" line belongs to the action), 1 push, 1 verify, 1 deploy
-    assert sorted(e["kind"] for e in events(res)) == ["build", "deploy", "push", "scan", "verify"]
+    ev = {e["kind"]: e for e in events(res) if e["digest"] or e["kind"] not in ("deploy",)}
+    # by hand: 1 build, 1 scan (the "Running Trivy" line belongs to the action), 1 push, 1 verify, 2 deploys:
+    # by digest (the step header, its echo and the command are one deploy) and the worker's by tag
+    assert sorted(e["kind"] for e in events(res)) == ["build", "deploy", "deploy", "push", "scan", "verify"]
+    by_tag = [e for e in events(res) if e["kind"] == "deploy" and e["digest"] is None]
+    assert [(e["image_ref"], e["line_no"]) for e in by_tag] == [(f"{REF}:latest", 8)]
     b = ev["build"]
     assert (b["image_id"], b["digest"], b["image_ref"], b["step_name"]) == (CFG, None, f"{REF}:abc123", "Build")
     assert b["time"].isoformat() == "2026-03-02T10:01:21" and b["line_no"] == 9
@@ -118,10 +118,10 @@ def test_events_from_a_realistic_job_log(tmp_path, layout):
     d = ev["deploy"]
     assert (d["environment"], d["digest"], d["lineage"], d["time"].isoformat()) == ("production", MAN, REF, "2026-03-02T11:00:10")
     assert ev["verify"]["digest"] == MAN and ev["verify"]["step_name"] == "Verify"
-    # unparsed: the short-digest "writing image" line and the deploy by tag
-    assert res.run[-1] == 2
-    assert sorted(i[3] for i in res.issues if i[3].startswith("looks like")) == [
-        "looks like a build event but matches no pattern", "looks like a deploy event but matches no pattern"]
+    # unparsed: the short-digest "writing image" line
+    assert res.run[-1] == 1
+    assert [i.reason for i in res.issues if i.reason.startswith("looks like")] == [
+        "looks like a build event but matches no pattern"]
     if layout == "zip":
         errs = " ".join(r for _f, r in res.errors)
         assert "escape the run folder" in errs and "symlink" in errs
@@ -138,7 +138,7 @@ def test_per_step_layout_without_timestamps(tmp_path):
     (b,) = events(res)
     # no line times: dated by its step's completion in jobs.json (Build ends 10:01:30)
     assert b["kind"] == "build" and b["time"].isoformat() == "2026-03-02T10:01:30" and b["step_number"] == 2
-    assert any("no timestamps" in i[3] for i in res.issues)
+    assert any("no timestamps" in i.reason for i in res.issues)
 
 
 def test_jobs_json_of_another_run_is_rejected_and_the_run_kept(tmp_path):
@@ -165,7 +165,7 @@ def test_ingest_twice_adds_nothing_and_a_completed_rerun_replaces_the_run(tmp_pa
     ingest(land, wh, progress=lambda m: None)
     con = duckdb.connect(str(wh), read_only=True)
     assert con.execute("select count(*), max(run_attempt) from ci_runs").fetchone() == (1, 2)
-    assert con.execute("select count(*) from ci_events").fetchone()[0] == 5
+    assert con.execute("select count(*) from ci_events").fetchone()[0] == 6
 
 
 @pytest.mark.corpus

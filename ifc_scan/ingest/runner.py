@@ -24,7 +24,8 @@ import pandas as pd
 
 from ifc_scan.faults import fault_point
 from ifc_scan.ingest import exceptions as exc_reader
-from ifc_scan.ingest.github_actions import load_patterns, read_run_folder
+from ifc_scan.ingest.gha_events import CiEvent
+from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folder
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
 from ifc_scan.ingest.scan_files import read_scan_file
@@ -56,9 +57,7 @@ TABLE_COLUMNS = {
                 "unparsed_event_lines"],
     "ci_jobs": ["run_id", "job_id", "run_attempt", "name", "status", "conclusion", "started_at", "completed_at"],
     "ci_steps": ["run_id", "job_id", "number", "name", "status", "conclusion", "started_at", "completed_at"],
-    "ci_events": ["run_id", "job_id", "job_name", "step_number", "step_name", "kind", "time", "image_ref", "lineage",
-                  "digest", "image_id", "environment", "outcome", "scope_severity", "scope_ignore_unfixed",
-                  "scope_vuln_type", "scope_trivyignores", "scan_output", "log_file", "line_no", "pattern"],
+    "ci_events": list(CiEvent._fields),
     "ci_log_issues": ["run_id", "log_file", "line_no", "reason", "text"],
     "exception_snapshots": ["scope", "snapshot_date", "file", "format", "sha256", "entries"],
     "exceptions": ["scope", "snapshot_date", "file", "format", "line_no", "section", "vuln_id", "expiry", "expiry_raw",
@@ -425,7 +424,13 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         patterns = load_patterns()
         run_folders = {rid: os.path.basename(str(src)) for rid, src in con.execute(
             "SELECT run_id, source_path FROM ci_runs").fetchall()}
-        for run_name in sorted(k for k, fs in run_files.items() if any(f.rel in new_paths for f in fs)):
+        row = con.execute("SELECT value FROM derived_meta WHERE key = 'ci_reader_version'").fetchone()
+        reader_changed = (row[0] if row else None) != CI_READER_VERSION   # read every run again
+        if reader_changed and run_folders:
+            progress(f"ingest: the CI log reader changed (version {row[0] if row else 'unrecorded'} -> "
+                     f"{CI_READER_VERSION}): reading all {len(run_files)} run folders again")
+        for run_name in sorted(k for k, fs in run_files.items()
+                               if reader_changed or any(f.rel in new_paths for f in fs)):
             fs = run_files[run_name]
             batch.start(f"ci/github-actions/{run_name}")
             run_dir = landing / "ci" / "github-actions" / run_name
@@ -540,6 +545,9 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         for rel, reason in folder_problems:
             batch.add("ingest_errors", (rel, None, "folder", reason))
             summary.rejections.append((rel, reason))
+        if reader_changed:     # weeks computed from the old reading are stale: recomputed on the next run
+            batch.deletes.append(("DELETE FROM weekly_kpis", ()))
+        batch.deletes.append(("INSERT OR REPLACE INTO derived_meta VALUES ('ci_reader_version', ?)", (CI_READER_VERSION,)))
         batch.flush(con, summary)
     write_receipt(warehouse, landing, fingerprint_of(files))
     progress("ingest: " + "\n".join(summary.lines()))

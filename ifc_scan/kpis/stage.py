@@ -113,7 +113,14 @@ def warehouse_quality(con) -> dict:
     return {"rejected": [{"path": p, "reason": r} for p, r in con.execute(
                 "SELECT path, reason FROM ingest_errors ORDER BY path, reason").fetchall()],
             "unparsed_lines": con.execute(
-                "SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0]}
+                "SELECT count(*) FROM ci_log_issues WHERE reason LIKE 'looks like%'").fetchone()[0],
+            # events that name no lineage because the log hides or leaves open their image (D15)
+            "ci_masked_events": con.execute("SELECT count(*) FROM ci_events WHERE masked").fetchone()[0],
+            "ci_unresolved_events": con.execute(
+                "SELECT count(*) FROM ci_events WHERE NOT coalesce(masked, false) AND detail LIKE '%unresolved variable%'"
+            ).fetchone()[0],
+            "ci_failed_events": con.execute(
+                "SELECT count(*) FROM ci_events WHERE status = 'failed' AND kind IN ('build', 'push')").fetchone()[0]}
 
 
 def verified_digests(con) -> dict:

@@ -183,12 +183,18 @@ def _attach_findings(con, by_id: dict) -> None:
             s.findings.setdefault(keys[ki], attrs[ai])
 
 
+# A build or push the log shows failing (a denied push, a build that stopped) produced no image: it is
+# kept in ci_events as evidence but is no build to cover and no push (D15). A failed deploy is an attempt.
+EVENT_HAPPENED = "coalesce(status, 'ok') <> 'failed'"
+
+
 def load(con, with_findings: bool = True) -> Observations:
     """Everything observed, over all time. with_findings=False leaves each scan's findings empty (the
     weekly stage reads the persisted lifecycle instead of raw findings)."""
     alias_sources = []
     for t, lineage, digest, image_id in con.execute(
             "SELECT time, lineage, digest, image_id FROM ci_events WHERE kind='build' AND digest IS NOT NULL "
+            f"AND {EVENT_HAPPENED} "
             "AND image_id IS NOT NULL AND lineage IS NOT NULL ORDER BY time, run_id, line_no").fetchall():
         alias_sources.append((t, lineage, digest, image_id))
     scan_alias_rows = con.execute(
@@ -256,18 +262,21 @@ def load(con, with_findings: bool = True) -> Observations:
 
     deploys = []
     for lineage, digest, t, env, run_id, log_file, line_no, outcome in con.execute(
-            "SELECT lineage, digest, time, environment, run_id, log_file, line_no, outcome FROM ci_events "
+            "SELECT lineage, digest, time, environment, run_id, log_file, line_no, "
+            "CASE WHEN status = 'failed' THEN 'failure' ELSE outcome END FROM ci_events "
             "WHERE kind='deploy' AND digest IS NOT NULL AND lineage IS NOT NULL AND time IS NOT NULL "
             "ORDER BY time, run_id, line_no").fetchall():
         deploys.append(Deploy(lineage, digest, aliases.get((lineage, digest)), t, env, run_id, log_file, line_no, outcome))
 
     builds = [dict(zip(("run_id", "lineage", "digest", "image_id", "time", "log_file", "line_no", "job_name", "outcome"), r))
               for r in con.execute("SELECT run_id, lineage, digest, image_id, time, log_file, line_no, job_name, outcome "
-                                   "FROM ci_events WHERE kind='build' AND lineage IS NOT NULL ORDER BY time, run_id, line_no").fetchall()]
+                                   f"FROM ci_events WHERE kind='build' AND lineage IS NOT NULL AND {EVENT_HAPPENED} "
+                                   "ORDER BY time, run_id, line_no").fetchall()]
     for b in builds:
         b["image"] = b["image_id"] or aliases.get((b["lineage"], b["digest"]))
     pushes = [dict(zip(("run_id", "lineage", "digest", "time"), r)) for r in con.execute(
-        "SELECT run_id, lineage, digest, time FROM ci_events WHERE kind='push' AND lineage IS NOT NULL ORDER BY time").fetchall()]
+        f"SELECT run_id, lineage, digest, time FROM ci_events WHERE kind='push' AND lineage IS NOT NULL AND {EVENT_HAPPENED} "
+        "ORDER BY time").fetchall()]
     for p in pushes:
         p["image"] = aliases.get((p["lineage"], p["digest"]))
 

@@ -45,7 +45,8 @@ def inputs_digest(con, policy: dict) -> str:
     records the digest it was built from."""
     files = con.execute(_INPUTS_DIGEST).fetchone()[0]
     sla = json.dumps(policy["sla_hours"], sort_keys=True)
-    return hashlib.sha256(f"{files}|{sla}".encode()).hexdigest()
+    reader = con.execute("SELECT value FROM derived_meta WHERE key = 'ci_reader_version'").fetchone()
+    return hashlib.sha256(f"{files}|{sla}|ci-reader:{reader[0] if reader else ''}".encode()).hexdigest()
 
 
 def lifecycle_is_current(con, policy: dict) -> bool:

@@ -21,6 +21,11 @@ DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_ima
                   "weekly_kpis")
 
 
+# Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).
+RAW_COLUMNS_ADDED = (("ci_events", "status", "VARCHAR"), ("ci_events", "masked", "BOOLEAN"),
+                     ("ci_events", "detail", "VARCHAR"))
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                         "WHERE table_schema = 'main'").fetchall()}
@@ -32,6 +37,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for t in DERIVED_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {t}")
     con.execute(SCHEMA_SQL)
+    for table, column, sql_type in RAW_COLUMNS_ADDED:      # a warehouse of an older release gains them
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
     if version != DERIVED_VERSION:
         con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('version', ?)", (DERIVED_VERSION,))
 

@@ -45,7 +45,10 @@ CREATE TABLE IF NOT EXISTS ci_events (
   kind VARCHAR NOT NULL, time TIMESTAMP, image_ref VARCHAR, lineage VARCHAR, digest VARCHAR,
   image_id VARCHAR, environment VARCHAR, outcome VARCHAR, scope_severity VARCHAR,
   scope_ignore_unfixed BOOLEAN, scope_vuln_type VARCHAR, scope_trivyignores VARCHAR,
-  scan_output VARCHAR, log_file VARCHAR, line_no INTEGER, pattern VARCHAR);
+  scan_output VARCHAR, log_file VARCHAR, line_no INTEGER, pattern VARCHAR,
+  -- status: what the log says of the event (ok | failed: a denied push, a build that stopped);
+  -- masked: its reference carries GitHub's *** secret mask; detail: the evidence in words
+  status VARCHAR, masked BOOLEAN, detail VARCHAR);
 CREATE TABLE IF NOT EXISTS ci_log_issues (
   run_id BIGINT NOT NULL, log_file VARCHAR, line_no INTEGER, reason VARCHAR, text VARCHAR);
 CREATE TABLE IF NOT EXISTS exception_snapshots (
