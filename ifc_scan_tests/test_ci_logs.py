@@ -170,6 +170,23 @@ def test_deploy_by_tag_takes_the_digest_the_run_pushed(tmp_path):
     assert "push of ghcr.io/acme/api:1.2.0 at line 4" in res.events[1].detail
 
 
+def test_a_deploy_is_a_deploy_command_or_a_notice_of_a_deploy_step(tmp_path):
+    digest = sha("f")
+    log = "\n".join([
+        "2026-03-02T10:00:00.0000000Z ##[group]Run make image",
+        "2026-03-02T10:00:00.0000000Z ##[endgroup]",
+        f"2026-03-02T10:00:05.0000000Z ::notice title=deploy::ghcr.io/acme/api@{digest} env=production",
+        f"2026-03-02T10:00:06.0000000Z Next: run kubectl set image deployment/api api=ghcr.io/acme/api@{digest}",
+        "2026-03-02T10:01:00.0000000Z ##[group]Run ./scripts/deploy.sh",
+        "2026-03-02T10:01:00.0000000Z ##[endgroup]",
+        f"2026-03-02T10:01:05.0000000Z ::notice title=deploy::ghcr.io/acme/api@{digest} env=production"])
+    res = read_log(tmp_path, log)
+    # by hand: the build step's notice (3) is no deploy, nor is a sentence that quotes kubectl (4); the
+    # notice of the step that runs deploy.sh (7) is the one production deploy
+    assert [(e.kind, e.line_no, e.environment, e.digest) for e in res.events] == [("deploy", 7, "production", digest)]
+    assert [i.line_no for i in res.issues if "outside a deploy step" in i.reason] == [3]
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.log") if "gh-run-view" not in p.name))
 def test_the_same_log_in_every_layout_gives_the_same_events(tmp_path, name):
     """Raw per-job log, CRLF, `gh run view --log` columns: one set of events."""

@@ -569,6 +569,10 @@ class JobLogReader:
         self._emit("deploy", line.line_no, line.time, name, ref=ref, digest=digest, env=g.get("env"))
 
     def _on_deploy_notice(self, line, g):
+        _job_id, job_name = self.job_for(self._step.key[0])
+        if "deploy" not in f"{job_name or ''} {self._step.ctx.step_name or ''}".lower():
+            self._unparsed(line, "a deploy notice outside a deploy step or job: not counted as a deploy")
+            return
         self._deploy(line, g, "deploy-notice")
 
     def _on_kubectl_set_image(self, line, g):
