@@ -122,6 +122,59 @@ def cmd_collect_github(a) -> int:
     return 0
 
 
+def _instant(value: str | None):
+    from datetime import datetime, timezone
+
+    from ifc_scan.timeutil import day_start, parse_date, parse_ts
+    if not value:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return day_start(parse_date(value)) if len(value) == 10 else parse_ts(value)
+
+
+def cmd_gate(a) -> int:
+    """Exit 0: passed; 1: blocked (or, with --strict, an exception the policy forbids); 2: unusable input."""
+    from ifc_scan.gate import UnusableInput, judge, summary_lines
+    from ifc_scan.policy import load_policy
+    try:
+        r = judge(a.report, a.ignorefile, load_policy(a.policy), _instant(a.at))
+    except UnusableInput as exc:
+        _err(f"ifc-scan gate: {exc}")
+        return 2
+    print(json.dumps(r.as_dict(), indent=1) if a.json else "\n".join(summary_lines(r)))
+    return 0 if r.passed and not (a.strict and (r.exception_problems or r.refused_files)) else 1
+
+
+def cmd_exceptions_lint(a) -> int:
+    from ifc_scan.gate import UnusableInput, clean_cell, lint
+    from ifc_scan.policy import load_policy
+    try:
+        out = lint(a.files, load_policy(a.policy), _instant(a.at), a.report)
+    except UnusableInput as exc:
+        _err(f"ifc-scan exceptions lint: {exc}")
+        return 2
+    if a.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for p in out["problems"]:
+            level = "warning" if p["rule"] == "unknown_severity" else "error"
+            print(f"{p['file']}:{p['line'] or ''}: {level}: {clean_cell(p['id'])}: {clean_cell(p['message'])} [{p['rule']}]")
+        print(f"{out['entries']} entries, {out['violations']} violation(s) at {out['at']}")
+    return 1 if out["violations"] else 0
+
+
+def cmd_exceptions_prune(a) -> int:
+    from ifc_scan.gate import UnusableInput, clean_cell, prune
+    try:
+        removed = prune(a.file, _instant(a.at), a.output)
+    except UnusableInput as exc:
+        _err(f"ifc-scan exceptions prune: {exc}")
+        return 2
+    for r in removed:
+        print(f"removed {a.file}:{r['line']}: {clean_cell(r['id'])} (expired {r['expiry']})")
+    print(f"{len(removed)} expired entr{'y' if len(removed) == 1 else 'ies'} removed; written to {a.output or a.file}")
+    return 0
+
+
 def cmd_run(a) -> int:
     """The main job: demo landing zone (if absent) and every week materialised through Dagster."""
     from ifc_scan.run_all import run_all
@@ -179,6 +232,28 @@ def main(argv=None) -> int:
     gh.add_argument("--since", help="only runs created on or after YYYY-MM-DD (default: the cursor)")
     gh.add_argument("--artifact-pattern", default="trivy-results-*")
     gh.set_defaults(fn=cmd_collect_github)
+    gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
+    gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")
+    gt.add_argument("--ignorefile", action="append", default=[], help=".trivyignore, .trivyignore.yaml or OpenVEX (repeatable)")
+    gt.add_argument("--policy", default=s.policy)
+    gt.add_argument("--at", help="instant judged, RFC 3339 or YYYY-MM-DD (default: now)")
+    gt.add_argument("--json", action="store_true")
+    gt.add_argument("--strict", action="store_true", help="also block on exceptions the policy forbids")
+    gt.set_defaults(fn=cmd_gate)
+    ex = sub.add_parser("exceptions", help="exception files: lint against the policy, prune expired entries")
+    exsub = ex.add_subparsers(dest="action", required=True)
+    el = exsub.add_parser("lint", help="exit 1 on a violation; each problem as file:line")
+    el.add_argument("files", nargs="+")
+    el.add_argument("--report", help="a Trivy report giving the severities (for the CRITICAL limit)")
+    el.add_argument("--policy", default=s.policy)
+    el.add_argument("--at", help="instant judged (default: now)")
+    el.add_argument("--json", action="store_true")
+    el.set_defaults(fn=cmd_exceptions_lint)
+    ep = exsub.add_parser("prune", help="write the file without its expired entries (comments and order kept)")
+    ep.add_argument("file")
+    ep.add_argument("--at", help="instant judged (default: now)")
+    ep.add_argument("--output", help="write here instead of in place")
+    ep.set_defaults(fn=cmd_exceptions_prune)
     m = sub.add_parser("run", help="main job through Dagster: demo data if none, ingest, every week, reports")
     m.add_argument("--no-demo", action="store_true")
     m.add_argument("--verbose", action="store_true", help="Dagster's DEBUG log and warnings")

@@ -204,6 +204,7 @@ class JobLogReader:
         self._last_action_scan: dict = {}      # job -> index in self.events of its last trivy-action scan
         self._last_scan: int | None = None
         self._tables: dict = {}                # scan event index (or "pending": the action's) -> table totals
+        self._dropped: set[int] = set()        # indices of events merged into an earlier one
         self._no_needs: list | None = None     # patterns tried on every line (a team's rows without needs)
 
     # --- input ------------------------------------------------------------------------------------
@@ -219,11 +220,15 @@ class JobLogReader:
         key = (line.job, line.section)
         if self._step is None or self._step.key != key:
             self._finish_step()
-            self._step = _Step(key, self.step_for(line.job, line), line.step)
+            self._step = _Step(key, self.step_for(line.job, line), line.step,
+                               in_header=line.text.startswith("##[group]"))  # the echo GitHub opens a step with
         self._read(line)
 
     def close(self) -> None:
         self._finish_step()
+        if self._dropped:
+            self.events = [e for i, e in enumerate(self.events) if i not in self._dropped]
+            self._dropped = set()
         if self.internal_event_lines:
             self.issues.append(LogIssue(self.run_id, self.log_file, None,
                                         f"{self.internal_event_lines} build/push lines of the runner's own set-up or "
@@ -263,12 +268,13 @@ class JobLogReader:
         """Record an event with its reference as the log wrote it; the step's end resolves it (a step's
         env: echo, which names the values of its $VARs, follows the script lines that use them)."""
         step = step or self._step
+        ref = ref.strip("'\"") if ref else ref
         ctx = step.ctx
         job_id, job_name = self.job_for(step.key[0])
         masked = False
-        if digest and (MASK in digest or not _DIGEST.match(digest)):
+        if digest and "$" not in digest and (MASK in digest or not _DIGEST.match(digest)):
             masked = MASK in digest
-            digest = None
+            digest = None                  # a $VAR digest is resolved with the step's env at its end
         if kind == "deploy" and not env:
             env = environment_of(job_name, ctx.step_name)
         scope = scope or {}
@@ -286,6 +292,13 @@ class JobLogReader:
         e = self.events[idx]
         ref, masked, unresolved = self._resolve(e.image_ref)
         masked = masked or e.masked
+        digest = e.digest
+        if digest and "$" in digest:
+            digest, digest_masked, digest_unresolved = self._resolve(digest)
+            masked = masked or digest_masked
+            unresolved = ", ".join(u for u in (unresolved, digest_unresolved) if u) or None
+            if not _DIGEST.match(digest or ""):
+                digest = None
         details = [e.detail] if e.detail else []
         for said, note in ((masked, "reference masked by GitHub (***): not matched to a lineage"),
                            (unresolved, f"unresolved variable {unresolved}: not matched to a lineage")):
@@ -294,7 +307,7 @@ class JobLogReader:
         lineage = None
         if ref and not masked and not unresolved and looks_like_image_ref(ref):
             lineage = lineage_of(ref)
-        self.events[idx] = e._replace(image_ref=(ref or "")[:500] or None, lineage=lineage, masked=masked,
+        self.events[idx] = e._replace(image_ref=(ref or "")[:500] or None, lineage=lineage, digest=digest, masked=masked,
                                       detail="; ".join(details)[:1000] or None)
 
     def _step_events(self, kind: str):
@@ -307,6 +320,8 @@ class JobLogReader:
     # --- one line of a step -----------------------------------------------------------------------
     def _read(self, line: LogLine) -> None:
         st, text = self._step, line.text
+        if text.startswith("##[group]Run "):     # (again, in the 2021 format, inside its ##[section])
+            st.in_header, st.block = True, None
         if st.in_header:
             if self._read_header(line):
                 return
@@ -332,7 +347,8 @@ class JobLogReader:
             else:
                 self._on_team_pattern(line, kind, name, g)
             break  # one pattern per line
-        for kind, words in self.patterns["suspects"].items() if found else ():
+        # a step's script echo is the command, not its output: what it did is logged below it
+        for kind, words in self.patterns["suspects"].items() if found and not st.in_header else ():
             if kind not in matched_kinds and any(w in text for w in words):
                 self._unparsed(line, f"looks like a {kind} event but matches no pattern")
                 break
@@ -673,12 +689,33 @@ class JobLogReader:
                            status=status, detail="; ".join(detail + extra) or None, step=st)
         for i in st.events:
             self._settle(i)
+        self._merge_repeated(st)
+        for i in st.events:
             e = self.events[i]
             if st.deploy_failed and e.kind == "deploy":
                 self.events[i] = e._replace(status="failed", detail="; ".join(
                     x for x in (e.detail, "the rollout did not finish") if x))
         self._resolve_deploy_digests(st)
         self._step = None
+
+    def _merge_repeated(self, st: _Step) -> None:
+        """A deploy step often names its image several times (the script echo, the command, a notice):
+        once its variables are resolved, one (reference, digest) is one deploy, at its first line, with
+        the environment any of them named."""
+        first: dict = {}
+        for i in list(st.events):
+            e = self.events[i]
+            if e.kind not in ("deploy", "verify"):
+                continue
+            key = (e.kind, e.image_ref, e.digest)
+            if key not in first:
+                first[key] = i
+                continue
+            keep = self.events[first[key]]
+            if e.environment and e.environment != keep.environment and e.pattern == "deploy-notice":
+                self.events[first[key]] = keep._replace(environment=e.environment)
+            st.events.remove(i)
+            self._dropped.add(i)
 
     def _resolve_deploy_digests(self, st: _Step) -> None:
         """A deploy by tag takes the digest this run pushed under the same reference (said in detail)."""

@@ -258,23 +258,33 @@ def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
         open_by_id[f.vuln_id].append(f)
     out = []
     for e in ctx.exc.listed_at(T):
-        active = e.valid and (e.expiry is None or e.expiry > T)
-        critical = active and e.vuln_id is not None and any(
+        critical = e.vuln_id is not None and any(
             ctx.exc.scope_applies(e.scope, lin) for lin in critical_ids.get(e.vuln_id, ()))
-        first = earliest_listing.get((e.scope, e.vuln_id))
-        over_limit = critical and (e.expiry is None or (first is not None and
-                                   (e.expiry - first) > timedelta(days=policy["max_exception_days_critical"])))
         matched = any(ctx.exc.scope_applies(e.scope, f.lineage) and
                       ctx.exc.entry_matches(e, f.vuln_id, f.pkg_path, f.target, f.purl) for f in open_by_id.get(e.vuln_id, ()))
         out.append({
             "scope": e.scope, "snapshot_date": e.snapshot_date.date().isoformat(), "file": e.file, "line": e.line_no,
             "id": e.vuln_id, "expiry": iso_z(e.expiry), "declared_expiry": iso_z(e.declared_expiry), "reason": e.reason,
-            "valid": e.valid, "invalid_reason": e.invalid_reason, "active": active,
+            "valid": e.valid, "invalid_reason": e.invalid_reason,
+            **exception_flags(e, T, policy, critical, earliest_listing.get((e.scope, e.vuln_id)), matched),
+            "sha256": e.sha256})
+    return out
+
+
+def exception_flags(e, T: datetime, policy: dict, critical: bool, first_listed: datetime | None,
+                    matched: bool) -> dict:
+    """The policy's rules for one exception entry at T (one definition: the weekly KPIs and
+    `ifc-scan gate` / `exceptions lint`). `critical`: the entry's vulnerability is CRITICAL where it
+    applies; `first_listed`: when the entry first appeared (the 90-day limit runs from then)."""
+    active = e.valid and (e.expiry is None or e.expiry > T)
+    soon = T + timedelta(days=policy["expiring_soon_days"])
+    over_limit = active and critical and (e.expiry is None or (
+        first_listed is not None and (e.expiry - first_listed) > timedelta(days=policy["max_exception_days_critical"])))
+    return {"active": active,
             "expiring_14d": active and e.expiry is not None and T < e.expiry <= soon,
             "expired_listed": e.valid and e.expiry is not None and e.expiry <= T,
             "no_expiry": active and e.expiry is None, "no_reason": active and not e.reason,
-            "critical_over_90d": bool(over_limit), "unmatched": active and not matched, "sha256": e.sha256})
-    return out
+            "critical_over_90d": bool(over_limit), "unmatched": active and not matched}
 
 
 def exceptions(ctx: WeekContext, entries: list[dict] | None = None) -> dict:

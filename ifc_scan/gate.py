@@ -1,0 +1,307 @@
+"""The policy where it is enforced: the CI gate and exception-file hygiene.
+
+`judge` decides whether one Trivy report blocks a build, with the code the weekly KPIs use: the
+same exception matching (ifc_scan/lifecycle/exception_match.py, Trivy's semantics: an entry is in
+force while its expiry is after the instant), the same entry rules (kpis/weekly.py
+`exception_flags`), the same severities. `lint` and `prune` apply those entry rules to exception
+files at a developer's desk or in CI.
+
+Where the weekly stage knows history that a lone file cannot show, the file's reading is the
+conservative one: the 90-day limit for CRITICAL runs from the instant judged (a file has no record
+of when an entry was first listed; the weekly report uses the first snapshot that listed it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from ifc_scan.ingest.exceptions import Entry, FileRejected, parse_exception_file
+from ifc_scan.ingest.model import SEVERITIES, Rejected
+from ifc_scan.ingest.runner import TABLE_COLUMNS
+from ifc_scan.ingest.scan_files import read_scan_file
+from ifc_scan.kpis.weekly import exception_flags
+from ifc_scan.lifecycle.exception_match import ExceptionIndex
+from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
+from ifc_scan.timeutil import iso_z
+
+GATE_SCOPE = "_global"                      # the files given apply to the report judged
+IN_FORCE_SINCE = datetime(1970, 1, 1)       # the files given are the current ones
+VULN_COLUMNS = TABLE_COLUMNS["scan_vulnerabilities"][1:]      # a ParsedScan row, without scan_id
+
+
+class UnusableInput(Exception):
+    """The report or an exception file cannot be judged at all (exit 2)."""
+
+
+def blocking_severities(policy: dict) -> tuple[str, ...]:
+    """The policy's blocking severity and every severity above it (CRITICAL > HIGH > MEDIUM > LOW)."""
+    ranked = SEVERITIES[:-1]                 # UNKNOWN never blocks: it has no rank
+    level = str(policy.get("blocking_severity") or "CRITICAL").upper()
+    if level not in ranked:
+        raise UnusableInput(f"policy blocking_severity {level!r} is not one of {', '.join(ranked)}")
+    return ranked[:ranked.index(level) + 1]
+
+
+@dataclass
+class LoadedExceptions:
+    entries: list[ExceptionEntry] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)    # (file, why Trivy refuses it whole)
+
+    def index(self) -> ExceptionIndex:
+        obs = Observations(scans=[], deploys=[], builds=[], pushes=[], aliases={}, exceptions=self.entries,
+                           snapshots={GATE_SCOPE: [IN_FORCE_SINCE]} if self.entries else {}, deployable={},
+                           scope_lineage={}, retired={})
+        return ExceptionIndex(obs)
+
+
+def load_exception_files(paths: list[str | Path]) -> LoadedExceptions:
+    out = LoadedExceptions()
+    for p in paths:
+        path = Path(p)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UnusableInput(f"{path}: cannot be read ({exc})") from None
+        try:
+            _fmt, entries = parse_exception_file(path.name, text)
+        except FileRejected as exc:
+            out.refused.append((str(path), str(exc)))
+            entries = exc.entries
+        out.entries += [as_exception_entry(e, str(path)) for e in entries]
+    return out
+
+
+def as_exception_entry(e: Entry, file: str) -> ExceptionEntry:
+    return ExceptionEntry(GATE_SCOPE, IN_FORCE_SINCE, file, e.line_no, e.section, e.vuln_id, e.expiry,
+                          e.declared_expiry, e.reason, e.paths, e.purls, e.valid, e.invalid_reason, None)
+
+
+def where(e: ExceptionEntry) -> str:
+    return f"{e.file}:{e.line_no}" if e.line_no else e.file
+
+
+@dataclass
+class GateFinding:
+    vulnerability_id: str
+    severity: str
+    pkg_name: str | None
+    installed_version: str | None
+    fixed_version: str | None
+    target: str | None
+    pkg_path: str | None
+    excepted_by: list[str] = field(default_factory=list)   # file:line of the entries in force that match
+
+
+@dataclass
+class GateResult:
+    report: str
+    artifact: str | None
+    at: str
+    blocking_severities: list[str]
+    blocking: list[GateFinding]            # blocking severity, not suppressed, no exception in force
+    excepted: list[GateFinding]            # blocking severity, covered by an exception in force
+    suppressed_in_report: int              # rows Trivy itself marked suppressed
+    exception_problems: list[dict]         # entries the policy forbids (expired, over the CRITICAL limit, ...)
+    refused_files: list[dict]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def read_report(path: str | Path):
+    path = Path(path)
+    try:
+        scans = read_scan_file(path, path.stat().st_size)
+    except (OSError, Rejected) as exc:
+        raise UnusableInput(f"{path}: {exc}") from None
+    if not scans:
+        raise UnusableInput(f"{path}: no scan in the file")
+    return scans
+
+
+def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: datetime) -> GateResult:
+    scans = read_report(report)
+    loaded = load_exception_files(ignorefiles)
+    exc = loaded.index()
+    blocking_set = blocking_severities(policy)
+    blocking, excepted, suppressed = [], [], 0
+    critical_ids = set()
+    for scan in scans:
+        lineage = scan.lineage or scan.artifact_name or "unknown"
+        seen = set()
+        for row in scan.vulnerabilities:
+            v = dict(zip(VULN_COLUMNS, row))
+            if v["severity"] == "CRITICAL":
+                critical_ids.add(v["vulnerability_id"])
+            if v["suppressed"]:
+                suppressed += 1
+                continue
+            if v["severity"] not in blocking_set:
+                continue
+            key = (lineage, v["vulnerability_id"], v["pkg_name"], v["pkg_path"], v["target"])
+            if key in seen:
+                continue
+            seen.add(key)
+            matches = exc.matching(lineage, at, v["vulnerability_id"], v["pkg_path"], v["target"], v["purl"])
+            f = GateFinding(v["vulnerability_id"], v["severity"], v["pkg_name"], v["installed_version"],
+                            v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches])
+            (excepted if matches else blocking).append(f)
+    problems = [p for p in lint_entries(loaded.entries, policy, at, critical_ids) if p["rule"] != "unknown_severity"]
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    blocking.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
+    excepted.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
+    return GateResult(str(report), scans[0].artifact_name, iso_z(at), list(blocking_set), blocking, excepted,
+                      suppressed, problems, [{"file": f, "reason": r} for f, r in loaded.refused])
+
+
+# --- exception hygiene ------------------------------------------------------------------------------
+
+RULE_TEXT = {
+    "invalid": "Trivy would not apply this entry: {detail}",
+    "no_expiry": "no expiry date (the policy requires one)",
+    "no_reason": "no reason (the policy requires one)",
+    "expired_listed": "expired on {expiry} and still listed (the policy removes expired exceptions)",
+    "critical_over_90d": "CRITICAL exception for more than {days} days (until {expiry})",
+    "unknown_severity": "expires more than {days} days ahead ({expiry}): over the limit if {id} is CRITICAL "
+                        "(severity unknown: give --report)",
+    "duplicate": "duplicate of the entry at line {detail}",
+}
+
+
+def _problem(e: ExceptionEntry, rule: str, **kw) -> dict:
+    text = RULE_TEXT[rule].format(id=e.vuln_id, expiry=iso_z(e.expiry) or "never", **kw)
+    return {"file": e.file, "line": e.line_no, "id": e.vuln_id, "rule": rule, "message": text}
+
+
+def lint_entries(entries: list[ExceptionEntry], policy: dict, at: datetime, critical_ids: set | None) -> list[dict]:
+    """The policy's rules for each entry (exception_flags), plus what only a file can show: entries
+    Trivy would drop, duplicates. critical_ids=None: severities unknown (no report given)."""
+    days = policy["max_exception_days_critical"]
+    out, first_seen = [], {}
+    for e in entries:
+        if not e.valid:
+            out.append(_problem(e, "invalid", detail=e.invalid_reason))
+            continue
+        key = (e.file, e.section, e.vuln_id, tuple(sorted(e.paths)), tuple(sorted(e.purls)))
+        if key in first_seen:
+            out.append(_problem(e, "duplicate", detail=first_seen[key]))
+        first_seen.setdefault(key, e.line_no)
+        critical = critical_ids is not None and e.vuln_id in critical_ids
+        flags = exception_flags(e, at, policy, critical, at, matched=True)
+        for rule in ("expired_listed", "no_expiry", "no_reason", "critical_over_90d"):
+            if flags[rule]:
+                out.append(_problem(e, rule, days=days))
+        if critical_ids is None:
+            long = exception_flags(e, at, policy, True, at, matched=True)["critical_over_90d"] and e.expiry is not None
+            if long:
+                out.append(_problem(e, "unknown_severity", days=days))
+    return out
+
+
+def lint(paths: list[str | Path], policy: dict, at: datetime, report: str | Path | None = None) -> dict:
+    loaded = load_exception_files(paths)
+    critical_ids = None
+    if report is not None:
+        critical_ids = {dict(zip(VULN_COLUMNS, r))["vulnerability_id"] for s in read_report(report)
+                        for r in s.vulnerabilities if dict(zip(VULN_COLUMNS, r))["severity"] == "CRITICAL"}
+    problems = lint_entries(loaded.entries, policy, at, critical_ids)
+    for f, why in loaded.refused:
+        problems.insert(0, {"file": f, "line": None, "id": None, "rule": "refused", "message": f"Trivy refuses the file: {why}"})
+    violations = [p for p in problems if p["rule"] != "unknown_severity"]
+    return {"at": iso_z(at), "files": [str(p) for p in paths], "entries": len(loaded.entries),
+            "problems": problems, "violations": len(violations)}
+
+
+# --- prune -----------------------------------------------------------------------------------------
+
+def _attached_comment_start(lines: list[str], first: int) -> int:
+    """0-based index of the first line of the comment block directly above line `first` (no blank line)."""
+    i = first
+    while i > 0 and lines[i - 1].strip().startswith("#"):
+        i -= 1
+    return i
+
+
+def _yaml_item_spans(text: str) -> dict[int, tuple[int, int]]:
+    """1-based line of each list item -> (first, last) 0-based line span of the item."""
+    spans = {}
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        return spans
+    for _k, seq in root.value:
+        if not isinstance(seq, yaml.SequenceNode):
+            continue
+        for item in seq.value:
+            spans[item.start_mark.line + 1] = (item.start_mark.line, _last_line(item))
+    return spans
+
+
+def _last_line(node) -> int:
+    """0-based last line holding the node's own text (a collection's end mark already sits on the next item)."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.end_mark.line if node.end_mark.column > 0 else node.end_mark.line - 1
+    children = node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]
+    return max([node.start_mark.line] + [_last_line(c) for c in children])
+
+
+def prune(path: str | Path, at: datetime, output: str | Path | None = None) -> list[dict]:
+    """Write the file without its expired entries, keeping every other line (comments, order, blank
+    lines). An entry's own comment block (the lines directly above it) goes with it. Returns the
+    entries removed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        fmt, entries = parse_exception_file(path.name, text)
+    except FileRejected as exc:
+        raise UnusableInput(f"{path}: Trivy refuses the file ({exc}); fix it before pruning") from None
+    if fmt == "openvex":
+        raise UnusableInput(f"{path}: OpenVEX statements carry no expiry: nothing to prune")
+    lines = text.splitlines(keepends=True)
+    expired = [e for e in entries if e.valid and e.expiry is not None and e.expiry <= at and e.line_no]
+    spans = _yaml_item_spans(text) if fmt == "trivyignore-yaml" else {}
+    drop: set[int] = set()
+    for e in expired:
+        first, last = spans.get(e.line_no, (e.line_no - 1, e.line_no - 1))
+        drop.update(range(_attached_comment_start(lines, first), last + 1))
+    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
+    if fmt == "trivyignore-yaml":
+        try:
+            yaml.safe_load(kept)
+        except yaml.YAMLError as exc:   # never write a file Trivy would refuse
+            raise UnusableInput(f"{path}: pruning would leave invalid YAML ({str(exc).splitlines()[0]})") from None
+    Path(output or path).write_text(kept, encoding="utf-8")
+    return [{"line": e.line_no, "id": e.vuln_id, "expiry": iso_z(e.expiry)} for e in expired]
+
+
+def summary_lines(r: GateResult) -> list[str]:
+    head = "PASSED" if r.passed else "BLOCKED"
+    out = [f"{head}: {r.report} ({r.artifact or 'unknown artifact'}) at {r.at}, blocking severities "
+           f"{', '.join(r.blocking_severities)}: {len(r.blocking)} blocking, {len(r.excepted)} covered by an "
+           f"exception, {r.suppressed_in_report} suppressed in the report"]
+    for f in r.blocking:
+        fix = f"fixed in {f.fixed_version}" if f.fixed_version else "no fix released"
+        out.append(clean_cell(f"  {f.severity:8} {f.vulnerability_id:20} {f.pkg_name or '?'} "
+                              f"{f.installed_version or '?'} ({fix}){' in ' + f.target if f.target else ''}"))
+    for f in r.excepted:
+        out.append(clean_cell(f"  excepted {f.vulnerability_id} {f.pkg_name or '?'} by {', '.join(f.excepted_by)}"))
+    for p in r.exception_problems:
+        out.append(clean_cell(f"  policy: {p['file']}:{p['line']}: {p['id']}: {p['message']}"))
+    for f in r.refused_files:
+        out.append(clean_cell(f"  refused: {f['file']}: {f['reason']}"))
+    return out
+
+
+def clean_cell(text: str | None) -> str:
+    """Untrusted report text on one terminal line."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text or "")
