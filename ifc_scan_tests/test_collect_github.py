@@ -55,6 +55,7 @@ class Fake:
         self.run4_done = False
         self.rate_limited = self.failed_502 = False
         self.jobs_body = None      # when set, every jobs request is answered with this (a real recording)
+        self.broken_logs = set()   # run ids whose log archive is served as garbage
 
     def runs(self):
         return [run_obj(1, 1), run_obj(2, 2), run_obj(3, 3), run_obj(4, 4, "completed" if self.run4_done else "in_progress"),
@@ -86,6 +87,8 @@ def make_handler(fake: Fake, api_port_ref: dict):
                     fake.auth_to_blob.append(self.path)
                 name = u.path.rsplit("/", 1)[1]
                 rid = int(name.split("-")[1].split(".")[0])
+                if name.startswith("logs-") and rid in fake.broken_logs:
+                    return self.send(200, b"<html>an error page, not a zip</html>", "application/zip")
                 if name.startswith("logs-"):
                     return self.send(200, zip_of({"build/1_Build.txt":
                         f"2026-03-0{rid}T10:01:00.0000000Z #9 writing image {CFG} done"}), "application/zip")
@@ -243,3 +246,67 @@ def test_cli_collect_github(server, tmp_path, monkeypatch, capsys):
     assert rc == 0 and json.loads(out.out)["requests"] == 1 and TOKEN not in out.out + out.err
     assert main(["collect", "github", "--repo", "not a repo", "--landing", str(tmp_path / "l"),
                  "--state", str(tmp_path / "s.json"), "--base-url", base]) == 1
+
+
+def patched_zip(members: dict, method_of: dict | None = None, encrypted: set = frozenset()) -> bytes:
+    """A zip whose members claim a compression method (9 = Deflate64) or the encrypted flag."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    data = bytearray(buf.getvalue())
+    for name in set(method_of or {}) | set(encrypted):
+        raw = name.encode()
+        for sig, flag_at, method_at, name_at in ((b"PK\x03\x04", 6, 8, 30), (b"PK\x01\x02", 8, 10, 46)):
+            i = data.find(sig)
+            while i >= 0:
+                if data[i + name_at:i + name_at + len(raw)] == raw:
+                    if name in (method_of or {}):
+                        data[i + method_at:i + method_at + 2] = method_of[name].to_bytes(2, "little")
+                    if name in encrypted:
+                        data[i + flag_at] |= 0x01
+                i = data.find(sig, i + 1)
+    return bytes(data)
+
+
+def test_artifact_members_that_cannot_be_read_are_refused_one_by_one(tmp_path):
+    from ifc_scan.collect.github import safe_extract_json
+    body = patched_zip({"a.json": "{}", "b.json": "{}", "c.json": "{}"}, method_of={"b.json": 9}, encrypted={"c.json"})
+    written, refused = safe_extract_json(body, tmp_path / "out")
+    # by hand: a.json is stored plainly; b.json claims Deflate64, c.json is encrypted: both refused, named
+    assert written == ["a.json"]
+    assert [r.split(" ")[0] for r in refused] == ["b.json", "c.json"]
+    assert "NotImplementedError" in refused[0] and "RuntimeError" in refused[1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.json"]
+
+
+def test_a_run_that_cannot_be_collected_does_not_stop_the_others(server, tmp_path, monkeypatch):
+    fake, base = server
+    fake.broken_logs = {2}
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    land, state = tmp_path / "landing", tmp_path / "state" / "github.json"
+    s = collect(REPO, land, state, base_url=base, sleep=lambda s: None, log=lambda m: None)
+    # by hand: run 2's log archive is garbage: run 2 is not collected (no folder, no half folder), the
+    # other four complete runs are, the cursor is saved and lists run 2 again next time
+    runs = land / "ci" / "github-actions"
+    assert sorted(p.name for p in runs.iterdir()) == ["1", "3", "4", "5"]
+    assert [f.split(":")[0] for f in s.failed] == ["run 2"] and "not a valid zip" in s.failed[0]
+    saved = json.loads(state.read_text())
+    assert 2 not in saved["completed"] and 2 in saved["in_progress"] and saved["since"] == "2026-03-02"
+    fake.broken_logs = set()
+    collect(REPO, land, state, base_url=base, sleep=lambda s: None, log=lambda m: None)
+    assert (runs / "2" / "logs.zip").is_file()
+
+
+def test_a_log_member_that_cannot_be_read_costs_only_that_log(tmp_path):
+    from ifc_scan.ingest.github_actions import read_run_folder
+    d = tmp_path / "7"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps(run_obj(7, 7)))
+    (d / "logs.zip").write_bytes(patched_zip({
+        "0_build.txt": f"2026-03-07T10:01:00.0000000Z #9 writing image {CFG} done\n"
+                       "2026-03-07T10:01:00.0000000Z #9 naming to ghcr.io/acme/app:7 done",
+        "1_deploy.txt": "2026-03-07T10:09:00.0000000Z anything"}, encrypted={"1_deploy.txt"}))
+    res = read_run_folder(d)
+    assert [(e.kind, e.image_ref) for e in res.events] == [("build", "ghcr.io/acme/app:7")]
+    assert [(f, "RuntimeError" in r) for f, r in res.errors] == [("logs.zip", True)]

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Summary:
     skipped_complete: int = 0
     in_progress: int = 0
     expired: list = field(default_factory=list)
+    failed: list = field(default_factory=list)      # "run <id>: reason": not collected, tried again next time
     retries: int = 0
     waited_seconds: float = 0.0
 
@@ -170,11 +172,8 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
     written, refused = [], []
     try:
         zf = zipfile.ZipFile(io.BytesIO(zip_bytes))
-        bad = zf.testzip()
     except zipfile.BadZipFile as exc:
         raise CollectError(f"artifact is not a valid zip archive: {exc}") from None
-    if bad:
-        raise CollectError(f"artifact zip is corrupt (member {bad!r} fails its CRC)")
     for info in zf.infolist():
         name = info.filename.replace("\\", "/")
         parts = name.split("/")
@@ -190,10 +189,20 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
             refused.append(name)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with zf.open(info) as src, open(target, "wb") as out:
-            shutil.copyfileobj(src, out)
+        try:    # the CRC is checked as the member is read to its end
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except ZIP_MEMBER_ERRORS as exc:   # encrypted, Deflate64 or another method, corrupt
+            target.unlink(missing_ok=True)
+            refused.append(f"{name} (not extracted: {type(exc).__name__}: {str(exc)[:120]})")
+            continue
         written.append(name)
     return written, refused
+
+
+# what reading one zip member can raise: RuntimeError (encrypted), NotImplementedError (Deflate64 and
+# other methods), BadZipFile (CRC), zlib.error and EOFError (truncated data)
+ZIP_MEMBER_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, ValueError)
 
 
 def load_state(path: Path) -> dict:
@@ -236,7 +245,15 @@ def collect(repo: str, landing: str | Path, state_path: str | Path, *, base_url:
                 summary.skipped_complete += 1
                 continue
             done = run.get("status") == "completed"
-            _collect_run(client, repo, run, runs_root, artifact_pattern, summary)
+            try:
+                _collect_run(client, repo, run, runs_root, artifact_pattern, summary)
+            except CollectError as exc:     # this run only: the others are collected, the cursor saved
+                summary.failed.append(f"run {rid}: {exc}")
+                if log:
+                    log(f"collect: run {rid} not collected: {exc}")
+                still_running.add(rid)      # listed again next time, like a run in progress
+                running_days.append(str(run.get("created_at", ""))[:10])
+                continue
             if done:
                 completed.add(rid)
                 summary.collected += 1
@@ -269,9 +286,13 @@ def _collect_run(client: GitHubClient, repo: str, run: dict, runs_root: Path, pa
                 summary.expired.append(f"{rid}/logs")
             else:
                 try:
-                    zipfile.ZipFile(io.BytesIO(body)).testzip()
+                    bad = zipfile.ZipFile(io.BytesIO(body)).testzip()
                 except zipfile.BadZipFile as exc:
                     raise CollectError(f"run {rid}: log archive is not a valid zip: {exc}") from None
+                except ZIP_MEMBER_ERRORS as exc:   # kept: the ingest reads each member alone and says which failed
+                    bad = f"{type(exc).__name__}: {str(exc)[:120]}"
+                if bad:
+                    notes.setdefault("log_archive_problems", []).append(str(bad))
                 (tmp / "logs.zip").write_bytes(body)
             for art in client.pages(f"/repos/{repo}/actions/runs/{rid}/artifacts?per_page=100", "artifacts"):
                 name = str(art.get("name", ""))

@@ -30,6 +30,11 @@ _STEP_HEADER = re.compile(r"^##\[group\]Run (.+)$")
 _SECTION_START = re.compile(r"^##\[section\]Starting: (.+)$")      # the 2019-2021 runner's step marker
 _INTERNAL_GROUP = re.compile(r"^##\[group\]Build container for action use: ")
 _POST = "Post job cleanup."
+# how the runner's own part of a job log begins; a log that begins otherwise (a fragment, a step's
+# output saved alone) has no set-up part, and its first lines belong to a step
+_RUNNER_START = re.compile(r"^(?:Current runner version|Requested labels|Job defined at|Waiting for a runner|"
+                           r"Found online and idle|Job is (?:about to start|waiting)|Runner name|"
+                           r"##\[section\]Starting: |##\[group\](?:Operating System|Runner Image|Virtual Environment))")
 
 
 class LogLine(NamedTuple):
@@ -98,8 +103,15 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
                 text = raw.lstrip("\ufeff")      # continuation of a multi-line value: keeps the previous time
         text = strip_colour(text)
         if job not in state:
-            state[job] = ({"section": 1, "role": _role_of_step_name(step_name), "step": step_name} if step_name
-                          else {"section": 0, "role": "setup", "step": "Set up job"})
+            if not text.strip():
+                yield LogLine(line_no, last_t, text, job, None, 0, "setup")
+                continue
+            if step_name:
+                state[job] = {"section": 1, "role": _role_of_step_name(step_name), "step": step_name}
+            elif step_col is not None or _RUNNER_START.match(text):
+                state[job] = {"section": 0, "role": "setup", "step": "Set up job"}
+            else:
+                state[job] = {"section": 0, "role": "step", "step": None}
             state[job].update(group_role=None, gh_step=None)
         st = state[job]
         if step_col is not None:

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -26,7 +27,8 @@ from ifc_scan.timeutil import BadTimestamp, parse_ts
 
 # Bump when the log reader reads differently: the next ingest reads every run folder again.
 CI_READER_VERSION = "2"
-MAX_LINE = 64 * 1024          # longer lines (progress bars, a 1 GB single line) are cut, not held
+MAX_LINE = 64 * 1024
+LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError)          # longer lines (progress bars, a 1 GB single line) are cut, not held
 MAX_ZIP_MEMBER = 512 * 1024 * 1024
 
 
@@ -232,7 +234,11 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None) -> RunResult:
     run_vars = run_variables(run)
     unparsed = 0
     for log in collect_logs(run_dir, result):
-        unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result)
+        try:
+            unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result)
+        except LOG_READ_ERRORS as exc:    # this log only (an encrypted or Deflate64 member, a truncated one)
+            result.errors.append((log.name.split("!", 1)[0],
+                                  f"{log.name}: not read ({type(exc).__name__}: {str(exc)[:200]}); the run's other logs are"))
     result.run = (run_id, to_int(run.get("run_attempt")), str(run.get("name") or "")[:300], run.get("path"),
                   run.get("event"), run.get("head_branch"), run.get("head_sha"), run.get("status"), run.get("conclusion"),
                   ts(run.get("created_at")), ts(run.get("run_started_at")), ts(run.get("updated_at")),
