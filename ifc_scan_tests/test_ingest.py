@@ -215,6 +215,24 @@ def test_broken_large_report_is_rejected_by_the_streaming_reader():
         read_trivy_json_stream(io.BytesIO(b'{"SchemaVersion": 2, "Results": [{"Target": "x", "Vulnerabilities": [{"Vul'))
 
 
+def test_deep_nesting_in_an_unused_key_is_rejected_by_the_streaming_reader_at_once():
+    """ijson's prefix grows with the depth, so a deeply nested unused key once cost O(depth^2)
+    (23 GB for a 34 MB file): the stream is refused at 65 levels, after reading only that far."""
+    import io
+    import time
+
+    from ifc_scan.ingest.trivy_json_stream import MAX_NESTING, read_trivy_json_stream
+    depth = 2_000_000
+    doc = b'{"SchemaVersion": 2, "Junk": ' + b"[" * depth + b"]" * depth + b', "Results": []}'
+    started = time.perf_counter()
+    with pytest.raises(Rejected, match=f"nested more than {MAX_NESTING} levels"):
+        read_trivy_json_stream(io.BytesIO(doc))
+    assert time.perf_counter() - started < 5       # generous on a loaded machine: it reads ~65 levels, not 2 M
+    # 63 levels of an unused key are a report like any other
+    ok = b'{"SchemaVersion": 2, "Junk": ' + b"[" * 62 + b"]" * 62 + b', "Results": []}'
+    assert read_trivy_json_stream(io.BytesIO(ok))[0].schema_version == 2
+
+
 def trivy_plain_rules(text: str):
     """An independent rendering of Trivy's pkg/result/ignore.go for plain files (NOTES.md §2):
     trim; skip empty and '#' lines; ID = first field; any field starting 'exp:' must parse as
@@ -330,3 +348,34 @@ def test_a_run_that_cannot_be_stored_is_rejected_alone(tmp_path):
     con.close()
     again = ingest(land, tmp_path / "w.duckdb", progress=lambda m: None)     # no poison pill
     assert again.new_files == 0 and s.ingested >= 3
+
+
+def test_a_file_that_could_not_be_read_is_read_again_on_the_next_ingest(tmp_path, monkeypatch):
+    """A read failure is the machine's (moved, unmounted, I/O error), not the file's: unlike a rejection,
+    it is retried, and once read the file counts once, with no error left behind."""
+    import ifc_scan.ingest.runner as runner
+    land = tmp_path / "landing"
+    rep = land / "trivy" / "registry" / "api.json"
+    rep.parent.mkdir(parents=True)
+    rep.write_text(json.dumps({"SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/api:1", "ArtifactType": "container_image",
+                               "CreatedAt": "2026-03-02T10:00:00Z", "Metadata": {"ImageID": "sha256:" + "a" * 64},
+                               "Results": []}))
+    real = runner.read_scan_file
+
+    def failing(path, size):
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr(runner, "read_scan_file", failing)
+    wh = tmp_path / "w.duckdb"
+    first = ingest(land, wh, progress=lambda m: None)
+    assert first.rejected == 1 and "read again on the next ingest" in first.rejections[0][1]
+    monkeypatch.setattr(runner, "read_scan_file", real)
+    second = ingest(land, wh, progress=lambda m: None)
+    assert (second.new_files, second.ingested, second.rejected) == (1, 1, 0)
+    con = duckdb.connect(str(wh), read_only=True)
+    assert con.execute("SELECT status FROM source_files WHERE path = 'trivy/registry/api.json'").fetchall() == [("ingested",)]
+    assert con.execute("SELECT count(*) FROM ingest_errors").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM scans").fetchone()[0] == 1
+    con.close()
+    # nothing changed since: the third ingest reads nothing
+    assert ingest(land, wh, progress=lambda m: None).new_files == 0

@@ -37,6 +37,8 @@ DEFAULT_MAX_FILE_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_FILE_MB", "512")
 BATCH_BYTES = int(float(os.environ.get("IFC_SCAN_BATCH_MB", "96")) * 1024 * 1024)
 FUTURE_SLACK_DAYS = 2                  # a CreatedAt more than this after ingest time is impossible
 
+UNREADABLE = "unreadable"     # source_files status of a read that failed for the machine's reasons: retried
+
 TABLE_COLUMNS = {
     "scans": ["scan_id", "source_sha256", "source_path", "report_index", "format", "schema_version", "trivy_version",
               "artifact_name", "artifact_type", "lineage", "image_id", "repo_digests", "repo_tags", "created_at",
@@ -280,10 +282,11 @@ class Batch:
         reason = f"could not be stored ({type(exc).__name__}): {str(exc).splitlines()[0][:300]}"
         rej = _Group(g.label)
         for f, status, own_reason in g.files:
-            why = own_reason if status == "rejected" else reason     # a file rejected earlier keeps its reason
-            rej.rows["source_files"].append((f.rel, f.sha256, f.size, f.mtime, f.kind, "rejected", why))
+            kept = status in ("rejected", UNREADABLE)      # a file rejected earlier keeps its reason
+            why = own_reason if kept else reason
+            rej.rows["source_files"].append((f.rel, f.sha256, f.size, f.mtime, f.kind, status if kept else "rejected", why))
             rej.rows["ingest_errors"].append((f.rel, f.sha256, f.kind, why))
-            if status != "rejected":
+            if not kept:
                 summary.rejected += 1
                 summary.ingested -= status == "ingested"
                 summary.rejections.append((f.rel, why))
@@ -313,17 +316,29 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
     summary.files_seen = len(files)
     with connect(warehouse) as con:
         stored = con.execute("SELECT path, sha256, size, mtime, status FROM source_files").fetchall()
-        known = {(p, sha) for p, sha, _, _, _ in stored}
-        # a rejected file is hashed again: its rejection may have been a passing read failure
-        by_stat = {} if rehash else {(p, size, mtime): sha for p, sha, size, mtime, st in stored if st != "rejected"}
+        # a file that could not be read (moved, unmounted, I/O error) is read again next time: its
+        # failure was the machine's, not the file's. Rejected files stay rejected until they change.
+        known = {(p, sha) for p, sha, _, _, st in stored if st != UNREADABLE}
+        retried = {p for p, _, _, _, st in stored if st == UNREADABLE}
+        by_stat = {} if rehash else {(p, size, mtime): sha for p, sha, size, mtime, st in stored
+                                     if st not in ("rejected", UNREADABLE)}
         loaded_shas = {s: p for p, s in con.execute(
             "SELECT path, sha256 FROM source_files WHERE kind IN ('scan','ci-artifact') AND status='ingested'").fetchall()}
         batch = Batch()
 
         def record(f: LandingFile, status: str, reason: str | None = None):
+            if f.rel in retried:      # the earlier failed read is replaced by this one's outcome
+                batch.deletes += [("DELETE FROM source_files WHERE path = ? AND status = ?", (f.rel, UNREADABLE)),
+                                  ("DELETE FROM ingest_errors WHERE path = ? AND kind LIKE 'unreadable%'", (f.rel,))]
+            if status == UNREADABLE:
+                reason = f"{reason} (read again on the next ingest)"
             batch.note(f, status, reason)
             batch.add("source_files", (f.rel, f.sha256, f.size, f.mtime, f.kind, status, reason))
-            if status == "rejected":
+            if status == UNREADABLE:
+                batch.add("ingest_errors", (f.rel, f.sha256, "unreadable:" + f.kind, reason))
+                summary.rejected += 1
+                summary.rejections.append((f.rel, reason))
+            elif status == "rejected":
                 batch.add("ingest_errors", (f.rel, f.sha256, f.kind, reason))
                 summary.rejected += 1
                 summary.rejections.append((f.rel, reason))
@@ -444,7 +459,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             except OSError as exc:
                 for f in fs:
                     if f.rel in new_paths:
-                        record(f, "rejected", f"CI run {run_name} not readable: {exc}")
+                        record(f, UNREADABLE, f"CI run {run_name} not readable: {exc}")
                 continue
             except Exception as exc:      # noqa: BLE001 (this run folder only)
                 for f in fs:
@@ -504,7 +519,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 record(f, "rejected", str(exc))
                 continue
             except (OSError, MemoryError) as exc:
-                record(f, "rejected", f"could not be read: {type(exc).__name__}: {exc}")
+                record(f, UNREADABLE, f"could not be read: {type(exc).__name__}: {exc}")
                 continue
             except Exception as exc:      # noqa: BLE001 (a reader's bug or an input it did not foresee: this file only)
                 record(f, "rejected", f"not read (reader error {type(exc).__name__}: {str(exc)[:300]})")
@@ -539,7 +554,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             elif f.kind == "special":
                 record(f, "rejected", "not a regular file (a FIFO, device or socket): not opened")
             elif f.kind.startswith("unreadable:"):
-                record(f, "rejected", f"could not be read: {f.kind[11:]}")
+                record(f, UNREADABLE, f"could not be read: {f.kind[11:]}")
         # folders that could not be walked: recorded anew on every ingest (they are retried every time)
         batch.deletes.append(("DELETE FROM ingest_errors WHERE kind = 'folder'", ()))
         for rel, reason in folder_problems:

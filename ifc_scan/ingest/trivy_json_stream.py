@@ -17,6 +17,11 @@ TOP_SCALARS = ("SchemaVersion", "CreatedAt", "ArtifactName", "ArtifactType")
 LISTS = ("Vulnerabilities", "Misconfigurations", "Secrets", "Licenses", "ExperimentalModifiedFindings")
 
 
+# A Trivy report nests about 8 levels (Results > item > Vulnerabilities > item > CVSS > nvd > ...);
+# the whole-file reader stops at Python's recursion limit instead.
+MAX_NESTING = 64
+
+
 class NotStreamable(Exception):
     pass
 
@@ -57,8 +62,17 @@ def read_trivy_json_stream(fh) -> list[ParsedScan]:
     pending: list[tuple[str, tuple]] = []     # rows of the current result, waiting for its Target/Class/Type
     tables = {"v": scan.vulnerabilities, "m": scan.misconfigurations, "s": scan.secrets, "l": scan.licenses}
     first = True
+    nesting = 0               # of the whole document: ijson's prefix grows with it, so its cost is O(depth^2)
     try:
-        for prefix, event, value in ijson.parse(fh, use_float=True):
+        # small reads: ijson builds the prefixes of a whole read at once, O(depth^2) for a deep one
+        for prefix, event, value in ijson.parse(fh, use_float=True, buf_size=4096):
+            if event in ("start_map", "start_array"):
+                nesting += 1
+                if nesting > MAX_NESTING:
+                    raise Rejected(f"JSON nested more than {MAX_NESTING} levels deep (at {prefix[:80]!r}...): "
+                                   "not a Trivy report")
+            elif event in ("end_map", "end_array"):
+                nesting -= 1
             if first:
                 if event != "start_map":
                     raise NotStreamable()
