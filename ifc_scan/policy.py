@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ifc_scan.yaml_budget import yaml_budget_problem
+
 DEFAULT_POLICY = yaml.safe_load(resources.files("ifc_scan").joinpath("policy.yaml").read_text())
 
 Hours = Field(default=None, gt=0)
@@ -59,8 +61,12 @@ def load_policy(path: str | Path | None = None) -> dict:
     policy = copy.deepcopy(DEFAULT_POLICY)
     path = path or os.environ.get("IFC_SCAN_POLICY")
     if path:
+        text = Path(path).read_text()
+        problem = yaml_budget_problem(text)
+        if problem:
+            raise ValueError(f"policy file {path} refused: {problem}")
         try:
-            user = yaml.safe_load(Path(path).read_text()) or {}
+            user = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"policy file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(user, dict):

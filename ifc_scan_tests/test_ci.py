@@ -212,3 +212,32 @@ def test_a_team_adds_its_own_deploy_pattern_without_code(tmp_path, monkeypatch):
     (ev,) = events(res)
     assert (ev["kind"], ev["pattern"], ev["digest"], ev["environment"]) == ("deploy", "argocd-set-image", MAN, "production")
     assert res.run[-1] == 1          # the deploy by tag looks like an event but names no digest: counted
+
+
+def test_a_broken_team_patterns_file_is_named_in_the_error(tmp_path, monkeypatch):
+    from ifc_scan.ingest.github_actions import load_patterns
+    bad = tmp_path / "patterns.yaml"
+    bad.write_text("patterns:\n  - {kind: deploy, name: mine, regex: 'argocd (unclosed'}\n")
+    monkeypatch.setenv("IFC_SCAN_CI_PATTERNS", str(bad))
+    load_patterns.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=f"CI patterns file {bad}: error"):
+            load_patterns()
+    finally:
+        load_patterns.cache_clear()
+
+
+def test_a_zip_bomb_of_log_lines_is_read_up_to_the_runs_budget(tmp_path):
+    """A small logs.zip inflating to 24 MB of short lines: with an 8 MB budget the run
+    reads what fits, records its events, and says which log was not read."""
+    d = tmp_path / "60"
+    write_run(d, run_id=60, layout="none")
+    filler = b"2026-03-02T10:00:00.0000000Z .\n" * (24 * 1024 * 1024 // 31)
+    with zipfile.ZipFile(d / "logs.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("0_build-and-scan.txt", BUILD_LOG)
+        zf.writestr("1_deploy-production.txt", filler)
+    assert (d / "logs.zip").stat().st_size < 1024 * 1024
+    res = read_run_folder(d, max_log_bytes=8 * 1024 * 1024)
+    assert "build" in [e.kind for e in res.events]              # the first log, within the budget
+    (reason,) = [r for f, r in res.errors if f == "logs.zip"]
+    assert "exceed 8,388,608 bytes" in reason and "1_deploy-production.txt" in reason

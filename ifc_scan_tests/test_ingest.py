@@ -379,3 +379,29 @@ def test_a_file_that_could_not_be_read_is_read_again_on_the_next_ingest(tmp_path
     con.close()
     # nothing changed since: the third ingest reads nothing
     assert ingest(land, wh, progress=lambda m: None).new_files == 0
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "vulnerabilities: *i\n"
+
+
+def test_yaml_alias_bombs_are_refused_before_they_expand(tmp_path):
+    """9^9 = 387 M list items from 700 bytes (73 aliases): every YAML reader refuses it unexpanded, naming
+    the reason."""
+    import time
+
+    from ifc_scan.ingest.inventory import parse_inventory
+    from ifc_scan.policy import load_policy
+    started = time.perf_counter()
+    with pytest.raises(FileRejected, match="aliases"):
+        parse_exception_file(".trivyignore.yaml", ALIAS_BOMB)
+    with pytest.raises(Rejected, match="aliases"):
+        parse_inventory(ALIAS_BOMB.replace("vulnerabilities", "deployable"))
+    p = tmp_path / "policy.yaml"
+    p.write_text(ALIAS_BOMB.replace("vulnerabilities", "sla_hours"))
+    with pytest.raises(ValueError, match="aliases"):
+        load_policy(p)
+    assert time.perf_counter() - started < 5
+    # a few aliases, as a person might write, are fine
+    ok = "base: &b {lineage: ghcr.io/acme/api}\ndeployable:\n  - *b\n"
+    assert parse_inventory(ok)[0] == [("api", "ghcr.io/acme/api")]

@@ -90,3 +90,61 @@ def test_offsets_outside_14_hours_and_overflow_are_rejected():
     # the extremes that exist: +14:00 (Kiribati) and -12:00
     assert parse_ts("2026-03-02T14:00:00+14:00").isoformat() == "2026-03-02T00:00:00"
     assert parse_ts("2026-03-02T00:00:00-12:00").isoformat() == "2026-03-02T12:00:00"
+
+
+# --- exception files and the inventory ---------------------------------------------------------------
+
+YAML_KEYS = ["vulnerabilities", "misconfigurations", "secrets", "licenses", "id", "paths", "purls", "expired_at",
+             "statement", "deployable", "retired", "lineage", "name", "at"]
+YAMLISH = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.text(max_size=20)
+    | st.sampled_from(["2026-03-02", "2026-02-30", "2026-03-02T00:00:00Z", "CVE-2026-1", "pkg:npm/a@1", "ghcr.io/a/b"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(YAML_KEYS) | st.text(max_size=6), inner,
+                                                                 max_size=5),
+    max_leaves=30)
+IGNORE_LINE = st.one_of(st.text(max_size=40), st.sampled_from(["CVE-1", "CVE-1 exp:2026-03-01", "CVE-1 exp:2026-3-1",
+                                                              "# Reason, Expiry: 2026-04-01", "", "exp:", "CVE-1 # x"]))
+
+
+def as_yaml(doc) -> str:
+    import yaml
+    return yaml.safe_dump(doc, allow_unicode=True)
+
+
+ENTRY = st.dictionaries(st.sampled_from(["id", "paths", "purls", "expired_at", "statement"]), YAMLISH, max_size=5)
+IGNORE_YAML = st.dictionaries(st.sampled_from(["vulnerabilities", "misconfigurations", "secrets", "licenses"]),
+                              st.lists(ENTRY | YAMLISH, max_size=4) | YAMLISH, max_size=3).map(as_yaml)
+INVENTORY = st.dictionaries(st.sampled_from(["deployable", "retired"]),
+                            st.lists(st.dictionaries(st.sampled_from(["name", "lineage", "at"]), YAMLISH, max_size=3)
+                                     | YAMLISH, max_size=4) | YAMLISH, max_size=2).map(as_yaml)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=300), st.lists(IGNORE_LINE, max_size=12).map("\n".join), IGNORE_YAML,
+                 YAMLISH.map(as_yaml), JSON.map(json.dumps)),
+       st.sampled_from([".trivyignore", ".trivyignore.yaml", "vex.openvex.json"]))
+def test_exception_reader_returns_entries_or_refuses_the_file(text, name):
+    from ifc_scan.ingest.exceptions import FileRejected, parse_exception_file
+    try:
+        fmt, entries = parse_exception_file(name, text)
+    except FileRejected as exc:
+        assert str(exc) and all(not e.valid for e in exc.entries)
+        return
+    for e in entries:
+        assert e.valid or e.invalid_reason                      # an entry Trivy drops says why
+        assert e.expiry is None or e.valid                      # only a valid entry enforces an expiry
+        assert e.vuln_id is None or isinstance(e.vuln_id, str)
+        assert all(isinstance(p, str) for p in e.paths + e.purls)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=300), YAMLISH.map(as_yaml), INVENTORY))
+def test_inventory_reader_returns_lineages_or_rejects(text):
+    from ifc_scan.ingest.inventory import parse_inventory
+    try:
+        deployable, retired = parse_inventory(text)
+    except Rejected as exc:
+        assert str(exc)
+        return
+    assert all(isinstance(lin, str) and lin for _name, lin in deployable)
+    assert all(at is not None for _lin, at in retired)

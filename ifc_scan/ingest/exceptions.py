@@ -16,6 +16,7 @@ from datetime import date, datetime
 import yaml
 
 from ifc_scan.timeutil import BadTimestamp, day_start, parse_date, parse_ts
+from ifc_scan.yaml_budget import yaml_budget_problem
 
 _DECLARED_EXPIRY = re.compile(r"(?:Expiry|Expires|Expiration)\s*:?\s*(\d{4}-\d{2}-\d{2})", re.I)
 YAML_SECTIONS = ("vulnerabilities", "misconfigurations", "secrets", "licenses")
@@ -121,7 +122,22 @@ def _yaml_comment_above(lines: list[str], line_no: int) -> str | None:
     return " ".join(block) or None
 
 
+def _shape_problem(item: dict) -> str | None:
+    """What Trivy's struct (id, statement, expired_at: strings; paths, purls: lists of strings) cannot hold."""
+    for key in ("id", "statement", "expired_at"):
+        if isinstance(item.get(key), (list, dict)):
+            return f"{key} is a {type(item[key]).__name__}, not a string"
+    for key in ("paths", "purls"):
+        value = item.get(key)
+        if value not in (None, "") and (not isinstance(value, list) or any(isinstance(v, (list, dict)) for v in value)):
+            return f"{key} is not a list of strings"
+    return None
+
+
 def parse_trivyignore_yaml(text: str) -> list[Entry]:
+    problem = yaml_budget_problem(text)
+    if problem:
+        raise FileRejected(problem, [])
     try:
         # BaseLoader keeps every scalar a string, so we can tell `2020-01-01` from `"2020-01-01"` below.
         doc = yaml.load(text, Loader=yaml.BaseLoader)
@@ -150,9 +166,14 @@ def parse_trivyignore_yaml(text: str) -> list[Entry]:
                 fatal = fatal or f"line {no}: entry {item!r:.60} is not a mapping (Trivy: yaml unmarshal errors)"
                 entries.append(Entry(no, section, str(item)[:200], None, None, None, None, [], [], False, "not a mapping"))
                 continue
+            shape = _shape_problem(item)
+            if shape:    # Go's yaml unmarshal into Trivy's struct fails: Trivy refuses the file
+                fatal = fatal or f"line {no}: {shape} (Trivy: yaml unmarshal error)"
+                entries.append(Entry(no, section, None, None, None, None, None, [], [], False, shape))
+                continue
             vid = item.get("id")
-            paths = [str(p) for p in item.get("paths") or [] if isinstance(item.get("paths"), list)]
-            purls = [str(p) for p in item.get("purls") or [] if isinstance(item.get("purls"), list)]
+            paths = [str(p) for p in item.get("paths") or []]
+            purls = [str(p) for p in item.get("purls") or []]
             raw_exp = item.get("expired_at")
             typed_exp = typed_items[i].get("expired_at") if i < len(typed_items) and isinstance(typed_items[i], dict) else None
             expiry, invalid = None, None

@@ -24,25 +24,50 @@ from ifc_scan.ingest.gha_events import CiEvent, CiPattern, JobLogReader, LogIssu
 from ifc_scan.ingest.gha_log import classify
 from ifc_scan.ingest.model import Rejected
 from ifc_scan.timeutil import BadTimestamp, parse_ts
+from ifc_scan.yaml_budget import yaml_budget_problem
 
 # Bump when the log reader reads differently: the next ingest reads every run folder again.
 CI_READER_VERSION = "2"
-MAX_LINE = 64 * 1024
-LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError)          # longer lines (progress bars, a 1 GB single line) are cut, not held
+MAX_LINE = 64 * 1024          # longer lines (progress bars, a 1 GB single line) are cut, not held
+LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 MAX_ZIP_MEMBER = 512 * 1024 * 1024
+# A run's logs, decompressed, are read up to this many bytes (a 2 MB logs.zip can inflate to GBs of
+# short lines): what lies beyond is not read, and the run says so. Sizes, not seconds, so that the
+# same landing zone always gives the same warehouse whatever the machine's speed.
+DEFAULT_MAX_RUN_LOG_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_RUN_LOG_MB", "1024")) * 1024 * 1024)
+
+
+class LogBudgetExceeded(Exception):
+    pass
+
+
+def _compile(rows, source: str) -> list[CiPattern]:
+    try:
+        return [CiPattern(p["kind"], p["name"], re.compile(p["regex"]), tuple(p.get("needs") or ())) for p in rows]
+    except (re.error, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"CI patterns file {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
+                         "(each row needs kind, name and a valid regex)") from None
 
 
 @lru_cache(maxsize=4)
 def load_patterns(extra_path: str | None = None) -> dict:
     cfg = yaml.safe_load(resources.files("ifc_scan.ingest").joinpath("ci_patterns.yaml").read_text())
+    compiled = _compile(cfg["patterns"], "ifc_scan/ingest/ci_patterns.yaml")
     extra_path = extra_path or os.environ.get("IFC_SCAN_CI_PATTERNS")
     if extra_path:
-        extra = yaml.safe_load(Path(extra_path).read_text()) or {}
-        cfg["patterns"] = list(extra.get("patterns") or []) + cfg["patterns"]
+        text = Path(extra_path).read_text()
+        problem = yaml_budget_problem(text)
+        if problem:
+            raise ValueError(f"CI patterns file {extra_path} refused: {problem}")
+        try:
+            extra = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"CI patterns file {extra_path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(extra, dict):
+            raise ValueError(f"CI patterns file {extra_path} must be a mapping with 'patterns' and 'suspects'")
+        compiled = _compile(extra.get("patterns") or [], extra_path) + compiled   # a team's rows are tried first
         for kind, words in (extra.get("suspects") or {}).items():
             cfg["suspects"].setdefault(kind, []).extend(words)
-    compiled = [CiPattern(p["kind"], p["name"], re.compile(p["regex"]), tuple(p.get("needs") or ()))
-                for p in cfg["patterns"]]
     words = sorted({n for p in compiled for n in p.needs} | {w for ws in cfg["suspects"].values() for w in ws},
                    key=len, reverse=True)
     return {"patterns": compiled, "suspects": cfg["suspects"], "keywords": re.compile("|".join(map(re.escape, words)))}
@@ -68,14 +93,19 @@ def sanitize_job_name(name: str) -> str:
     return cleaned.encode("utf-8")[:90].decode("utf-8", "ignore").strip()
 
 
-def iter_lines(stream, max_line: int = MAX_LINE):
-    """Yield decoded lines from a binary stream, never holding more than max_line bytes of one."""
+def iter_lines(stream, max_line: int = MAX_LINE, budget: list | None = None):
+    """Yield decoded lines from a binary stream, never holding more than max_line bytes of one.
+    budget: [bytes left] shared by the logs of one run; LogBudgetExceeded once it is spent."""
     buf = b""
     truncated = False
     while True:
         chunk = stream.read(1 << 20)
         if not chunk:
             break
+        if budget is not None:
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise LogBudgetExceeded()
         buf += chunk
         while True:
             nl = buf.find(b"\n")
@@ -194,7 +224,8 @@ def _step_at(job: dict | None, t: datetime | None, step_number: int | None) -> d
     return best
 
 
-def read_run_folder(run_dir: Path, patterns: dict | None = None) -> RunResult:
+def read_run_folder(run_dir: Path, patterns: dict | None = None,
+                    max_log_bytes: int = DEFAULT_MAX_RUN_LOG_BYTES) -> RunResult:
     """Parse one ci/github-actions/<run_id>/ folder. Raises Rejected if run.json is unusable."""
     patterns = patterns or load_patterns()
     result = RunResult()
@@ -233,9 +264,16 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None) -> RunResult:
 
     run_vars = run_variables(run)
     unparsed = 0
+    budget = [max_log_bytes]
     for log in collect_logs(run_dir, result):
         try:
-            unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result)
+            unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result, budget)
+        except LogBudgetExceeded:
+            reason = (f"the run's logs exceed {max_log_bytes:,} bytes decompressed (IFC_SCAN_MAX_RUN_LOG_MB): "
+                      f"{log.name} and the logs after it not read")
+            result.errors.append((log.name.split("!", 1)[0], reason))
+            result.issues.append(LogIssue(run_id, log.name, None, reason, None))
+            break
         except LOG_READ_ERRORS as exc:    # this log only (an encrypted or Deflate64 member, a truncated one)
             result.errors.append((log.name.split("!", 1)[0],
                                   f"{log.name}: not read ({type(exc).__name__}: {str(exc)[:200]}); the run's other logs are"))
@@ -261,7 +299,8 @@ def run_variables(run: dict) -> dict:
     return {k: str(v) for k, v in values.items() if v is not None}
 
 
-def _scan_log(run_id: int, log: LogFile, jobs: list[dict], patterns: dict, run_vars: dict, result: RunResult) -> int:
+def _scan_log(run_id: int, log: LogFile, jobs: list[dict], patterns: dict, run_vars: dict, result: RunResult,
+              budget: list | None = None) -> int:
     """Extract events from one log file; return the number of event-like lines not understood."""
     jobs_by_col: dict = {}
 
@@ -295,7 +334,7 @@ def _scan_log(run_id: int, log: LogFile, jobs: list[dict], patterns: dict, run_v
     with log.opener() as stream:
         step_file = re.match(r"^\d+_(.*)\.(?:txt|log)$", log.name.replace("\\", "/").rsplit("/", 1)[-1])
         step_name = step_file.group(1) if step_file and log.step_number is not None else None
-        for line in classify(iter_lines(stream), step_name=step_name):
+        for line in classify(iter_lines(stream, budget=budget), step_name=step_name):
             reader.feed(line)
     reader.close()
     events = reader.events

@@ -7,10 +7,14 @@ import yaml
 from ifc_scan.ingest.model import Rejected
 from ifc_scan.lineage import lineage_of
 from ifc_scan.timeutil import BadTimestamp, parse_ts
+from ifc_scan.yaml_budget import yaml_budget_problem
 
 
 def parse_inventory(text: str) -> tuple[list[tuple[str | None, str]], list[tuple[str, object]]]:
     """-> ([(name, lineage)], [(lineage, retired_at)])."""
+    problem = yaml_budget_problem(text)
+    if problem:
+        raise Rejected(f"inventory refused: {problem}")
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -18,10 +22,16 @@ def parse_inventory(text: str) -> tuple[list[tuple[str | None, str]], list[tuple
     if not isinstance(doc, dict):
         raise Rejected("inventory must be a mapping with 'deployable' and optional 'retired' lists")
     deployable, retired = [], []
+    for key in ("deployable", "retired"):
+        if not isinstance(doc.get(key) or [], list):
+            raise Rejected(f"'{key}' must be a list, not {type(doc[key]).__name__}")
     for i, item in enumerate(doc.get("deployable") or []):
         if not isinstance(item, dict) or not (item.get("lineage") or item.get("name")):
             raise Rejected(f"deployable entry {i + 1} has no lineage")
-        lin = lineage_of(str(item.get("lineage") or item.get("name")))
+        given = item.get("lineage") or item.get("name")
+        lin = lineage_of(given) if isinstance(given, str) else None
+        if lin is None:
+            raise Rejected(f"deployable entry {i + 1}: {str(given)[:80]!r} is not an image reference")
         deployable.append((str(item.get("name") or lin.rsplit("/", 1)[-1]), lin))
     for i, item in enumerate(doc.get("retired") or []):
         if not isinstance(item, dict) or not item.get("lineage") or not item.get("at"):
@@ -31,5 +41,8 @@ def parse_inventory(text: str) -> tuple[list[tuple[str | None, str]], list[tuple
             at = parse_ts(at if isinstance(at, str) else at.isoformat().replace("+00:00", "Z"))
         except (BadTimestamp, AttributeError) as exc:
             raise Rejected(f"retired entry {i + 1}: 'at' is not a timestamp ({exc})") from None
-        retired.append((lineage_of(str(item["lineage"])), at))
+        lin = lineage_of(item["lineage"]) if isinstance(item["lineage"], str) else None
+        if lin is None or at is None:
+            raise Rejected(f"retired entry {i + 1}: needs an image reference and a time")
+        retired.append((lin, at))
     return deployable, retired
