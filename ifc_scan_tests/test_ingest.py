@@ -362,7 +362,7 @@ def test_a_file_that_could_not_be_read_is_read_again_on_the_next_ingest(tmp_path
                                "Results": []}))
     real = runner.read_scan_file
 
-    def failing(path, size):
+    def failing(path, size, **kw):
         raise OSError(5, "Input/output error", str(path))
 
     monkeypatch.setattr(runner, "read_scan_file", failing)
@@ -405,3 +405,44 @@ def test_yaml_alias_bombs_are_refused_before_they_expand(tmp_path):
     # a few aliases, as a person might write, are fine
     ok = "base: &b {lineage: ghcr.io/acme/api}\ndeployable:\n  - *b\n"
     assert parse_inventory(ok)[0] == [("api", "ghcr.io/acme/api")]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_report_rewritten_while_ingest_reads_it_is_stored_only_as_the_bytes_hashed(tmp_path, monkeypatch, streamed):
+    """Hashed, then rewritten by a writer before it is parsed: its rows would belong to other bytes
+    than its sha256. It is recorded unreadable and read again next time, then stored once, as it is."""
+    import ifc_scan.ingest.runner as runner
+    import ifc_scan.ingest.scan_files as scan_files
+    if streamed:
+        monkeypatch.setattr(scan_files, "STREAM_BYTES", 0)
+    land = tmp_path / "landing"
+    rep = land / "trivy" / "registry" / "api.json"
+    rep.parent.mkdir(parents=True)
+
+    def doc(vid):
+        return json.dumps({"SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/api:1", "ArtifactType": "container_image",
+                           "CreatedAt": "2026-03-02T10:00:00Z", "Metadata": {"ImageID": "sha256:" + "a" * 64},
+                           "Results": [{"Target": "t", "Class": "os-pkgs", "Vulnerabilities": [
+                               {"VulnerabilityID": vid, "PkgName": "p", "Severity": "HIGH"}]}]})
+
+    rep.write_text(doc("CVE-OLD"))
+    real_hash = runner.sha256_file
+
+    def hash_then_rewrite(path):
+        h = real_hash(path)
+        if path == rep:
+            rep.write_text(doc("CVE-NEW-LONGER"))     # the writer finishes after the hash was taken
+        return h
+
+    monkeypatch.setattr(runner, "sha256_file", hash_then_rewrite)
+    wh = tmp_path / "w.duckdb"
+    first = ingest(land, wh, progress=lambda m: None)
+    assert first.rejected == 1 and "changed while it was being read" in first.rejections[0][1]
+    monkeypatch.setattr(runner, "sha256_file", real_hash)
+    second = ingest(land, wh, progress=lambda m: None)
+    assert second.ingested == 1
+    con = duckdb.connect(str(wh), read_only=True)
+    sha = real_hash(rep)
+    assert con.execute("SELECT vulnerability_id FROM scan_vulnerabilities").fetchall() == [("CVE-NEW-LONGER",)]
+    assert con.execute("SELECT sha256, status FROM source_files").fetchall() == [(sha, "ingested")]
+    con.close()

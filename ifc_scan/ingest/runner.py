@@ -512,7 +512,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             # turned into rows saves its repeated scans of objects that are all alive anyway.
             gc.disable()
             try:
-                scans = read_scan_file(f.path, f.size)
+                scans = read_scan_file(f.path, f.size, expect_sha256=f.sha256)   # the rows of the bytes hashed
                 for s in scans:
                     _check_dates(s, now)
             except Rejected as exc:

@@ -6,6 +6,7 @@ Decoding and format detection live here; each format has its own reader module.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from pathlib import Path
 
@@ -102,20 +103,53 @@ def read_scan_bytes(data: bytes) -> list[ParsedScan]:
 STREAM_BYTES = 32 * 1024 * 1024   # above this a SchemaVersion 2 report is streamed, not parsed whole
 
 
-def read_scan_file(path: Path, size: int) -> list[ParsedScan]:
-    """A landing-zone scan file -> scans. Large Trivy JSON is streamed so memory stays bounded."""
-    if size > STREAM_BYTES and path.suffix.lower() == ".json":
-        with path.open("rb") as fh:
-            head = fh.read(4)
-            fh.seek(0)
+class ChangedWhileReading(OSError):
+    """The file's bytes are not the ones hashed when it was found: it is being written. Read again later."""
+
+
+class _HashingReader:
+    """A binary file whose every byte read is hashed, so the rows come from the bytes the sha256 names."""
+
+    def __init__(self, fh):
+        self.fh, self.h = fh, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.h.update(data)
+        return data
+
+    def rest_digest(self) -> str:
+        for chunk in iter(lambda: self.fh.read(1 << 20), b""):
+            self.h.update(chunk)
+        return self.h.hexdigest()
+
+
+def read_scan_file(path: Path, size: int, expect_sha256: str | None = None) -> list[ParsedScan]:
+    """A landing-zone scan file -> scans. Large Trivy JSON is streamed so memory stays bounded.
+    expect_sha256: the hash recorded for the file; ChangedWhileReading if the bytes parsed are others."""
+    with path.open("rb") as raw:
+        if size > STREAM_BYTES and path.suffix.lower() == ".json":
+            head = raw.read(4)
+            raw.seek(0)
             if not head.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                fh = _HashingReader(raw)
                 try:
-                    return read_trivy_json_stream(fh)
+                    scans = read_trivy_json_stream(fh)
+                    _check(path, fh.rest_digest(), expect_sha256)
+                    return scans
                 except NotStreamable:
-                    pass   # another shape (legacy list, k8s report...): parsed whole below
+                    raw.seek(0)   # another shape (legacy list, k8s report...): parsed whole below
                 except (Rejected, OSError):
                     raise
                 except SHAPE_ERRORS as exc:
                     raise Rejected(f"a field has a value of an unexpected shape for a Trivy report "
                                    f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    return read_scan_bytes(path.read_bytes())
+        data = raw.read()
+    _check(path, hashlib.sha256(data).hexdigest(), expect_sha256)
+    return read_scan_bytes(data)
+
+
+def _check(path: Path, got: str, expected: str | None) -> None:
+    if expected is not None and got != expected:
+        raise ChangedWhileReading(f"{path.name} changed while it was being read (sha256 {expected[:12]}... when "
+                                  f"found, {got[:12]}... when parsed)")
