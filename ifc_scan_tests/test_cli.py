@@ -147,6 +147,17 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     # ... and the edited week's manifest changed, so the next week's chain breaks too
     attack(edit_html, "2026-W10", "manifest chain broken")
 
+    def other_renderer():     # the page edited and the manifest made to name another renderer, re-signed
+        from ifc_scan.report.signing import load_or_create
+        (w09 / "report.html").write_text((w09 / "report.html").read_text().replace("CRITICAL", "LOW", 1))
+        _rehash(w09, "report.html", key)
+        m = json.loads((w09 / "manifest.json").read_text())
+        m["render"]["renderer"] = "0" * 64
+        data = (json.dumps(m, indent=1) + "\n").encode()
+        (w09 / "manifest.json").write_bytes(data)
+        (w09 / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+    attack(other_renderer, "2026-W09", "rendered by another release of ifc_scan")
+
     def swap_weeks():
         w09.rename(rep / "swap")
         (rep / "2026-W08").rename(w09)

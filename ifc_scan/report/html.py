@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
@@ -39,6 +41,18 @@ def _csp_hash(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
 
 
+@lru_cache(maxsize=1)
+def renderer_digest() -> str:
+    """sha256 of what turns figures into report.html (this module, the templates, the static files):
+    `verify` re-renders a week only with the renderer that wrote it."""
+    h = hashlib.sha256(resources.files("ifc_scan.report").joinpath("html.py").read_bytes())
+    for folder in ("templates", "static"):
+        for entry in sorted(resources.files("ifc_scan.report").joinpath(folder).iterdir(), key=lambda e: e.name):
+            if entry.is_file():
+                h.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return h.hexdigest()
+
+
 def json_block(data) -> Markup:
     """JSON safe to embed in <script type="application/json">: no '<', '>' or '&' survive unescaped."""
     text = json.dumps(data, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -46,11 +60,54 @@ def json_block(data) -> Markup:
 
 
 def fmt(v, suffix=""):
+    """Counts as integers, other figures with one decimal at most: '100 %', '87.5 %', '1,176 h'."""
     if v is None:
         return "n/a"
     if isinstance(v, float):
-        return f"{v:,.2f}{suffix}"
+        return f"{int(v):,}{suffix}" if v == int(v) else f"{v:,.1f}{suffix}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}{suffix}"
     return f"{v}{suffix}"
+
+
+def duration(hours):
+    """Hours as a reader counts them: '18 h', '1 d 6 h', '49 d' (n/a when there was nothing to measure)."""
+    if hours is None:
+        return "n/a"
+    if hours < 24:
+        return fmt(round(hours, 1), " h")
+    days, rest = divmod(round(hours), 24)
+    return f"{days:,} d" + (f" {rest} h" if rest else "")
+
+
+def period(start: str, end: str) -> str:
+    """'2026-11-23T00:00:00Z', '2026-11-30T00:00:00Z' (end exclusive) -> 'Mon 23 – Sun 29 Nov 2026 (UTC)'."""
+    try:
+        a = datetime.strptime(start[:10], "%Y-%m-%d")
+        b = datetime.strptime(end[:10], "%Y-%m-%d") - timedelta(days=1)
+    except (TypeError, ValueError):
+        return f"{start} to {end}"
+    left = a.strftime("%a ") + str(a.day) + ("" if a.month == b.month else a.strftime(" %b")) + \
+        ("" if a.year == b.year else a.strftime(" %Y"))
+    return f"{left} – {b.strftime('%a')} {b.day} {b.strftime('%b %Y')} (UTC)"
+
+
+_SEPARATORS = re.compile(r"([/:@.\-_])")
+
+
+def wrapid(value) -> Markup:
+    """An identifier (lineage, digest, package path) that may wrap only after a separator, escaped."""
+    if value is None:
+        return Markup("")
+    return Markup(_SEPARATORS.sub(lambda m: m.group(1) + "\x00", str(escape(value))).replace("\x00", "<wbr>"))
+
+
+def days_overdue(f: dict, as_of: str) -> int | None:
+    """Whole days a still-open finding is past its due time at T (None when it is not overdue)."""
+    if not f.get("state", "").startswith("overdue") or not f.get("due_at"):
+        return None
+    t, due = (datetime.strptime(x[:19], "%Y-%m-%dT%H:%M:%S") for x in (as_of, f["due_at"]))
+    return max(0, (t - due).days)
 
 
 def when(v):
@@ -62,6 +119,8 @@ def when(v):
 
 ENV.filters["fmt"] = fmt
 ENV.filters["when"] = when
+ENV.filters["duration"] = duration
+ENV.filters["wrapid"] = wrapid
 
 
 LAYOUT = {"margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "height": 320, "paper_bgcolor": "white",
@@ -90,25 +149,32 @@ def _hline(y: float, color: str, text: str) -> tuple[dict, dict]:
 
 
 def _figures(trend: list[dict], k: dict) -> list[dict]:
-    weeks = [t["week"][5:] for t in trend]   # "W47": short axis labels; the tables give the year
+    weeks = [t["week"] for t in trend]       # ISO year and week: a window can span a new year
     figs = []
     f1 = [{"type": "bar", "name": s, "x": weeks, "y": [t["open"][s] for t in trend], "marker": {"color": SEV_COLORS[s]}}
           for s in SEVERITIES]
     figs.append(("open_trend", f1, _layout("Open findings by severity (at each week's end)", barmode="stack"),
                  ["week"] + list(SEVERITIES), [[t["week"]] + [t["open"][s] for s in SEVERITIES] for t in trend]))
-    f2 = [{"type": "scatter", "mode": "lines+markers", "name": f"MTTR {s} (mean h)", "x": weeks,
-           "y": [t["mttr"][s] for t in trend], "line": {"color": SEV_COLORS[s]}, "connectgaps": False}
+    f2 = [{"type": "scatter", "mode": "lines+markers+text", "name": f"MTTR {s} (mean h)", "x": weeks,
+           "y": [t["mttr"][s] for t in trend], "line": {"color": SEV_COLORS[s]}, "connectgaps": False,
+           # each point says how many fixes it averages: one fix is not a trend
+           "text": [f"n={t.get('mttr_n', {}).get(s)}" if t["mttr"][s] is not None else "" for t in trend],
+           "textposition": "top center"}
           for s in ("CRITICAL", "HIGH")]
     lines = [_hline(k["policy"]["sla_hours"]["CRITICAL"] or 24, SEV_COLORS["CRITICAL"], "CRITICAL SLA"),
              _hline(k["policy"]["sla_hours"]["HIGH"] or 168, SEV_COLORS["HIGH"], "HIGH SLA")]
     figs.append(("mttr_trend", f2, _layout("Mean time to remediate (hours; gaps = no fixes that week)",
                                            shapes=[a for a, _ in lines], annotations=[b for _, b in lines]),
-                 ["week", "MTTR CRITICAL mean h", "MTTR HIGH mean h"],
-                 [[t["week"], fmt(t["mttr"]["CRITICAL"]), fmt(t["mttr"]["HIGH"])] for t in trend]))
+                 ["week", "MTTR CRITICAL mean", "n", "MTTR HIGH mean", "n"],
+                 [[t["week"], duration(t["mttr"]["CRITICAL"]), t.get("mttr_n", {}).get("CRITICAL"),
+                   duration(t["mttr"]["HIGH"]), t.get("mttr_n", {}).get("HIGH")] for t in trend]))
     f3 = [{"type": "scatter", "mode": "lines+markers", "name": "Build gate %", "x": weeks,
            "y": [t["build_gate"] for t in trend]},
           {"type": "scatter", "mode": "lines+markers", "name": "Nightly %", "x": weeks, "y": [t["nightly"] for t in trend]}]
-    figs.append(("coverage_trend", f3, _layout("Scan coverage (%)", yaxis={"range": [0, 105]}),
+    cov_target = Targets.from_policy(k["policy"]).coverage_pct
+    target = _hline(cov_target, "#2a7a2a", f"target {fmt(float(cov_target), ' %')}")
+    figs.append(("coverage_trend", f3, _layout("Scan coverage (%)", yaxis={"range": [0, 105]}, shapes=[target[0]],
+                                               annotations=[target[1]]),
                  ["week", "build gate %", "nightly %"],
                  [[t["week"], fmt(t["build_gate"]), fmt(t["nightly"])] for t in trend]))
     mix = [k["open_backlog"][s]["total"] for s in SEVERITIES]
@@ -154,10 +220,11 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
     exc_rows = populations["exceptions"]
     view = WeekKpis(k)
     cards = judge_targets(view, Targets.from_policy(k["policy"]), populations["findings"])
+    shown = [{**f, "days_overdue": days_overdue(f, k["as_of"])} for f in populations["findings"][:PAGE_ROWS]]
     return ENV.get_template("report.html.j2").render(
-        view=view, cards=cards,
+        view=view, cards=cards, period=period(k["period_start"], k["period_end"]),
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
-        findings=populations["findings"][:PAGE_ROWS], findings_total=len(populations["findings"]),
+        findings=shown, findings_total=len(populations["findings"]),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],
         config_rows=populations["config_and_secrets"],
         prev=prev, dq=data_quality, meta=meta, severities=SEVERITIES, sev_colors=SEV_COLORS, page_rows=PAGE_ROWS)

@@ -181,7 +181,7 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
             derive_lifecycle(con, policy)
             r = oracle_week(con, policy, parse_week(manifest["week"]))
     from ifc_scan.kpis.view import WeekKpis
-    from ifc_scan.report.html import render_report
+    from ifc_scan.report.html import render_report, renderer_digest
     from ifc_scan.report.run import trend_point
     problems = []
     if canonical_json(r.kpis).encode() != (folder / "kpis.json").read_bytes():
@@ -193,6 +193,11 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
     render = manifest.get("render")
     if render is None:
         problems.append("the manifest records no render inputs (an older release): report.html cannot be re-rendered")
+    elif render.get("renderer") not in (None, renderer_digest()):
+        # never skipped: a re-signed manifest naming another renderer would otherwise hide an edited page
+        problems.append(f"report.html was rendered by another release of ifc_scan (renderer {render['renderer'][:12]}..., "
+                        f"this one {renderer_digest()[:12]}...): verify it with that release (ifc_scan "
+                        f"{render.get('meta', {}).get('project_version', '?')}, commit {manifest.get('git_commit') or '?'})")
     else:
         trend = render["trend"]
         if not trend or trend[-1] != json.loads(json.dumps(trend_point(WeekKpis(r.kpis)))):

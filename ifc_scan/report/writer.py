@@ -24,7 +24,7 @@ from ifc_scan import __version__
 from ifc_scan.controls.evaluate import CATALOG
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.stage import POPULATION_COLUMNS
-from ifc_scan.report.html import render_index, render_report
+from ifc_scan.report.html import render_index, render_report, renderer_digest
 from ifc_scan.report.signing import SIGNATURE_FILE
 
 CSV_FILES = {
@@ -211,7 +211,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         "inputs_removed": removed, "inputs_added": added,
         "outputs": {name: sha256_bytes(data) for name, data in sorted(files.items())},
         # what report.html was rendered from besides the recomputable figures: verify renders it again
-        "render": {"trend": trend, "data_quality": data_quality, "meta": meta},
+        "render": {"trend": trend, "data_quality": data_quality, "meta": meta, "renderer": renderer_digest()},
         "reproduce": meta["verify_command"],
     }
     if signer is not None:
