@@ -102,3 +102,68 @@ def test_headline_figures_and_counts_match_kpis_json_and_csvs(report):
     with open(report / "deploys.csv", newline="") as fh:
         deploys = list(csv.DictReader(fh))
     assert f"Production deploys this week ({len(deploys)})" in html and len(deploys) == 1
+
+
+@pytest.fixture(scope="module")
+def demo_week(tmp_path_factory):
+    """A typical week: the demo's last week after 8 weeks of history (about 20 findings, 5 deploys)."""
+    from ifc_scan.demo.generator import generate
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    tmp = tmp_path_factory.mktemp("demo-week")
+    generate(tmp / "landing", weeks=8, seed=7, end=date(2026, 11, 30))
+    ingest(tmp / "landing", tmp / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(tmp / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        from ifc_scan.kpis.stage import data_weeks
+        weeks = data_weeks(con, policy)
+        publish_weeks(con, policy, weeks, tmp / "reports", landing=str(tmp / "landing"))
+    return tmp / "reports" / "2026-W48"
+
+
+def test_a_typical_week_prints_on_at_most_6_a4_pages_with_its_chart_data(demo_week, tmp_path):
+    url = (demo_week / "report.html").as_uri()
+    pdf = tmp_path / "week.pdf"
+    chromium(tmp_path, "--virtual-time-budget=15000", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
+    data = pdf.read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert 1 <= pages <= 6, pages
+    # landscape A4 (842 x 595 pt)
+    box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", data)
+    assert box and float(box.group(1)) > float(box.group(2))
+
+
+def test_each_section_has_its_own_view_and_screenshot(demo_week, tmp_path):
+    """report.html#only-<id> shows that section alone: one screenshot per section, kept in
+    reports/test-artifacts/ for a reviewer."""
+    html = (demo_week / "report.html").read_text()
+    ids = re.findall(r'<section id="([a-z0-9-]+)"', html)
+    assert {"verdict", "headline", "production", "coverage", "exceptions", "by-image", "findings-section",
+            "trends", "controls", "data-quality"} <= set(ids)
+    out = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts" / "report-sections"
+    out.mkdir(parents=True, exist_ok=True)
+    for sid in ids:
+        shot = out / f"{demo_week.name}-{sid}.png"
+        chromium(tmp_path, "--window-size=1440,1100", "--virtual-time-budget=8000", f"--screenshot={shot}",
+                 (demo_week / "report.html").as_uri() + f"#only-{sid}")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", sid
+    # the single-section view hides the others: its DOM after scripts ran still holds every section
+    # (nothing is removed), so the page stays complete for search and print
+    dom = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom",
+                   (demo_week / "report.html").as_uri() + "#only-coverage").stdout
+    assert 'id="coverage"' in dom and 'id="findings-section" style="display: none;"' in dom
+
+
+def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week):
+    for week in sorted(p for p in demo_week.parent.iterdir() if re.fullmatch(r"\d{4}-W\d\d", p.name)):
+        k = json.loads((week / "kpis.json").read_text())
+        html = (week / "report.html").read_text()
+        failing = [c for c in k["controls"] if c["status"] == "fail"]
+        verdict = re.search(r'<section id="verdict"[^>]*>\s*<h2>([^<]+)</h2>', html).group(1)
+        assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}'), week.name
+        if failing:
+            assert f"{len(failing)} of {len(k['controls'])} controls fail" in verdict

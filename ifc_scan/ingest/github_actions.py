@@ -31,10 +31,12 @@ CI_READER_VERSION = "2"
 MAX_LINE = 64 * 1024          # longer lines (progress bars, a 1 GB single line) are cut, not held
 LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 MAX_ZIP_MEMBER = 512 * 1024 * 1024
-# A run's logs, decompressed, are read up to this many bytes (a 2 MB logs.zip can inflate to GBs of
-# short lines): what lies beyond is not read, and the run says so. Sizes, not seconds, so that the
-# same landing zone always gives the same warehouse whatever the machine's speed.
-DEFAULT_MAX_RUN_LOG_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_RUN_LOG_MB", "1024")) * 1024 * 1024)
+# A run's logs, decompressed, are read up to these many bytes and lines (a 2 MB logs.zip can inflate to
+# GBs of short lines; reading costs per line, about 25 us): what lies beyond is not read, and the run
+# says so. Sizes, not seconds, so that the same landing zone always gives the same warehouse whatever
+# the machine's speed. A real job's log has thousands to a few hundred thousand lines.
+DEFAULT_MAX_RUN_LOG_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_RUN_LOG_MB", "4096")) * 1024 * 1024)
+DEFAULT_MAX_RUN_LOG_LINES = int(os.environ.get("IFC_SCAN_MAX_RUN_LOG_LINES", "5000000"))
 
 
 class LogBudgetExceeded(Exception):
@@ -95,7 +97,7 @@ def sanitize_job_name(name: str) -> str:
 
 def iter_lines(stream, max_line: int = MAX_LINE, budget: list | None = None):
     """Yield decoded lines from a binary stream, never holding more than max_line bytes of one.
-    budget: [bytes left] shared by the logs of one run; LogBudgetExceeded once it is spent."""
+    budget: [bytes left, lines left] shared by the logs of one run; LogBudgetExceeded once one is spent."""
     buf = b""
     truncated = False
     while True:
@@ -116,6 +118,10 @@ def iter_lines(stream, max_line: int = MAX_LINE, budget: list | None = None):
                     truncated, buf = True, b""
                 break
             line, buf = buf[:nl], buf[nl + 1:]
+            if budget is not None:
+                budget[1] -= 1
+                if budget[1] < 0:
+                    raise LogBudgetExceeded()
             if not truncated:
                 yield line[:max_line].decode("utf-8", "replace").rstrip("\r")
             truncated = False
@@ -224,8 +230,8 @@ def _step_at(job: dict | None, t: datetime | None, step_number: int | None) -> d
     return best
 
 
-def read_run_folder(run_dir: Path, patterns: dict | None = None,
-                    max_log_bytes: int = DEFAULT_MAX_RUN_LOG_BYTES) -> RunResult:
+def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: int = DEFAULT_MAX_RUN_LOG_BYTES,
+                    max_log_lines: int = DEFAULT_MAX_RUN_LOG_LINES) -> RunResult:
     """Parse one ci/github-actions/<run_id>/ folder. Raises Rejected if run.json is unusable."""
     patterns = patterns or load_patterns()
     result = RunResult()
@@ -264,13 +270,14 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None,
 
     run_vars = run_variables(run)
     unparsed = 0
-    budget = [max_log_bytes]
+    budget = [max_log_bytes, max_log_lines]
     for log in collect_logs(run_dir, result):
         try:
             unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result, budget)
         except LogBudgetExceeded:
-            reason = (f"the run's logs exceed {max_log_bytes:,} bytes decompressed (IFC_SCAN_MAX_RUN_LOG_MB): "
-                      f"{log.name} and the logs after it not read")
+            what = (f"{max_log_bytes:,} bytes decompressed (IFC_SCAN_MAX_RUN_LOG_MB)" if budget[0] < 0 else
+                    f"{max_log_lines:,} lines (IFC_SCAN_MAX_RUN_LOG_LINES)")
+            reason = f"the run's logs exceed {what}: {log.name} from the line where the budget ran out, and the logs after it, not read"
             result.errors.append((log.name.split("!", 1)[0], reason))
             result.issues.append(LogIssue(run_id, log.name, None, reason, None))
             break

@@ -206,8 +206,83 @@ APP_JS = """
   }
   [q, sev, st].forEach(function (e) { if (e) { e.addEventListener('input', apply); } });
   if (q) { apply(); }
+  // printed: charts sized to half an A4 landscape page (their tables print below them)
+  function fit(h) {
+    data.forEach(function (c) {
+      var el = document.getElementById('chart-' + c.id);
+      if (el && window.Plotly && el.data) { Plotly.relayout(el, {height: h}); }
+    });
+  }
+  var closed = [];
+  window.addEventListener('beforeprint', function () {
+    fit(180);
+    closed = Array.prototype.filter.call(document.querySelectorAll('details'), function (d) { return !d.open; });
+    closed.forEach(function (d) { d.open = true; });      // the data behind each chart prints too
+  });
+  window.addEventListener('afterprint', function () {
+    fit(320);
+    closed.forEach(function (d) { d.open = false; });
+  });
+  // report.html#only-<section id>: that section alone (to share or screenshot one part of the week)
+  var only = (location.hash.match(/^#only-([a-z0-9-]+)$/) || [])[1];
+  if (only) {
+    document.querySelectorAll('main > section, main > nav').forEach(function (s) {
+      if (s.id !== only) { s.style.display = 'none'; }
+    });
+    window.scrollTo(0, 0);
+  }
 })();
 """
+
+
+OPEN_STATES = ("open", "overdue", "excepted")     # findings.csv states of a finding still open at T
+_APPROVAL = re.compile(r"(approv\w*[^.;,]*|sign-?off[^.;,]*|signed off[^.;,]*|\b[A-Z][A-Z0-9]{1,9}-\d+\b)", re.I)
+
+
+def finding_groups(findings: list[dict]) -> dict:
+    """Open findings grouped by image and by package (display only: every count is of findings.csv rows)."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    images: dict = {}
+    packages: dict = {}
+    for f in findings:
+        if not f["state"].startswith(OPEN_STATES):
+            continue
+        g = images.setdefault(f["lineage"], {"lineage": f["lineage"], "by_sev": {s: 0 for s in SEVERITIES},
+                                             "total": 0, "overdue": 0, "fixable": 0})
+        g["by_sev"][f["severity"]] += 1
+        g["total"] += 1
+        g["overdue"] += f["state"].startswith("overdue")
+        g["fixable"] += bool(f["fixed_version"])
+        p = packages.setdefault(f["pkg_name"], {"pkg_name": f["pkg_name"], "worst": f["severity"], "total": 0,
+                                                "lineages": set(), "fixed_versions": set(), "fixable": 0,
+                                                "fixable_in": set()})
+        p["total"] += 1
+        p["lineages"].add(f["lineage"])
+        if rank[f["severity"]] < rank[p["worst"]]:
+            p["worst"] = f["severity"]
+        if f["fixed_version"]:
+            p["fixable"] += 1
+            p["fixable_in"].add(f["lineage"])
+            p["fixed_versions"].update(v.strip() for v in str(f["fixed_version"]).split(","))
+    out_images = sorted(images.values(), key=lambda g: tuple(-g["by_sev"][s] for s in SEVERITIES) + (g["lineage"],))
+    out_packages = sorted(({**p, "fixed_versions": sorted(p["fixed_versions"]), "fixable_lineages": len(p["fixable_in"])}
+                           for p in packages.values()), key=lambda p: (rank[p["worst"]], -p["total"], p["pkg_name"] or ""))
+    return {"images": out_images, "packages": out_packages}
+
+
+def exception_details(entries: list[dict], findings: list[dict]) -> list[dict]:
+    """Each exception line with what it covers at T (the open findings whose excepted_by names it), the
+    highest severity among them, and the approval its reason text records, if any."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    out = []
+    for x in entries:
+        ref = f"exceptions/{x['scope']}/{x['snapshot_date']}/{x['file']}:{x['line']}"
+        covered = [f for f in findings if f.get("excepted_by") and ref in f["excepted_by"].split("; ")]
+        worst = min((f["severity"] for f in covered), key=lambda s: rank[s], default=None)
+        approval = _APPROVAL.search(x.get("reason") or "")
+        out.append({**x, "covers": len(covered), "covers_lineages": sorted({f["lineage"] for f in covered}),
+                    "severity": worst, "approval": approval.group(0).strip() if approval else None})
+    return out
 
 
 def render_report(k: dict, populations: dict, trend: list[dict], data_quality: dict, meta: dict) -> str:
@@ -217,12 +292,13 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
     prev = trend[-2] if len(trend) >= 2 else None
     csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            f"script-src {_csp_hash(pjs)} {_csp_hash(APP_JS)}; base-uri 'none'; form-action 'none'")
-    exc_rows = populations["exceptions"]
+    exc_rows = exception_details(populations["exceptions"], populations["findings"])
     view = WeekKpis(k)
     cards = judge_targets(view, Targets.from_policy(k["policy"]), populations["findings"])
     shown = [{**f, "days_overdue": days_overdue(f, k["as_of"])} for f in populations["findings"][:PAGE_ROWS]]
     return ENV.get_template("report.html.j2").render(
         view=view, cards=cards, period=period(k["period_start"], k["period_end"]),
+        groups=finding_groups(populations["findings"]),
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
         findings=shown, findings_total=len(populations["findings"]),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],
