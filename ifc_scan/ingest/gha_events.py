@@ -330,12 +330,15 @@ class JobLogReader:
                 return
         matched_kinds = set()
         found = set(self.patterns["keywords"].findall(text)) if text else set()
-        if not found and self._no_needs is None:
+        if self._no_needs is None:
             self._no_needs = [p for p in self.patterns["patterns"] if not p.needs]
-        candidates = self.patterns["patterns"] if found else self._no_needs
+        if found:
+            within = self.patterns["within"]
+            present = set().union(*(within[w] for w in found))
+            candidates = [p for p in self.patterns["patterns"] if not p.needs or not present.isdisjoint(p.needs)]
+        else:
+            candidates = self._no_needs
         for kind, name, rx, needs in candidates:
-            if needs and not any(n in text for n in needs):
-                continue
             m = rx.search(text)
             if not m:
                 continue

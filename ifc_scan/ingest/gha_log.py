@@ -74,9 +74,11 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
     buffered: list[str] = []
     it = iter(lines)
     if ui_copy is None:
+        non_blank = 0
         for raw in it:
             buffered.append(raw)
-            if sum(1 for b in buffered if b.strip()) >= 50:
+            non_blank += bool(raw.strip())
+            if non_blank >= 50:
                 break
         ui_copy = not any(_RAW.match(b) or _GH_CLI.match(b) for b in buffered)
 
@@ -90,7 +92,7 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
     for line_no, raw in enumerate(all_lines(), start=1):
         raw = raw.rstrip("\r")
         job = step_col = None
-        m = _GH_CLI.match(raw)
+        m = _GH_CLI.match(raw) if "\t" in raw else None
         if m:
             job, step_col, stamp, text = m.group(1), m.group(2), m.group(3), m.group(4)
             last_t = _ts(stamp)
@@ -101,7 +103,7 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
                 text = m.group(2)
             else:
                 text = raw.lstrip("\ufeff")      # continuation of a multi-line value: keeps the previous time
-        text = strip_colour(text)
+        text = strip_colour(text) if "m" in text else text
         if job not in state:
             if not text.strip():
                 yield LogLine(line_no, last_t, text, job, None, 0, "setup")
@@ -121,7 +123,7 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
                 st["section"] += 1 if st["gh_step"] is not None else 0
                 st["step"], st["role"] = step_col, _role_of_step_name(step_col)
         else:
-            header = _STEP_HEADER.match(text) or _SECTION_START.match(text)
+            header = (_STEP_HEADER.match(text) or _SECTION_START.match(text)) if text.startswith("##[") else None
             if header is None and ui_copy and text.startswith("Run ") and len(text) > 4:
                 header = re.match(r"^Run (.+)$", text)
             if header is not None and header.re is _SECTION_START:
@@ -137,7 +139,7 @@ def classify(lines: Iterable[str], ui_copy: bool | None = None, step_name: str |
                 st["section"] += 1
                 st["step"], st["role"] = "Post job cleanup", "post"
         role = st["role"]
-        if _INTERNAL_GROUP.match(text):
+        if text.startswith("##[group]Build") and _INTERNAL_GROUP.match(text):
             st["group_role"] = "internal"
         if st["group_role"] == "internal":
             role = "internal"

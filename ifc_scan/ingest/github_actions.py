@@ -72,7 +72,10 @@ def load_patterns(extra_path: str | None = None) -> dict:
             cfg["suspects"].setdefault(kind, []).extend(words)
     words = sorted({n for p in compiled for n in p.needs} | {w for ws in cfg["suspects"].values() for w in ws},
                    key=len, reverse=True)
-    return {"patterns": compiled, "suspects": cfg["suspects"], "keywords": re.compile("|".join(map(re.escape, words)))}
+    # a keyword found also stands for the keywords inside it (the scan finds the longest one at a place)
+    within = {w: frozenset(v for v in words if v in w) for w in words}
+    return {"patterns": compiled, "suspects": cfg["suspects"], "within": within,
+            "keywords": re.compile("|".join(map(re.escape, words)))}
 
 
 def to_int(value):
