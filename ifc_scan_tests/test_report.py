@@ -1,3 +1,4 @@
+import csv
 import json
 
 from ifc_scan.report.writer import csv_safe
@@ -87,3 +88,28 @@ def test_numbers_durations_periods_and_identifiers_read_as_people_write_them():
     # due Mon 02 Mar 12:00, T = Mon 09 Mar 00:00: 6.5 days late -> 6 whole days; an open finding within SLA: none
     assert days_overdue({"state": "overdue", "due_at": "2026-03-02T12:00:00Z"}, "2026-03-09T00:00:00Z") == 6
     assert days_overdue({"state": "open", "due_at": "2026-03-12T12:00:00Z"}, "2026-03-09T00:00:00Z") is None
+
+
+def test_findings_link_their_advisory_only_when_it_is_a_web_address(tmp_path):
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    sc = Scenario(tmp_path)
+    good, bad = vuln("CVE-2026-1", "openssl", "HIGH"), vuln("CVE-2026-2", "zlib", "HIGH")
+    good["PrimaryURL"] = "https://avd.aquasec.com/nvd/cve-2026-1"
+    bad["PrimaryURL"] = "javascript:alert(1)"
+    sc.registry_scan("A", datetime(2026, 3, 2, 2), [good, bad])
+    ingest(sc.landing, tmp_path / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(tmp_path / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2)], tmp_path / "reports", landing=str(sc.landing))
+    html = (tmp_path / "reports" / "2026-W10" / "report.html").read_text()
+    assert 'href="https://avd.aquasec.com/nvd/cve-2026-1"' in html
+    assert "javascript:alert" not in html
+    with open(tmp_path / "reports" / "2026-W10" / "findings.csv", newline="") as fh:
+        rows = {r["vulnerability_id"]: r for r in csv.DictReader(fh)}
+    assert rows["CVE-2026-1"]["advisory_url"] == "https://avd.aquasec.com/nvd/cve-2026-1"
+    assert rows["CVE-2026-2"]["advisory_url"] == "" and rows["CVE-2026-1"]["image"].startswith("sha256:")

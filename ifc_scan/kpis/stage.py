@@ -164,17 +164,18 @@ def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
 POPULATION_COLUMNS["findings"] = FINDING_COLUMNS = ("finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "installed_version",
                    "fixed_version", "severity", "state", "cause", "detected_at", "due_at", "closed_at", "close_reason",
                    "ttr_hours", "closed_by", "excepted_by", "age_hours", "title", "last_seen_scan", "source_file",
-                   "source_sha256")
+                   "source_sha256", "image", "advisory_url")
 
 
 def _versions(con, wanted: list[tuple]) -> dict:
-    """(scan_id, vuln, pkg, path) -> (installed, fixed) as that scan listed the finding."""
+    """(scan_id, vuln, pkg, path) -> (installed, fixed, advisory URL) as that scan listed the finding."""
     if not wanted:
         return {}
     cols = list(zip(*wanted))
     rows = con.execute(
         "SELECT v.scan_id, v.vulnerability_id, coalesce(v.pkg_name, ''), coalesce(v.pkg_path, ''), "
-        "first(v.installed_version ORDER BY v.installed_version), first(v.fixed_version ORDER BY v.fixed_version) "
+        "first(v.installed_version ORDER BY v.installed_version), first(v.fixed_version ORDER BY v.fixed_version), "
+        "first(v.primary_url ORDER BY v.primary_url) "
         "FROM scan_vulnerabilities v JOIN (SELECT unnest(?) s, unnest(?) i, unnest(?) p, unnest(?) pp) w "
         "ON v.scan_id = w.s AND v.vulnerability_id = w.i AND coalesce(v.pkg_name, '') = w.p "
         "AND coalesce(v.pkg_path, '') = w.pp GROUP BY ALL", [list(c) for c in cols]).fetchall()
@@ -215,7 +216,7 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
                 closed_by = f"deploy {run_path(d.run_id, d.log_file, d.line_no)} judged by scan {closer.source_path}"
             elif closer is not None:
                 closed_by = f"scan {closer.source_path}"
-        installed, fixed = versions.get((f.last_seen_scan, f.vuln_id, f.pkg_name, f.pkg_path), (None, None))
+        installed, fixed, advisory = versions.get((f.last_seen_scan, f.vuln_id, f.pkg_name, f.pkg_path), (None, None, None))
         fixed_close = closed_in_week and f.last_close_reason == "fixed"
         rows.append({"finding_id": f.finding_id, "lineage": f.lineage, "vulnerability_id": f.vuln_id,
                      "pkg_name": f.pkg_name, "pkg_path": f.pkg_path, "installed_version": installed,
@@ -227,7 +228,10 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
                      if fixed_close else None, "closed_by": closed_by, "excepted_by": excepted_by,
                      "age_hours": round((ctx.T - f.detected_at).total_seconds() / 3600, 2),
                      "title": f.title, "last_seen_scan": f.last_seen_scan,
-                     "source_file": src[0], "source_sha256": src[1]})
+                     "source_file": src[0], "source_sha256": src[1],
+                     "image": seen.image if seen is not None else None,
+                     # shown as a link only when it is an http(s) address (scan text is untrusted)
+                     "advisory_url": advisory if advisory and advisory.startswith(("https://", "http://")) else None})
     rows.sort(key=lambda r: (not r["state"].startswith(("overdue", "open", "excepted")), SEV_ORDER[r["severity"]],
                              r["detected_at"], r["finding_id"]))
     return rows
