@@ -121,24 +121,33 @@ _VERSION = """(({t}.as_of IS NULL AND {t}.{lineage} NOT IN (SELECT lineage FROM 
       OR {t}.as_of = $T)"""
 _F_VERSION = _VERSION.format(t="f", lineage="lineage")
 
+# What a finding's events say of it, as of the last event aggregated (one definition: the full read at
+# T and the incremental reader's delta both use it). Presences are detect, present and reopen events;
+# the state is the last of detect, reopen and close; the due time is the last event's.
+_AGGREGATE = """
+       arg_max({e}.kind, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'reopen', 'close')) AS state_kind,
+       count(*) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS presences,
+       arg_max_null({e}.severity, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS severity,
+       arg_max_null({e}.due_at, {e}.seq) AS due_at,
+       arg_max_null({e}.target, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS target,
+       arg_max_null({e}.purl, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS purl,
+       arg_max_null({e}.title, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS title,
+       arg_max_null({e}.scan_id, {e}.seq) FILTER (WHERE {e}.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
+       max({e}.time) FILTER (WHERE {e}.kind = 'close') AS last_close_time,
+       arg_max_null({e}.reason, {e}.seq) FILTER (WHERE {e}.kind = 'close') AS last_close_reason,
+       arg_max_null({e}.scan_id, {e}.seq) FILTER (WHERE {e}.kind = 'close') AS last_close_scan"""
+
 _FINDINGS_AT_T = f"""
-WITH ev AS (SELECT * FROM finding_events WHERE time < $T)
-SELECT f.finding_id, f.lineage, f.vulnerability_id, f.pkg_name, f.pkg_path, f.detected_at, f.cause,
-       arg_max(ev.kind, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'reopen', 'close')) <> 'close' AS is_open,
-       coalesce(arg_max_null(ev.severity, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')),
-                'UNKNOWN') AS severity,
-       arg_max_null(ev.due_at, ev.seq) AS due_at,
-       arg_max_null(ev.target, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS target,
-       arg_max_null(ev.purl, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS purl,
-       arg_max_null(ev.title, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS title,
-       arg_max_null(ev.scan_id, ev.seq) FILTER (WHERE ev.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
-       max(ev.time) FILTER (WHERE ev.kind = 'close') AS last_close_time,
-       arg_max_null(ev.reason, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_reason,
-       arg_max_null(ev.scan_id, ev.seq) FILTER (WHERE ev.kind = 'close') AS last_close_scan
+WITH ev AS (SELECT * FROM finding_events WHERE time < $T),
+agg AS (
+SELECT f.finding_id, f.lineage, f.vulnerability_id, f.pkg_name, f.pkg_path, f.detected_at, f.cause,{_AGGREGATE.format(e="ev")}
 FROM findings f JOIN ev ON ev.finding_id = f.finding_id AND ev.as_of IS NOT DISTINCT FROM f.as_of
 WHERE f.detected_at < $T AND {_F_VERSION}
-GROUP BY ALL
-ORDER BY f.finding_id
+GROUP BY ALL)
+SELECT finding_id, lineage, vulnerability_id, pkg_name, pkg_path, detected_at, cause, state_kind <> 'close',
+       coalesce(severity, 'UNKNOWN'), due_at, target, purl, title, last_seen_scan, last_close_time, last_close_reason,
+       last_close_scan
+FROM agg ORDER BY finding_id
 """
 
 _CLOSES_IN_WEEK = f"""
@@ -171,19 +180,8 @@ SELECT finding_id, lineage, vulnerability_id, pkg_name, pkg_path, detected_at, c
 """
 
 # The main lifecycle's events in [A, B), one aggregate row per finding: what the window changes.
-_DELTA = """
-SELECT e.finding_id,
-       arg_max(e.kind, e.seq) FILTER (WHERE e.kind IN ('detect', 'reopen', 'close')) AS state_kind,
-       count(*) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS presences,
-       arg_max_null(e.severity, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS severity,
-       arg_max_null(e.target, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS target,
-       arg_max_null(e.purl, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS purl,
-       arg_max_null(e.title, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS title,
-       arg_max_null(e.scan_id, e.seq) FILTER (WHERE e.kind IN ('detect', 'present', 'reopen')) AS last_seen_scan,
-       arg_max_null(e.due_at, e.seq) AS due_at,
-       max(e.time) FILTER (WHERE e.kind = 'close') AS last_close_time,
-       arg_max_null(e.reason, e.seq) FILTER (WHERE e.kind = 'close') AS last_close_reason,
-       arg_max_null(e.scan_id, e.seq) FILTER (WHERE e.kind = 'close') AS last_close_scan
+_DELTA = f"""
+SELECT e.finding_id,{_AGGREGATE.format(e="e")}
 FROM finding_events e WHERE e.as_of IS NULL AND e.time >= $A AND e.time < $B
 GROUP BY e.finding_id
 """
@@ -216,7 +214,7 @@ class StoreReader:
     def _advance(self, end: datetime) -> None:
         if end < self.read_until:
             self._reset()
-        for (fid, state_kind, presences, sev, target, purl, title, scan, due, close_t, close_r, close_s) in \
+        for (fid, state_kind, presences, sev, due, target, purl, title, scan, close_t, close_r, close_s) in \
                 self.con.execute(_DELTA, {"A": self.read_until, "B": end}).fetchall():
             old = self.state.get(fid)
             if old is None:
