@@ -2,6 +2,7 @@
 Events are counted by hand from the log text written below."""
 
 import json
+import re
 import shutil
 import zipfile
 
@@ -245,3 +246,61 @@ def test_a_zip_bomb_of_log_lines_is_read_up_to_the_runs_budget(tmp_path):
     res = read_run_folder(d, max_log_lines=100_000)
     (reason,) = [r for f, r in res.errors if f == "logs.zip"]
     assert "exceed 100,000 lines" in reason and "build" in [e.kind for e in res.events]
+
+
+@pytest.mark.parametrize("run_doc, reason", [
+    ({"id": "abc"}, "field id: expected an integer, got 'abc'"),
+    ({"id": 2 ** 64}, "field id: 18446744073709551616 is outside 0..2^63-1"),
+    ({"id": True}, "field id: expected an integer, got bool"),
+    ({"id": 5, "name": {"a": 1}}, "field name: expected text, got dict"),
+    ({"id": 5, "repository": {"owner": "acme"}}, "field repository.owner"),
+])
+def test_a_run_json_of_the_wrong_shape_is_rejected_naming_the_field(tmp_path, run_doc, reason):
+    from ifc_scan.ingest.model import Rejected
+    d = tmp_path / "5"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps(run_doc))
+    with pytest.raises(Rejected, match=re.escape(reason)):
+        read_run_folder(d)
+
+
+def test_a_jobs_json_of_the_wrong_shape_is_refused_and_the_run_kept(tmp_path):
+    d = tmp_path / "6"
+    write_run(d, run_id=6, layout="none")
+    doc = json.loads((d / "jobs.json").read_text())
+    doc["jobs"][0]["steps"][1]["number"] = "two"
+    (d / "jobs.json").write_text(json.dumps(doc))
+    res = read_run_folder(d)
+    assert res.jobs == [] and res.run[0] == 6
+    assert [(f, r) for f, r in res.errors] == [
+        ("jobs.json", "jobs.json is not a GitHub jobs list: field jobs.0.steps.1.number: expected an integer, got 'two'")]
+
+
+def test_any_run_json_is_read_or_rejected_with_a_reason(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ifc_scan.ingest.model import Rejected
+    scalar = st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.text(max_size=10)
+    value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                             max_size=3), max_leaves=8)
+    keys = st.sampled_from(["id", "name", "run_attempt", "head_sha", "repository", "created_at", "jobs", "steps"])
+    doc = st.dictionaries(keys, value, max_size=6)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(doc, st.dictionaries(st.just("jobs"), st.lists(st.dictionaries(keys, value, max_size=5), max_size=3)))
+    def check(run_doc, jobs_doc):
+        d = tmp_path / "run"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps(run_doc))
+        (d / "jobs.json").write_text(json.dumps(jobs_doc))
+        try:
+            res = read_run_folder(d)
+        except Rejected as exc:
+            assert str(exc)
+            return
+        assert isinstance(res.run[0], int)
+        assert all(isinstance(j[1], (int, type(None))) for j in res.jobs)
+
+    check()

@@ -19,9 +19,11 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from ifc_scan.ingest.gha_events import CiEvent, CiPattern, JobLogReader, LogIssue, StepContext
 from ifc_scan.ingest.gha_log import classify
+from ifc_scan.ingest.gha_models import JobsList, WorkflowRun, why
 from ifc_scan.ingest.model import Rejected
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 from ifc_scan.yaml_budget import yaml_budget_problem
@@ -240,36 +242,42 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: 
     result = RunResult()
     if not (run_dir / "run.json").is_file():
         raise Rejected("run folder has no run.json")
-    run = _load_json(run_dir / "run.json")
-    if not isinstance(run, dict) or to_int(run.get("id")) is None:
+    raw_run = _load_json(run_dir / "run.json")
+    if not isinstance(raw_run, dict) or raw_run.get("id") is None:
         raise Rejected("run.json is not a GitHub workflow-run object (no numeric id)")
-    run_id = to_int(run["id"])
+    try:
+        run = WorkflowRun.model_validate(raw_run).model_dump()
+    except ValidationError as exc:
+        raise Rejected(f"run.json is not a GitHub workflow-run object: {why(exc)}") from None
+    run_id = run["id"]
     if to_int(run_dir.name) not in (None, run_id):
         result.errors.append(("run.json", f"folder is named {run_dir.name} but run.json says run {run_id}"))
     jobs: list[dict] = []
     if (run_dir / "jobs.json").is_file():
         try:
             doc = _load_json(run_dir / "jobs.json")
-            cand = doc.get("jobs") if isinstance(doc, dict) else None
-            if not isinstance(cand, list):
+            if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):
                 raise Rejected("jobs.json has no jobs list")
-            wrong = sorted({str(j.get("run_id")) for j in cand if isinstance(j, dict) and to_int(j.get("run_id")) not in (None, run_id)})
+            try:
+                cand = [j.model_dump() for j in JobsList.model_validate(doc).jobs]
+            except ValidationError as exc:
+                raise Rejected(f"jobs.json is not a GitHub jobs list: {why(exc)}") from None
+            wrong = sorted({str(j["run_id"]) for j in cand if j["run_id"] not in (None, run_id)})
             if wrong:
                 raise Rejected(f"jobs.json belongs to run {', '.join(wrong)[:80]}, not to run {run_id}: ignored")
-            jobs = [j for j in cand if isinstance(j, dict)]
+            jobs = cand
         except Rejected as exc:
             result.errors.append(("jobs.json", str(exc)))
     else:
         result.issues.append(LogIssue(run_id, "jobs.json", None, "no jobs.json: job and step outcomes unknown", None))
 
     for j in jobs:
-        jid = to_int(j.get("id"))
-        result.jobs.append((run_id, jid, to_int(j.get("run_attempt")), str(j.get("name"))[:300], j.get("status"),
-                            j.get("conclusion"), ts(j.get("started_at")), ts(j.get("completed_at"))))
-        for s in j.get("steps") or []:
-            if isinstance(s, dict):
-                result.steps.append((run_id, jid, to_int(s.get("number")), str(s.get("name"))[:300], s.get("status"),
-                                     s.get("conclusion"), ts(s.get("started_at")), ts(s.get("completed_at"))))
+        jid = j["id"]
+        result.jobs.append((run_id, jid, j["run_attempt"], str(j["name"])[:300], j["status"],
+                            j["conclusion"], ts(j["started_at"]), ts(j["completed_at"])))
+        for s in j["steps"]:
+            result.steps.append((run_id, jid, s["number"], str(s["name"])[:300], s["status"],
+                                 s["conclusion"], ts(s["started_at"]), ts(s["completed_at"])))
 
     run_vars = run_variables(run)
     unparsed = 0
