@@ -175,6 +175,17 @@ def cmd_exceptions_prune(a) -> int:
     return 0
 
 
+def cmd_period(a) -> int:
+    """The audit-period evidence pack from the published weeks of a period."""
+    from ifc_scan.report.period import build_period, period_bounds, write_period
+    start, end = period_bounds(a.range_from, a.range_to)
+    pack = build_period(Path(a.reports), start, end, sample_size=a.sample, seed=a.seed)
+    out = write_period(Path(a.reports), pack, Path(a.landing) if a.landing else None, verify=not a.no_verify)
+    print(json.dumps({"period": pack.figures["period"], "verdict": pack.figures["verdict"], "folder": str(out),
+                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"]}))
+    return 0
+
+
 def cmd_run(a) -> int:
     """The main job: demo landing zone (if absent) and every week materialised through Dagster."""
     from ifc_scan.run_all import run_all
@@ -232,6 +243,15 @@ def main(argv=None) -> int:
     gh.add_argument("--since", help="only runs created on or after YYYY-MM-DD (default: the cursor)")
     gh.add_argument("--artifact-pattern", default="trivy-results-*")
     gh.set_defaults(fn=cmd_collect_github)
+    pe = sub.add_parser("period", help="audit-period evidence pack from the published weeks (reports/periods/)")
+    pe.add_argument("--from", dest="range_from", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD")
+    pe.add_argument("--to", dest="range_to", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD (inclusive)")
+    pe.add_argument("--reports", default=s.reports)
+    pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
+    pe.add_argument("--sample", type=int, default=10, help="items of each population in the auditor's sample")
+    pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
+    pe.add_argument("--no-verify", action="store_true", help="skip verifying every week (faster)")
+    pe.set_defaults(fn=cmd_period)
     gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
     gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")
     gt.add_argument("--ignorefile", action="append", default=[], help=".trivyignore, .trivyignore.yaml or OpenVEX (repeatable)")

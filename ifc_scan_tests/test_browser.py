@@ -167,3 +167,20 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week):
         assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}'), week.name
         if failing:
             assert f"{len(failing)} of {len(k['controls'])} controls fail" in verdict
+
+
+def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
+    from ifc_scan.report.period import build_period, period_bounds, write_period
+    reports = demo_week.parent
+    pack = build_period(reports, *period_bounds("2026-10", "2026-11"), sample_size=3, seed=7)
+    out = write_period(reports, pack, verify=False)
+    url = (out / "period.html").as_uri()
+    r = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", url)
+    console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    # one strip cell per week for every control, each titled with its week and status
+    assert r.stdout.count('class="s s-') == len(pack.figures["controls"]) * len(pack.weeks) + \
+        len(pack.figures["targets"]) * len(pack.weeks)
+    pdf = tmp_path / "period.pdf"
+    chromium(tmp_path, "--virtual-time-budget=8000", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
+    assert pdf.read_bytes()[:5] == b"%PDF-"

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -18,10 +19,10 @@ from ifc_scan.report.markdown import md_escape
 SNAPSHOT = {
     "assets": {"github_evidence": [], "warehouse_ingest": ["github_evidence"],
                "finding_lifecycle": ["warehouse_ingest"], "weekly_kpis": ["finding_lifecycle"],
-               "weekly_report": ["weekly_kpis"]},
+               "weekly_report": ["weekly_kpis"], "audit_period_pack": ["weekly_report"]},
     "partitioned": ["weekly_kpis", "weekly_report"],
     "checks": sorted(f"weekly_kpis:{c}" for c in CHECKS),
-    "jobs": ["collect_job", "ingest_job", "weekly_job"],
+    "jobs": ["collect_job", "ingest_job", "period_job", "weekly_job"],
     "schedules": {"collect_github_schedule": "0 5 * * 1", "weekly_job_schedule": "0 6 * * 1"},
     "sensors": ["landing_zone_sensor"],
     "resources": ["settings", "warehouse"],
@@ -205,3 +206,19 @@ def test_markdown_metadata_cannot_carry_links_or_images(hostile):
     for token in ("<a ", "<img", "<script", "<code", "<strong", "<h1"):
         assert token not in html, html
     assert "attacker.example" in html
+
+
+def test_the_period_pack_asset_writes_the_configured_period(demo):
+    """Launched as a user would from the UI's launchpad: the period as run config."""
+    from ifc_scan.defs.period import audit_period_pack, period_job
+    root, settings = demo
+    assert _range_run(settings, "2026-02-02", "2026-02-23").success
+    d = dg.Definitions(assets=[audit_period_pack], jobs=[period_job], resources=resources_for(settings))
+    result = d.resolve_job_def("period_job").execute_in_process(run_config={"ops": {"audit_period_pack": {"config": {
+        "period_from": "2026-02", "period_to": "2026-02", "sample": 3, "seed": 11, "verify": False}}}})
+    assert result.success
+    (m,) = [e.materialization for e in result.get_asset_materialization_events()]
+    meta = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+    # February 2026: Thursdays 5, 12, 19, 26 -> weeks W06-W09, all four published by the range run
+    assert (meta["period"], meta["weeks_published"], meta["sample_seed"]) == ("2026-02-01 to 2026-02-28", 4, 11)
+    assert (Path(meta["pack_path"]) / "period.html").is_file() and Path(meta["zip_path"]).is_file()

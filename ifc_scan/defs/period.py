@@ -1,0 +1,39 @@
+"""The audit-period evidence pack as an asset launchable from the UI with the period as config
+(Materialize -> Open launchpad: period_from / period_to). Wiring only: ifc_scan/report/period.py."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from ifc_scan.defs.resources import IfcScanSettings
+from ifc_scan.report.period import DEFAULT_SAMPLE, build_period, period_bounds, write_period
+
+
+class PeriodConfig(dg.Config):
+    period_from: str = "2026-01"      # YYYY-MM, YYYY-Www or YYYY-MM-DD
+    period_to: str = "2026-12"        # inclusive
+    sample: int = DEFAULT_SAMPLE
+    seed: int | None = None           # default: derived from the period's weekly manifests
+    verify: bool = True
+
+
+@dg.asset(group_name="audit", kinds={"html"}, owners=["team:security-engineering"], deps=["weekly_report"],
+          description="The audit-period evidence pack (reports/periods/FROM_TO/ and its zip): each control and "
+                      "policy target week by week, SLA and time to remediate over the period, continuity, "
+                      "exceptions, deploys, a seeded sample and the verification of every week; read from "
+                      "the published weekly reports only.")
+def audit_period_pack(context: dg.AssetExecutionContext, config: PeriodConfig,
+                      settings: IfcScanSettings) -> dg.MaterializeResult:
+    start, end = period_bounds(config.period_from, config.period_to)
+    pack = build_period(Path(settings.reports), start, end, sample_size=config.sample, seed=config.seed)
+    out = write_period(Path(settings.reports), pack, Path(settings.landing), verify=config.verify)
+    context.log.info(f"period pack {out} ({pack.figures['verdict']})")
+    return dg.MaterializeResult(metadata={
+        "period": f"{start} to {end}", "verdict": pack.figures["verdict"],
+        "weeks_published": len(pack.published), "weeks_missing": dg.MetadataValue.json(pack.missing),
+        "sample_seed": pack.sample["seed"], "pack_path": dg.MetadataValue.path(str(out.resolve())),
+        "zip_path": dg.MetadataValue.path(str(out.with_suffix(".zip").resolve()))})
+
+
+period_job = dg.define_asset_job("period_job", selection=["audit_period_pack"],
+                                 description="Write the audit-period evidence pack for the configured period.")
