@@ -304,3 +304,18 @@ def test_any_run_json_is_read_or_rejected_with_a_reason(tmp_path):
         assert all(isinstance(j[1], (int, type(None))) for j in res.jobs)
 
     check()
+
+
+def test_a_run_read_again_lists_its_problems_once(tmp_path):
+    """A log that arrives late makes the run be read again; the problems of its logs.zip are listed once."""
+    land = tmp_path / "landing"
+    run = land / "ci" / "github-actions" / "42"
+    write_run(run, layout="zip")                 # its logs.zip has an escaping and a symlink member
+    wh = tmp_path / "w.duckdb"
+    ingest(land, wh, progress=lambda m: None)
+    (run / "logs" / "deploy-production").mkdir(parents=True)
+    (run / "logs" / "deploy-production" / "9_Late step.txt").write_text("2026-03-02T11:30:00.0000000Z done\n")
+    assert ingest(land, wh, progress=lambda m: None).new_files == 1
+    con = duckdb.connect(str(wh), read_only=True)
+    rows = con.execute("SELECT path, count(*) FROM ingest_errors GROUP BY path").fetchall()
+    assert rows and all(n == 1 for _, n in rows), rows

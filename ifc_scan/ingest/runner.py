@@ -486,6 +486,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             errors = defaultdict(list)
             for relname, reason in res.errors:
                 errors[relname].append(reason)
+            # the run's problems are this reading's: an earlier reading's rows go (a re-read after a late
+            # artifact or a new reader would otherwise list them twice)
+            batch.deletes.append(("DELETE FROM ingest_errors WHERE starts_with(path, ?)",
+                                  (f"ci/github-actions/{run_name}/",)))
             for f in fs:
                 sub = "/".join(f.rel.split("/")[3:])
                 if f.rel in new_paths:
@@ -493,6 +497,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                         record(f, "rejected", "; ".join(errors.pop(sub))[:1000])
                     else:
                         record(f, "ingested")
+                elif sub in errors:      # a file read before, read again with this run: its problems now
+                    batch.add("ingest_errors", (f.rel, f.sha256, f.kind, "; ".join(errors.pop(sub))[:1000]))
             for relname, reasons in errors.items():  # member-level problems (zip entries) of known files
                 batch.add("ingest_errors", (f"ci/github-actions/{run_name}/{relname}", None, "ci-run", "; ".join(reasons)[:1000]))
                 batch.add("ci_log_issues", (run_id, relname, None, "; ".join(reasons)[:1000], None))
