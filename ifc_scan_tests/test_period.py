@@ -63,7 +63,8 @@ def test_period_figures_worked_by_hand(reports):
     # the exception line: listed W10 to W12, past its expiry from W11 on; its approval is in its reason
     (e,) = pack.populations["exceptions"]
     assert (e["id"], e["first_week"], e["last_week"]) == ("CVE-X", "2026-W10", "2026-W12")
-    assert "expired_listed" in e["flags"] and "listed after its expiry" in e["life"]
+    # W10 ends Mon 03-09 00:00, the expiry instant itself: Trivy counts the entry expired on its date
+    assert "expired_listed" in e["flags"] and "listed past its expiry from 2026-W10" in e["life"]
     # each strip cell is the week's own status
     for row in f["controls"]:
         for week, status in row["cells"]:
@@ -99,3 +100,31 @@ def test_the_pack_is_written_verified_and_zipped(reports, capsys):
 
 def test_a_period_without_published_weeks_is_an_error(reports):
     assert main(["period", "--reports", str(reports), "--from", "2025-01", "--to", "2025-02"]) == 2
+
+
+def test_an_exception_renewed_in_a_later_snapshot_is_one_exception_with_its_renewal(tmp_path):
+    """Snapshot 2026-03-02 lists CVE-R until 03-12; snapshot 2026-03-10 renews it until 04-30; snapshot
+    2026-03-17 no longer lists it. At the week ends (Mondays 9, 16, 23 March, 00:00) the snapshots in force
+    are those of 03-02, 03-10 and 03-17: one exception, renewed in W11, gone after W11."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    sc = Scenario(tmp_path)
+    sc.registry_scan("A", datetime(2026, 3, 2, 2), [vuln("CVE-R", "zlib", "HIGH")])
+    sc.exceptions("api", date(2026, 3, 2), "# risk accepted\nCVE-R exp:2026-03-12\n")
+    sc.exceptions("api", date(2026, 3, 10), "# risk accepted, renewed\nCVE-R exp:2026-04-30\n")
+    sc.exceptions("api", date(2026, 3, 17), "# nothing excepted any more\n")
+    ingest(sc.landing, tmp_path / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(tmp_path / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)], tmp_path / "reports",
+                      landing=str(sc.landing))
+    pack = build_period(tmp_path / "reports", date(2026, 3, 2), date(2026, 3, 22))
+    (e,) = pack.populations["exceptions"]
+    assert (e["id"], e["first_week"], e["last_week"], e["expiry"]) == ("CVE-R", "2026-W10", "2026-W11",
+                                                                     "2026-04-30T00:00:00Z")
+    assert e["life"] == ("listed from 2026-W10; renewed in 2026-W11: expiry 2026-03-12T00:00:00Z -> "
+                         "2026-04-30T00:00:00Z; no longer listed after 2026-W11")

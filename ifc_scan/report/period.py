@@ -13,8 +13,9 @@ Period figures (new definitions, over the published ISO weeks whose Thursday fal
   max and a histogram;
 - nightly continuity: the sums of the weeks' nightly `lineage_days` and `days_with_scan`, and every
   gap day of coverage.csv;
-- exceptions in force: every exceptions.csv line of the period, with the first and last week that
-  listed it and each flag it ever had;
+- exceptions in force: each (scope, file, vulnerability) listed in any week, with the first and last
+  week that listed it, each renewal (its expiry changed), when it was first listed past its expiry,
+  and each flag it ever had;
 - production deploys: every deploys.csv row of the period.
 """
 
@@ -206,26 +207,32 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
     gaps = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "nightly_gap"]
     uncovered_builds = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "build_uncovered"]
 
-    # exceptions in force during the period, each line once, with its life over the weeks
+    # exceptions in force during the period: an exception is a (scope, file, vulnerability) across the
+    # weekly snapshots; its life is what the weeks show: listed, renewed (another expiry), expired while
+    # listed, no longer listed
     exc: dict = {}
     flags = ("active", "expiring_14d", "expired_listed", "no_expiry", "no_reason", "critical_over_90d", "unmatched")
     for w in published:
         for e in w.exceptions:
-            key = (e["scope"], e["snapshot_date"], e["file"], e["line"], e["id"])
-            row = exc.setdefault(key, {**{k: e[k] for k in ("scope", "snapshot_date", "file", "line", "id", "expiry",
-                                                            "reason", "sha256")},
-                                       "first_week": w.week, "last_week": w.week, "flags": set()})
-            row["last_week"] = w.week
+            key = (e["scope"], e["file"], e["id"])
+            row = exc.setdefault(key, {"scope": e["scope"], "file": e["file"], "id": e["id"], "first_week": w.week,
+                                       "last_week": w.week, "flags": set(), "events": [], "expiry": e["expiry"],
+                                       "reason": e["reason"], "snapshot_date": e["snapshot_date"], "line": e["line"],
+                                       "sha256": e["sha256"]})
+            if e["expiry"] != row["expiry"]:
+                row["events"].append(f"renewed in {w.week}: expiry {row['expiry'] or 'none'} -> {e['expiry'] or 'none'}")
+            if e.get("expired_listed") == "True" and "expired_listed" not in row["flags"]:
+                row["events"].append(f"listed past its expiry from {w.week}")
+            row.update(last_week=w.week, expiry=e["expiry"], reason=e["reason"], snapshot_date=e["snapshot_date"],
+                       line=e["line"], sha256=e["sha256"])
             row["flags"].update(f for f in flags if e.get(f) == "True")
     exceptions = []
     for row in exc.values():
-        life = [f"listed from {row['first_week']}"]
-        if "expired_listed" in row["flags"]:
-            life.append("listed after its expiry")
-        if row["last_week"] != pack.weeks[-1] and row["last_week"] != published[-1].week:
+        life = [f"listed from {row['first_week']}", *row.pop("events")]
+        if row["last_week"] != published[-1].week:
             life.append(f"no longer listed after {row['last_week']}")
         exceptions.append({**row, "flags": " ".join(sorted(row["flags"])), "life": "; ".join(life)})
-    exceptions.sort(key=lambda e: (e["scope"], e["id"] or "", e["snapshot_date"], e["line"]))
+    exceptions.sort(key=lambda e: (e["scope"], e["id"] or "", e["file"]))
 
     deploys = [dict(d, week=w.week) for w in published for d in w.deploys]
 
