@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ifc_scan.yaml_budget import yaml_budget_problem
+from ifc_scan.yaml_budget import load_user_yaml
 
 DEFAULT_POLICY = yaml.safe_load(resources.files("ifc_scan").joinpath("policy.yaml").read_text())
 
@@ -61,16 +61,7 @@ def load_policy(path: str | Path | None = None) -> dict:
     policy = copy.deepcopy(DEFAULT_POLICY)
     path = path or os.environ.get("IFC_SCAN_POLICY")
     if path:
-        text = Path(path).read_text()
-        problem = yaml_budget_problem(text)
-        if problem:
-            raise ValueError(f"policy file {path} refused: {problem}")
-        try:
-            user = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"policy file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(user, dict):
-            raise ValueError(f"policy file {path} must be a YAML mapping")
+        user = load_user_yaml(Path(path).read_text(), f"policy file {path}")
         for key, value in user.items():
             if isinstance(value, dict) and isinstance(policy.get(key), dict):
                 policy[key].update(value)

@@ -48,3 +48,20 @@ def yaml_budget_problem(text: str) -> str | None:
         return (f"YAML aliases (*name) would expand it to {n:,} values, over the limit of {MAX_EXPANDED_NODES:,}: "
                 "refused unexpanded (an alias bomb)")
     return None
+
+
+def load_user_yaml(text: str, what: str, error=ValueError, mapping_hint: str = "a YAML mapping") -> dict:
+    """A user's YAML file (`what` names it in every message): within the budget, valid, a mapping (an
+    empty file is an empty mapping). Raises `error` with the reason."""
+    problem = yaml_budget_problem(text)
+    if problem:
+        raise error(f"{what} refused: {problem}")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{what} is not valid YAML: {str(exc).splitlines()[0][:200]}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise error(f"{what} must be {mapping_hint}")
+    return doc

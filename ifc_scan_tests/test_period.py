@@ -16,13 +16,26 @@ from ifc_scan.report.period import build_period, period_bounds, period_mondays, 
 from ifc_scan_tests.scenario import Scenario, vuln
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory):
+WEEKS = [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)]
+
+
+def publish(sc: Scenario, root, mondays=WEEKS):
+    """Ingest the scenario, build its lifecycle and publish the weeks, as the weekly job does."""
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect
+    ingest(sc.landing, root / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(root / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, mondays, root / "reports", landing=str(sc.landing))
+    return root / "reports"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("period")
     sc = Scenario(tmp)
     c, h = vuln("CVE-C", "openssl", "CRITICAL"), vuln("CVE-H", "zlib", "HIGH")
@@ -30,13 +43,7 @@ def reports(tmp_path_factory):
     sc.registry_scan("B", datetime(2026, 3, 2, 22), [h])      # a new image without CVE-C: fixed
     sc.registry_scan("C", datetime(2026, 3, 10, 2), [])       # a new image without CVE-H: fixed
     sc.exceptions("api", date(2026, 3, 2), "# accepted: vendor fix pending, approved SEC-7\nCVE-X exp:2026-03-09\n")
-    ingest(sc.landing, tmp / "w.duckdb", progress=lambda m: None)
-    policy = load_policy()
-    with connect(tmp / "w.duckdb") as con:
-        derive_lifecycle(con, policy)
-        publish_weeks(con, policy, [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)], tmp / "reports",
-                      landing=str(sc.landing))
-    return tmp / "reports"
+    return publish(sc, tmp)
 
 
 def test_a_period_is_the_iso_weeks_whose_thursday_it_holds():
@@ -106,23 +113,12 @@ def test_an_exception_renewed_in_a_later_snapshot_is_one_exception_with_its_rene
     """Snapshot 2026-03-02 lists CVE-R until 03-12; snapshot 2026-03-10 renews it until 04-30; snapshot
     2026-03-17 no longer lists it. At the week ends (Mondays 9, 16, 23 March, 00:00) the snapshots in force
     are those of 03-02, 03-10 and 03-17: one exception, renewed in W11, gone after W11."""
-    from ifc_scan.ingest.runner import ingest
-    from ifc_scan.lifecycle.store import derive_lifecycle
-    from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
-    from ifc_scan.warehouse.db import connect
     sc = Scenario(tmp_path)
     sc.registry_scan("A", datetime(2026, 3, 2, 2), [vuln("CVE-R", "zlib", "HIGH")])
     sc.exceptions("api", date(2026, 3, 2), "# risk accepted\nCVE-R exp:2026-03-12\n")
     sc.exceptions("api", date(2026, 3, 10), "# risk accepted, renewed\nCVE-R exp:2026-04-30\n")
     sc.exceptions("api", date(2026, 3, 17), "# nothing excepted any more\n")
-    ingest(sc.landing, tmp_path / "w.duckdb", progress=lambda m: None)
-    policy = load_policy()
-    with connect(tmp_path / "w.duckdb") as con:
-        derive_lifecycle(con, policy)
-        publish_weeks(con, policy, [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)], tmp_path / "reports",
-                      landing=str(sc.landing))
-    pack = build_period(tmp_path / "reports", date(2026, 3, 2), date(2026, 3, 22))
+    pack = build_period(publish(sc, tmp_path), date(2026, 3, 2), date(2026, 3, 22))
     (e,) = pack.populations["exceptions"]
     assert (e["id"], e["first_week"], e["last_week"], e["expiry"]) == ("CVE-R", "2026-W10", "2026-W11",
                                                                      "2026-04-30T00:00:00Z")

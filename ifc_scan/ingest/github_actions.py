@@ -26,7 +26,7 @@ from ifc_scan.ingest.gha_log import classify
 from ifc_scan.ingest.gha_models import JobsList, WorkflowRun, why
 from ifc_scan.ingest.model import Rejected
 from ifc_scan.timeutil import BadTimestamp, parse_ts
-from ifc_scan.yaml_budget import yaml_budget_problem
+from ifc_scan.yaml_budget import load_user_yaml
 
 # Bump when the log reader reads differently: the next ingest reads every run folder again.
 CI_READER_VERSION = "2"
@@ -59,16 +59,8 @@ def load_patterns(extra_path: str | None = None) -> dict:
     compiled = _compile(cfg["patterns"], "ifc_scan/ingest/ci_patterns.yaml")
     extra_path = extra_path or os.environ.get("IFC_SCAN_CI_PATTERNS")
     if extra_path:
-        text = Path(extra_path).read_text()
-        problem = yaml_budget_problem(text)
-        if problem:
-            raise ValueError(f"CI patterns file {extra_path} refused: {problem}")
-        try:
-            extra = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"CI patterns file {extra_path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(extra, dict):
-            raise ValueError(f"CI patterns file {extra_path} must be a mapping with 'patterns' and 'suspects'")
+        extra = load_user_yaml(Path(extra_path).read_text(), f"CI patterns file {extra_path}",
+                               mapping_hint="a mapping with 'patterns' and 'suspects'")
         compiled = _compile(extra.get("patterns") or [], extra_path) + compiled   # a team's rows are tried first
         for kind, words in (extra.get("suspects") or {}).items():
             cfg["suspects"].setdefault(kind, []).extend(words)

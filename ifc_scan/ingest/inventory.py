@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import yaml
-
 from ifc_scan.ingest.model import Rejected
 from ifc_scan.lineage import lineage_of
 from ifc_scan.timeutil import BadTimestamp, parse_ts
-from ifc_scan.yaml_budget import yaml_budget_problem
+from ifc_scan.yaml_budget import load_user_yaml
 
 
 def parse_inventory(text: str) -> tuple[list[tuple[str | None, str]], list[tuple[str, object]]]:
     """-> ([(name, lineage)], [(lineage, retired_at)])."""
-    problem = yaml_budget_problem(text)
-    if problem:
-        raise Rejected(f"inventory refused: {problem}")
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise Rejected(f"inventory is not valid YAML: {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(doc, dict):
-        raise Rejected("inventory must be a mapping with 'deployable' and optional 'retired' lists")
+    doc = load_user_yaml(text, "inventory", Rejected, "a mapping with 'deployable' and optional 'retired' lists")
     deployable, retired = [], []
     for key in ("deployable", "retired"):
         if not isinstance(doc.get(key) or [], list):
