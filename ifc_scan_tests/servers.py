@@ -94,8 +94,11 @@ LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
 SEL = {"repositoryLocationName": "ifc_scan", "repositoryName": "__repository__"}
 
 
-def launch(port: int, job: str, tags=()) -> str:
-    r = gql(port, LAUNCH, {"p": {"selector": {**SEL, "jobName": job}, "executionMetadata": {"tags": list(tags)}}})
+def launch(port: int, job: str, tags=(), run_config: dict | None = None) -> str:
+    params = {"selector": {**SEL, "jobName": job}, "executionMetadata": {"tags": list(tags)}}
+    if run_config is not None:
+        params["runConfigData"] = run_config
+    r = gql(port, LAUNCH, {"p": params})
     assert r["launchRun"]["__typename"] == "LaunchRunSuccess", r
     return r["launchRun"]["run"]["runId"]
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -105,6 +105,14 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     ids = [servers.launch(port, "ingest_job"), servers.launch(port, "weekly_job", [{"key": "dagster/partition", "value": WEEKS[-1]}])]
     assert servers.wait_runs(port, ids) == ["SUCCESS", "SUCCESS"]
 
+    # the audit-period pack of the backfilled weeks, launched as from the launchpad with the period as config
+    pid = servers.launch(port, "period_job", run_config={"ops": {"audit_period_pack": {"config": {
+        "period_from": "2026-W45", "period_to": "2026-W48", "sample": 3, "seed": 1}}}})     # = WEEKS
+    assert servers.wait_runs(port, [pid]) == ["SUCCESS"]
+    pack = dagster_dev["reports"] / "periods" / f"{WEEKS[0]}_{date.fromisoformat(WEEKS[-1]) + timedelta(days=6)}"
+    assert (pack / "period.html").is_file() and pack.with_suffix(".zip").is_file()
+    assert (pack / "verification.txt").read_text().count("VERIFIED") == len(WEEKS)
+
     # the asset graph as a person sees it: headless Chromium on the lineage page, screenshot saved
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -119,7 +127,7 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     dom = subprocess.run([*flags, "--dump-dom", catalog], capture_output=True, text=True, timeout=120).stdout
     for asset in ("warehouse_ingest", "finding_lifecycle", "weekly_kpis", "weekly_report"):
         assert asset in dom, asset
-    pages = {"ui-asset-graph.png": graph,
+    pages = {"ui-asset-graph.png": graph, "period-pack.png": (pack / "period.html").as_uri(),
              "ui-weekly-kpis-partitions.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=partitions"
                                              f"&partition={WEEKS[-1]}",
              "ui-failing-check.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=checks"
