@@ -27,6 +27,7 @@ import io
 import json
 import random
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -243,7 +244,8 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
         "controls": strip_rows, "targets": target_rows, "failing_weeks": failing_weeks,
         "sla": sla, "open_overdue_at_end": open_overdue_end, "time_to_remediate": ttr,
         "nightly": {"lineage_days": lineage_days, "days_with_scan": days_scanned,
-                    "pct": round(100 * days_scanned / lineage_days, 2) if lineage_days else None, "gap_days": len(gaps)},
+                    "pct": round(100 * days_scanned / lineage_days, 2) if lineage_days else None, "gap_days": len(gaps),
+                    "gap_days_by_image": dict(sorted(Counter(g["lineage"] for g in gaps).items()))},
         "build_gate": {"builds": sum(w.kpis["coverage"]["build_gate"]["builds"] for w in published),
                        "covered": sum(w.kpis["coverage"]["build_gate"]["covered"] for w in published)},
         "exceptions_in_force": len(exceptions), "production_deploys": len(deploys),
