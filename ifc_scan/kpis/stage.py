@@ -182,6 +182,10 @@ def _versions(con, wanted: list[tuple]) -> dict:
     return {r[:4]: r[4:] for r in rows}
 
 
+# findings.csv states of a finding still open at T (the others read "closed (<reason>)")
+OPEN_STATES = ("overdue", "open", "excepted")
+
+
 def findings_population(con, ctx: WeekContext) -> list[dict]:
     """Every finding open at T or detected/closed in W (findings.csv), with the evidence behind it: the
     scan that last showed it (file and sha256), what closed it (a scan file, or a deploy's log line and
@@ -232,7 +236,7 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
                      "image": seen.image if seen is not None else None,
                      # shown as a link only when it is an http(s) address (scan text is untrusted)
                      "advisory_url": advisory if advisory and advisory.startswith(("https://", "http://")) else None})
-    rows.sort(key=lambda r: (not r["state"].startswith(("overdue", "open", "excepted")), SEV_ORDER[r["severity"]],
+    rows.sort(key=lambda r: (not r["state"].startswith(OPEN_STATES), SEV_ORDER[r["severity"]],
                              r["detected_at"], r["finding_id"]))
     return rows
 

@@ -243,7 +243,6 @@ def coverage(ctx: WeekContext) -> dict:
 def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
     """Each entry line in force at T with the flags the `exceptions` KPI counts (also exceptions.csv)."""
     T, policy = ctx.T, ctx.policy
-    soon = T + timedelta(days=policy["expiring_soon_days"])
     earliest_listing: dict[tuple, datetime] = {}
     for e in ctx.obs.exceptions:
         if e.snapshot_date <= T and e.vuln_id:
@@ -271,6 +270,9 @@ def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
     return out
 
 
+EXCEPTION_FLAGS = ("active", "expiring_14d", "expired_listed", "no_expiry", "no_reason", "critical_over_90d", "unmatched")
+
+
 def exception_flags(e, T: datetime, policy: dict, critical: bool, first_listed: datetime | None,
                     matched: bool) -> dict:
     """The policy's rules for one exception entry at T (one definition: the weekly KPIs and
@@ -289,8 +291,7 @@ def exception_flags(e, T: datetime, policy: dict, critical: bool, first_listed: 
 
 def exceptions(ctx: WeekContext, entries: list[dict] | None = None) -> dict:
     entries = exception_entries_at_T(ctx) if entries is None else entries
-    keys = ("active", "expiring_14d", "expired_listed", "no_expiry", "no_reason", "critical_over_90d", "unmatched")
-    out = {k: sum(1 for e in entries if e[k]) for k in keys}
+    out = {k: sum(1 for e in entries if e[k]) for k in EXCEPTION_FLAGS}
     out["invalid"] = sum(1 for e in entries if not e["valid"])
     return out
 

@@ -17,6 +17,7 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
 
@@ -235,7 +236,6 @@ APP_JS = """
 """
 
 
-OPEN_STATES = ("open", "overdue", "excepted")     # findings.csv states of a finding still open at T
 _APPROVAL = re.compile(r"(approv\w*[^.;,]*|sign-?off[^.;,]*|signed off[^.;,]*|\b[A-Z][A-Z0-9]{1,9}-\d+\b)", re.I)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from ifc_scan.ingest.model import SEVERITIES
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
+from ifc_scan.kpis.weekly import EXCEPTION_FLAGS
 from ifc_scan.report.html import ENV, duration, fmt
 from ifc_scan.report.writer import csv_safe, sha256_bytes
 from ifc_scan.timeutil import parse_week, week_label
@@ -212,7 +213,6 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
     # weekly snapshots; its life is what the weeks show: listed, renewed (another expiry), expired while
     # listed, no longer listed
     exc: dict = {}
-    flags = ("active", "expiring_14d", "expired_listed", "no_expiry", "no_reason", "critical_over_90d", "unmatched")
     for w in published:
         for e in w.exceptions:
             key = (e["scope"], e["file"], e["id"])
@@ -226,7 +226,7 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
                 row["events"].append(f"listed past its expiry from {w.week}")
             row.update(last_week=w.week, expiry=e["expiry"], reason=e["reason"], snapshot_date=e["snapshot_date"],
                        line=e["line"], sha256=e["sha256"])
-            row["flags"].update(f for f in flags if e.get(f) == "True")
+            row["flags"].update(f for f in EXCEPTION_FLAGS if e.get(f) == "True")
     exceptions = []
     for row in exc.values():
         life = [f"listed from {row['first_week']}", *row.pop("events")]
