@@ -179,7 +179,8 @@ def cmd_period(a) -> int:
     """The audit-period evidence pack from the published weeks of a period."""
     from ifc_scan.report.period import build_period, period_bounds, write_period
     start, end = period_bounds(a.range_from, a.range_to)
-    pack = build_period(Path(a.reports), start, end, sample_size=a.sample, seed=a.seed)
+    sample = {} if a.sample is None else {"sample_size": a.sample}     # else the pack's DEFAULT_SAMPLE
+    pack = build_period(Path(a.reports), start, end, seed=a.seed, **sample)
     out = write_period(Path(a.reports), pack, Path(a.landing) if a.landing else None, verify=not a.no_verify)
     print(json.dumps({"period": pack.figures["period"], "verdict": pack.figures["verdict"], "folder": str(out),
                       "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"]}))
@@ -248,7 +249,7 @@ def main(argv=None) -> int:
     pe.add_argument("--to", dest="range_to", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD (inclusive)")
     pe.add_argument("--reports", default=s.reports)
     pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
-    pe.add_argument("--sample", type=int, default=10, help="items of each population in the auditor's sample")
+    pe.add_argument("--sample", type=int, help="items of each population in the auditor's sample (default 10)")
     pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
     pe.add_argument("--no-verify", action="store_true", help="skip verifying every week (faster)")
     pe.set_defaults(fn=cmd_period)

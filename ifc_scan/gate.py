@@ -119,6 +119,12 @@ class GateResult:
         return d
 
 
+def vulnerability_rows(scans) -> list[tuple]:
+    """(lineage, row as a dict) of every vulnerability row of a report's scans."""
+    return [(s.lineage or s.artifact_name or "unknown", dict(zip(VULN_COLUMNS, r))) for s in scans
+            for r in s.vulnerabilities]
+
+
 def read_report(path: str | Path):
     path = Path(path)
     try:
@@ -136,27 +142,21 @@ def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: d
     exc = loaded.index()
     blocking_set = blocking_severities(policy)
     blocking, excepted, suppressed = [], [], 0
-    critical_ids = set()
-    for scan in scans:
-        lineage = scan.lineage or scan.artifact_name or "unknown"
-        seen = set()
-        for row in scan.vulnerabilities:
-            v = dict(zip(VULN_COLUMNS, row))
-            if v["severity"] == "CRITICAL":
-                critical_ids.add(v["vulnerability_id"])
-            if v["suppressed"]:
-                suppressed += 1
-                continue
-            if v["severity"] not in blocking_set:
-                continue
-            key = (lineage, v["vulnerability_id"], v["pkg_name"], v["pkg_path"], v["target"])
-            if key in seen:
-                continue
-            seen.add(key)
-            matches = exc.matching(lineage, at, v["vulnerability_id"], v["pkg_path"], v["target"], v["purl"])
-            f = GateFinding(v["vulnerability_id"], v["severity"], v["pkg_name"], v["installed_version"],
-                            v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches])
-            (excepted if matches else blocking).append(f)
+    rows = vulnerability_rows(scans)
+    critical_ids = {v["vulnerability_id"] for _, v in rows if v["severity"] == "CRITICAL"}
+    seen = set()
+    for lineage, v in rows:
+        if v["suppressed"]:
+            suppressed += 1
+            continue
+        key = (lineage, v["vulnerability_id"], v["pkg_name"], v["pkg_path"], v["target"])
+        if v["severity"] not in blocking_set or key in seen:
+            continue
+        seen.add(key)
+        matches = exc.matching(lineage, at, v["vulnerability_id"], v["pkg_path"], v["target"], v["purl"])
+        f = GateFinding(v["vulnerability_id"], v["severity"], v["pkg_name"], v["installed_version"],
+                        v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches])
+        (excepted if matches else blocking).append(f)
     problems = [p for p in lint_entries(loaded.entries, policy, at, critical_ids) if p["rule"] != "unknown_severity"]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     blocking.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
@@ -213,8 +213,8 @@ def lint(paths: list[str | Path], policy: dict, at: datetime, report: str | Path
     loaded = load_exception_files(paths)
     critical_ids = None
     if report is not None:
-        critical_ids = {dict(zip(VULN_COLUMNS, r))["vulnerability_id"] for s in read_report(report)
-                        for r in s.vulnerabilities if dict(zip(VULN_COLUMNS, r))["severity"] == "CRITICAL"}
+        critical_ids = {v["vulnerability_id"] for _, v in vulnerability_rows(read_report(report))
+                        if v["severity"] == "CRITICAL"}
     problems = lint_entries(loaded.entries, policy, at, critical_ids)
     for f, why in loaded.refused:
         problems.insert(0, {"file": f, "line": None, "id": None, "rule": "refused", "message": f"Trivy refuses the file: {why}"})

@@ -158,7 +158,8 @@ def test_each_section_has_its_own_view_and_screenshot(demo_week, tmp_path):
     assert 'id="coverage"' in dom and 'id="findings-section" style="display: none;"' in dom
 
 
-def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week):
+def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week, report):
+    assert "no previous week" in (report / "report.html").read_text()      # the scenario has one week of evidence
     for week in sorted(p for p in demo_week.parent.iterdir() if re.fullmatch(r"\d{4}-W\d\d", p.name)):
         k = json.loads((week / "kpis.json").read_text())
         html = (week / "report.html").read_text()
@@ -167,6 +168,12 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week):
         assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}'), week.name
         if failing:
             assert f"{len(failing)} of {len(k['controls'])} controls fail" in verdict
+    # the headline cards name the previous week's figure (the scenario's only week: "no previous week")
+    weeks = sorted(p.name for p in demo_week.parent.iterdir() if re.fullmatch(r"\d{4}-W\d\d", p.name))
+    last = (demo_week.parent / weeks[-1] / "report.html").read_text()
+    prev = json.loads((demo_week.parent / weeks[-2] / "kpis.json").read_text())
+    assert "no previous week" not in last
+    assert f'{weeks[-2]}: {prev["critical_in_prod"]["count"]}</div>' in last
 
 
 def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):

@@ -350,3 +350,13 @@ def test_a_wrong_policy_file_is_an_error_naming_the_key(tmp_path, text, key):
     with pytest.raises(ValueError) as err:
         load_policy(p)
     assert key in str(err.value) and str(p) in str(err.value)
+
+
+def test_days_overdue_of_a_finding_past_its_due_time(sc):
+    # CVE-O HIGH detected Mon 03-02 02:00 -> due +168 h = Mon 03-09 02:00. Week of 03-09: T = Mon 03-16 00:00,
+    # 6 d 22 h past due -> 6 whole days. CVE-W LOW (due +2160 h, in May) is open within its SLA: none.
+    sc.registry_scan("A", D(2, 2), [vuln("CVE-O", "a", "HIGH"), vuln("CVE-W", "b", "LOW")])
+    sc.registry_scan("A", D(10, 2), [vuln("CVE-O", "a", "HIGH"), vuln("CVE-W", "b", "LOW")])
+    sc.kpis(NEXT)
+    assert (finding(sc, "CVE-O")["state"], finding(sc, "CVE-O")["days_overdue"]) == ("overdue", 6)
+    assert (finding(sc, "CVE-W")["state"], finding(sc, "CVE-W")["days_overdue"]) == ("open", None)

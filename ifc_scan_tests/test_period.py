@@ -12,7 +12,7 @@ from datetime import date, datetime
 import pytest
 
 from ifc_scan.cli import main
-from ifc_scan.report.period import build_period, period_bounds, period_mondays, write_period
+from ifc_scan.report.period import build_period, period_bounds, period_mondays
 from ifc_scan_tests.scenario import Scenario, vuln
 
 

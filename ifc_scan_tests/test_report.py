@@ -73,7 +73,7 @@ def test_misconfigurations_and_secrets_of_production_images_are_shown(tmp_path):
 
 
 def test_numbers_durations_periods_and_identifiers_read_as_people_write_them():
-    from ifc_scan.report.html import days_overdue, duration, fmt, period, wrapid
+    from ifc_scan.report.html import duration, fmt, period, wrapid
     # counts are integers; other figures one decimal at most; n/a is never 0
     assert [fmt(2), fmt(12345), fmt(100.0, " %"), fmt(87.5, " %"), fmt(66.666, " %"), fmt(None)] == [
         "2", "12,345", "100 %", "87.5 %", "66.7 %", "n/a"]
@@ -85,9 +85,6 @@ def test_numbers_durations_periods_and_identifiers_read_as_people_write_them():
     assert period("2026-12-28T00:00:00Z", "2027-01-04T00:00:00Z") == "Mon 28 Dec 2026 – Sun 3 Jan 2027 (UTC)"
     # wraps only after separators, and stays escaped
     assert str(wrapid("ghcr.io/acme/a<b")) == "ghcr.<wbr>io/<wbr>acme/<wbr>a&lt;b"
-    # due Mon 02 Mar 12:00, T = Mon 09 Mar 00:00: 6.5 days late -> 6 whole days; an open finding within SLA: none
-    assert days_overdue({"state": "overdue", "due_at": "2026-03-02T12:00:00Z"}, "2026-03-09T00:00:00Z") == 6
-    assert days_overdue({"state": "open", "due_at": "2026-03-12T12:00:00Z"}, "2026-03-09T00:00:00Z") is None
 
 
 def test_findings_link_their_advisory_only_when_it_is_a_web_address(tmp_path):
@@ -113,3 +110,32 @@ def test_findings_link_their_advisory_only_when_it_is_a_web_address(tmp_path):
         rows = {r["vulnerability_id"]: r for r in csv.DictReader(fh)}
     assert rows["CVE-2026-1"]["advisory_url"] == "https://avd.aquasec.com/nvd/cve-2026-1"
     assert rows["CVE-2026-2"]["advisory_url"] == "" and rows["CVE-2026-1"]["image"].startswith("sha256:")
+
+
+def test_groups_by_image_and_package_and_what_each_exception_covers():
+    from ifc_scan.report.html import exception_details, finding_groups
+    row = {"lineage": "ghcr.io/a/api", "pkg_name": "openssl", "severity": "HIGH", "state": "open",
+           "fixed_version": "3.0.13", "excepted_by": None}
+    findings = [
+        row,
+        {**row, "severity": "CRITICAL", "state": "overdue", "pkg_name": "openssl", "fixed_version": "3.0.14"},
+        {**row, "lineage": "ghcr.io/a/web", "pkg_name": "zlib", "fixed_version": None, "state": "excepted",
+         "excepted_by": "exceptions/web/2026-03-02/.trivyignore:2"},
+        {**row, "state": "closed (fixed)"},                          # closed: in no group
+    ]
+    g = finding_groups(findings)
+    # by image: api has 1 CRITICAL + 1 HIGH, 1 overdue, 2 fixable; web 1 HIGH, 0 fixable. CRITICAL sorts first
+    assert [(i["lineage"], i["by_sev"]["CRITICAL"], i["by_sev"]["HIGH"], i["overdue"], i["fixable"], i["total"])
+            for i in g["images"]] == [("ghcr.io/a/api", 1, 1, 1, 2, 2), ("ghcr.io/a/web", 0, 1, 0, 0, 1)]
+    # by package: openssl (worst CRITICAL) 2 findings in 1 image, fixed in 3.0.13 and 3.0.14; zlib no fix
+    assert [(p["pkg_name"], p["worst"], p["total"], p["fixed_versions"], p["fixable"], p["fixable_lineages"])
+            for p in g["packages"]] == [("openssl", "CRITICAL", 2, ["3.0.13", "3.0.14"], 2, 1),
+                                        ("zlib", "HIGH", 1, [], 0, 0)]
+    entries = [{"scope": "web", "snapshot_date": "2026-03-02", "file": ".trivyignore", "line": 2, "id": "CVE-1",
+                "reason": "false positive; approved by CTO, ticket SEC-42"},
+               {"scope": "web", "snapshot_date": "2026-03-02", "file": ".trivyignore", "line": 3, "id": "CVE-2",
+                "reason": "not reachable"}]
+    d = exception_details(entries, findings)
+    # line 2 covers the one excepted zlib finding (HIGH, web); its reason records an approval. Line 3: none
+    assert [(x["covers"], x["severity"], x["covers_lineages"], x["approval"]) for x in d] == [
+        (1, "HIGH", ["ghcr.io/a/web"], "approved by CTO"), (0, None, [], None)]

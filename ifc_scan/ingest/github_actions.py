@@ -287,7 +287,7 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: 
         except LOG_READ_ERRORS as exc:    # this log only (an encrypted or Deflate64 member, a truncated one)
             result.errors.append((log.name.split("!", 1)[0],
                                   f"{log.name}: not read ({type(exc).__name__}: {str(exc)[:200]}); the run's other logs are"))
-    result.run = (run_id, to_int(run.get("run_attempt")), str(run.get("name") or "")[:300], run.get("path"),
+    result.run = (run_id, run["run_attempt"], (run["name"] or "")[:300], run.get("path"),
                   run.get("event"), run.get("head_branch"), run.get("head_sha"), run.get("status"), run.get("conclusion"),
                   ts(run.get("created_at")), ts(run.get("run_started_at")), ts(run.get("updated_at")),
                   run.get("html_url"), str(run_dir), unparsed)

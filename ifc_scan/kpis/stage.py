@@ -18,7 +18,7 @@ from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import WeekContext, compute_week, open_sla_state, run_path
+from ifc_scan.kpis.weekly import WeekContext, compute_week, days_overdue, open_sla_state, run_path
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
                                              load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
@@ -164,7 +164,7 @@ def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
 POPULATION_COLUMNS["findings"] = FINDING_COLUMNS = ("finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "installed_version",
                    "fixed_version", "severity", "state", "cause", "detected_at", "due_at", "closed_at", "close_reason",
                    "ttr_hours", "closed_by", "excepted_by", "age_hours", "title", "last_seen_scan", "source_file",
-                   "source_sha256", "image", "advisory_url")
+                   "source_sha256", "image", "advisory_url", "days_overdue")
 
 
 def _versions(con, wanted: list[tuple]) -> dict:
@@ -235,7 +235,8 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
                      "source_file": src[0], "source_sha256": src[1],
                      "image": seen.image if seen is not None else None,
                      # shown as a link only when it is an http(s) address (scan text is untrusted)
-                     "advisory_url": advisory if advisory and advisory.startswith(("https://", "http://")) else None})
+                     "advisory_url": advisory if advisory and advisory.startswith(("https://", "http://")) else None,
+                     "days_overdue": days_overdue(state, f.due_at, ctx.T) if f.is_open else None})
     rows.sort(key=lambda r: (not r["state"].startswith(OPEN_STATES), SEV_ORDER[r["severity"]],
                              r["detected_at"], r["finding_id"]))
     return rows

@@ -113,6 +113,11 @@ def open_sla_state(f: FindingAtT, excepted: bool, T: datetime) -> str:
     return "overdue" if f.due_at is not None and T > f.due_at else "open"
 
 
+def days_overdue(state: str, due_at: datetime | None, T: datetime) -> int | None:
+    """Whole days an overdue finding is past its due time at T (None unless its state is overdue)."""
+    return (T - due_at).days if state == "overdue" and due_at is not None else None
+
+
 def sla(ctx: WeekContext) -> dict:
     out = per_severity(lambda s: {"closed_within": 0, "closed_late": 0, "open_within": 0, "open_overdue": 0, "excepted": 0})
     for c in ctx.state.closes:

@@ -103,14 +103,6 @@ def wrapid(value) -> Markup:
     return Markup(_SEPARATORS.sub(lambda m: m.group(1) + "\x00", str(escape(value))).replace("\x00", "<wbr>"))
 
 
-def days_overdue(f: dict, as_of: str) -> int | None:
-    """Whole days a still-open finding is past its due time at T (None when it is not overdue)."""
-    if not f.get("state", "").startswith("overdue") or not f.get("due_at"):
-        return None
-    t, due = (datetime.strptime(x[:19], "%Y-%m-%dT%H:%M:%S") for x in (as_of, f["due_at"]))
-    return max(0, (t - due).days)
-
-
 def when(v):
     """'2026-11-20T05:09:04.234148Z' -> '2026-11-20 05:09Z' for reading; CSV and JSON keep full precision."""
     if not v:
@@ -295,12 +287,11 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
     exc_rows = exception_details(populations["exceptions"], populations["findings"])
     view = WeekKpis(k)
     cards = judge_targets(view, Targets.from_policy(k["policy"]), populations["findings"])
-    shown = [{**f, "days_overdue": days_overdue(f, k["as_of"])} for f in populations["findings"][:PAGE_ROWS]]
     return ENV.get_template("report.html.j2").render(
         view=view, cards=cards, period=period(k["period_start"], k["period_end"]),
         groups=finding_groups(populations["findings"]),
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
-        findings=shown, findings_total=len(populations["findings"]),
+        findings=populations["findings"][:PAGE_ROWS], findings_total=len(populations["findings"]),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],
         config_rows=populations["config_and_secrets"],
         prev=prev, dq=data_quality, meta=meta, severities=SEVERITIES, sev_colors=SEV_COLORS, page_rows=PAGE_ROWS)

@@ -11,7 +11,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-from ifc_scan.kpis.stage import compute_and_store, load_week
+from ifc_scan.kpis.stage import compute_and_store, data_weeks, load_week
 from ifc_scan.kpis.view import SEVERITIES, WeekKpis
 from ifc_scan.report.writer import write_index, write_week
 from ifc_scan.timeutil import parse_week, week_bounds, week_label
@@ -85,6 +85,8 @@ def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str,
         return []
     wanted = sorted(set(mondays))
     later = later_published(reports, wanted)
+    if first_week is None:      # no trend point before the first evidence (a week of nothing is no zero)
+        first_week = next(iter(data_weeks(con, policy)), None)
     window = {w for m in wanted + later for w in trend_weeks(m) if first_week is None or w >= first_week}
     compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source)
     return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key)
