@@ -127,13 +127,17 @@ class GitHubClient:
             raise CollectError(f"not found: {_safe(url)}")
         return json.loads(body)
 
-    def pages(self, url: str, key: str):
-        """Follow Link: rel="next" pagination; yields the items under `key`."""
+    def pages(self, url: str, key: str | None):
+        """Follow Link: rel="next" pagination; yields the items under `key` (None: the answer is a list)."""
         while url:
             status, headers, body = self.request(url)
             if status in (404, 410):
                 raise CollectError(f"not found: {_safe(url)}")
-            yield from json.loads(body).get(key) or []
+            doc = json.loads(body)
+            items = doc if key is None else ((doc.get(key) or []) if isinstance(doc, dict) else None)
+            if not isinstance(items, list):
+                raise CollectError(f"unexpected answer shape from {_safe(url)}: no list{'' if key is None else ' under ' + key}")
+            yield from items
             url = _next_link(headers.get("Link") or headers.get("link") or "")
 
 

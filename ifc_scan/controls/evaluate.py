@@ -45,6 +45,12 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
                for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW")]
     mttr_cond = None if all(m is None for m in mttr_ok) else all(m is not False for m in mttr_ok)
     verify_logged = any(d["verified_before"] for d in deploys)
+    # risk acceptance: judged only once exception history is collected (before that: no data, never a pass)
+    appr = k.get("exception_approvals")
+    judged = appr is not None and appr["evidence_collected"]
+    chain = {"every exception in force approved by the policy's chain before it took effect (version control)":
+             (appr["chain_incomplete"] == 0) if judged else None}
+    cto = {"no CRITICAL exception in force without CTO sign-off": (appr["critical_without_cto"] == 0) if judged else None}
     # each rule: {condition a reader understands: True | False | None (no data)}
     gate, nightly = {f"build-gate coverage {cov_text}": cov_b}, {f"nightly coverage {cov_text}": cov_n}
     crit = {"no CRITICAL finding overdue": crit_overdue == 0}
@@ -60,7 +66,8 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         "a08": {**scanned, **({"every production deploy verified (cosign) before it": _deploys_ok(deploys, "verified_before")}
                               if verify_logged else {})},
         "iso_8_8": {**gate, **nightly, "no open finding overdue": no_overdue,
-                    "exceptions valid (no invalid line, no expired entry still listed)": exc_ok},
+                    "exceptions valid (no invalid line, no expired entry still listed)": exc_ok, **chain},
+        "risk_acceptance": {**chain, **cto},
         "change_gate": change_gate,
         # Publishing cannot prove its own reproducibility: `ifc-scan verify` recomputes the week from the
         # manifest's inputs alone (CONTROLS.md's rule), so at publication this condition has no data.
@@ -98,6 +105,15 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
              "id": e["id"], "problem": "invalid" if not e["valid"] else "expired, still listed"}
             for e in exception_entries if not e["valid"] or e["expired_listed"]],
+        "every exception in force approved by the policy's chain before it took effect (version control)": [
+            {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
+             "id": e["id"], "problem": e["chain_problem"]}
+            for e in exception_entries if e.get("active") and e.get("chain_complete") is False],
+        "no CRITICAL exception in force without CTO sign-off": [
+            {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
+             "id": e["id"], "problem": e["chain_problem"]}
+            for e in exception_entries if e.get("active") and e.get("severity_at_change") == "CRITICAL"
+            and "cto" in (e.get("missing_roles") or "").split(", ")],
         "MTTR within the SLA for every severity with fixes": [
             {"kind": "mttr", "severity": s_, "mean_h": k["mttr_hours"][s_]["mean"], "sla_h": sla_h[s_]}
             for s_, ok in zip(("CRITICAL", "HIGH", "MEDIUM", "LOW"), mttr_ok) if ok is False],

@@ -23,7 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from ifc_scan.faults import fault_point
+from ifc_scan.ingest import approvals as approvals_reader
 from ifc_scan.ingest import exceptions as exc_reader
+from ifc_scan.ingest.approvals import LineVersion
 from ifc_scan.ingest.gha_events import CiEvent
 from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folder
 from ifc_scan.ingest.inventory import parse_inventory
@@ -64,6 +66,12 @@ TABLE_COLUMNS = {
     "exception_snapshots": ["scope", "snapshot_date", "file", "format", "sha256", "entries"],
     "exceptions": ["scope", "snapshot_date", "file", "format", "line_no", "section", "vuln_id", "expiry", "expiry_raw",
                    "declared_expiry", "reason", "paths", "purls", "valid", "invalid_reason", "sha256"],
+    "exception_changes": ["scope", "commit_sha", "file", "path", "source", "repository", "landed_at", "landed_by",
+                          "committed_at", "author", "author_email", "pr_number", "pr_url", "title", "deleted",
+                          "content_sha256", "source_path"],
+    "exception_reviews": ["scope", "commit_sha", "reviewer", "email", "state", "submitted_at", "via"],
+    "exception_line_versions": list(LineVersion._fields),
+    "approvers": ["login", "role", "emails", "since", "until", "source_path"],
     "inventory_deployable": ["name", "lineage", "source_path"],
     "inventory_retired": ["lineage", "retired_at", "source_path"],
     "source_files": ["path", "sha256", "size", "mtime", "kind", "status", "reason"],
@@ -116,6 +124,10 @@ def classify(rel: str) -> str:
         return "exception"
     if rel in ("inventory/deployable.yaml", "inventory/deployable.yml"):
         return "inventory"
+    if rel in ("inventory/approvers.yaml", "inventory/approvers.yml"):
+        return "approvers"
+    if parts[0] == "approvals" and len(parts) == 4 and rel.endswith(".json"):
+        return "approval"
     return "other"
 
 
@@ -391,6 +403,59 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 batch.add("inventory_retired", (lin, at, f.rel))
             record(f, "ingested")
 
+        # --- approvers (the roles file replaces the previous one) ------------------------------
+        for f in [f for f in new if f.kind == "approvers"]:
+            batch.start(f.rel)
+            try:
+                approvers = approvals_reader.parse_approvers(f.path.read_text(encoding="utf-8-sig"))
+            except Exception as exc:      # noqa: BLE001 (RecordRejected, bad text, anything the YAML loader raises)
+                record(f, "rejected", f"approvers not read: {type(exc).__name__}: {str(exc)[:300]}")
+                continue
+            batch.deletes.append(("DELETE FROM approvers", ()))
+            for a in approvers:
+                batch.add("approvers", (a.login, a.role, a.emails, a.since, a.until, f.rel))
+            record(f, "ingested")
+
+        # --- exception change records (a changed record re-traces its whole scope) -------------
+        by_scope: dict[str, list[LandingFile]] = defaultdict(list)
+        for f in files:
+            if f.kind == "approval":
+                by_scope[f.rel.split("/")[1]].append(f)
+        stored_scopes = {r[0]: r[1] for r in con.execute(
+            "SELECT scope, list(source_path ORDER BY source_path) FROM exception_changes GROUP BY scope").fetchall()}
+        present = {s_: sorted(f.rel for f in fs) for s_, fs in by_scope.items()}
+        for scope in sorted(set(stored_scopes) - set(by_scope)):     # every record of the scope left
+            batch.start(f"approvals/{scope} (removed)")
+            for table in ("exception_changes", "exception_reviews", "exception_line_versions"):
+                batch.deletes.append((f"DELETE FROM {table} WHERE scope=?", (scope,)))
+        retrace = {s_ for s_, fs in by_scope.items() if any(f.rel in new_paths for f in fs)
+                   or (s_ in stored_scopes and stored_scopes[s_] != present[s_])}   # a record added or moved aside
+        for scope in sorted(retrace):
+            batch.start(f"approvals/{scope}")
+            for table in ("exception_changes", "exception_reviews", "exception_line_versions"):
+                batch.deletes.append((f"DELETE FROM {table} WHERE scope=?", (scope,)))
+            records = []
+            for f in by_scope[scope]:
+                try:
+                    rec = approvals_reader.parse_change_record(f.path.read_bytes().decode("utf-8-sig"), f.rel)
+                except (approvals_reader.RecordRejected, UnicodeDecodeError) as exc:
+                    if f.rel in new_paths:
+                        record(f, "rejected", f"exception change record not read: {exc}")
+                    continue
+                records.append(rec)
+                c, pr = rec.commit, rec.pull_request
+                batch.add("exception_changes", (scope, c.sha, rec.file, rec.path, rec.source, rec.repository,
+                                                rec.landed_at, rec.landed_by, c.committed_at, rec.author,
+                                                c.author_email, pr.number if pr else None, pr.url if pr else None,
+                                                rec.title, rec.deleted, rec.content_sha256, f.rel))
+                for r in rec.reviews:
+                    batch.add("exception_reviews", (scope, c.sha, r.reviewer, r.email, r.state.upper(),
+                                                    r.submitted_at, r.via))
+                if f.rel in new_paths:
+                    record(f, "ingested")
+            for lv in approvals_reader.trace_scope(records):
+                batch.add("exception_line_versions", tuple(lv))
+
         # --- exception snapshots (a changed file re-reads its whole snapshot) -----------------
         snapshots: dict[tuple[str, str], list[LandingFile]] = defaultdict(list)
         for f in files:
@@ -398,6 +463,15 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 _, scope, day = f.rel.split("/")[:3]
                 snapshots[(scope, day)].append(f)
         changed = {k for k, fs in snapshots.items() if any(f.rel in new_paths for f in fs)}
+        # a snapshot whose files left the landing zone (the history collector moves aside what a force push
+        # took off the branch) is no longer evidence: its rows go, the source_files record stays
+        for scope, day in con.execute("SELECT DISTINCT scope, strftime(snapshot_date, '%Y-%m-%d') "
+                                      "FROM exception_snapshots").fetchall():
+            if (scope, day) not in snapshots:
+                batch.start(f"exceptions/{scope}/{day} (removed)")
+                batch.deletes.append(("DELETE FROM exceptions WHERE scope=? AND snapshot_date=?", (scope, day)))
+                batch.deletes.append(("DELETE FROM exception_snapshots WHERE scope=? AND snapshot_date=?", (scope, day)))
+                progress(f"ingest: exceptions/{scope}/{day}/ is no longer in the landing zone: its entries are dropped")
         for (scope, day) in sorted(changed):
             fs = snapshots[(scope, day)]
             batch.start(f"exceptions/{scope}/{day}")
@@ -554,7 +628,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         batch.start("(other files)")
         for f in new:
             if f.kind == "other":
-                record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, inventory/)")
+                record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, approvals/, inventory/)")
             elif f.kind == "symlink":
                 record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
             elif f.kind == "special":

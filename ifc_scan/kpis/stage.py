@@ -17,6 +17,7 @@ from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
+from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.kpis.weekly import WeekContext, compute_week, days_overdue, open_sla_state, run_path
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
@@ -32,7 +33,7 @@ POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_excep
 POPULATION_COLUMNS = {
     "exceptions": ("scope", "snapshot_date", "file", "line", "id", "expiry", "declared_expiry", "reason", "valid",
                    "invalid_reason", "active", "expiring_14d", "expired_listed", "no_expiry", "no_reason",
-                   "critical_over_90d", "unmatched", "sha256"),
+                   "critical_over_90d", "unmatched", "sha256", *APPROVAL_COLUMNS),
     "coverage": ("kind", "lineage", "item", "image", "time", "detail", "evidence"),
     "deploys": ("time", "lineage", "digest", "image", "image_known", "run_id", "scanned_before", "pre_deploy_scan",
                 "verified_before", "critical_unexcepted_before", "outcome", "counts_as_deploy", "evidence"),
@@ -92,7 +93,7 @@ class InputCatalog:
                 t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
             elif kind == "ci-run":
                 t = run_created.get(parts[2])
-            elif kind == "exception":
+            elif kind in ("exception", "approval"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
             else:
@@ -287,11 +288,11 @@ def config_and_secrets_population(con, ctx: WeekContext) -> list[dict]:
 
 
 def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, monday: date, catalog: InputCatalog,
-                verified: dict, warehouse: dict, index: ScanIndex | None = None) -> WeekResult:
+                verified: dict, warehouse: dict, governance: Governance, index: ScanIndex | None = None) -> WeekResult:
     """The week's kpis.json, populations, inputs and data quality, from the observations before T and the
     lifecycle read at T (whichever provider read it)."""
     start, end = week_bounds(monday)
-    ctx = WeekContext(obs_T, state, policy, start, end, index)
+    ctx = WeekContext(obs_T, state, policy, start, end, index, governance)
     figures, entries = compute_week(ctx)
     deploys = deploy_evidence(con, ctx, verified)
     inputs, inputs_sha = catalog.week_inputs(end)
@@ -322,12 +323,13 @@ class WeeklyStage:
         self.warehouse = warehouse_quality(source)
         self.reader = StoreReader(source)
         self.index = ScanIndex(self.obs.scans)
+        self.governance = Governance(source, self.obs.scans)
 
     def compute(self, monday: date) -> WeekResult:
         """Weeks in ascending order read each lifecycle event once (StoreReader)."""
         start, end = week_bounds(monday)
         return week_result(self.source, self.obs.as_of(end), self.reader.read(start, end), self.policy,
-                           monday, self.catalog, self.verified, self.warehouse, self.index)
+                           monday, self.catalog, self.verified, self.warehouse, self.governance, self.index)
 
     def inputs_hash(self, monday: date) -> str:
         return self.catalog.week_inputs(week_bounds(monday)[1])[1]
@@ -341,7 +343,7 @@ def oracle_week(con, policy: dict, monday: date, full: Observations | None = Non
     obs_T = full.as_of(end)
     state = state_from_lifecycle(build_lifecycle(obs_T, policy), start, end)
     return week_result(con, obs_T, state, policy, monday, InputCatalog(con, obs_T), verified_digests(con),
-                       warehouse_quality(con))
+                       warehouse_quality(con), Governance(con, full.scans))
 
 
 # ---- the weekly_kpis table --------------------------------------------------------------------------

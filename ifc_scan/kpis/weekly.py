@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from ifc_scan.kpis.approvals import approval_summary
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import Observations, ScanIndex, is_production_attempt
 from ifc_scan.lifecycle.state import FindingAtT, LifecycleAtT
@@ -38,10 +39,12 @@ class WeekContext:
     """What one week's KPIs read: the observations before T and the lifecycle read at T."""
 
     def __init__(self, obs: Observations, state: LifecycleAtT, policy: dict, start: datetime, end: datetime,
-                 index: ScanIndex | None = None):
+                 index: ScanIndex | None = None, governance=None):
         """`obs`: the observations before T. `index`: a ScanIndex of these or of all scans (its queries are
-        bounded by T); built from obs when not given."""
+        bounded by T); built from obs when not given. `governance`: the exception approval evidence
+        (kpis/approvals.py Governance); without it the week has no `exception_approvals`."""
         self.obs, self.state, self.policy, self.S, self.T = obs, state, policy, start, end
+        self.governance = governance
         self.exc = ExceptionIndex(obs)
         self.index = index or ScanIndex(obs.scans)
         self._open = state.open()
@@ -271,7 +274,9 @@ def exception_entries_at_T(ctx: WeekContext) -> list[dict]:
             "id": e.vuln_id, "expiry": iso_z(e.expiry), "declared_expiry": iso_z(e.declared_expiry), "reason": e.reason,
             "valid": e.valid, "invalid_reason": e.invalid_reason,
             **exception_flags(e, T, policy, critical, earliest_listing.get((e.scope, e.vuln_id)), matched),
-            "sha256": e.sha256})
+            "sha256": e.sha256,
+            **(ctx.governance.judge(e, T, lambda lin, s=e.scope: ctx.exc.scope_applies(s, lin))
+               if ctx.governance is not None else {})})
     return out
 
 
@@ -353,6 +358,8 @@ def compute_week(ctx: WeekContext) -> dict:
         "week": week_label(start.date()), "period_start": iso_z(start), "period_end": iso_z(end), "as_of": iso_z(end),
         "new_findings": new_findings(ctx), "remediated": remediated(ctx), "mttr_hours": mttr_hours(ctx),
         "sla": sla(ctx), "open_backlog": open_backlog(ctx), "critical_in_prod": critical_in_prod(ctx),
-        "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries), "stale_images": stale_images(ctx),
-        "cadence": cadence(ctx),
+        "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries),
+        **({"exception_approvals": approval_summary(entries, ctx.governance.has_evidence)}
+           if ctx.governance is not None else {}),
+        "stale_images": stale_images(ctx), "cadence": cadence(ctx),
     }, entries

@@ -59,6 +59,19 @@ CREATE TABLE IF NOT EXISTS exceptions (
   line_no INTEGER, section VARCHAR, vuln_id VARCHAR, expiry TIMESTAMP, expiry_raw VARCHAR,
   declared_expiry TIMESTAMP, reason VARCHAR, paths VARCHAR[], purls VARCHAR[], valid BOOLEAN, invalid_reason VARCHAR,
   sha256 VARCHAR);
+-- Exception governance (approvals/ and inventory/approvers.yaml; docs/exception-governance.md)
+CREATE TABLE IF NOT EXISTS exception_changes (
+  scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, file VARCHAR, path VARCHAR, source VARCHAR, repository VARCHAR,
+  landed_at TIMESTAMP NOT NULL, landed_by VARCHAR, committed_at TIMESTAMP, author VARCHAR, author_email VARCHAR,
+  pr_number INTEGER, pr_url VARCHAR, title VARCHAR, deleted BOOLEAN, content_sha256 VARCHAR, source_path VARCHAR);
+CREATE TABLE IF NOT EXISTS exception_reviews (
+  scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, reviewer VARCHAR, email VARCHAR, state VARCHAR,
+  submitted_at TIMESTAMP, via VARCHAR);
+CREATE TABLE IF NOT EXISTS exception_line_versions (
+  scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, line_no INTEGER, vuln_id VARCHAR, change VARCHAR,
+  version_sha VARCHAR, history VARCHAR);
+CREATE TABLE IF NOT EXISTS approvers (
+  login VARCHAR NOT NULL, role VARCHAR NOT NULL, emails VARCHAR[], since TIMESTAMP, until TIMESTAMP, source_path VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_deployable (name VARCHAR, lineage VARCHAR NOT NULL, source_path VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_at TIMESTAMP NOT NULL, source_path VARCHAR);
 -- Derived tables (lifecycle and weekly stages). Rebuilt from the raw tables above when

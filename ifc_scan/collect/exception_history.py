@@ -1,0 +1,356 @@
+"""Collect the history of the exception files from version control into the landing zone, so that
+snapshots need no hands and every exception line can be traced to the change that made it and the
+approvals that change had.
+
+For each ignore file (a path in the repository, mapped to an exception scope) and each commit on the
+branch that changed it, two landing files are written (design/INPUTS.md, docs/exception-governance.md):
+
+- `approvals/<scope>/<YYYY-MM-DD>/<sha>.json`: the change record: the commit, when the change reached
+  the branch (`landed_at`: the pull request's merge time, else the commit's), its pull request, the
+  reviews on that pull request (or the commit's `Approved-by:` trailers) and the file's text at that
+  commit;
+- `exceptions/<scope>/<YYYY-MM-DD>/<file name>`: the file as it stood at the end of that day on the
+  branch (the last change landed that day; an empty file once the file was deleted).
+
+Two sources share the writer: GitHub's REST API (commits touching the path, each commit's pull
+request, that pull request's reviews, the file's content at the commit), incremental with a state file
+and polite as the run collector (pagination, rate limits, token only to the API host); and a local
+git clone (`git log --first-parent`), for teams that do not review on GitHub.
+
+A branch rewritten by a force push: changes no longer on the branch are moved out of the landing zone
+into the state folder's `rewritten/` (kept, never deleted) and named in the summary.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary
+
+RECORD_SCHEMA = "ifc-scan.exception-change/1"
+DEFAULT_FILES = (".trivyignore=_global",)
+_SCOPE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+# commit-message trailers that record an approval in a repository without GitHub reviews
+_TRAILER = re.compile(r"^(Approved-by)\s*:\s*(.+?)\s*$", re.I | re.M)
+_IDENT = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^>]+)>$")
+
+
+@dataclass
+class Review:
+    reviewer: str                 # GitHub login, or the trailer's name
+    state: str                    # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
+    submitted_at: str | None      # RFC 3339 UTC
+    via: str                      # github-review | git-trailer
+    email: str | None = None
+    commit_id: str | None = None  # the pull request commit the review was given on
+
+
+@dataclass
+class Change:
+    sha: str
+    parents: list[str]
+    author_login: str | None
+    author_name: str | None
+    author_email: str | None
+    authored_at: str | None
+    committer_login: str | None
+    committed_at: str
+    message: str
+    landed_at: str                # when the change reached the branch
+    landed_by: str                # pull_request | commit
+    pull_request: dict | None
+    reviews: list[Review]
+    content: str | None           # the file's text at this commit; None: the commit deleted it
+
+
+@dataclass
+class FileSpec:
+    path: str                     # path of the ignore file in the repository
+    scope: str                    # exception scope (landing zone folder)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @classmethod
+    def parse(cls, text: str) -> "FileSpec":
+        path, _, scope = text.partition("=")
+        path, scope = path.strip().lstrip("/"), (scope.strip() or "_global")
+        if not path or ".." in path.split("/"):
+            raise CollectError(f"--file {text!r}: give a path inside the repository, as PATH=SCOPE")
+        if not _SCOPE.fullmatch(scope):
+            raise CollectError(f"--file {text!r}: scope {scope!r} is not a folder name (letters, digits, _ . -)")
+        return cls(path, scope)
+
+
+@dataclass
+class HistorySummary:
+    requests: int = 0
+    changes_listed: int = 0
+    changes_written: int = 0
+    snapshots_written: int = 0
+    reviews_refreshed: int = 0
+    rewritten: list = field(default_factory=list)    # "<scope> <sha>": no longer on the branch (force push)
+    conflicts: list = field(default_factory=list)    # landing files not written by this collector, left alone
+    retries: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _utc(ts: str | None) -> str | None:
+    """Any RFC 3339 / ISO 8601 time -> 'YYYY-MM-DDTHH:MM:SSZ' in UTC."""
+    if not ts:
+        return None
+    t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- the writer both sources share -------------------------------------------------------------------
+
+def _load_state(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"files": {}}
+
+
+def _save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def landing_history(changes: list[Change]) -> list[Change]:
+    """Changes in the order they reached the branch (landed_at; a pull request's commits in commit order)."""
+    return sorted(changes, key=lambda c: (c.landed_at, c.committed_at))
+
+
+def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_state: dict, *, source: str,
+                  repository: str, branch: str, moved_to: Path, summary: HistorySummary) -> None:
+    """Write the change records and the day snapshots of one ignore file. `changes` is the file's whole
+    history on the branch; what an earlier collection wrote and is no longer in it is moved to `moved_to`."""
+    written: dict = key_state.setdefault("written", {})         # landing path -> sha256 this collector wrote
+    ordered = landing_history(changes)
+    wanted: dict[str, bytes] = {}
+    for c in ordered:
+        record = {
+            "schema": RECORD_SCHEMA, "source": source, "repository": repository, "branch": branch,
+            "path": spec.path, "scope": spec.scope, "file": spec.name,
+            "commit": {"sha": c.sha, "parents": c.parents, "author_login": c.author_login, "author_name": c.author_name,
+                       "author_email": c.author_email, "authored_at": c.authored_at,
+                       "committer_login": c.committer_login, "committed_at": c.committed_at, "message": c.message},
+            "landed_at": c.landed_at, "landed_by": c.landed_by, "pull_request": c.pull_request,
+            "reviews": [asdict(r) for r in c.reviews], "deleted": c.content is None,
+            "content_sha256": hashlib.sha256((c.content or "").encode()).hexdigest(), "content": c.content or "",
+        }
+        rel = f"approvals/{spec.scope}/{c.landed_at[:10]}/{c.sha}.json"
+        wanted[rel] = (json.dumps(record, indent=1) + "\n").encode()
+    by_day: dict[str, Change] = {}
+    for c in ordered:                       # the day's last change is the file at the end of that day
+        by_day[c.landed_at[:10]] = c
+    for day, c in by_day.items():
+        wanted[f"exceptions/{spec.scope}/{day}/{spec.name}"] = (c.content or "").encode()
+    for rel, data in wanted.items():
+        target = landing / rel
+        digest = hashlib.sha256(data).hexdigest()
+        if target.is_file():
+            current = hashlib.sha256(target.read_bytes()).hexdigest()
+            if current == digest:
+                written[rel] = digest
+                continue
+            if written.get(rel) != current:   # someone else's file: never overwritten
+                summary.conflicts.append(f"{rel}: exists with other content, not written by this collector; left alone")
+                continue
+        _write_atomic(target, data)
+        written[rel] = digest
+        if rel.startswith("approvals/"):
+            summary.changes_written += 1
+        else:
+            summary.snapshots_written += 1
+    for rel in sorted(set(written) - set(wanted)):    # written earlier, no longer on the branch
+        src = landing / rel
+        if src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == written[rel]:
+            dest = moved_to / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), dest)
+            summary.rewritten.append(f"{rel} moved to {dest}")
+            try:
+                src.parent.rmdir()              # the day folder, when nothing else is in it
+            except OSError:
+                pass
+        del written[rel]
+
+
+# ---- GitHub -------------------------------------------------------------------------------------------
+
+def _github_reviews(client: GitHubClient, repo: str, number: int) -> list[Review]:
+    out = []
+    for r in client.pages(f"/repos/{repo}/pulls/{number}/reviews?per_page=100", None):
+        if not r.get("submitted_at"):          # a pending review was never given
+            continue
+        out.append(Review((r.get("user") or {}).get("login") or "(deleted user)", str(r.get("state", "")).upper(),
+                          _utc(r["submitted_at"]), "github-review", None, r.get("commit_id")))
+    return out
+
+
+def _pick_pull(pulls: list[dict], sha: str, branch: str) -> dict | None:
+    """The pull request that brought the commit to the branch: merged into it, its merge commit first."""
+    merged = [p for p in pulls if p.get("merged_at") and (p.get("base") or {}).get("ref") == branch]
+    if not merged:
+        return None
+    merged.sort(key=lambda p: (p.get("merge_commit_sha") != sha, p["merged_at"]))
+    return merged[0]
+
+
+def _github_content(client: GitHubClient, repo: str, path: str, sha: str) -> str | None:
+    status, _h, body = client.request(f"/repos/{repo}/contents/{urllib.parse.quote(path)}?ref={sha}")
+    if status in (404, 410):
+        return None                              # the commit deleted the file
+    doc = json.loads(body)
+    if not isinstance(doc, dict) or doc.get("type", "file") != "file":
+        raise CollectError(f"{path} at {sha[:12]} is not a file")
+    if doc.get("encoding") == "base64":
+        return base64.b64decode(doc.get("content") or "").decode("utf-8", errors="replace")
+    if doc.get("download_url"):                  # over 1 MB: GitHub gives no inline content
+        status, _h, raw = client.request(doc["download_url"])
+        return raw.decode("utf-8", errors="replace")
+    raise CollectError(f"{path} at {sha[:12]}: GitHub gave no content")
+
+
+def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path, state_path: str | Path, *,
+                           branch: str = "main", base_url: str = "https://api.github.com",
+                           token_env: str = "GITHUB_TOKEN", sleep=time.sleep, log=None) -> HistorySummary:
+    if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo):
+        raise CollectError(f"repository must be OWNER/NAME, not {repo!r}")
+    landing, state_path = Path(landing), Path(state_path)
+    counters = _RunSummary()
+    client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log)
+    state = _load_state(state_path)
+    summary = HistorySummary()
+    for spec in files:
+        key = f"github:{repo}:{branch}:{spec.path}"
+        ks = state["files"].setdefault(key, {"history": [], "changes": {}})
+        known: list[str] = ks["history"]
+        fresh: list[dict] = []
+        q = urllib.parse.urlencode({"path": spec.path, "sha": branch, "per_page": "100"})
+        hit = None
+        for item in client.pages(f"/repos/{repo}/commits?{q}", None):   # newest first
+            summary.changes_listed += 1
+            if item["sha"] in known:
+                hit = item["sha"]
+                break
+            fresh.append(item)
+        history = (known[:known.index(hit) + 1] if hit else []) + [i["sha"] for i in reversed(fresh)]
+        changes_by_sha = {sha: ks["changes"][sha] for sha in history if sha in ks["changes"]}
+        for item in reversed(fresh):
+            sha = item["sha"]
+            commit = item.get("commit") or {}
+            pulls = client.json(f"/repos/{repo}/commits/{sha}/pulls")
+            pull = _pick_pull(pulls if isinstance(pulls, list) else [], sha, branch)
+            pr = None if pull is None else {
+                "number": pull["number"], "title": pull.get("title"), "url": pull.get("html_url"),
+                "author": (pull.get("user") or {}).get("login"), "merged_at": _utc(pull.get("merged_at")),
+                "merge_commit_sha": pull.get("merge_commit_sha"), "base": (pull.get("base") or {}).get("ref")}
+            committed = _utc((commit.get("committer") or {}).get("date"))
+            change = Change(sha, [p["sha"] for p in item.get("parents") or []],
+                            (item.get("author") or {}).get("login"), (commit.get("author") or {}).get("name"),
+                            (commit.get("author") or {}).get("email"), _utc((commit.get("author") or {}).get("date")),
+                            (item.get("committer") or {}).get("login"), committed, commit.get("message") or "",
+                            pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
+                            _github_content(client, repo, spec.path, sha))
+            changes_by_sha[sha] = asdict(change)
+        # reviews are read again for every pull request of the history: a review dismissed after the
+        # merge must stop counting
+        reviews_of: dict[int, list] = {}
+        for sha in history:
+            pr = changes_by_sha[sha]["pull_request"]
+            if pr:
+                if pr["number"] not in reviews_of:
+                    reviews_of[pr["number"]] = [asdict(r) for r in _github_reviews(client, repo, pr["number"])]
+                    summary.reviews_refreshed += 1
+                changes_by_sha[sha]["reviews"] = reviews_of[pr["number"]]
+        changes = [_change_from_dict(changes_by_sha[sha]) for sha in history]
+        rewritten = [sha for sha in known if sha not in history]
+        if rewritten and log:
+            log(f"{spec.path}: {len(rewritten)} change(s) no longer on {branch} (force push); their files are moved aside")
+        write_history(landing, spec, changes, ks, source="github", repository=repo, branch=branch,
+                      moved_to=state_path.parent / "rewritten", summary=summary)
+        ks["history"], ks["changes"] = history, changes_by_sha
+        _save_state(state_path, state)
+    summary.requests, summary.retries = counters.requests, counters.retries
+    return summary
+
+
+def _change_from_dict(d: dict) -> Change:
+    return Change(**{**d, "reviews": [Review(**r) for r in d["reviews"]]})
+
+
+# ---- a local git clone -------------------------------------------------------------------------------
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=300)
+
+
+def _trailer_reviews(message: str, committed_at: str) -> list[Review]:
+    out = []
+    for _kind, who in _TRAILER.findall(message):
+        m = _IDENT.match(who)
+        name, email = (m.group("name"), m.group("email")) if m else (who, None)
+        out.append(Review(name or email or who, "APPROVED", committed_at, "git-trailer", email))
+    return out
+
+
+def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: str | Path, state_path: str | Path, *,
+                        branch: str = "HEAD", log=None) -> HistorySummary:
+    """The first-parent history of `branch` in a local clone: each commit that changed the file as the
+    branch saw it (a merge commit for a merged branch), approvals from its `Approved-by:` trailers."""
+    repo_dir, landing, state_path = Path(repo_dir), Path(landing), Path(state_path)
+    probe = _git(repo_dir, "rev-parse", "--verify", f"{branch}^{{commit}}")
+    if probe.returncode != 0:
+        raise CollectError(f"{repo_dir}: not a git repository or no branch {branch!r}: "
+                           f"{probe.stderr.decode(errors='replace').strip()[:200]}")
+    state = _load_state(state_path)
+    summary = HistorySummary()
+    fmt = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cI%x1f%B%x1e"
+    for spec in files:
+        out = _git(repo_dir, "log", "--first-parent", f"--format={fmt}", branch, "--", spec.path)
+        if out.returncode != 0:
+            raise CollectError(f"git log failed for {spec.path}: {out.stderr.decode(errors='replace').strip()[:200]}")
+        changes = []
+        for raw in out.stdout.decode("utf-8", errors="replace").split("\x1e"):
+            raw = raw.strip("\n")
+            if not raw:
+                continue
+            sha, parents, an, ae, aI, cI, body = raw.split("\x1f", 6)
+            committed = _utc(cI)
+            shown = _git(repo_dir, "show", f"{sha}:{spec.path}")
+            content = shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
+            changes.append(Change(sha, parents.split(), None, an, ae, _utc(aI), None, committed, body.strip(),
+                                  committed, "commit", None, _trailer_reviews(body, committed), content))
+            summary.changes_listed += 1
+        key = f"git:{repo_dir.resolve()}:{branch}:{spec.path}"
+        ks = state["files"].setdefault(key, {"history": []})
+        write_history(landing, spec, changes, ks, source="git", repository=str(repo_dir.resolve()), branch=branch,
+                      moved_to=state_path.parent / "rewritten", summary=summary)
+        ks["history"] = [c.sha for c in landing_history(changes)]
+        _save_state(state_path, state)
+    return summary

@@ -1,0 +1,345 @@
+"""Exception governance: the history of the ignore files collected from a git clone the test builds
+with `git`, and from a local HTTP server answering in GitHub's REST shapes; each exception in force
+traced to its change and judged against the policy's approval chain. Every expected figure is worked
+out by hand in the comments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import date, datetime
+
+import pytest
+
+from ifc_scan.collect.exception_history import FileSpec, collect_git_history
+from ifc_scan_tests.scenario import Scenario, vuln
+
+APPROVERS = """approvers:
+  - {login: sam, roles: [security-engineer], emails: [sam@acme.test]}
+  - {login: lee, roles: [engineering-lead], emails: [lee@acme.test]}
+  - {login: cat, roles: [cto], emails: [cat@acme.test]}
+  - {login: dual, roles: [security-engineer, engineering-lead], emails: [dual@acme.test]}
+"""
+
+
+def git(repo, *args, when=None, author=("Dev", "dev@acme.test")):
+    env = {**os.environ, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
+           "GIT_COMMITTER_NAME": "Merge Bot", "GIT_COMMITTER_EMAIL": "bot@acme.test"}
+    if when:
+        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env).stdout.decode()
+
+
+def commit(repo, text, when, message, author=("Dev", "dev@acme.test")):
+    path = repo / ".trivyignore"
+    if text is None:
+        git(repo, "rm", "-q", ".trivyignore")
+    else:
+        path.write_text(text)
+        git(repo, "add", ".trivyignore")
+    git(repo, "commit", "-q", "-m", message, when=when, author=author)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def trailers(*who):
+    return "\n\n" + "\n".join(f"Approved-by: {w.title()} <{w}@acme.test>" for w in who)
+
+
+L1000 = "CVE-2026-1000 exp:2026-06-01  # no fix upstream\n"
+L1000_EXT = "CVE-2026-1000 exp:2026-07-01  # no fix upstream\n"
+L2000 = "CVE-2026-2000 exp:2026-03-15  # not reachable\n"
+L2000_CTO = "CVE-2026-2000 exp:2026-03-15  # not reachable; CTO sign-off SEC-7\n"
+L3000 = "CVE-2026-3000 exp:2026-05-01  # test image only\n"
+
+
+@pytest.fixture
+def git_history(tmp_path):
+    """main, first parent, one change a day:
+    C1 02-02 add 1000 (HIGH)                 approved sam + lee                -> complete
+    C2 02-03 add 2000 (CRITICAL)             approved sam + lee                -> no CTO
+    C3 02-04 add 3000 (MEDIUM then), by sam  approved sam (self) + dual         -> dual fills one role only
+    C4 02-05 extend 1000 to 07-01            approved dual + lee               -> complete (new version of 1000)
+    C5 02-10 reason of 2000 (CTO sign-off)   approved sam + lee + cat          -> complete
+    C6 02-11 remove 3000                     no approval (a removal needs none)
+    C7 02-17 delete the file"""
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    shas = {}
+    shas["C1"] = commit(repo, L1000, "2026-02-02T09:00:00Z", "Accept CVE-2026-1000" + trailers("sam", "lee"))
+    shas["C2"] = commit(repo, L1000 + L2000, "2026-02-03T09:00:00Z", "Accept CVE-2026-2000" + trailers("sam", "lee"))
+    shas["C3"] = commit(repo, L1000 + L2000 + L3000, "2026-02-04T09:00:00Z", "Accept CVE-2026-3000" + trailers("sam", "dual"),
+                        author=("Sam", "sam@acme.test"))
+    shas["C4"] = commit(repo, L1000_EXT + L2000 + L3000, "2026-02-05T09:00:00Z", "Extend 1000" + trailers("dual", "lee"))
+    shas["C5"] = commit(repo, L1000_EXT + L2000_CTO + L3000, "2026-02-10T09:00:00Z",
+                        "CTO sign-off for 2000" + trailers("sam", "lee", "cat"))
+    shas["C6"] = commit(repo, L1000_EXT + L2000_CTO, "2026-02-11T09:00:00Z", "3000 fixed: remove")
+    shas["C7"] = commit(repo, None, "2026-02-17T09:00:00Z", "no exceptions left")
+    return repo, shas
+
+
+def scenario_with_scans(tmp_path) -> Scenario:
+    sc = Scenario(tmp_path / "sc")
+    base = [vuln("CVE-2026-1000", "openssl", "HIGH"), vuln("CVE-2026-2000", "curl", "CRITICAL")]
+    sc.registry_scan("1", datetime(2026, 2, 1, 12), base + [vuln("CVE-2026-3000", "zlib", "MEDIUM")])
+    # the vendor re-rates 3000 CRITICAL after its exception landed: the chain is judged on MEDIUM (then)
+    for day in (6, 9, 12, 15, 18, 21):
+        sc.registry_scan("1", datetime(2026, 2, day, 12), base + [vuln("CVE-2026-3000", "zlib", "CRITICAL")])
+    (sc.landing / "inventory" / "approvers.yaml").write_text(APPROVERS)
+    return sc
+
+
+def by_id(k):
+    return {e["id"]: e for e in k["exception_approvals"]["entries"]}
+
+
+def test_git_history_snapshots_equal_the_file_at_each_change(tmp_path, git_history):
+    repo, shas = git_history
+    sc = scenario_with_scans(tmp_path)
+    s = collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    assert (s.changes_listed, s.changes_written, s.snapshots_written) == (7, 7, 7)
+    days = {"C1": "02-02", "C2": "02-03", "C3": "02-04", "C4": "02-05", "C5": "02-10", "C6": "02-11", "C7": "02-17"}
+    for c, day in days.items():
+        snap = sc.landing / "exceptions" / "_global" / f"2026-{day}" / ".trivyignore"
+        shown = subprocess.run(["git", "-C", str(repo), "show", f"{shas[c]}:.trivyignore"], capture_output=True)
+        assert snap.read_bytes() == (shown.stdout if shown.returncode == 0 else b""), c
+        rec = json.loads((sc.landing / "approvals" / "_global" / f"2026-{day}" / f"{shas[c]}.json").read_text())
+        assert rec["commit"]["sha"] == shas[c] and rec["landed_at"] == f"2026-{day}T09:00:00Z"
+    # a second collection writes nothing new
+    again = collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    assert (again.changes_written, again.snapshots_written, again.conflicts) == (0, 0, [])
+
+
+def test_git_history_approval_chain_by_hand(tmp_path, git_history):
+    repo, shas = git_history
+    sc = scenario_with_scans(tmp_path)
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+
+    # W06 (T = 2026-02-09): snapshot 02-05 (C4) in force: 1000 (version C4), 2000 (C2), 3000 (C3)
+    k = sc.kpis(date(2026, 2, 2))
+    a = k["exception_approvals"]
+    e = by_id(k)
+    # 1000: C4 approved by dual and lee; dual fills security-engineer, lee engineering-lead; HIGH -> complete
+    assert e["CVE-2026-1000"]["chain_complete"] and e["CVE-2026-1000"]["change"] == shas["C4"][:12]
+    assert e["CVE-2026-1000"]["approvers"].startswith("Dual (security-engineer") and "Lee (engineering-lead" in e["CVE-2026-1000"]["approvers"]
+    # 2000: CRITICAL when C2 landed; sam + lee, no CTO -> incomplete, counted as CRITICAL without CTO
+    assert (e["CVE-2026-2000"]["severity_at_change"], e["CVE-2026-2000"]["missing_roles"]) == ("CRITICAL", "cto")
+    # 3000: MEDIUM when C3 landed (CRITICAL only from 02-06): no CTO needed; sam wrote C3 so his approval is
+    # self-approval; dual holds both roles but fills one -> engineering-lead missing
+    assert (e["CVE-2026-3000"]["severity_at_change"], e["CVE-2026-3000"]["missing_roles"]) == ("MEDIUM", "engineering-lead")
+    assert "Sam: self-approval" in e["CVE-2026-3000"]["problem"]
+    assert (a["evidence_collected"], a["in_force"], a["chain_complete"], a["chain_incomplete"], a["untraced"],
+            a["critical_without_cto"]) == (True, 3, 1, 2, 0, 1)
+    row = next(r for r in sc.result.populations["exceptions"] if r["id"] == "CVE-2026-2000")
+    assert row["chain_complete"] is False and row["approval_change"] == shas["C2"][:12]
+    controls = {c["id"]: c for c in k["controls"]}
+    assert controls["CC9.1"]["status"] == "fail" and len(controls["CC9.1"]["failed"]) == 2
+    assert "every exception in force approved by the policy's chain before it took effect (version control)" in \
+        controls["8.8"]["failed"]
+
+    # W07 (T = 02-16): snapshot 02-11 (C6): 1000 still C4's version (unchanged since), 2000 now C5's
+    # (reason changed, approved by sam, lee and cat) -> both complete; 3000 removed
+    k = sc.kpis(date(2026, 2, 9))
+    a, e = k["exception_approvals"], by_id(k)
+    assert e["CVE-2026-1000"]["change"] == shas["C4"][:12]
+    assert e["CVE-2026-2000"]["change"] == shas["C5"][:12] and e["CVE-2026-2000"]["chain_complete"]
+    assert (a["in_force"], a["chain_complete"], a["chain_incomplete"], a["critical_without_cto"]) == (2, 2, 0, 0)
+    assert {c["id"]: c["status"] for c in k["controls"]}["CC9.1"] == "pass"
+    hist = next(r for r in sc.result.populations["exceptions"] if r["id"] == "CVE-2026-1000")["change_history"]
+    assert hist.startswith(f"added by {shas['C1'][:12]}") and "expiry 2026-06-01 -> 2026-07-01" in hist
+
+    # W08 (T = 02-23): the file was deleted on 02-17: nothing in force, nothing to approve
+    a = sc.kpis(date(2026, 2, 16))["exception_approvals"]
+    assert (a["in_force"], a["chain_incomplete"]) == (0, 0)
+
+
+def test_without_history_the_chain_is_not_judged(tmp_path):
+    """A hand-copied snapshot and no collected history: every entry in force is untraced and
+    incomplete, and the controls say 'no data' rather than pass."""
+    sc = scenario_with_scans(tmp_path)
+    sc.exceptions("_global", date(2026, 2, 2), L1000 + L2000)
+    k = sc.kpis(date(2026, 2, 2))
+    a = k["exception_approvals"]
+    # 1000 HIGH: needs security-engineer + engineering-lead; 2000 CRITICAL: also the CTO -> 1 CRITICAL without CTO
+    assert (a["evidence_collected"], a["in_force"], a["untraced"], a["chain_incomplete"], a["critical_without_cto"]) == (
+        False, 2, 2, 2, 1)
+    assert by_id(k)["CVE-2026-2000"]["missing_roles"] == "security-engineer, engineering-lead, cto"
+    assert {c["id"]: c["status"] for c in k["controls"]}["CC9.1"] == "no-data"
+
+
+# ---- GitHub's REST API, served locally ---------------------------------------------------------------
+
+import base64  # noqa: E402
+import threading  # noqa: E402
+import urllib.parse  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+from ifc_scan.collect.exception_history import collect_github_history  # noqa: E402
+
+REPO = "acme/platform"
+TOKEN = "ghp_EXCEPTIONS_do_not_leak_456"
+GH_APPROVERS = APPROVERS   # logins are GitHub logins here
+
+
+def sha_of(name: str) -> str:
+    import hashlib
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
+class FakeGitHub:
+    """main's history of .trivyignore, as GitHub serves it (newest first, two commits a page):
+
+    f1  PR #1, merge commit; feature commit 02-01 15:00, merged 02-02 10:00; reviews sam 02-01 16:00,
+        lee 02-02 09:00 (both before the merge)                                   content: 1000
+    s2  PR #2, squash-merged 02-03 11:00; sam 10:00, lee 10:30, cat 12:00 (after the merge)  1000+2000
+    d3  pushed to main without a pull request, 02-04 08:00                         1000+2000+3000
+    s4  PR #4, squash-merged 02-05 12:00; sam APPROVED 09:00, lee CHANGES_REQUESTED 10:00 then
+        APPROVED 11:00, dual COMMENTED                                            1000(ext)+2000+3000
+
+    `rewrite()`: main force-pushed: d3 and s4 gone, s4b (PR #4 merged again, 02-05 12:00, without 3000)
+    in their place; and sam's review on PR #4 dismissed."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, str | None]] = []
+        f1, s2, d3, s4 = (sha_of(n) for n in ("f1", "s2", "d3", "s4"))
+        self.commits = [  # oldest first
+            self.commit(f1, "2026-02-01T15:00:00Z", "dev", "Accept CVE-2026-1000", L1000),
+            self.commit(s2, "2026-02-03T11:00:00Z", "dev", "Accept CVE-2026-2000 (#2)", L1000 + L2000),
+            self.commit(d3, "2026-02-04T08:00:00Z", "ops", "hotfix: accept 3000", L1000 + L2000 + L3000),
+            self.commit(s4, "2026-02-05T12:00:00Z", "dev", "Extend 1000 (#4)", L1000_EXT + L2000 + L3000),
+        ]
+        self.pulls = {f1: self.pull(1, "dev", "2026-02-02T10:00:00Z", sha_of("merge1")),
+                      s2: self.pull(2, "dev", "2026-02-03T11:00:00Z", s2), d3: None,
+                      s4: self.pull(4, "dev", "2026-02-05T12:00:00Z", s4)}
+        self.reviews = {
+            1: [self.review(11, "sam", "APPROVED", "2026-02-01T16:00:00Z"), self.review(12, "lee", "APPROVED", "2026-02-02T09:00:00Z")],
+            2: [self.review(21, "sam", "APPROVED", "2026-02-03T10:00:00Z"), self.review(22, "lee", "APPROVED", "2026-02-03T10:30:00Z"),
+                self.review(23, "cat", "APPROVED", "2026-02-03T12:00:00Z")],
+            4: [self.review(41, "sam", "APPROVED", "2026-02-05T09:00:00Z"),
+                self.review(42, "lee", "CHANGES_REQUESTED", "2026-02-05T10:00:00Z"),
+                self.review(43, "lee", "APPROVED", "2026-02-05T11:00:00Z"),
+                self.review(44, "dual", "COMMENTED", "2026-02-05T11:30:00Z"),
+                {"id": 45, "user": {"login": "cat"}, "state": "PENDING", "commit_id": "x"}],   # never submitted
+        }
+
+    @staticmethod
+    def commit(sha, when, login, message, content):
+        return {"sha": sha, "node_id": "C_" + sha[:8], "commit": {
+            "author": {"name": login.title(), "email": f"{login}@acme.test", "date": when},
+            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": when}, "message": message},
+            "author": {"login": login}, "committer": {"login": "web-flow"}, "parents": [], "_content": content}
+
+    @staticmethod
+    def pull(number, author, merged_at, merge_sha):
+        return {"number": number, "title": f"Exception change #{number}", "state": "closed",
+                "html_url": f"https://github.com/{REPO}/pull/{number}", "user": {"login": author},
+                "merged_at": merged_at, "merge_commit_sha": merge_sha, "base": {"ref": "main"}}
+
+    @staticmethod
+    def review(rid, login, state, at):
+        return {"id": rid, "user": {"login": login}, "state": state, "submitted_at": at, "commit_id": "abc"}
+
+    def rewrite(self):
+        s4b = sha_of("s4b")
+        self.commits = self.commits[:2] + [self.commit(s4b, "2026-02-05T12:00:00Z", "dev", "Extend 1000 (#4)",
+                                                       L1000_EXT + L2000)]
+        self.pulls[s4b] = self.pull(4, "dev", "2026-02-05T12:00:00Z", s4b)
+        self.reviews[4][0]["state"] = "DISMISSED"
+
+
+def serve(fake: FakeGitHub):
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def send(self, code, doc, headers=None):
+            body = json.dumps(doc).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            u = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            fake.requests.append((self.headers.get("Host", ""), self.path, self.headers.get("Authorization")))
+            parts = u.path.split("/")
+            by_sha = {c["sha"]: c for c in fake.commits}
+            if u.path == f"/repos/{REPO}/commits":
+                assert q["path"] == ".trivyignore" and q["sha"] == "main"
+                newest = [{k: v for k, v in c.items() if k != "_content"} for c in reversed(fake.commits)]
+                page = int(q.get("page", "1"))
+                headers = {}
+                if page * 2 < len(newest):
+                    nq = urllib.parse.urlencode({**q, "page": str(page + 1)})
+                    headers["Link"] = f'<http://{self.headers["Host"]}{u.path}?{nq}>; rel="next"'
+                return self.send(200, newest[(page - 1) * 2:page * 2], headers)
+            if len(parts) == 7 and parts[5] in by_sha and parts[6] == "pulls":
+                pr = fake.pulls.get(parts[5])
+                return self.send(200, [pr] if pr else [])
+            if len(parts) == 7 and parts[4] == "pulls" and parts[6] == "reviews":
+                return self.send(200, fake.reviews.get(int(parts[5]), []))
+            if u.path == f"/repos/{REPO}/contents/.trivyignore" and q.get("ref") in by_sha:
+                text = by_sha[q["ref"]]["_content"]
+                b64 = base64.encodebytes(text.encode()).decode()      # GitHub wraps at 60 characters
+                return self.send(200, {"type": "file", "encoding": "base64", "content": b64, "path": ".trivyignore"})
+            return self.send(404, {"message": "Not Found"})
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_path, monkeypatch):
+    fake = FakeGitHub()
+    srv = serve(fake)
+    monkeypatch.setenv("GH_TEST_TOKEN", TOKEN)
+    sc = scenario_with_scans(tmp_path)
+    state = tmp_path / "collector" / "exception-history.json"
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        s = collect_github_history(REPO, [FileSpec(".trivyignore", "_global")], sc.landing, state,
+                                   base_url=base, token_env="GH_TEST_TOKEN", sleep=lambda _s: None)
+        # 4 changes on 4 landing days (f1 landed 02-02, the merge, though committed 02-01)
+        assert (s.changes_listed, s.changes_written, s.snapshots_written, s.reviews_refreshed) == (4, 4, 4, 3)
+        assert sorted(p.parent.name for p in (sc.landing / "exceptions" / "_global").glob("*/.trivyignore")) == [
+            "2026-02-02", "2026-02-03", "2026-02-04", "2026-02-05"]
+        assert all(auth == f"Bearer {TOKEN}" for _h, _p, auth in fake.requests)
+        assert sum(1 for _h, p, _a in fake.requests if p.startswith(f"/repos/{REPO}/commits?")) == 2   # two pages
+
+        # W06 (T = 02-09), snapshot 02-05 = s4:
+        # 1000 (s4, HIGH): sam approved 09:00; lee's last decisive review by 12:00 is APPROVED 11:00 -> complete
+        # 2000 (s2, CRITICAL): sam, lee before the merge; cat approved 12:00, after it -> missing cto
+        # 3000 (d3, MEDIUM then): no pull request, no review -> missing security-engineer, engineering-lead
+        k = sc.kpis(date(2026, 2, 2))
+        a, e = k["exception_approvals"], by_id(k)
+        assert e["CVE-2026-1000"]["chain_complete"] and e["CVE-2026-1000"]["pull_request"].endswith("/pull/4")
+        assert e["CVE-2026-2000"]["missing_roles"] == "cto"
+        assert "cat: approved after the change took effect" in e["CVE-2026-2000"]["problem"]
+        assert e["CVE-2026-3000"]["missing_roles"] == "security-engineer, engineering-lead"
+        assert e["CVE-2026-3000"]["pull_request"].startswith("none")
+        assert (a["in_force"], a["chain_complete"], a["chain_incomplete"], a["critical_without_cto"]) == (3, 1, 2, 1)
+
+        # main force-pushed (d3, s4 replaced by s4b) and sam's review on #4 dismissed
+        fake.rewrite()
+        s = collect_github_history(REPO, [FileSpec(".trivyignore", "_global")], sc.landing, state,
+                                   base_url=base, token_env="GH_TEST_TOKEN", sleep=lambda _s: None)
+        # moved aside: d3's record and its 02-04 snapshot, s4's record (its text is in the record); the
+        # 02-05 snapshot is written again with s4b's text
+        assert len(s.rewritten) == 3 and s.snapshots_written == 1
+        assert (state.parent / "rewritten" / "approvals" / "_global" / "2026-02-04" / f"{sha_of('d3')}.json").is_file()
+        assert not (sc.landing / "exceptions" / "_global" / "2026-02-04").exists()
+        snap = sc.landing / "exceptions" / "_global" / "2026-02-05" / ".trivyignore"
+        assert snap.read_text() == L1000_EXT + L2000
+        # W06 again: 1000 (s4b): sam's approval dismissed -> missing security-engineer; 2000 as before; 3000 gone
+        k = sc.kpis(date(2026, 2, 2))
+        a, e = k["exception_approvals"], by_id(k)
+        assert e["CVE-2026-1000"]["missing_roles"] == "security-engineer"
+        assert "sam: review dismissed" in e["CVE-2026-1000"]["problem"]
+        assert set(e) == {"CVE-2026-1000", "CVE-2026-2000"}
+        assert (a["in_force"], a["chain_complete"], a["chain_incomplete"], a["critical_without_cto"]) == (2, 0, 2, 1)
+    finally:
+        srv.shutdown()
