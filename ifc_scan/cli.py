@@ -123,21 +123,12 @@ def cmd_collect_github(a) -> int:
 
 
 def cmd_collect_exceptions(a) -> int:
-    from ifc_scan.collect.exception_history import (DEFAULT_FILES, CollectError, FileSpec, collect_git_history,
-                                                    collect_github_history)
+    from ifc_scan.collect.exception_history import CollectError, collect_exception_history, state_path_beside
     try:
-        files = [FileSpec.parse(f) for f in (a.file or DEFAULT_FILES)]
-        scopes = [f.scope for f in files]
-        if len(set(scopes)) != len(scopes):
-            raise CollectError("each --file needs its own scope: a snapshot replaces its whole scope")
-        state = a.state or str(Path(Settings.from_env().collector_state).parent / "exception-history.json")
-        if a.git:
-            s = collect_git_history(a.git, files, a.landing, state, branch=a.branch or "HEAD", log=_err)
-        else:
-            if not a.repo:
-                raise CollectError("give --repo OWNER/NAME (GitHub) or --git PATH (a local clone)")
-            s = collect_github_history(a.repo, files, a.landing, state, branch=a.branch or "main",
-                                       base_url=a.base_url, token_env=a.token_env, log=_err)
+        s = collect_exception_history(a.file or Settings.from_env().exceptions_files, a.landing,
+                                      a.state or state_path_beside(Settings.from_env().collector_state),
+                                      repo=a.repo or "", git=a.git or "", branch=a.branch or "",
+                                      base_url=a.base_url, token_env=a.token_env, log=_err)
     except CollectError as exc:
         _err(f"ifc-scan collect exceptions: {exc}")
         return 1
@@ -270,11 +261,12 @@ def main(argv=None) -> int:
     ex = csub.add_parser("exceptions", help="history of the exception files (snapshots per change, approvals) "
                                             "from GitHub or a local git clone")
     where = ex.add_mutually_exclusive_group()
-    where.add_argument("--repo", default=s.github_repo or None, help="OWNER/NAME on GitHub (reviews of pull requests)")
-    where.add_argument("--git", help="a local git clone (approvals from Approved-by: trailers)")
+    where.add_argument("--repo", default=s.exceptions_repo or None, help="OWNER/NAME on GitHub (reviews of pull requests)")
+    where.add_argument("--git", default=s.exceptions_git or None, help="a local git clone (approvals from Approved-by: trailers)")
     ex.add_argument("--file", action="append", default=[], metavar="PATH=SCOPE",
                     help="ignore file in the repository and its exception scope (repeatable; default .trivyignore=_global)")
-    ex.add_argument("--branch", help="branch the exceptions take effect from (default: main on GitHub, HEAD in a clone)")
+    ex.add_argument("--branch", default=s.exceptions_branch or None,
+                    help="branch the exceptions take effect from (default: main on GitHub, HEAD in a clone)")
     ex.add_argument("--landing", default=s.landing)
     ex.add_argument("--state", help="state file (default: exception-history.json beside the run collector's)")
     ex.add_argument("--base-url", default=s.github_api)

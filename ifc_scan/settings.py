@@ -19,6 +19,11 @@ ENV: dict[str, tuple[str, str]] = {
     "github_api": ("IFC_SCAN_GITHUB_API", "https://api.github.com"),
     "github_token_env": ("IFC_SCAN_GITHUB_TOKEN_ENV", "GITHUB_TOKEN"),
     "collector_state": ("IFC_SCAN_COLLECTOR_STATE", "data/collector/github.json"),
+    # exception-file history (docs/exception-governance.md): a GitHub repository or a local clone
+    "exceptions_repo": ("IFC_SCAN_EXCEPTIONS_REPO", ""),
+    "exceptions_git": ("IFC_SCAN_EXCEPTIONS_GIT", ""),
+    "exceptions_files": ("IFC_SCAN_EXCEPTIONS_FILES", ".trivyignore=_global"),   # PATH=SCOPE, comma-separated
+    "exceptions_branch": ("IFC_SCAN_EXCEPTIONS_BRANCH", ""),
     "parquet_dir": ("IFC_SCAN_PARQUET_DIR", ""),   # set: the warehouse is also published as Parquet
     "signing_key": ("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem"),   # outside reports/
 }
@@ -34,6 +39,10 @@ class Settings:
     github_api: str = ENV["github_api"][1]
     github_token_env: str = ENV["github_token_env"][1]
     collector_state: str = ENV["collector_state"][1]
+    exceptions_repo: str = ""
+    exceptions_git: str = ""
+    exceptions_files: str = ENV["exceptions_files"][1]
+    exceptions_branch: str = ""
     parquet_dir: str = ""
     signing_key: str = ENV["signing_key"][1]
 

@@ -343,3 +343,79 @@ def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_
         assert (a["in_force"], a["chain_complete"], a["chain_incomplete"], a["critical_without_cto"]) == (2, 0, 2, 1)
     finally:
         srv.shutdown()
+
+
+def test_dagster_asset_collects_from_a_clone_then_ingest_reads_it(tmp_path, git_history):
+    """The `exception_history` asset, configured with a local clone, writes the landing files the ingest
+    then reads (7 changes of the fixture: 7 records, 7 snapshots); unconfigured, it writes nothing."""
+    import dagster as dg
+
+    from ifc_scan.defs.collect import exception_history
+    from ifc_scan.defs.ingest import warehouse_ingest
+    from ifc_scan.defs.resources import IfcScanSettings, resources_for
+    from ifc_scan.warehouse.db import connect
+
+    repo, shas = git_history
+    sc = scenario_with_scans(tmp_path)
+    settings = IfcScanSettings(landing=str(sc.landing), warehouse=str(tmp_path / "w.duckdb"), reports=str(tmp_path / "r"),
+                               collector_state=str(tmp_path / "collector" / "github.json"), exceptions_git=str(repo),
+                               exceptions_branch="main")
+    r = dg.materialize([exception_history, warehouse_ingest], resources=resources_for(settings))
+    meta = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+            for e in r.get_asset_materialization_events()}
+    assert meta["exception_history"]["configured"].value is True
+    assert (meta["exception_history"]["changes_written"].value, meta["exception_history"]["snapshots_written"].value) == (7, 7)
+    assert (tmp_path / "collector" / "exception-history.json").is_file()
+    with connect(settings.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM exception_changes").fetchone()[0] == 7
+        assert con.execute("SELECT count(DISTINCT login) FROM approvers").fetchone()[0] == 4
+    off = IfcScanSettings(landing=str(tmp_path / "empty"), warehouse=str(tmp_path / "w2.duckdb"), reports=str(tmp_path / "r2"))
+    r = dg.materialize([exception_history], resources=resources_for(off))
+    assert r.get_asset_materialization_events()[0].materialization.metadata["configured"].value is False
+    assert not (tmp_path / "empty").exists()
+
+
+def test_bad_records_and_roles_are_rejected_by_name_and_the_rest_is_read(tmp_path, git_history):
+    repo, _shas = git_history
+    sc = scenario_with_scans(tmp_path)
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    bad = sc.landing / "approvals" / "_global" / "2026-02-02" / "broken.json"
+    bad.write_text('{"schema": "ifc-scan.exception-change/1", "source": "git"')          # truncated
+    misfiled = sc.landing / "approvals" / "other" / "2026-02-02" / "x.json"
+    misfiled.parent.mkdir(parents=True)
+    good = next((sc.landing / "approvals" / "_global" / "2026-02-03").glob("*.json"))
+    misfiled.write_text(good.read_text())                                                   # scope _global, filed under other
+    (sc.landing / "inventory" / "approvers.yaml").write_text("approvers:\n  - {login: eve, roles: [ceo]}\n")
+    from ifc_scan.ingest.runner import ingest
+    s = ingest(sc.landing, tmp_path / "w.duckdb", progress=lambda m: None)
+    reasons = dict(s.rejections)
+    assert "not valid JSON" in reasons["approvals/_global/2026-02-02/broken.json"]
+    assert "must be approvals/<scope>/<landed date>/" in reasons["approvals/other/2026-02-02/x.json"]
+    assert "unknown role 'ceo'" in reasons["inventory/approvers.yaml"]
+    from ifc_scan.warehouse.db import connect
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM exception_changes").fetchone()[0] == 7   # the 7 good records
+
+
+def test_counted_approvals_and_roles_by_hand():
+    from ifc_scan.kpis.approvals import assign_roles, counted_approvals, required_roles
+    t = datetime(2026, 2, 5, 12)
+
+    def r(who, state, hour, email=None):
+        return {"reviewer": who, "state": state, "submitted_at": datetime(2026, 2, 5, hour), "email": email}
+    counted, refused = counted_approvals([
+        r("ann", "APPROVED", 9), r("ann", "CHANGES_REQUESTED", 10),      # withdrawn before the merge
+        r("bob", "APPROVED", 9), r("bob", "COMMENTED", 11),               # a comment decides nothing
+        r("cy", "APPROVED", 13),                                          # after the merge at 12:00
+        r("dan", "DISMISSED", 10),
+        r("eve", "APPROVED", 9, "eve@x.test"),                            # the author, by address
+    ], t, author="someone", author_email="EVE@x.test")
+    assert [a["reviewer"] for a in counted] == ["bob"]
+    assert refused == ["ann: changes requested", "cy: approved after the change took effect", "dan: review dismissed",
+                       "eve: self-approval"]
+    # one person, one role: x holds both, y only security-engineer -> x must take engineering-lead
+    roles = {"x": ["security-engineer", "engineering-lead"], "y": ["security-engineer"]}
+    got = assign_roles([{"reviewer": "x"}, {"reviewer": "y"}], lambda a: roles[a["reviewer"]], required_roles("HIGH"))
+    assert {k: v["reviewer"] for k, v in got.items()} == {"security-engineer": "y", "engineering-lead": "x"}
+    assert required_roles("CRITICAL") == ("security-engineer", "engineering-lead", "cto")
+    assert required_roles("UNKNOWN")[-1] == "cto" and "cto" not in required_roles("MEDIUM")

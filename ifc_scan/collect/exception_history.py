@@ -354,3 +354,31 @@ def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: st
         ks["history"] = [c.sha for c in landing_history(changes)]
         _save_state(state_path, state)
     return summary
+
+
+def parse_file_specs(specs) -> list[FileSpec]:
+    """`PATH=SCOPE` items (a list, or one comma-separated string), each scope once."""
+    if isinstance(specs, str):
+        specs = [x for x in specs.split(",") if x.strip()]
+    files = [FileSpec.parse(x) for x in (specs or DEFAULT_FILES)]
+    scopes = [f.scope for f in files]
+    if len(set(scopes)) != len(scopes):
+        raise CollectError("each ignore file needs its own scope: a snapshot replaces its whole scope")
+    return files
+
+
+def state_path_beside(run_collector_state: str | Path) -> Path:
+    return Path(run_collector_state).parent / "exception-history.json"
+
+
+def collect_exception_history(files, landing, state_path, *, repo: str = "", git: str = "", branch: str = "",
+                              base_url: str = "https://api.github.com", token_env: str = "GITHUB_TOKEN",
+                              log=None) -> HistorySummary:
+    """The one entry point of the CLI and the Dagster asset: a local clone when `git` is given, else GitHub."""
+    specs = parse_file_specs(files)
+    if git:
+        return collect_git_history(git, specs, landing, state_path, branch=branch or "HEAD", log=log)
+    if not repo:
+        raise CollectError("give a GitHub repository (OWNER/NAME) or a local git clone")
+    return collect_github_history(repo, specs, landing, state_path, branch=branch or "main", base_url=base_url,
+                                  token_env=token_env, log=log)

@@ -1,9 +1,11 @@
-"""Collect: GitHub Actions evidence into the landing zone (off until a repository is configured)."""
+"""Collect: GitHub Actions evidence and the exception files' history into the landing zone (each off until
+its repository is configured)."""
 
 import os
 
 import dagster as dg
 
+from ifc_scan.collect.exception_history import collect_exception_history, state_path_beside
 from ifc_scan.collect.github import collect
 from ifc_scan.defs.resources import IfcScanSettings
 from ifc_scan.settings import Settings
@@ -26,16 +28,41 @@ def github_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings
                                           "expired_at_source": dg.MetadataValue.json(s.expired)})
 
 
-collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "warehouse_ingest", "finding_lifecycle"],
+@dg.asset(group_name="collect", kinds={"github", "git"}, owners=OWNERS,
+          description="History of the exception files (IFC_SCAN_EXCEPTIONS_FILES, PATH=SCOPE) from GitHub "
+                      "(IFC_SCAN_EXCEPTIONS_REPO: pull requests and reviews) or a local clone (IFC_SCAN_EXCEPTIONS_GIT: "
+                      "Approved-by trailers): one dated snapshot and one change record per change, into the landing "
+                      "zone (docs/exception-governance.md). Without either it collects nothing and says so.")
+def exception_history(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
+    if not (settings.exceptions_repo or settings.exceptions_git):
+        context.log.info("exception history not configured (IFC_SCAN_EXCEPTIONS_REPO / IFC_SCAN_EXCEPTIONS_GIT unset)")
+        return dg.MaterializeResult(metadata={"configured": False, "changes_written": 0,
+                                              "note": "set IFC_SCAN_EXCEPTIONS_REPO or IFC_SCAN_EXCEPTIONS_GIT"})
+    s = collect_exception_history(settings.exceptions_files, settings.landing,
+                                  state_path_beside(settings.collector_state), repo=settings.exceptions_repo,
+                                  git=settings.exceptions_git, branch=settings.exceptions_branch,
+                                  base_url=settings.github_api, token_env=settings.github_token_env,
+                                  log=context.log.info)
+    d = s.as_dict()
+    return dg.MaterializeResult(metadata={
+        "configured": True, **{k: v for k, v in d.items() if not isinstance(v, list)},
+        "rewritten": dg.MetadataValue.json(d["rewritten"]), "conflicts": dg.MetadataValue.json(d["conflicts"])})
+
+
+collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "exception_history", "warehouse_ingest",
+                                                            "finding_lifecycle"],
                                   description="Collect GitHub Actions evidence, then ingest it.")
 
 
 @dg.schedule(cron_schedule="0 5 * * 1", job=collect_job, execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Monday 05:00 UTC, before the weekly report: collect from GitHub, then ingest. Off by "
-                         "default; it also skips itself while no token is configured.")
+             description="Monday 05:00 UTC, before the weekly report: collect CI runs and the exception files' "
+                         "history, then ingest. Off by default; it also skips itself while nothing it could collect "
+                         "is configured (GitHub needs a token; a local clone does not).")
 def collect_github_schedule(context: dg.ScheduleEvaluationContext):
     s = Settings.from_env()
-    if not s.github_repo or not os.environ.get(s.github_token_env):
-        return dg.SkipReason(f"set IFC_SCAN_GITHUB_REPO and {s.github_token_env} to collect from GitHub")
+    token = bool(os.environ.get(s.github_token_env))
+    if not ((s.github_repo and token) or (s.exceptions_repo and token) or s.exceptions_git):
+        return dg.SkipReason(f"set IFC_SCAN_GITHUB_REPO (or IFC_SCAN_EXCEPTIONS_REPO) and {s.github_token_env}, "
+                             "or IFC_SCAN_EXCEPTIONS_GIT, to collect")
     return dg.RunRequest(run_key=f"collect:{context.scheduled_execution_time.isoformat()}")

@@ -25,6 +25,10 @@ class IfcScanSettings(dg.ConfigurableResource):
     github_api: str = ENV["github_api"][1]
     github_token_env: str = ENV["github_token_env"][1]
     collector_state: str = ENV["collector_state"][1]
+    exceptions_repo: str = ""
+    exceptions_git: str = ""
+    exceptions_files: str = ENV["exceptions_files"][1]
+    exceptions_branch: str = ""
     parquet_dir: str = ""
     signing_key: str = ENV["signing_key"][1]
 

@@ -10,7 +10,10 @@ design/INPUTS.md:
   one build has no scan step, gate failures block the push;
 - exceptions/<scope>/<date>/: .trivyignore / .trivyignore.yaml snapshots with reasons, expiries
   (some expire inside the period) and an invalid line;
-- inventory/deployable.yaml: the three deployable images and one retired lineage.
+- approvals/<scope>/<date>/<sha>.json: the change record of each snapshot, as `ifc-scan collect
+  exceptions` writes it (pull request, reviews); the CRITICAL exception lacks its CTO sign-off;
+- inventory/deployable.yaml: the three deployable images and one retired lineage;
+  inventory/approvers.yaml: who holds the policy's approval roles.
 Vulnerabilities appear (introduced by builds, disclosed in deployed images) and get fixed by later
 builds, CRITICAL ones fastest.
 """
@@ -388,6 +391,7 @@ class Demo:
             p = self.out / "exceptions" / scope / d.isoformat() / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("\n".join(lines) + "\n")
+        self.write_approvals([(scope, d, name, "\n".join(lines) + "\n") for scope, d, name, lines, _e in snaps])
         by_scope: dict[str, list] = {}
         for scope, d, _name, _lines, entries in snaps:
             by_scope.setdefault(scope, []).append((datetime.combine(d, datetime.min.time()), entries))
@@ -396,6 +400,40 @@ class Demo:
             for i, (frm, entries) in enumerate(lst):
                 until = lst[i + 1][0] if i + 1 < len(lst) else datetime.max
                 self.exceptions.append({"scope": scope, "from": frm, "until": until, "entries": entries})
+
+    def write_approvals(self, snaps: list[tuple]) -> None:
+        """Each snapshot as the change that made it: a pull request merged at 09:00 of its day, reviewed
+        by the security engineer and the engineering lead. The CTO reviewed only the later change of a scope:
+        the CRITICAL exception's 'CTO sign-off SEC-42' is only text, so its chain is incomplete; the first
+        _global change's vulnerabilities were never shown by a scan (suppressed from the start), so their
+        severity is unknown and the CTO was needed (D17)."""
+        from ifc_scan.collect.exception_history import Change, FileSpec, HistorySummary, Review, write_history
+        paths = {"_global": ".trivyignore", "intelliflow-api": "services/api/.trivyignore.yaml"}
+        for scope in sorted({s_[0] for s_ in snaps}):
+            changes = []
+            for _scope, d, _name, text in sorted(x for x in snaps if x[0] == scope):
+                number = 101 + 16 * len(changes) + (scope != "_global")
+                merged = datetime.combine(d, datetime.min.time()) + timedelta(hours=9)
+                changes.append(Change(
+                    sha(scope, d.isoformat())[7:47], [], "dev-ana", "Ana Dev", "ana@intelliflow.example",
+                    z(merged - timedelta(hours=3)), "web-flow", z(merged), f"Security exceptions update (#{number})",
+                    z(merged), "pull_request",
+                    {"number": number, "title": f"Security exceptions update for {scope}",
+                     "url": f"https://github.com/intelliflow/platform/pull/{number}", "author": "dev-ana",
+                     "merged_at": z(merged), "merge_commit_sha": None, "base": "main"},
+                    [Review("sec-sam", "APPROVED", z(merged - timedelta(hours=2)), "github-review"),
+                     Review("lead-lee", "APPROVED", z(merged - timedelta(hours=1)), "github-review")]
+                    + ([Review("cto-chris", "APPROVED", z(merged - timedelta(minutes=30)), "github-review")]
+                       if changes else []), text))
+            write_history(self.out, FileSpec(paths[scope], scope), changes, {}, source="github",
+                          repository="intelliflow/platform", branch="main", moved_to=self.out / ".unused",
+                          summary=HistorySummary())
+        p = self.out / "inventory" / "approvers.yaml"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("# who holds the policy's approval roles (docs/exception-governance.md)\napprovers:\n"
+                     "  - {login: sec-sam, roles: [security-engineer]}\n"
+                     "  - {login: lead-lee, roles: [engineering-lead]}\n"
+                     "  - {login: cto-chris, roles: [cto]}\n")
 
     def write_inventory(self) -> None:
         lines = ["deployable:"]

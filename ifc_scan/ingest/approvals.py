@@ -152,21 +152,23 @@ def trace_scope(records: list[ChangeRecord]) -> list[LineVersion]:
             base = (e.section, e.vuln_id, tuple(e.paths), tuple(e.purls))
             seen[base] = seen.get(base, 0) + 1
             key = (*base, seen[base])                    # the same ID listed twice: two entries
+            # the expiry Trivy enforces, else the one the policy's comment declares ("# Reason, Expiry: ...")
+            expiry = e.expiry_raw or (e.declared_expiry.date().isoformat() if e.declared_expiry else None)
             before = previous.get(key)
             if before is None:
                 change, version, history = "added", sha, f"added {label}"
             else:
-                moved = [what for what, old, new in (("expiry", before[0], e.expiry_raw), ("reason", before[1], e.reason))
+                moved = [what for what, old, new in (("expiry", before[0], expiry), ("reason", before[1], e.reason))
                          if old != new]
                 if moved:
                     change = " and ".join(moved) + " changed"
                     version = sha
                     detail = "; ".join(f"{what} {old or '(none)'} -> {new or '(none)'}" for what, old, new in
-                                       (("expiry", before[0], e.expiry_raw), ("reason", before[1], e.reason)) if old != new)
+                                       (("expiry", before[0], expiry), ("reason", before[1], e.reason)) if old != new)
                     history = f"{before[3]}; {detail} {label}"
                 else:
                     change, version, history = "unchanged", before[2], before[3]
-            current[key] = (e.expiry_raw, e.reason, version, history)
+            current[key] = (expiry, e.reason, version, history)
             out.append(LineVersion(rec.scope, sha, e.line_no, e.vuln_id, change, version, history))
         previous = current
     return out
