@@ -72,6 +72,8 @@ def test_period_figures_worked_by_hand(reports):
     assert (e["id"], e["first_week"], e["last_week"]) == ("CVE-X", "2026-W10", "2026-W12")
     # W10 ends Mon 03-09 00:00, the expiry instant itself: Trivy counts the entry expired on its date
     assert "expired_listed" in e["flags"] and "listed past its expiry from 2026-W10" in e["life"]
+    # never in force at a week's end, so no week judged its approval chain
+    assert e.get("chain_complete") is None and f["exceptions_with_incomplete_chain"] == 0
     # each strip cell is the week's own status
     for row in f["controls"]:
         for week, status in row["cells"]:
@@ -124,3 +126,8 @@ def test_an_exception_renewed_in_a_later_snapshot_is_one_exception_with_its_rene
                                                                      "2026-04-30T00:00:00Z")
     assert e["life"] == ("listed from 2026-W10; renewed in 2026-W11: expiry 2026-03-12T00:00:00Z -> "
                          "2026-04-30T00:00:00Z; no longer listed after 2026-W11")
+    # hand-copied snapshots, no version-control history: in force at the ends of W10 and W11 with no approval
+    # at all; CVE-R was HIGH when scanned (03-02), so the chain needed a security engineer and a lead
+    assert (e["chain_complete"], e["incomplete_weeks"], e["missing_roles"]) == (
+        "False", 2, "security-engineer, engineering-lead")
+    assert pack.figures["exceptions_with_incomplete_chain"] == 1

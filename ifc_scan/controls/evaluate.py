@@ -107,11 +107,11 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
             for e in exception_entries if not e["valid"] or e["expired_listed"]],
         "every exception in force approved by the policy's chain before it took effect (version control)": [
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
-             "id": e["id"], "problem": e["chain_problem"]}
+             "id": e["id"], "problem": f"missing {e['missing_roles']}" if e["approval_change"] else "no change record"}
             for e in exception_entries if e.get("active") and e.get("chain_complete") is False],
         "no CRITICAL exception in force without CTO sign-off": [
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
-             "id": e["id"], "problem": e["chain_problem"]}
+             "id": e["id"], "problem": "no CTO approval"}
             for e in exception_entries if e.get("active") and e.get("severity_at_change") == "CRITICAL"
             and "cto" in (e.get("missing_roles") or "").split(", ")],
         "MTTR within the SLA for every severity with fixes": [

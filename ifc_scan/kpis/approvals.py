@@ -170,9 +170,8 @@ class Governance:
         problems = refused + [f"{w}: no approver role in inventory/approvers.yaml at that time" for w in no_role]
         if missing:
             problems.insert(0, "missing " + ", ".join(missing))
-        if severity == "UNKNOWN":
-            problems.append(f"no scan showed {e.vuln_id} by then, so it may be CRITICAL (Trivy's --show-suppressed "
-                            "reports the severity of what an exception hides)")
+        if severity == "UNKNOWN" and "cto" in missing:
+            problems.append("severity unknown (no scan showed it; --show-suppressed would): CTO needed")
         return {
             "approval_change": change["commit_sha"][:12], "approval_pull_request": change["pr_url"] or (
                 f"#{change['pr_number']}" if change["pr_number"] else "none (pushed without a pull request)"),

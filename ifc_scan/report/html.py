@@ -112,6 +112,9 @@ def when(v):
 
 ENV.filters["fmt"] = fmt
 ENV.filters["when"] = when
+# "sam (security-engineer, 2026-02-03T10:00:00Z); ..." -> "sam (security-engineer); ...": the times are in
+# exceptions.csv and kpis.json; the page keeps who and in which role
+ENV.filters["approvers_short"] = lambda s: re.sub(r", \d{4}-\d\d-\d\dT[\d:]+Z\)", ")", s or "")
 ENV.filters["duration"] = duration
 ENV.filters["wrapid"] = wrapid
 

@@ -226,6 +226,12 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
                 row["events"].append(f"listed past its expiry from {w.week}")
             row.update(last_week=w.week, expiry=e["expiry"], reason=e["reason"], snapshot_date=e["snapshot_date"],
                        line=e["line"], sha256=e["sha256"])
+            if e.get("active") == "True":     # the chain as the last week it was in force judged it
+                row.update(approvers=e.get("approvers") or "", missing_roles=e.get("missing_roles") or "",
+                           approval_pull_request=e.get("approval_pull_request") or "",
+                           chain_complete=e.get("chain_complete") or "not judged (week published before 1.1)")
+                if e.get("chain_complete") == "False":
+                    row["incomplete_weeks"] = row.get("incomplete_weeks", 0) + 1
             row["flags"].update(f for f in EXCEPTION_FLAGS if e.get(f) == "True")
     exceptions = []
     for row in exc.values():
@@ -248,7 +254,9 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
                     "gap_days_by_image": dict(sorted(Counter(g["lineage"] for g in gaps).items()))},
         "build_gate": {"builds": sum(w.kpis["coverage"]["build_gate"]["builds"] for w in published),
                        "covered": sum(w.kpis["coverage"]["build_gate"]["covered"] for w in published)},
-        "exceptions_in_force": len(exceptions), "production_deploys": len(deploys),
+        "exceptions_in_force": len(exceptions),
+        "exceptions_with_incomplete_chain": sum(1 for e in exceptions if e.get("incomplete_weeks")),
+        "production_deploys": len(deploys),
         "data_quality": _data_quality(published[-1]),
     }
     pack.populations = {"remediations": fixes, "exceptions": exceptions, "deploys": deploys, "nightly_gaps": gaps,
@@ -268,7 +276,8 @@ POPULATION_COLUMNS = {
     "remediations": ("week", "finding_id", "lineage", "vulnerability_id", "pkg_name", "severity", "detected_at",
                      "closed_at", "ttr_hours", "closed_by", "source_file", "source_sha256"),
     "exceptions": ("scope", "snapshot_date", "file", "line", "id", "expiry", "reason", "first_week", "last_week",
-                   "flags", "life", "sha256"),
+                   "flags", "life", "chain_complete", "approvers", "missing_roles", "approval_pull_request",
+                   "incomplete_weeks", "sha256"),
     "deploys": ("week", "time", "lineage", "digest", "image", "run_id", "scanned_before", "verified_before",
                 "critical_unexcepted_before", "outcome", "counts_as_deploy", "evidence"),
     "nightly_gaps": ("week", "lineage", "item", "detail", "evidence"),
