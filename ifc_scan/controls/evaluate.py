@@ -51,6 +51,14 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
     chain = {"every exception in force approved by the policy's chain before it took effect (version control)":
              (appr["chain_incomplete"] == 0) if judged else None}
     cto = {"no CRITICAL exception in force without CTO sign-off": (appr["critical_without_cto"] == 0) if judged else None}
+    # escalation by ticket: judged only once tickets are collected (tickets/), else no data
+    tix = k.get("tickets")
+    tix_judged = tix is not None and tix["evidence_collected"]
+    tickets = {
+        "every HIGH/CRITICAL finding open past its escalation window has a ticket naming its ID, in time":
+            (all(tix["escalation"][s_]["late"] + tix["escalation"][s_]["missing"] == 0 for s_ in tix["escalation"])
+             if tix_judged else None),
+        "no ticket closed while a finding it names is still open": (tix["closed_without_fix"] == 0) if tix_judged else None}
     # each rule: {condition a reader understands: True | False | None (no data)}
     gate, nightly = {f"build-gate coverage {cov_text}": cov_b}, {f"nightly coverage {cov_text}": cov_n}
     crit = {"no CRITICAL finding overdue": crit_overdue == 0}
@@ -66,7 +74,7 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         "a08": {**scanned, **({"every production deploy verified (cosign) before it": _deploys_ok(deploys, "verified_before")}
                               if verify_logged else {})},
         "iso_8_8": {**gate, **nightly, "no open finding overdue": no_overdue,
-                    "exceptions valid (no invalid line, no expired entry still listed)": exc_ok, **chain},
+                    "exceptions valid (no invalid line, no expired entry still listed)": exc_ok, **chain, **tickets},
         "risk_acceptance": {**chain, **cto},
         "change_gate": change_gate,
         # Publishing cannot prove its own reproducibility: `ifc-scan verify` recomputes the week from the

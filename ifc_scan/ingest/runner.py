@@ -25,6 +25,7 @@ import pandas as pd
 from ifc_scan.faults import fault_point
 from ifc_scan.ingest import approvals as approvals_reader
 from ifc_scan.ingest import exceptions as exc_reader
+from ifc_scan.ingest import tickets as ticket_reader
 from ifc_scan.ingest.approvals import LineVersion
 from ifc_scan.ingest.gha_events import CiEvent
 from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folder
@@ -72,6 +73,8 @@ TABLE_COLUMNS = {
     "exception_reviews": ["scope", "commit_sha", "reviewer", "email", "state", "submitted_at", "via"],
     "exception_line_versions": list(LineVersion._fields),
     "approvers": ["login", "role", "emails", "since", "until", "source_path"],
+    "tickets": ["system", "key", "title", "url", "state", "created_at", "closed_at", "updated_at", "vuln_ids", "text",
+                "snapshot_date", "source_path"],
     "inventory_deployable": ["name", "lineage", "source_path"],
     "inventory_retired": ["lineage", "retired_at", "source_path"],
     "source_files": ["path", "sha256", "size", "mtime", "kind", "status", "reason"],
@@ -128,6 +131,8 @@ def classify(rel: str) -> str:
         return "approvers"
     if parts[0] == "approvals" and len(parts) == 4 and rel.endswith(".json"):
         return "approval"
+    if parts[0] == "tickets" and len(parts) >= 4 and rel.lower().endswith((".json", ".csv")):
+        return "ticket"
     return "other"
 
 
@@ -403,6 +408,24 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 batch.add("inventory_retired", (lin, at, f.rel))
             record(f, "ingested")
 
+        # --- tickets (a changed file replaces its own rows) -------------------------------------
+        for f in [f for f in new if f.kind == "ticket"]:
+            batch.start(f.rel)
+            batch.deletes.append(("DELETE FROM tickets WHERE source_path=?", (f.rel,)))
+            try:
+                day = parse_date(f.rel.split("/")[2])
+                tickets = ticket_reader.parse_ticket_file(f.rel, f.path.read_bytes().decode("utf-8-sig"))
+            except BadTimestamp:
+                record(f, "rejected", f"ticket folder {f.rel.split('/')[2]!r} is not a YYYY-MM-DD date "
+                                      "(tickets/<system>/<date taken>/<file>)")
+                continue
+            except (ticket_reader.TicketRejected, UnicodeDecodeError) as exc:
+                record(f, "rejected", f"tickets not read: {exc}")
+                continue
+            for t in tickets:
+                batch.add("tickets", (*t, day, f.rel))
+            record(f, "ingested")
+
         # --- approvers (the roles file replaces the previous one) ------------------------------
         for f in [f for f in new if f.kind == "approvers"]:
             batch.start(f.rel)
@@ -628,7 +651,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         batch.start("(other files)")
         for f in new:
             if f.kind == "other":
-                record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, approvals/, inventory/)")
+                record(f, "ignored", "not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, approvals/, tickets/, inventory/)")
             elif f.kind == "symlink":
                 record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
             elif f.kind == "special":

@@ -18,8 +18,9 @@ from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
+from ifc_scan.kpis.tickets import TICKET_COLUMNS, TicketEvidence
 from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import WeekContext, compute_week, days_overdue, open_sla_state, run_path
+from ifc_scan.kpis.weekly import WeekContext, compute_week, days_overdue, open_sla_state, run_path, week_tickets
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
                                              load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
@@ -38,6 +39,7 @@ POPULATION_COLUMNS = {
     "deploys": ("time", "lineage", "digest", "image", "image_known", "run_id", "scanned_before", "pre_deploy_scan",
                 "verified_before", "critical_unexcepted_before", "outcome", "counts_as_deploy", "evidence"),
     "config_and_secrets": ("kind", "lineage", "image", "severity", "id", "title", "target", "line", "detail", "scan_id"),
+    "tickets": TICKET_COLUMNS,
 }
 SEV_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "UNKNOWN": 4}
 
@@ -93,7 +95,7 @@ class InputCatalog:
                 t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
             elif kind == "ci-run":
                 t = run_created.get(parts[2])
-            elif kind in ("exception", "approval"):
+            elif kind in ("exception", "approval", "ticket"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
             else:
@@ -288,22 +290,26 @@ def config_and_secrets_population(con, ctx: WeekContext) -> list[dict]:
 
 
 def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, monday: date, catalog: InputCatalog,
-                verified: dict, warehouse: dict, governance: Governance, index: ScanIndex | None = None) -> WeekResult:
+                verified: dict, warehouse: dict, governance: Governance, tickets: TicketEvidence,
+                index: ScanIndex | None = None) -> WeekResult:
     """The week's kpis.json, populations, inputs and data quality, from the observations before T and the
     lifecycle read at T (whichever provider read it)."""
     start, end = week_bounds(monday)
-    ctx = WeekContext(obs_T, state, policy, start, end, index, governance)
+    ctx = WeekContext(obs_T, state, policy, start, end, index, governance, tickets)
     figures, entries = compute_week(ctx)
+    ticket_figures, ticket_rows = week_tickets(ctx)
     deploys = deploy_evidence(con, ctx, verified)
     inputs, inputs_sha = catalog.week_inputs(end)
     kpis = dict(figures)
+    if ticket_figures is not None:
+        kpis["tickets"] = ticket_figures
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
     kpis["inputs_manifest_sha256"] = inputs_sha
     findings = findings_population(con, ctx)
     kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy), findings, entries)
     populations = {"findings": findings, "exceptions": entries,
                    "coverage": coverage_population(kpis), "deploys": deploys,
-                   "config_and_secrets": config_and_secrets_population(con, ctx)}
+                   "config_and_secrets": config_and_secrets_population(con, ctx), "tickets": ticket_rows}
     dq = {"inputs": len(inputs), **warehouse,
           "fallback_ci": ctx.index.fallback_count("ci", end),
           "fallback_mtime": ctx.index.fallback_count("mtime", end),
@@ -324,12 +330,14 @@ class WeeklyStage:
         self.reader = StoreReader(source)
         self.index = ScanIndex(self.obs.scans)
         self.governance = Governance(source, self.obs.scans)
+        self.tickets = TicketEvidence(source)
 
     def compute(self, monday: date) -> WeekResult:
         """Weeks in ascending order read each lifecycle event once (StoreReader)."""
         start, end = week_bounds(monday)
         return week_result(self.source, self.obs.as_of(end), self.reader.read(start, end), self.policy,
-                           monday, self.catalog, self.verified, self.warehouse, self.governance, self.index)
+                           monday, self.catalog, self.verified, self.warehouse, self.governance, self.tickets,
+                           self.index)
 
     def inputs_hash(self, monday: date) -> str:
         return self.catalog.week_inputs(week_bounds(monday)[1])[1]
@@ -343,7 +351,7 @@ def oracle_week(con, policy: dict, monday: date, full: Observations | None = Non
     obs_T = full.as_of(end)
     state = state_from_lifecycle(build_lifecycle(obs_T, policy), start, end)
     return week_result(con, obs_T, state, policy, monday, InputCatalog(con, obs_T), verified_digests(con),
-                       warehouse_quality(con), Governance(con, full.scans))
+                       warehouse_quality(con), Governance(con, full.scans), TicketEvidence(con))
 
 
 # ---- the weekly_kpis table --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ifc_scan.kpis.approvals import approval_summary
+from ifc_scan.kpis.tickets import reconcile
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import Observations, ScanIndex, is_production_attempt
 from ifc_scan.lifecycle.state import FindingAtT, LifecycleAtT
@@ -39,12 +40,13 @@ class WeekContext:
     """What one week's KPIs read: the observations before T and the lifecycle read at T."""
 
     def __init__(self, obs: Observations, state: LifecycleAtT, policy: dict, start: datetime, end: datetime,
-                 index: ScanIndex | None = None, governance=None):
+                 index: ScanIndex | None = None, governance=None, tickets=None):
         """`obs`: the observations before T. `index`: a ScanIndex of these or of all scans (its queries are
         bounded by T); built from obs when not given. `governance`: the exception approval evidence
         (kpis/approvals.py Governance); without it the week has no `exception_approvals`."""
         self.obs, self.state, self.policy, self.S, self.T = obs, state, policy, start, end
         self.governance = governance
+        self.tickets = tickets       # kpis/tickets.py TicketEvidence; without it the week has no `tickets`
         self.exc = ExceptionIndex(obs)
         self.index = index or ScanIndex(obs.scans)
         self._open = state.open()
@@ -363,3 +365,8 @@ def compute_week(ctx: WeekContext) -> dict:
            if ctx.governance is not None else {}),
         "stale_images": stale_images(ctx), "cadence": cadence(ctx),
     }, entries
+
+
+def week_tickets(ctx: WeekContext) -> tuple[dict | None, list[dict]]:
+    """kpis.json `tickets` and tickets.csv (kpis/tickets.py); (None, []) without ticket evidence loaded."""
+    return reconcile(ctx, ctx.tickets) if ctx.tickets is not None else (None, [])

@@ -296,7 +296,7 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
         findings=populations["findings"][:PAGE_ROWS], findings_total=len(populations["findings"]),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],
-        config_rows=populations["config_and_secrets"],
+        config_rows=populations["config_and_secrets"], ticket_rows=populations.get("tickets", []),
         prev=prev, dq=data_quality, meta=meta, severities=SEVERITIES, sev_colors=SEV_COLORS, page_rows=PAGE_ROWS)
 
 

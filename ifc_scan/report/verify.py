@@ -188,7 +188,7 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
         diff = [k for k in sorted(set(kpis) | set(r.kpis)) if kpis.get(k) != r.kpis.get(k)]
         problems.append(f"recomputed kpis.json differs in: {', '.join(diff) or 'formatting'}")
     for name, key in CSV_FILES.items():
-        if (folder / name).is_file() and to_csv(r.populations[key], POPULATION_COLUMNS[key]) != (folder / name).read_bytes():
+        if (folder / name).is_file() and to_csv(r.populations.get(key, []), POPULATION_COLUMNS[key]) != (folder / name).read_bytes():
             problems.append(f"recomputed {name} differs from the published one")
     render = manifest.get("render")
     if render is None:

@@ -33,6 +33,7 @@ CSV_FILES = {
     "coverage.csv": "coverage",
     "deploys.csv": "deploys",
     "config_and_secrets.csv": "config_and_secrets",
+    "tickets.csv": "tickets",
 }
 
 
@@ -177,7 +178,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     clean_stale_temp(reports, week)
     files: dict[str, bytes] = {"kpis.json": kpis_bytes}
     for name, key in CSV_FILES.items():
-        files[name] = to_csv(result.populations[key], POPULATION_COLUMNS[key])
+        files[name] = to_csv(result.populations.get(key, []), POPULATION_COLUMNS[key])
     supersedes = latest_revision(reports, week)
     revision = supersedes["revision"] + 1 if supersedes else 1
     generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -16,7 +16,7 @@ SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_t
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "4"
+DERIVED_VERSION = "5"   # 5: weeks gain exception_approvals and tickets
 DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
                   "weekly_kpis")
 

@@ -72,6 +72,14 @@ CREATE TABLE IF NOT EXISTS exception_line_versions (
   version_sha VARCHAR, history VARCHAR);
 CREATE TABLE IF NOT EXISTS approvers (
   login VARCHAR NOT NULL, role VARCHAR NOT NULL, emails VARCHAR[], since TIMESTAMP, until TIMESTAMP, source_path VARCHAR);
+-- Tickets (tickets/<system>/<date>/; docs/tickets-and-delivery.md)
+CREATE TABLE IF NOT EXISTS tickets (
+  system VARCHAR NOT NULL, key VARCHAR NOT NULL, title VARCHAR, url VARCHAR, state VARCHAR, created_at TIMESTAMP,
+  closed_at TIMESTAMP, updated_at TIMESTAMP, vuln_ids VARCHAR[], text VARCHAR, snapshot_date DATE, source_path VARCHAR);
+-- Deliveries of published weeks (email, webhooks): what, to whom, when, result
+CREATE TABLE IF NOT EXISTS deliveries (
+  week VARCHAR NOT NULL, manifest_sha256 VARCHAR, kind VARCHAR NOT NULL, channel VARCHAR NOT NULL, target VARCHAR,
+  subject VARCHAR, sent_at TIMESTAMP, attempts INTEGER, result VARCHAR, detail VARCHAR, finding_ids VARCHAR[]);
 CREATE TABLE IF NOT EXISTS inventory_deployable (name VARCHAR, lineage VARCHAR NOT NULL, source_path VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_at TIMESTAMP NOT NULL, source_path VARCHAR);
 -- Derived tables (lifecycle and weekly stages). Rebuilt from the raw tables above when
