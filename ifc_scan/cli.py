@@ -136,6 +136,25 @@ def cmd_collect_exceptions(a) -> int:
     return 0
 
 
+def cmd_deliver(a) -> int:
+    from ifc_scan.deliver import Channels, DeliveryError, deliver_week
+    from ifc_scan.policy import load_policy
+    from ifc_scan.warehouse.db import connect
+    policy = load_policy(a.policy)
+    if not Channels.from_policy(policy).configured():
+        _err("ifc-scan deliver: no channel configured (policy delivery: / IFC_SCAN_SMTP_HOST, IFC_SCAN_WEBHOOK_URL, "
+             "IFC_SCAN_PAGERDUTY_ROUTING_KEY): nothing sent")
+        return 0
+    try:
+        with connect(a.warehouse) as con:
+            done = deliver_week(con, a.reports, a.week, policy, force=a.force, log=_err)
+    except DeliveryError as exc:
+        _err(f"ifc-scan deliver: {exc}")
+        return 1
+    print(json.dumps(done))
+    return 1 if any(d["result"] == "failed" for d in done) else 0
+
+
 def _instant(value: str | None):
     from datetime import datetime, timezone
 
@@ -272,6 +291,13 @@ def main(argv=None) -> int:
     ex.add_argument("--base-url", default=s.github_api)
     ex.add_argument("--token-env", default=s.github_token_env)
     ex.set_defaults(fn=cmd_collect_exceptions)
+    dl = sub.add_parser("deliver", help="send a published week by the configured email / webhook / PagerDuty")
+    dl.add_argument("--week", required=True, help="YYYY-Www, as published under --reports")
+    dl.add_argument("--reports", default=s.reports)
+    dl.add_argument("--warehouse", default=s.warehouse)
+    dl.add_argument("--policy", default=s.policy or None)
+    dl.add_argument("--force", action="store_true", help="also a week that ended more than fresh_days ago")
+    dl.set_defaults(fn=cmd_deliver)
     pe = sub.add_parser("period", help="audit-period evidence pack from the published weeks (reports/periods/)")
     pe.add_argument("--from", dest="range_from", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD")
     pe.add_argument("--to", dest="range_to", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD (inclusive)")

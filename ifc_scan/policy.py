@@ -35,6 +35,30 @@ class _Targets(BaseModel):
     mttr_high_hours: float = Field(gt=0)
 
 
+class _Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    CRITICAL: float = Field(gt=0)
+    HIGH: float = Field(gt=0)
+
+
+class _Email(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: list[str] = []
+    sender: str | None = Field(default=None, alias="from")
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    starttls: bool = True
+    username: str | None = None          # the password only from IFC_SCAN_SMTP_PASSWORD
+    attach_report: bool = True
+
+
+class _Delivery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: _Email | None = None
+    report_url: str | None = None        # where published reports are served: linked from messages
+    fresh_days: int = Field(default=8, gt=0)
+
+
 class _Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str
@@ -46,6 +70,8 @@ class _Policy(BaseModel):
     expiring_soon_days: int = Field(ge=0)
     week_start: str | None = None
     targets: _Targets
+    escalation_hours: _Escalation | None = None
+    delivery: _Delivery | None = None    # webhook URLs and keys only from the environment (deliver.py)
     source: str
 
 

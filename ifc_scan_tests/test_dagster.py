@@ -22,9 +22,9 @@ SNAPSHOT = {
                "weekly_report": ["weekly_kpis"], "audit_period_pack": ["weekly_report"]},
     "partitioned": ["weekly_kpis", "weekly_report"],
     "checks": sorted(f"weekly_kpis:{c}" for c in CHECKS),
-    "jobs": ["collect_job", "ingest_job", "period_job", "weekly_job"],
+    "jobs": ["collect_job", "deliver_job", "ingest_job", "period_job", "weekly_job"],
     "schedules": {"collect_github_schedule": "0 5 * * 1", "weekly_job_schedule": "0 6 * * 1"},
-    "sensors": ["landing_zone_sensor"],
+    "sensors": ["delivery_sensor", "landing_zone_sensor"],
     "resources": ["settings", "warehouse"],
 }
 
