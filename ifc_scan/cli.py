@@ -136,6 +136,20 @@ def cmd_collect_exceptions(a) -> int:
     return 0
 
 
+def cmd_collect_tickets(a) -> int:
+    from ifc_scan.collect.github import CollectError
+    from ifc_scan.collect.tickets import collect_github_issues
+    state = a.state or str(Path(Settings.from_env().collector_state).parent / "tickets.json")
+    try:
+        s = collect_github_issues(a.repo, a.landing, state, labels=a.label, query=a.query, base_url=a.base_url,
+                                  token_env=a.token_env, log=_err)
+    except CollectError as exc:
+        _err(f"ifc-scan collect tickets: {exc}")
+        return 1
+    print(json.dumps(s))
+    return 0
+
+
 def cmd_deliver(a) -> int:
     from ifc_scan.deliver import Channels, DeliveryError, deliver_week
     from ifc_scan.policy import load_policy
@@ -291,6 +305,16 @@ def main(argv=None) -> int:
     ex.add_argument("--base-url", default=s.github_api)
     ex.add_argument("--token-env", default=s.github_token_env)
     ex.set_defaults(fn=cmd_collect_exceptions)
+    tk = csub.add_parser("tickets", help="GitHub issues (by label or search query) as ticket evidence; Jira: drop "
+                                         "search answers or CSV exports in tickets/jira/<date>/")
+    tk.add_argument("--repo", default=s.github_repo or None, required=not s.github_repo, help="OWNER/NAME")
+    tk.add_argument("--label", default="security", help="issues with this label (comma-separated: all of them)")
+    tk.add_argument("--query", help="a GitHub issue search query instead of --label (repo: is added)")
+    tk.add_argument("--landing", default=s.landing)
+    tk.add_argument("--state", help="state file (default: tickets.json beside the run collector's)")
+    tk.add_argument("--base-url", default=s.github_api)
+    tk.add_argument("--token-env", default=s.github_token_env)
+    tk.set_defaults(fn=cmd_collect_tickets)
     dl = sub.add_parser("deliver", help="send a published week by the configured email / webhook / PagerDuty")
     dl.add_argument("--week", required=True, help="YYYY-Www, as published under --reports")
     dl.add_argument("--reports", default=s.reports)

@@ -24,6 +24,10 @@ ENV: dict[str, tuple[str, str]] = {
     "exceptions_git": ("IFC_SCAN_EXCEPTIONS_GIT", ""),
     "exceptions_files": ("IFC_SCAN_EXCEPTIONS_FILES", ".trivyignore=_global"),   # PATH=SCOPE, comma-separated
     "exceptions_branch": ("IFC_SCAN_EXCEPTIONS_BRANCH", ""),
+    # ticket evidence (docs/tickets-and-delivery.md): GitHub issues by label or search query
+    "tickets_repo": ("IFC_SCAN_TICKETS_REPO", ""),
+    "tickets_label": ("IFC_SCAN_TICKETS_LABEL", "security"),
+    "tickets_query": ("IFC_SCAN_TICKETS_QUERY", ""),
     "parquet_dir": ("IFC_SCAN_PARQUET_DIR", ""),   # set: the warehouse is also published as Parquet
     "signing_key": ("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem"),   # outside reports/
 }
@@ -43,6 +47,9 @@ class Settings:
     exceptions_git: str = ""
     exceptions_files: str = ENV["exceptions_files"][1]
     exceptions_branch: str = ""
+    tickets_repo: str = ""
+    tickets_label: str = ENV["tickets_label"][1]
+    tickets_query: str = ""
     parquet_dir: str = ""
     signing_key: str = ENV["signing_key"][1]
 

@@ -17,7 +17,8 @@ from ifc_scan.report.markdown import md_escape
 
 # The graph as users see it in the UI; a change here is a change of the product, made on purpose.
 SNAPSHOT = {
-    "assets": {"github_evidence": [], "exception_history": [], "warehouse_ingest": ["exception_history", "github_evidence"],
+    "assets": {"github_evidence": [], "exception_history": [], "ticket_evidence": [],
+               "warehouse_ingest": ["exception_history", "github_evidence", "ticket_evidence"],
                "finding_lifecycle": ["warehouse_ingest"], "weekly_kpis": ["finding_lifecycle"],
                "weekly_report": ["weekly_kpis"], "audit_period_pack": ["weekly_report"]},
     "partitioned": ["weekly_kpis", "weekly_report"],

@@ -61,7 +61,8 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     port = dagster_dev["port"]
     assets = gql(port, "{ assetNodes { assetKey { path } isPartitioned } }")["assetNodes"]
     keys = {tuple(a["assetKey"]["path"]): a["isPartitioned"] for a in assets}
-    assert keys == {("github_evidence",): False, ("exception_history",): False, ("warehouse_ingest",): False, ("finding_lifecycle",): False,
+    assert keys == {("github_evidence",): False, ("exception_history",): False, ("ticket_evidence",): False,
+                    ("warehouse_ingest",): False, ("finding_lifecycle",): False,
                     ("weekly_kpis",): True, ("weekly_report",): True, ("audit_period_pack",): False}
 
     assert servers.wait_runs(port, [servers.launch(port, "ingest_job")]) == ["SUCCESS"]      # builds the lifecycle

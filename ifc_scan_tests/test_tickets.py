@@ -130,3 +130,61 @@ def test_readers_name_ids_times_and_refuse_what_they_cannot_read():
         parse_jira_csv("Issue key,Created\nSEC-2,yesterday\n")
     with pytest.raises(TicketRejected, match="not a Jira CSV export"):
         parse_jira_csv("a,b\n1,2\n")
+
+
+def test_github_issues_collected_paginated_and_incrementally_then_read(tmp_path, monkeypatch):
+    """A local server answering GET /repos/{o}/{r}/issues in GitHub's shape, two issues a page with a Link
+    header; the second collection asks only for what changed since (the `since` cursor)."""
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ifc_scan.collect.tickets import collect_github_issues
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.warehouse.db import connect
+    issues = [issue(1, "CVE-2026-1001 openssl", "2026-02-23T10:00:00Z", closed="2026-03-01T12:00:00Z"),
+              issue(2, "zlib", "2026-03-03T09:00:00Z", body="CVE-2026-2001"),
+              issue(3, "curl", "2026-03-04T09:00:00Z", body="CVE-2026-2002", pr=True)]
+    seen = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            u = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            seen.append((q, self.headers.get("Authorization")))
+            items = [i for i in issues if not q.get("since") or i["updated_at"] > q["since"]]
+            page = int(q.get("page", "1"))
+            body = json.dumps(items[(page - 1) * 2: page * 2]).encode()
+            self.send_response(200)
+            if page * 2 < len(items):
+                nq = urllib.parse.urlencode({**q, "page": str(page + 1)})
+                self.send_header("Link", f'<http://{self.headers["Host"]}{u.path}?{nq}>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GH_TICKETS_TOKEN", "ghp_tickets_token")
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        s = collect_github_issues("acme/app", tmp_path / "landing", tmp_path / "state.json", base_url=base,
+                                  token_env="GH_TICKETS_TOKEN", now=datetime(2026, 3, 8, 6))
+        assert (s["issues"], s["written"]) == (3, "tickets/github/2026-03-08/acme__app-060000.json")
+        assert [q.get("page", "1") for q, _a in seen] == ["1", "2"] and seen[0][0]["labels"] == "security"
+        assert all(a == "Bearer ghp_tickets_token" for _q, a in seen)
+        issues[1] = issue(2, "zlib", "2026-03-03T09:00:00Z", closed="2026-03-08T10:00:00Z", body="CVE-2026-2001")
+        s = collect_github_issues("acme/app", tmp_path / "landing", tmp_path / "state.json", base_url=base,
+                                  token_env="GH_TICKETS_TOKEN", now=datetime(2026, 3, 9, 6))
+        assert seen[-1][0]["since"] == "2026-03-04T09:00:00Z" and s["issues"] == 1     # only #2 changed since
+    finally:
+        srv.shutdown()
+    ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        rows = con.execute("SELECT key, state, CAST(snapshot_date AS VARCHAR) FROM tickets ORDER BY key, snapshot_date").fetchall()
+    # the pull request (#3) is no ticket; #2 is open in the 03-08 snapshot and closed in the 03-09 one
+    assert rows == [("acme/app#1", "closed", "2026-03-08"), ("acme/app#2", "open", "2026-03-08"),
+                    ("acme/app#2", "closed", "2026-03-09")]

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ifc_scan.collect.exception_history import collect_exception_history, state_path_beside
 from ifc_scan.collect.github import collect
+from ifc_scan.collect.tickets import collect_github_issues
 from ifc_scan.defs.resources import IfcScanSettings
 from ifc_scan.settings import Settings
 
@@ -49,8 +50,24 @@ def exception_history(context: dg.AssetExecutionContext, settings: IfcScanSettin
         "rewritten": dg.MetadataValue.json(d["rewritten"]), "conflicts": dg.MetadataValue.json(d["conflicts"])})
 
 
-collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "exception_history", "warehouse_ingest",
-                                                            "finding_lifecycle"],
+@dg.asset(group_name="collect", kinds={"github"}, owners=OWNERS,
+          description="GitHub issues of IFC_SCAN_TICKETS_REPO (label IFC_SCAN_TICKETS_LABEL, default security, or the "
+                      "search IFC_SCAN_TICKETS_QUERY) as ticket evidence, into tickets/github/ (incremental). Without "
+                      "IFC_SCAN_TICKETS_REPO it collects nothing and says so.")
+def ticket_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
+    if not settings.tickets_repo:
+        context.log.info("ticket collector not configured (IFC_SCAN_TICKETS_REPO unset)")
+        return dg.MaterializeResult(metadata={"configured": False, "issues": 0})
+    s = collect_github_issues(settings.tickets_repo, settings.landing,
+                              os.path.join(os.path.dirname(settings.collector_state), "tickets.json"),
+                              labels=settings.tickets_label, query=settings.tickets_query or None,
+                              base_url=settings.github_api, token_env=settings.github_token_env, log=context.log.info)
+    return dg.MaterializeResult(metadata={"configured": True, "issues": s["issues"], "requests": s["requests"],
+                                          "written": s["written"] or "nothing new"})
+
+
+collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "exception_history", "ticket_evidence",
+                                                            "warehouse_ingest", "finding_lifecycle"],
                                   description="Collect GitHub Actions evidence, then ingest it.")
 
 
@@ -62,7 +79,8 @@ collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "
 def collect_github_schedule(context: dg.ScheduleEvaluationContext):
     s = Settings.from_env()
     token = bool(os.environ.get(s.github_token_env))
-    if not ((s.github_repo and token) or (s.exceptions_repo and token) or s.exceptions_git):
+    if not ((s.github_repo and token) or (s.exceptions_repo and token) or (s.tickets_repo and token)
+            or s.exceptions_git):
         return dg.SkipReason(f"set IFC_SCAN_GITHUB_REPO (or IFC_SCAN_EXCEPTIONS_REPO) and {s.github_token_env}, "
                              "or IFC_SCAN_EXCEPTIONS_GIT, to collect")
     return dg.RunRequest(run_key=f"collect:{context.scheduled_execution_time.isoformat()}")

@@ -10,7 +10,7 @@ from ifc_scan.settings import Settings
 OWNERS = ["team:security-engineering"]
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS, deps=["github_evidence", "exception_history"],
+@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS, deps=["github_evidence", "exception_history", "ticket_evidence"],
           description="Load new landing-zone files (Trivy reports, GitHub Actions runs, exceptions, inventory) "
                       "into the DuckDB warehouse. Files already loaded (same path and sha256) are skipped.")
 def warehouse_ingest(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:

@@ -29,6 +29,9 @@ class IfcScanSettings(dg.ConfigurableResource):
     exceptions_git: str = ""
     exceptions_files: str = ENV["exceptions_files"][1]
     exceptions_branch: str = ""
+    tickets_repo: str = ""
+    tickets_label: str = ENV["tickets_label"][1]
+    tickets_query: str = ""
     parquet_dir: str = ""
     signing_key: str = ENV["signing_key"][1]
 
