@@ -13,7 +13,7 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     week = rep / "2026-W09"
     assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
                                                       "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "manifest.sig.json", "report.html"]
+                                                      "manifest.sig.json", "report.html", "tickets.csv"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0

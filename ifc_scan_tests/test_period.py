@@ -67,6 +67,11 @@ def test_period_figures_worked_by_hand(reports):
     crit, high = f["time_to_remediate"]["CRITICAL"], f["time_to_remediate"]["HIGH"]
     assert (crit["n"], crit["mean"], crit["max"], crit["histogram"]["under 1 d"]) == (1, 20.0, 20.0, 1)
     assert (high["n"], high["median"], high["histogram"]["7-30 d"]) == (1, 192.0, 1)
+    # nightly continuity of the one image, first seen 03-02: W10 scanned on 03-02 (1 of 7 days), W11 on 03-10
+    # (1 of 7), W12 never (0 of 7): 2 of 21 image-days, 9.52 %, 19 days without a scan
+    assert f["nightly"]["by_image"] == [{"lineage": "ghcr.io/acme/api", "days_with_scan": 2, "lineage_days": 21,
+                                         "pct": 9.52, "gap_days": 19}]
+    assert (f["nightly"]["days_with_scan"], f["nightly"]["lineage_days"]) == (2, 21)
     # the exception line: listed W10 to W12, past its expiry from W11 on; its approval is in its reason
     (e,) = pack.populations["exceptions"]
     assert (e["id"], e["first_week"], e["last_week"]) == ("CVE-X", "2026-W10", "2026-W12")
@@ -92,7 +97,7 @@ def test_the_pack_is_written_verified_and_zipped(reports, capsys):
     assert out["folder"] == str(folder) and out["sample_seed"] == 5
     names = {"period.html", "README.txt", "manifest.json", "verification.txt", "sample.json", "figures.json",
              "remediations.csv", "exceptions.csv", "deploys.csv", "nightly_gaps.csv", "uncovered_builds.csv",
-             "weeks_x_controls.csv"}
+             "weeks_x_controls.csv", "lineage_days.csv"}
     assert names <= {p.name for p in folder.iterdir()}
     verification = (folder / "verification.txt").read_text()
     assert verification.count("VERIFIED") == 3 and "NOT VERIFIED" not in verification

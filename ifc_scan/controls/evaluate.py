@@ -48,17 +48,17 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
     # risk acceptance: judged only once exception history is collected (before that: no data, never a pass)
     appr = k.get("exception_approvals")
     judged = appr is not None and appr["evidence_collected"]
-    chain = {"every exception in force approved by the policy's chain before it took effect (version control)":
+    chain = {"exceptions in force approved by the policy's chain in time":
              (appr["chain_incomplete"] == 0) if judged else None}
-    cto = {"no CRITICAL exception in force without CTO sign-off": (appr["critical_without_cto"] == 0) if judged else None}
+    cto = {"no CRITICAL exception without CTO sign-off": (appr["critical_without_cto"] == 0) if judged else None}
     # escalation by ticket: judged only once tickets are collected (tickets/), else no data
     tix = k.get("tickets")
     tix_judged = tix is not None and tix["evidence_collected"]
     tickets = {
-        "every HIGH/CRITICAL finding open past its escalation window has a ticket naming its ID, in time":
+        "HIGH/CRITICAL findings ticketed within the escalation window":
             (all(tix["escalation"][s_]["late"] + tix["escalation"][s_]["missing"] == 0 for s_ in tix["escalation"])
              if tix_judged else None),
-        "no ticket closed while a finding it names is still open": (tix["closed_without_fix"] == 0) if tix_judged else None}
+        "no ticket closed while its finding is open": (tix["closed_without_fix"] == 0) if tix_judged else None}
     # each rule: {condition a reader understands: True | False | None (no data)}
     gate, nightly = {f"build-gate coverage {cov_text}": cov_b}, {f"nightly coverage {cov_text}": cov_n}
     crit = {"no CRITICAL finding overdue": crit_overdue == 0}
@@ -113,11 +113,11 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
              "id": e["id"], "problem": "invalid" if not e["valid"] else "expired, still listed"}
             for e in exception_entries if not e["valid"] or e["expired_listed"]],
-        "every exception in force approved by the policy's chain before it took effect (version control)": [
+        "exceptions in force approved by the policy's chain in time": [
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
              "id": e["id"], "problem": f"missing {e['missing_roles']}" if e["approval_change"] else "no change record"}
             for e in exception_entries if e.get("active") and e.get("chain_complete") is False],
-        "no CRITICAL exception in force without CTO sign-off": [
+        "no CRITICAL exception without CTO sign-off": [
             {"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}", "line": e["line"],
              "id": e["id"], "problem": "no CTO approval"}
             for e in exception_entries if e.get("active") and e.get("severity_at_change") == "CRITICAL"

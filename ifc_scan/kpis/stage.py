@@ -20,7 +20,8 @@ from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
 from ifc_scan.kpis.tickets import TICKET_COLUMNS, TicketEvidence
 from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import WeekContext, compute_week, days_overdue, open_sla_state, run_path, week_tickets
+from ifc_scan.kpis.weekly import (WeekContext, compute_week, days_overdue, nightly_by_lineage, open_sla_state,
+                                  run_path, week_tickets)
 from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_production_attempt, is_production_deploy,
                                              load)
 from ifc_scan.lifecycle.store import require_current_lifecycle
@@ -245,8 +246,14 @@ def findings_population(con, ctx: WeekContext) -> list[dict]:
     return rows
 
 
-def coverage_population(kpis: dict) -> list[dict]:
+def coverage_population(kpis: dict, nightly_rows: list[dict] = ()) -> list[dict]:
+    """coverage.csv: what the coverage KPIs did not count (uncovered builds, days without a nightly scan,
+    cadence gaps), and per deployable image its nightly days ("days with a scan/image-days", the
+    period pack's per-image continuity)."""
     rows = []
+    for r in nightly_rows:
+        rows.append({"kind": "nightly_days", "lineage": r["lineage"], "item": f"{r['days_with_scan']}/{r['lineage_days']}",
+                     "image": None, "time": None, "detail": "days with a scan / image-days in the week", "evidence": None})
     for b in kpis["coverage"]["build_gate"]["uncovered"]:
         rows.append({"kind": "build_uncovered", "lineage": b["lineage"], "item": f"run {b['run_id']}", "image": b["image"],
                      "time": b["built_at"], "detail": b["reason"], "evidence": b["evidence"]})
@@ -308,7 +315,7 @@ def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, mon
     findings = findings_population(con, ctx)
     kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy), findings, entries)
     populations = {"findings": findings, "exceptions": entries,
-                   "coverage": coverage_population(kpis), "deploys": deploys,
+                   "coverage": coverage_population(kpis, nightly_by_lineage(ctx)), "deploys": deploys,
                    "config_and_secrets": config_and_secrets_population(con, ctx), "tickets": ticket_rows}
     dq = {"inputs": len(inputs), **warehouse,
           "fallback_ci": ctx.index.fallback_count("ci", end),

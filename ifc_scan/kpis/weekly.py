@@ -219,13 +219,14 @@ def _uncovered(b: dict, reason: str) -> dict:
             "reason": reason, "evidence": run_path(b["run_id"], b["log_file"], b["line_no"])}
 
 
-def nightly_coverage(ctx: WeekContext) -> dict:
+def nightly_by_lineage(ctx: WeekContext) -> list[dict]:
+    """Per deployable lineage: its image-days in the week (from the day it was first seen, until it
+    retired), the days among them with a scan, and the days without (the `coverage.nightly` KPI sums these)."""
     first_build: dict[str, datetime] = {}
     for b in ctx.obs.builds:
         if b["time"] is not None and b["time"] < ctx.T:
             first_build.setdefault(b["lineage"], b["time"])     # builds are in time order
-    lineage_days = days_with_scan = 0
-    gaps = []
+    out = []
     for lineage in sorted(ctx.obs.deployable):
         seen = [t for t in (ctx.index.first_time(lineage, ctx.T), first_build.get(lineage)) if t is not None]
         if not seen:
@@ -233,17 +234,26 @@ def nightly_coverage(ctx: WeekContext) -> dict:
         first_seen = min(seen)
         scan_days = {t.date() for t in ctx.index.times(lineage, ctx.T) if t >= ctx.S}
         retired_at = ctx.obs.retired.get(lineage)
+        row = {"lineage": lineage, "lineage_days": 0, "days_with_scan": 0, "gaps": []}
         for i in range(7):
             day = ctx.S + timedelta(days=i)
             if day.date() < first_seen.date() or (retired_at is not None and day >= retired_at):
                 continue
-            lineage_days += 1
+            row["lineage_days"] += 1
             if day.date() in scan_days:
-                days_with_scan += 1
+                row["days_with_scan"] += 1
             else:
-                gaps.append({"lineage": lineage, "day": day.date().isoformat()})
+                row["gaps"].append({"lineage": lineage, "day": day.date().isoformat()})
+        out.append(row)
+    return out
+
+
+def nightly_coverage(ctx: WeekContext, rows: list[dict] | None = None) -> dict:
+    rows = nightly_by_lineage(ctx) if rows is None else rows
+    lineage_days = sum(r["lineage_days"] for r in rows)
+    days_with_scan = sum(r["days_with_scan"] for r in rows)
     return {"pct": pct(days_with_scan, lineage_days), "days_with_scan": days_with_scan, "lineage_days": lineage_days,
-            "gaps": gaps}
+            "gaps": [g for r in rows for g in r["gaps"]]}
 
 
 def coverage(ctx: WeekContext) -> dict:

@@ -11,8 +11,9 @@ Period figures (new definitions, over the published ISO weeks whose Thursday fal
 - time to remediate over the period: every fix of findings.csv closed in the period's weeks
   (close_reason fixed, its ttr_hours), with n, mean, median, p90 (numpy's linear quantile, as D11),
   max and a histogram;
-- nightly continuity: the sums of the weeks' nightly `lineage_days` and `days_with_scan`, and every
-  gap day of coverage.csv;
+- nightly continuity: the sums of the weeks' nightly `lineage_days` and `days_with_scan`, every gap day
+  of coverage.csv, and per deployable image the sums of its weekly `nightly_days` rows (days with a
+  scan / image-days);
 - exceptions in force: each (scope, file, vulnerability) listed in any week, with the first and last
   week that listed it, each renewal (its expiry changed), when it was first listed past its expiry,
   and each flag it ever had;
@@ -207,6 +208,21 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
     lineage_days = sum(w.kpis["coverage"]["nightly"]["lineage_days"] for w in published)
     days_scanned = sum(w.kpis["coverage"]["nightly"]["days_with_scan"] for w in published)
     gaps = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "nightly_gap"]
+    # each deployable image's continuity: the weeks' "days with a scan/image-days" rows summed (weeks published
+    # before these rows existed have none: the image table then covers fewer weeks than the totals, and says so)
+    per_image: dict[str, list[int]] = {}
+    weeks_with_rows = 0
+    for w in published:
+        rows = [g for g in w.coverage if g.get("kind") == "nightly_days"]
+        weeks_with_rows += bool(rows)
+        for g in rows:
+            scanned, days = (int(x) for x in g["item"].split("/"))
+            acc = per_image.setdefault(g["lineage"], [0, 0])
+            acc[0] += scanned
+            acc[1] += days
+    lineage_rows = [{"lineage": lin, "days_with_scan": a, "lineage_days": b,
+                     "pct": round(100 * a / b, 2) if b else None, "gap_days": b - a}
+                    for lin, (a, b) in sorted(per_image.items())]
     uncovered_builds = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "build_uncovered"]
 
     # exceptions in force during the period: an exception is a (scope, file, vulnerability) across the
@@ -251,7 +267,8 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
         "sla": sla, "open_overdue_at_end": open_overdue_end, "time_to_remediate": ttr,
         "nightly": {"lineage_days": lineage_days, "days_with_scan": days_scanned,
                     "pct": round(100 * days_scanned / lineage_days, 2) if lineage_days else None, "gap_days": len(gaps),
-                    "gap_days_by_image": dict(sorted(Counter(g["lineage"] for g in gaps).items()))},
+                    "gap_days_by_image": dict(sorted(Counter(g["lineage"] for g in gaps).items())),
+                    "by_image": lineage_rows, "weeks_with_image_rows": weeks_with_rows},
         "build_gate": {"builds": sum(w.kpis["coverage"]["build_gate"]["builds"] for w in published),
                        "covered": sum(w.kpis["coverage"]["build_gate"]["covered"] for w in published)},
         "exceptions_in_force": len(exceptions),
@@ -260,6 +277,7 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
         "data_quality": _data_quality(published[-1]),
     }
     pack.populations = {"remediations": fixes, "exceptions": exceptions, "deploys": deploys, "nightly_gaps": gaps,
+                        "lineage_days": lineage_rows,
                         "uncovered_builds": uncovered_builds,
                         "weeks_x_controls": [{"control": r["control"], **dict(r["cells"])} for r in strip_rows]}
     seed = seed if seed is not None else int.from_bytes(hashlib.sha256(
@@ -281,6 +299,7 @@ POPULATION_COLUMNS = {
     "deploys": ("week", "time", "lineage", "digest", "image", "run_id", "scanned_before", "verified_before",
                 "critical_unexcepted_before", "outcome", "counts_as_deploy", "evidence"),
     "nightly_gaps": ("week", "lineage", "item", "detail", "evidence"),
+    "lineage_days": ("lineage", "days_with_scan", "lineage_days", "pct", "gap_days"),
     "uncovered_builds": ("week", "lineage", "item", "image", "time", "detail", "evidence"),
 }
 
