@@ -188,3 +188,20 @@ def test_github_issues_collected_paginated_and_incrementally_then_read(tmp_path,
     # the pull request (#3) is no ticket; #2 is open in the 03-08 snapshot and closed in the 03-09 one
     assert rows == [("acme/app#1", "closed", "2026-03-08"), ("acme/app#2", "open", "2026-03-08"),
                     ("acme/app#2", "closed", "2026-03-09")]
+
+
+def test_ticket_files_outside_a_date_folder_or_unreadable_are_rejected_by_name(tmp_path):
+    from ifc_scan.ingest.runner import ingest
+    land = tmp_path / "landing"
+    for rel, text in (("tickets/github/latest/issues.json", "[]"), ("tickets/github/issues.json", "[]"),
+                      ("tickets/jira/2026-03-08/export.csv", "Issue key,Created\nSEC-2,yesterday\n"),
+                      ("tickets/gitlab/2026-03-08/issues.json", "[]"),
+                      ("tickets/github/2026-03-08/ok.json", json.dumps([issue(9, "CVE-2026-9999", "2026-03-01T00:00:00Z")]))):
+        (land / rel).parent.mkdir(parents=True, exist_ok=True)
+        (land / rel).write_text(text)
+    reasons = dict(ingest(land, tmp_path / "w.duckdb", progress=lambda m: None).rejections)
+    assert "not in a YYYY-MM-DD date folder" in reasons["tickets/github/latest/issues.json"]
+    assert "not in a YYYY-MM-DD date folder" in reasons["tickets/github/issues.json"]
+    assert "no date format Jira exports" in reasons["tickets/jira/2026-03-08/export.csv"]
+    assert "unknown ticket system folder 'gitlab'" in reasons["tickets/gitlab/2026-03-08/issues.json"]
+    assert "tickets/github/2026-03-08/ok.json" not in reasons

@@ -131,7 +131,7 @@ def classify(rel: str) -> str:
         return "approvers"
     if parts[0] == "approvals" and len(parts) == 4 and rel.endswith(".json"):
         return "approval"
-    if parts[0] == "tickets" and len(parts) >= 4 and rel.lower().endswith((".json", ".csv")):
+    if parts[0] == "tickets" and len(parts) >= 3 and rel.lower().endswith((".json", ".csv")):
         return "ticket"
     return "other"
 
@@ -413,10 +413,12 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             batch.start(f.rel)
             batch.deletes.append(("DELETE FROM tickets WHERE source_path=?", (f.rel,)))
             try:
+                if len(f.rel.split("/")) < 4:
+                    raise BadTimestamp("no date folder")
                 day = parse_date(f.rel.split("/")[2])
                 tickets = ticket_reader.parse_ticket_file(f.rel, f.path.read_bytes().decode("utf-8-sig"))
             except BadTimestamp:
-                record(f, "rejected", f"ticket folder {f.rel.split('/')[2]!r} is not a YYYY-MM-DD date "
+                record(f, "rejected", f"ticket file not in a YYYY-MM-DD date folder "
                                       "(tickets/<system>/<date taken>/<file>)")
                 continue
             except (ticket_reader.TicketRejected, UnicodeDecodeError) as exc:
