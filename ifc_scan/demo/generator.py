@@ -13,7 +13,9 @@ design/INPUTS.md:
 - approvals/<scope>/<date>/<sha>.json: the change record of each snapshot, as `ifc-scan collect
   exceptions` writes it (pull request, reviews); the CRITICAL exception lacks its CTO sign-off;
 - inventory/deployable.yaml: the three deployable images and one retired lineage;
-  inventory/approvers.yaml: who holds the policy's approval roles.
+  inventory/approvers.yaml: who holds the policy's approval roles;
+- tickets/github/<date>/: weekly snapshots of the GitHub issues opened for HIGH and CRITICAL findings in
+  production (some late, some missing, some closed before the fix).
 Vulnerabilities appear (introduced by builds, disclosed in deployed images) and get fixed by later
 builds, CRITICAL ones fastest.
 """
@@ -77,7 +79,7 @@ class Image:
 
 class Demo:
     def __init__(self, out: Path, weeks: int, seed: int, end: date, apps=APPS, builds_per_week: float = 1.6):
-        self.out, self.weeks, self.rng = Path(out), weeks, random.Random(seed)
+        self.out, self.weeks, self.rng, self.seed = Path(out), weeks, random.Random(seed), seed
         self.end = datetime(end.year, end.month, end.day)
         self.start = self.end - timedelta(weeks=weeks)
         self.apps = apps
@@ -252,7 +254,63 @@ class Demo:
                             self.report(f"{BASE_IMAGE}:20", base, t, registry=True, scope="_base"))
             stats["registry_scans"] += 1
         self.write_inventory()
+        stats["tickets"] = self.write_tickets(apps)
         return stats
+
+    def write_tickets(self, apps) -> int:
+        """GitHub issues for the HIGH and CRITICAL vulnerabilities that reached production, as the weekly
+        collector would have taken them (Monday 05:00 snapshots): most opened in time, some late, some
+        never; most closed after the fix, some before it. Their own random stream, so the rest of the demo
+        is the same with or without them."""
+        rng = random.Random(f"tickets-{self.seed}")
+        issues = []
+        for app in apps:
+            history = [(self.start - timedelta(days=1), self._initial_images[app])] + self._deploy_times.get(app, [])
+            spans: dict[str, list] = {}            # vid -> [first time in production, time it left or None]
+            for i, (t, img) in enumerate(history):
+                nxt = history[i + 1][0] if i + 1 < len(history) else None
+                for vid in img.vulns:
+                    v = self.vulns[vid]
+                    if v.severity not in ("CRITICAL", "HIGH") or (nxt is not None and v.disclosed >= nxt):
+                        continue
+                    span = spans.setdefault(vid, [max(t, v.disclosed, self.start), None])
+                    span[1] = nxt
+            for vid, (seen, left) in sorted(spans.items()):
+                v = self.vulns[vid]
+                r = rng.random()
+                if r < 0.12:
+                    continue                          # never ticketed
+                window = 24 if v.severity == "CRITICAL" else 168
+                delay = window * (rng.uniform(1.2, 3.0) if r < 0.27 else rng.uniform(0.1, 0.8))
+                created = seen + timedelta(hours=delay)
+                closed = None
+                if left is not None:
+                    closed = left + timedelta(hours=rng.uniform(1, 48))
+                elif rng.random() < 0.15:
+                    closed = created + timedelta(days=rng.uniform(1, 10))   # closed without a fix
+                issues.append({"n": len(issues) + 1, "vid": vid, "app": app, "sev": v.severity, "pkg": v.pkg,
+                               "created": created, "closed": closed})
+        written = 0
+        for w in range(1, self.weeks + 1):
+            at = self.start + timedelta(weeks=w, hours=5)
+            if at > self.end:
+                break
+            doc = []
+            for i in issues:
+                if i["created"] >= at:
+                    continue
+                closed = i["closed"] if i["closed"] is not None and i["closed"] < at else None
+                doc.append({"url": f"https://api.github.com/repos/intelliflow/platform/issues/{i['n']}",
+                            "html_url": f"https://github.com/intelliflow/platform/issues/{i['n']}", "number": i["n"],
+                            "title": f"{i['vid']}: {i['pkg']} in {i['app']}", "user": {"login": "sec-sam"},
+                            "labels": [{"name": "security"}, {"name": i["sev"].lower()}],
+                            "state": "closed" if closed else "open", "created_at": z(i["created"]),
+                            "updated_at": z(closed or i["created"]), "closed_at": z(closed) if closed else None,
+                            "body": f"Trivy reports {i['vid']} ({i['sev']}) in {i['pkg']} of {REGISTRY}/{i['app']}."})
+            if doc:
+                self.write_json(f"tickets/github/{at.date().isoformat()}/intelliflow__platform-050000.json", doc)
+                written += 1
+        return len(issues)
 
     def write_ci_run(self, app: str, img: Image, t: datetime, skip_scan: bool) -> bool:
         rng = self.rng

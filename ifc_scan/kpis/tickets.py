@@ -101,11 +101,11 @@ def reconcile(ctx, evidence: TicketEvidence) -> tuple[dict, list[dict]]:
                      "detected_at": iso_z(f.detected_at) if f else None, "escalation_due": None, "hours": None,
                      **extra})
 
-    # 1. escalation: open HIGH/CRITICAL findings whose window has passed (D20)
+    # 1. escalation: open HIGH/CRITICAL findings of deployable images whose window has passed (D20)
     escalation = {s: {"due": 0, "on_time": 0, "late": 0, "missing": 0} for s in ESCALATED}
     open_findings = [f for f in ctx.open_findings() if not ctx.retired(f.lineage)]
     for f in sorted(open_findings, key=lambda f: (f.severity, f.lineage, f.vuln_id, f.finding_id)):
-        if f.severity not in ESCALATED:
+        if f.severity not in ESCALATED or f.lineage not in ctx.obs.deployable:   # D20: production images
             continue
         due = f.detected_at + timedelta(hours=window[f.severity])
         if due > T:
