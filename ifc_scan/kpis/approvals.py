@@ -45,8 +45,9 @@ def counted_approvals(reviews: list[dict], landed_at: datetime, author: str | No
         rs = sorted(rs, key=lambda r: r["submitted_at"] or datetime.max)
         is_author = bool(author and who and who.lower() == author.lower()) or bool(
             author_email and any((r["email"] or "").lower() == author_email.lower() for r in rs))
-        if is_author:
-            refused.append(f"{who}: self-approval")
+        if is_author:      # the author's own reviews never count; only an approval is worth naming
+            if any(r["state"] == "APPROVED" for r in rs):
+                refused.append(f"{who}: self-approval")
             continue
         before = [r for r in rs if r["submitted_at"] is not None and r["submitted_at"] <= landed_at]
         decisive = [r for r in before if r["state"] in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")]

@@ -139,11 +139,14 @@ def reconcile(ctx, evidence: TicketEvidence) -> tuple[dict, list[dict]]:
 
     # 4. ticket MTTR: tickets closed in [S, T) that name a finding of the week, by the highest severity named
     durations: dict[str, list[float]] = defaultdict(list)
+    findings_of: dict[str, list] = defaultdict(list)
+    for f in ctx.state.findings:
+        findings_of[f.vuln_id].append(f)
     for t in sorted(tickets, key=lambda t: (t["system"], t["key"])):
         if t["closed_at"] is None or not (S <= t["closed_at"] < T):
             continue
-        sevs = [f.severity for f in ctx.state.findings if f.vuln_id in (t["vuln_ids"] or [])
-                and (not t["scoped"] or f.lineage in t["names"])]
+        sevs = [f.severity for vid in t["vuln_ids"] or [] for f in findings_of.get(vid, ())
+                if not t["scoped"] or f.lineage in t["names"]]
         if not sevs:
             continue
         sev = max(sevs, key=lambda s: _RANK.get(s, 0))
