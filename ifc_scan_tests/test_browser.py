@@ -64,6 +64,7 @@ def test_report_draws_every_chart_without_console_errors_and_prints(report, tmp_
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console                            # no script error, no CSP violation
     shot = Path(__file__).resolve().parents[1] / "reports" / "browser-test-2026-W10.png"
+    shot.parent.mkdir(exist_ok=True)        # a fresh clone has no reports/ (Chromium would write nothing)
     r = chromium(tmp_path, "--window-size=1300,3000", "--virtual-time-budget=15000", f"--screenshot={shot}", url)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     pdf = tmp_path / "report.pdf"

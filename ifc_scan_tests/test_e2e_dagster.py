@@ -133,6 +133,7 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
                                              f"&partition={WEEKS[-1]}",
              "ui-failing-check.png": f"http://127.0.0.1:{port}/assets/weekly_kpis?view=checks"
                                      + (f"&checkDetail={failing_check}" if failing_check else "")}
+    (ROOT / "reports").mkdir(exist_ok=True)   # a fresh clone has no reports/
     for name, url in pages.items():
         shot = ROOT / "reports" / name
         subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
