@@ -221,3 +221,21 @@ def test_the_sensor_reacts_to_a_published_week_and_the_job_delivers_it(tmp_path,
     assert sorted(p["path"] for p in http_recorder["posts"]) == ["/hook", "/hook", "/v2/enqueue"]
     with connect(tmp_path / "w.duckdb", read_only=True) as con:
         assert con.execute("SELECT count(*) FROM deliveries WHERE result='ok'").fetchone()[0] == 3
+
+
+def test_the_policy_file_configures_what_is_not_secret_and_refuses_unknown_keys(tmp_path):
+    from ifc_scan.deliver import Channels
+    ok = tmp_path / "policy.yaml"
+    ok.write_text("escalation_hours: {CRITICAL: 12, HIGH: 72}\n"
+                  "delivery:\n  report_url: https://r.example/\n  email: {to: [sec@example.com], from: a@example.com,"
+                  " smtp_host: smtp.example.com, smtp_port: 2525, username: bot}\n")
+    policy = load_policy(ok)
+    assert policy["escalation_hours"] == {"CRITICAL": 12, "HIGH": 72}
+    ch = Channels.from_policy(policy, env={"IFC_SCAN_SMTP_PASSWORD": "pw"})
+    assert (ch.configured(), ch.email["host"], ch.email["port"], ch.email["sender"], ch.email["to"],
+            ch.email["password"], ch.report_url) == (["email"], "smtp.example.com", 2525, "a@example.com",
+                                                     ["sec@example.com"], "pw", "https://r.example/")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("delivery:\n  webhook_url: https://hooks.example/secret\n")    # secrets belong in the environment
+    with pytest.raises(ValueError, match="delivery.webhook_url"):
+        load_policy(bad)
