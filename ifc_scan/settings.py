@@ -7,7 +7,7 @@ configured from the same table with `dg.EnvVar`, so the two can never disagree.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import field, fields, make_dataclass
 
 # field -> (environment variable, default)
 ENV: dict[str, tuple[str, str]] = {
@@ -33,26 +33,12 @@ ENV: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Settings:
-    landing: str = ENV["landing"][1]
-    warehouse: str = ENV["warehouse"][1]
-    reports: str = ENV["reports"][1]
-    policy: str = ""
-    github_repo: str = ""
-    github_api: str = ENV["github_api"][1]
-    github_token_env: str = ENV["github_token_env"][1]
-    collector_state: str = ENV["collector_state"][1]
-    exceptions_repo: str = ""
-    exceptions_git: str = ""
-    exceptions_files: str = ENV["exceptions_files"][1]
-    exceptions_branch: str = ""
-    tickets_repo: str = ""
-    tickets_label: str = ENV["tickets_label"][1]
-    tickets_query: str = ""
-    parquet_dir: str = ""
-    signing_key: str = ENV["signing_key"][1]
+def _from_env(cls) -> "Settings":
+    """Each setting from its environment variable when set, else its default."""
+    return cls(**{f.name: os.environ.get(ENV[f.name][0]) or ENV[f.name][1] for f in fields(cls)})
 
-    @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(**{f.name: os.environ.get(ENV[f.name][0]) or ENV[f.name][1] for f in fields(cls)})
+
+# one field per row of ENV, its default the table's (the Dagster resource is made from the same table)
+Settings = make_dataclass("Settings", [(name, str, field(default=default)) for name, (_var, default) in ENV.items()],
+                          namespace={"from_env": classmethod(_from_env)})
+Settings.__module__ = __name__

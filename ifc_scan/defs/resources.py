@@ -15,25 +15,16 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=str(DEFAULT_POLICY[
                                                   end_offset=0)
 
 
-class IfcScanSettings(dg.ConfigurableResource):
-    """Where the landing zone, warehouse, reports and policy are (env: IFC_SCAN_*)."""
-    landing: str
-    warehouse: str
-    reports: str
-    policy: str = ""
-    github_repo: str = ""
-    github_api: str = ENV["github_api"][1]
-    github_token_env: str = ENV["github_token_env"][1]
-    collector_state: str = ENV["collector_state"][1]
-    exceptions_repo: str = ""
-    exceptions_git: str = ""
-    exceptions_files: str = ENV["exceptions_files"][1]
-    exceptions_branch: str = ""
-    tickets_repo: str = ""
-    tickets_label: str = ENV["tickets_label"][1]
-    tickets_query: str = ""
-    parquet_dir: str = ""
-    signing_key: str = ENV["signing_key"][1]
+# Where the landing zone, warehouse, reports and policy are, and every other setting: one field per row of
+# the settings table (ifc_scan/settings.py ENV), so the CLI and Dagster can never disagree. Landing zone,
+# warehouse and reports have no default here: a resource names them.
+_REQUIRED = ("landing", "warehouse", "reports")
+IfcScanSettings = type("IfcScanSettings", (dg.ConfigurableResource,), {
+    "__module__": __name__,
+    "__doc__": "Every ifc_scan setting (env: IFC_SCAN_*; ifc_scan/settings.py lists them with their defaults).",
+    "__annotations__": {name: str for name in ENV},
+    **{name: default for name, (_var, default) in ENV.items() if name not in _REQUIRED},
+})
 
 
 class WarehouseResource(dg.ConfigurableResource):
