@@ -239,3 +239,21 @@ def test_the_policy_file_configures_what_is_not_secret_and_refuses_unknown_keys(
     bad.write_text("delivery:\n  webhook_url: https://hooks.example/secret\n")    # secrets belong in the environment
     with pytest.raises(ValueError, match="delivery.webhook_url"):
         load_policy(bad)
+
+
+def test_the_delivery_job_fails_when_a_delivery_failed_after_its_retries(tmp_path, http_recorder, monkeypatch):
+    """docs: a failing channel is recorded failed and the job fails with it (the Dagster run shows it).
+    The job waits for real between attempts (1 s, 2 s per delivery)."""
+    from ifc_scan.defs.deliver import deliver_job
+    from ifc_scan.defs.resources import IfcScanSettings, resources_for
+    reports = published(tmp_path)
+    monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", http_recorder["base"] + "/down")
+    http_recorder["fail"].add("/down")
+    settings = IfcScanSettings(landing=str(tmp_path / "sc" / "landing"), warehouse=str(tmp_path / "w.duckdb"),
+                               reports=str(reports))
+    cfg = {"ops": {"deliver_published_week": {"config": {"week": "2026-W10", "force": True}}}}
+    r = deliver_job.execute_in_process(run_config=cfg, resources=resources_for(settings), raise_on_error=False)
+    assert not r.success
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert con.execute("SELECT channel, result, attempts FROM deliveries ORDER BY kind DESC").fetchall() == [
+            ("webhook", "failed", 3), ("webhook", "failed", 3)]

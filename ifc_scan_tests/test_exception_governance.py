@@ -419,3 +419,16 @@ def test_counted_approvals_and_roles_by_hand():
     assert {k: v["reviewer"] for k, v in got.items()} == {"security-engineer": "y", "engineering-lead": "x"}
     assert required_roles("CRITICAL") == ("security-engineer", "engineering-lead", "cto")
     assert required_roles("UNKNOWN")[-1] == "cto" and "cto" not in required_roles("MEDIUM")
+
+
+def test_a_landing_file_the_collector_did_not_write_is_left_alone(tmp_path, git_history):
+    """A snapshot someone copied by hand for a day the history also has: the collector reports a conflict
+    and keeps the person's bytes; the other days are written."""
+    repo, _shas = git_history
+    sc = scenario_with_scans(tmp_path)
+    sc.exceptions("_global", date(2026, 2, 3), "# copied by hand\nCVE-2026-9999\n")
+    s = collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    hand = sc.landing / "exceptions" / "_global" / "2026-02-03" / ".trivyignore"
+    assert hand.read_text() == "# copied by hand\nCVE-2026-9999\n"
+    assert [c.split(":")[0] for c in s.conflicts] == ["exceptions/_global/2026-02-03/.trivyignore"]
+    assert (s.changes_written, s.snapshots_written) == (7, 6)

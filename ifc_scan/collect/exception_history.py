@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary
+from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary, load_state, save_state, write_atomic
 
 RECORD_SCHEMA = "ifc-scan.exception-change/1"
 DEFAULT_FILES = (".trivyignore=_global",)
@@ -121,24 +121,6 @@ def _utc(ts: str | None) -> str | None:
 
 # ---- the writer both sources share -------------------------------------------------------------------
 
-def _load_state(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {"files": {}}
-
-
-def _save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def landing_history(changes: list[Change]) -> list[Change]:
     """Changes in the order they reached the branch (landed_at; a pull request's commits in commit order)."""
     return sorted(changes, key=lambda c: (c.landed_at, c.committed_at))
@@ -180,7 +162,7 @@ def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_stat
             if written.get(rel) != current:   # someone else's file: never overwritten
                 summary.conflicts.append(f"{rel}: exists with other content, not written by this collector; left alone")
                 continue
-        _write_atomic(target, data)
+        write_atomic(target, data)
         written[rel] = digest
         if rel.startswith("approvals/"):
             summary.changes_written += 1
@@ -244,7 +226,7 @@ def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path
     landing, state_path = Path(landing), Path(state_path)
     counters = _RunSummary()
     client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log)
-    state = _load_state(state_path)
+    state = load_state(state_path, {"files": {}})
     summary = HistorySummary()
     for spec in files:
         key = f"github:{repo}:{branch}:{spec.path}"
@@ -295,7 +277,7 @@ def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path
         write_history(landing, spec, changes, ks, source="github", repository=repo, branch=branch,
                       moved_to=state_path.parent / "rewritten", summary=summary)
         ks["history"], ks["changes"] = history, changes_by_sha
-        _save_state(state_path, state)
+        save_state(state_path, state)
     summary.requests, summary.retries = counters.requests, counters.retries
     return summary
 
@@ -328,7 +310,7 @@ def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: st
     if probe.returncode != 0:
         raise CollectError(f"{repo_dir}: not a git repository or no branch {branch!r}: "
                            f"{probe.stderr.decode(errors='replace').strip()[:200]}")
-    state = _load_state(state_path)
+    state = load_state(state_path, {"files": {}})
     summary = HistorySummary()
     fmt = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cI%x1f%B%x1e"
     for spec in files:
@@ -352,7 +334,7 @@ def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: st
         write_history(landing, spec, changes, ks, source="git", repository=str(repo_dir.resolve()), branch=branch,
                       moved_to=state_path.parent / "rewritten", summary=summary)
         ks["history"] = [c.sha for c in landing_history(changes)]
-        _save_state(state_path, state)
+        save_state(state_path, state)
     return summary
 
 

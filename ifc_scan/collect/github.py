@@ -209,17 +209,24 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
 ZIP_MEMBER_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, ValueError)
 
 
-def load_state(path: Path) -> dict:
+def load_state(path: Path, empty: dict | None = None) -> dict:
+    """A collector's state file, or `empty` (the run collector's empty state by default) when there is none."""
     if path.is_file():
         return json.loads(path.read_text())
-    return {"completed": [], "in_progress": [], "since": None}
+    return dict(empty) if empty is not None else {"completed": [], "in_progress": [], "since": None}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old bytes or the new ones, never a part (a hidden temporary
+    file beside it, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state, indent=1, sort_keys=True).encode())
 
 
 def collect(repo: str, landing: str | Path, state_path: str | Path, *, base_url: str = "https://api.github.com",

@@ -19,7 +19,7 @@ import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifc_scan.collect.github import CollectError, GitHubClient, Summary
+from ifc_scan.collect.github import CollectError, GitHubClient, Summary, load_state, save_state, write_atomic
 
 
 def collect_github_issues(repo: str, landing: str | Path, state_path: str | Path, *, labels: str = "security",
@@ -31,7 +31,7 @@ def collect_github_issues(repo: str, landing: str | Path, state_path: str | Path
     landing, state_path = Path(landing), Path(state_path)
     counters = Summary()
     client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log)
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state = load_state(state_path, {})
     key = f"{repo}|{query or 'labels=' + labels}"
     since = state.get(key)
     if query:
@@ -49,13 +49,9 @@ def collect_github_issues(repo: str, landing: str | Path, state_path: str | Path
     written = None
     if issues:
         out = landing / "tickets" / "github" / now.strftime("%Y-%m-%d") / f"{repo.replace('/', '__')}-{now:%H%M%S}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name("." + out.name + ".tmp")
-        tmp.write_text(json.dumps(issues, indent=1))
-        os.replace(tmp, out)
+        write_atomic(out, json.dumps(issues, indent=1).encode())
         written = str(out.relative_to(landing))
         state[key] = max(str(i.get("updated_at") or "") for i in issues) or since
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps(state, indent=1, sort_keys=True))
+        save_state(state_path, state)
     return {"requests": counters.requests, "retries": counters.retries, "issues": len(issues),
             "pull_requests_skipped_by_reader": sum(1 for i in issues if i.get("pull_request")), "written": written}

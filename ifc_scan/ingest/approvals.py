@@ -9,6 +9,7 @@ weekly stage (ifc_scan/kpis/approvals.py), on the change each entry in force tra
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -99,7 +100,6 @@ class ChangeRecord(BaseModel):
 
 
 def parse_change_record(text: str, path: str) -> ChangeRecord:
-    import json
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:

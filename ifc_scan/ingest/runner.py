@@ -418,7 +418,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 day = parse_date(f.rel.split("/")[2])
                 tickets = ticket_reader.parse_ticket_file(f.rel, f.path.read_bytes().decode("utf-8-sig"))
             except BadTimestamp:
-                record(f, "rejected", f"ticket file not in a YYYY-MM-DD date folder "
+                record(f, "rejected", "ticket file not in a YYYY-MM-DD date folder "
                                       "(tickets/<system>/<date taken>/<file>)")
                 continue
             except (ticket_reader.TicketRejected, UnicodeDecodeError) as exc:
@@ -453,8 +453,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             batch.start(f"approvals/{scope} (removed)")
             for table in ("exception_changes", "exception_reviews", "exception_line_versions"):
                 batch.deletes.append((f"DELETE FROM {table} WHERE scope=?", (scope,)))
+        # a record added or changed (new path or bytes), or one the stored trace read that left (moved aside);
+        # a rejected record stays out of the stored list without making every ingest re-trace its scope
         retrace = {s_ for s_, fs in by_scope.items() if any(f.rel in new_paths for f in fs)
-                   or (s_ in stored_scopes and stored_scopes[s_] != present[s_])}   # a record added or moved aside
+                   or set(stored_scopes.get(s_, ())) - set(present[s_])}
         for scope in sorted(retrace):
             batch.start(f"approvals/{scope}")
             for table in ("exception_changes", "exception_reviews", "exception_line_versions"):
