@@ -1,5 +1,6 @@
 """Org-scale benchmark: for each workload, a generated landing zone (bench/gen_org.py) run through the CLI
-as a user would, each step in its own process, timed, with its peak RSS (/usr/bin/time -f).
+as a user would, each step in its own process, timed, with its peak RSS (bench/measure.py: the
+larger of /usr/bin/time's and the sampled sum over the command's process tree).
 
     python bench/bench_org.py [--only NAME] [--keep DIR]
 
@@ -17,10 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -34,14 +37,12 @@ WORKLOADS = {   # name: (images, days, findings per report)
 
 
 def timed(cmd: list[str], log: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of one command."""
-    t = time.monotonic()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, cwd=ROOT)
-    wall = time.monotonic() - t
-    log.write_text(r.stdout + r.stderr)
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
-    return wall, int(r.stderr.strip().splitlines()[-1]) // 1024
+    """Wall seconds and peak RSS (MB) of one command, its reader processes included (bench/measure.py)."""
+    m = run_measured(cmd, cwd=ROOT)
+    log.write_text(m.stdout + m.stderr)
+    if m.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{m.stderr[-2000:]}")
+    return m.wall_s, m.peak_mb
 
 
 def run(name: str, work: Path) -> dict:

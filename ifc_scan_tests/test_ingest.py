@@ -355,23 +355,23 @@ def test_a_run_that_cannot_be_stored_is_rejected_alone(tmp_path):
 def test_a_file_that_could_not_be_read_is_read_again_on_the_next_ingest(tmp_path, monkeypatch):
     """A read failure is the machine's (moved, unmounted, I/O error), not the file's: unlike a rejection,
     it is retried, and once read the file counts once, with no error left behind."""
-    import ifc_scan.ingest.runner as runner
+    import ifc_scan.ingest.scan_files as scan_files
     land = tmp_path / "landing"
     rep = land / "trivy" / "registry" / "api.json"
     rep.parent.mkdir(parents=True)
     rep.write_text(json.dumps({"SchemaVersion": 2, "ArtifactName": "ghcr.io/acme/api:1", "ArtifactType": "container_image",
                                "CreatedAt": "2026-03-02T10:00:00Z", "Metadata": {"ImageID": "sha256:" + "a" * 64},
                                "Results": []}))
-    real = runner.read_scan_file
+    real = scan_files.read_scan_file_hashed
 
-    def failing(path, size, **kw):
+    def failing(path, size, *a, **kw):
         raise OSError(5, "Input/output error", str(path))
 
-    monkeypatch.setattr(runner, "read_scan_file", failing)
+    monkeypatch.setattr(scan_files, "read_scan_file_hashed", failing)
     wh = tmp_path / "w.duckdb"
     first = ingest(land, wh, progress=lambda m: None)
     assert first.rejected == 1 and "read again on the next ingest" in first.rejections[0][1]
-    monkeypatch.setattr(runner, "read_scan_file", real)
+    monkeypatch.setattr(scan_files, "read_scan_file_hashed", real)
     second = ingest(land, wh, progress=lambda m: None)
     assert (second.new_files, second.ingested, second.rejected) == (1, 1, 0)
     con = duckdb.connect(str(wh), read_only=True)
@@ -411,8 +411,10 @@ def test_yaml_alias_bombs_are_refused_before_they_expand(tmp_path):
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_a_report_rewritten_while_ingest_reads_it_is_stored_only_as_the_bytes_hashed(tmp_path, monkeypatch, streamed):
-    """Hashed, then rewritten by a writer before it is parsed: its rows would belong to other bytes
-    than its sha256. It is recorded unreadable and read again next time, then stored once, as it is."""
+    """A new report is read once: its sha256 is taken from the bytes its rows come from. A report already
+    loaded whose size or mtime changed is hashed first (is it new?); rewritten by a writer between that
+    hash and the parse, its rows would belong to other bytes than its sha256: it is recorded unreadable
+    and read again next time, then stored once, as it is."""
     import ifc_scan.ingest.runner as runner
     import ifc_scan.ingest.scan_files as scan_files
     if streamed:
@@ -427,24 +429,31 @@ def test_a_report_rewritten_while_ingest_reads_it_is_stored_only_as_the_bytes_ha
                            "Results": [{"Target": "t", "Class": "os-pkgs", "Vulnerabilities": [
                                {"VulnerabilityID": vid, "PkgName": "p", "Severity": "HIGH"}]}]})
 
-    rep.write_text(doc("CVE-OLD"))
     real_hash = runner.sha256_file
+    hashed = []
 
     def hash_then_rewrite(path):
+        hashed.append(path)
         h = real_hash(path)
         if path == rep:
             rep.write_text(doc("CVE-NEW-LONGER"))     # the writer finishes after the hash was taken
         return h
 
     monkeypatch.setattr(runner, "sha256_file", hash_then_rewrite)
+    rep.write_text(doc("CVE-FIRST"))
     wh = tmp_path / "w.duckdb"
+    assert ingest(land, wh, progress=lambda m: None).ingested == 1
+    assert hashed == []                  # a new path: hashed while parsed, not read a second time
+    rep.write_text(doc("CVE-OLD"))       # another size: the path is known, its bytes may be new
     first = ingest(land, wh, progress=lambda m: None)
+    assert hashed == [rep]
     assert first.rejected == 1 and "changed while it was being read" in first.rejections[0][1]
     monkeypatch.setattr(runner, "sha256_file", real_hash)
     second = ingest(land, wh, progress=lambda m: None)
     assert second.ingested == 1
     con = duckdb.connect(str(wh), read_only=True)
     sha = real_hash(rep)
-    assert con.execute("SELECT vulnerability_id FROM scan_vulnerabilities").fetchall() == [("CVE-NEW-LONGER",)]
-    assert con.execute("SELECT sha256, status FROM source_files").fetchall() == [(sha, "ingested")]
+    assert con.execute("SELECT DISTINCT vulnerability_id FROM scan_vulnerabilities ORDER BY 1").fetchall() == [
+        ("CVE-FIRST",), ("CVE-NEW-LONGER",)]
+    assert con.execute("SELECT status FROM source_files WHERE sha256 = ?", (sha,)).fetchall() == [("ingested",)]
     con.close()

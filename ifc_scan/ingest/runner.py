@@ -8,16 +8,18 @@ failed batch are simply new again on the next run.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
 import re
 import stat
 import sys
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +33,7 @@ from ifc_scan.ingest.gha_events import CiEvent
 from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folder
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
-from ifc_scan.ingest.scan_files import read_scan_file
+from ifc_scan.ingest.scan_files import read_landing_scan
 from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
 from ifc_scan.warehouse.db import connect
 
@@ -253,6 +255,9 @@ class Batch:
     def add(self, table: str, row: tuple):
         self.groups[-1].rows[table].append(row)
 
+    def extend(self, table: str, rows: list[tuple]):
+        self.groups[-1].rows[table].extend(rows)
+
     def note(self, f: LandingFile, status: str, reason: str | None) -> None:
         self.groups[-1].files.append((f, status, reason))
 
@@ -310,6 +315,62 @@ class Batch:
         Batch._store(con, [rej], summary)
 
 
+# Reader processes parse scan files on the other cores while this process stores rows. Worth their
+# start-up (about 0.3 s each) only for a large ingest: below these, files are read here.
+PARALLEL_MIN_FILES = int(os.environ.get("IFC_SCAN_PARALLEL_MIN_FILES", "64"))
+PARALLEL_MIN_BYTES = int(float(os.environ.get("IFC_SCAN_PARALLEL_MIN_MB", "48")) * 1024 * 1024)
+
+
+def reader_processes() -> int:
+    """IFC_SCAN_READERS, else one per core the process may use (0 or 1: read in this process)."""
+    configured = os.environ.get("IFC_SCAN_READERS")
+    if configured:
+        return max(0, int(configured))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, 8)
+
+
+def read_scans(files: list[LandingFile], progress=None):
+    """(file, ScanRead) for each file, in the order given. With several reader processes the files are
+    parsed ahead (a bounded window, so memory stays a few files' rows); if a reader process dies (killed
+    for memory, say), the files not yet returned are read in this process instead."""
+    n = reader_processes()
+    if n < 2 or len(files) < PARALLEL_MIN_FILES or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+        for f in files:
+            yield f, read_landing_scan(f.abspath, f.size, f.sha256 or None)
+        return
+    done = 0
+    if progress:
+        progress(f"ingest: {len(files)} scan files to read, parsed by {n} reader processes")
+    try:
+        # spawn, not fork: this process holds DuckDB's threads, and a forked child would inherit their locks
+        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+            # read ahead up to one batch of input, so the readers keep parsing while a batch is stored
+            window: deque = deque()
+            ahead = 0
+            pending = iter(files)
+            nxt = next(pending, None)
+            while window or nxt is not None:
+                while nxt is not None and (len(window) < 2 * n or ahead + nxt.size <= BATCH_BYTES):
+                    window.append((nxt, pool.submit(read_landing_scan, nxt.abspath, nxt.size, nxt.sha256 or None)))
+                    ahead += nxt.size
+                    nxt = next(pending, None)
+                f, fut = window.popleft()
+                got = fut.result()
+                ahead -= f.size
+                done += 1
+                yield f, got
+    except BrokenProcessPool as exc:
+        if progress:
+            progress(f"ingest: a reader process stopped ({exc}); reading the remaining {len(files) - done} "
+                     f"scan files in this process")
+        for f in files[done:]:
+            yield f, read_landing_scan(f.abspath, f.size, f.sha256 or None)
+
+
 def _check_dates(scan: ParsedScan, now) -> None:
     if scan.created_at is not None:
         if scan.created_at < EARLIEST_PLAUSIBLE:
@@ -337,6 +398,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         # failure was the machine's, not the file's. Rejected files stay rejected until they change.
         known = {(p, sha) for p, sha, _, _, st in stored if st != UNREADABLE}
         retried = {p for p, _, _, _, st in stored if st == UNREADABLE}
+        known_paths = {p for p, _ in known}
         by_stat = {} if rehash else {(p, size, mtime): sha for p, sha, size, mtime, st in stored
                                      if st not in ("rejected", UNREADABLE)}
         loaded_shas = {s: p for p, s in con.execute(
@@ -376,6 +438,9 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             seen = by_stat.get((f.rel, f.size, f.mtime))
             if seen is not None and not f.kind.startswith("unreadable"):
                 f.sha256 = seen    # same path, size and mtime as a file already loaded: not read again
+                continue
+            if f.kind in ("scan", "ci-artifact") and f.rel not in known_paths and f.size <= max_file_bytes:
+                new.append(f)      # a path never loaded is new whatever its bytes: hashed as it is parsed (one read)
                 continue
             try:
                 f.sha256 = sha256_file(f.path) if f.size <= max_file_bytes else f"oversize:{f.size}:{f.mtime.isoformat()}"
@@ -605,34 +670,34 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 batch.add("ci_log_issues", (run_id, relname, None, "; ".join(reasons)[:1000], None))
             maybe_flush(sum(f.size for f in fs))
 
-        # --- scan files ----------------------------------------------------------------------
+        # --- scan files (parsed by reader processes when there is much to read, stored here in path order) ---
+        scan_files = []
         for f in [f for f in new if f.kind in ("scan", "ci-artifact")]:
-            batch.start(f.rel)
             if f.size > max_file_bytes:
+                batch.start(f.rel)
                 record(f, "rejected", f"file is {f.size:,} bytes, over the limit of {max_file_bytes:,} "
                                       f"(IFC_SCAN_MAX_FILE_MB)")
-                continue
-            if f.sha256 in loaded_shas:
+            elif f.sha256 and f.sha256 in loaded_shas:    # hashed above (a changed known path): not parsed
+                batch.start(f.rel)
+                record(f, "duplicate", f"same content (sha256) as {loaded_shas[f.sha256]}: not counted twice")
+            else:
+                scan_files.append(f)
+        for f, got in read_scans(scan_files, progress):
+            batch.start(f.rel)
+            f.sha256 = got.sha256
+            if f.sha256 and f.sha256 in loaded_shas:
                 record(f, "duplicate", f"same content (sha256) as {loaded_shas[f.sha256]}: not counted twice")
                 continue
-            # A parsed report is a large acyclic tree: pausing the cyclic GC while it is built and
-            # turned into rows saves its repeated scans of objects that are all alive anyway.
-            gc.disable()
+            if got.status != "ok":
+                record(f, UNREADABLE if got.status == "unreadable" else "rejected", got.reason)
+                continue
+            scans = got.scans
             try:
-                scans = read_scan_file(f.path, f.size, expect_sha256=f.sha256)   # the rows of the bytes hashed
                 for s in scans:
                     _check_dates(s, now)
             except Rejected as exc:
                 record(f, "rejected", str(exc))
                 continue
-            except (OSError, MemoryError) as exc:
-                record(f, UNREADABLE, f"could not be read: {type(exc).__name__}: {exc}")
-                continue
-            except Exception as exc:      # noqa: BLE001 (a reader's bug or an input it did not foresee: this file only)
-                record(f, "rejected", f"not read (reader error {type(exc).__name__}: {str(exc)[:300]})")
-                continue
-            finally:
-                gc.enable()
             ci_run_id = None
             if f.kind == "ci-artifact":
                 m = re.match(r"^\d+$", f.rel.split("/")[2])
@@ -646,8 +711,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                                     len(s.secrets), len(s.licenses)))
                 for t, rows in (("scan_vulnerabilities", s.vulnerabilities), ("scan_misconfigurations", s.misconfigurations),
                                 ("scan_secrets", s.secrets), ("scan_licenses", s.licenses)):
-                    for r in rows:
-                        batch.add(t, (scan_id, *r))
+                    if rows:
+                        batch.extend(t, [(scan_id, *r) for r in rows])
             loaded_shas[f.sha256] = f.rel
             record(f, "ingested")
             maybe_flush(f.size)

@@ -6,9 +6,11 @@ Decoding and format detection live here; each format has its own reader module.
 from __future__ import annotations
 
 import codecs
+import gc
 import hashlib
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -127,6 +129,11 @@ class _HashingReader:
 def read_scan_file(path: Path, size: int, expect_sha256: str | None = None) -> list[ParsedScan]:
     """A landing-zone scan file -> scans. Large Trivy JSON is streamed so memory stays bounded.
     expect_sha256: the hash recorded for the file; ChangedWhileReading if the bytes parsed are others."""
+    return read_scan_file_hashed(path, size, expect_sha256)[0]
+
+
+def read_scan_file_hashed(path: Path, size: int, expect_sha256: str | None = None) -> tuple[list[ParsedScan], str]:
+    """read_scan_file, and the sha256 of the bytes the scans were read from (one read of the file)."""
     with path.open("rb") as raw:
         if size > STREAM_BYTES and path.suffix.lower() == ".json":
             head = raw.read(4)
@@ -135,8 +142,9 @@ def read_scan_file(path: Path, size: int, expect_sha256: str | None = None) -> l
                 fh = _HashingReader(raw)
                 try:
                     scans = read_trivy_json_stream(fh)
-                    _check(path, fh.rest_digest(), expect_sha256)
-                    return scans
+                    digest = fh.rest_digest()
+                    _check(path, digest, expect_sha256)
+                    return scans, digest
                 except NotStreamable:
                     raw.seek(0)   # another shape (legacy list, k8s report...): parsed whole below
                 except (Rejected, OSError):
@@ -145,8 +153,54 @@ def read_scan_file(path: Path, size: int, expect_sha256: str | None = None) -> l
                     raise Rejected(f"a field has a value of an unexpected shape for a Trivy report "
                                    f"({type(exc).__name__}: {str(exc)[:200]})") from None
         data = raw.read()
-    _check(path, hashlib.sha256(data).hexdigest(), expect_sha256)
-    return read_scan_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    _check(path, digest, expect_sha256)
+    return read_scan_bytes(data), digest
+
+
+class ScanRead(NamedTuple):
+    """One landing file's reading, as a reader process sends it back: status is "ok", "rejected" (the
+    file's fault, final) or "unreadable" (the machine's: read again next time). sha256 is of the bytes read
+    ("" when nothing could be read)."""
+    sha256: str
+    status: str
+    reason: str | None
+    scans: list[ParsedScan]
+
+
+def read_landing_scan(abspath: str, size: int, expect_sha256: str | None = None) -> ScanRead:
+    """A scan file -> ScanRead; never raises for the file's content or the machine's I/O. Runs in a reader
+    process as well as in the ingest process, so everything it returns must pickle."""
+    path = Path(abspath)
+    # A parsed report is a large acyclic tree: pausing the cyclic GC while it is built and turned
+    # into rows saves its repeated scans of objects that are all alive anyway.
+    gc.disable()
+    try:
+        scans, digest = read_scan_file_hashed(path, size, expect_sha256)
+    except Rejected as exc:
+        return ScanRead(_digest_or_empty(path, expect_sha256), "rejected", str(exc), [])
+    except (OSError, MemoryError) as exc:
+        return ScanRead(expect_sha256 or "", "unreadable", f"could not be read: {type(exc).__name__}: {exc}", [])
+    except Exception as exc:      # noqa: BLE001 (a reader's bug or an input it did not foresee: this file only)
+        return ScanRead(_digest_or_empty(path, expect_sha256), "rejected",
+                        f"not read (reader error {type(exc).__name__}: {str(exc)[:300]})", [])
+    finally:
+        gc.enable()
+    return ScanRead(digest, "ok", None, scans)
+
+
+def _digest_or_empty(path: Path, known: str | None) -> str:
+    """The hash a rejection is recorded under: the one taken when the file was found, else its bytes now."""
+    if known:
+        return known
+    try:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return ""
 
 
 def _check(path: Path, got: str, expected: str | None) -> None:

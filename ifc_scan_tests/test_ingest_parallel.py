@@ -1,0 +1,97 @@
+"""Scan files parsed by reader processes (a large ingest) give the warehouse the same rows as files parsed
+in the ingest process, for good and bad inputs alike; a reader process that dies costs no file."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import duckdb
+import pytest
+
+import ifc_scan.ingest.runner as runner
+from ifc_scan.demo.generator import generate
+from ifc_scan.ingest.runner import TABLE_COLUMNS, ingest
+from ifc_scan_tests.badinputs import write_bad_inputs
+
+
+def _tables(wh) -> dict:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLE_COLUMNS}
+    finally:
+        con.close()
+
+
+def _landing(root):
+    land = root / "landing"
+    generate(land, weeks=3, seed=5)
+    expected = write_bad_inputs(land, huge=False)
+    t = land / "trivy" / "more"
+    t.mkdir(parents=True)
+    good = json.loads((land / "trivy" / "bad" / "hostile-text.json").read_text())
+    (t / "same-as-hostile.json").write_text(json.dumps(good))       # a duplicate found only once parsed
+    return land, expected
+
+
+def _force_readers(monkeypatch, n: int):
+    monkeypatch.setenv("IFC_SCAN_READERS", str(n))
+    monkeypatch.setattr(runner, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+
+
+def test_reader_processes_store_exactly_what_the_ingest_process_stores(tmp_path, monkeypatch):
+    land, expected = _landing(tmp_path)
+    _force_readers(monkeypatch, 0)
+    alone = ingest(land, tmp_path / "alone.duckdb", progress=lambda m: None)
+    _force_readers(monkeypatch, 2)
+    said = []
+    monkeypatch.setattr(runner, "BATCH_BYTES", 64 * 1024)    # many batches: the read-ahead crosses commits
+    shared = ingest(land, tmp_path / "shared.duckdb", progress=said.append)
+    assert any("parsed by 2 reader processes" in m for m in said)
+    assert (shared.ingested, shared.rejected, shared.duplicates) == (alone.ingested, alone.rejected, alone.duplicates)
+    assert shared.rejections == alone.rejections
+    a, b = _tables(tmp_path / "alone.duckdb"), _tables(tmp_path / "shared.duckdb")
+    for table in TABLE_COLUMNS:
+        assert a[table] == b[table], table
+    # the bad inputs kept their documented outcome (badinputs.EXPECTED) with reader processes
+    status = {p: st for p, _, _, _, _, st, _ in b["source_files"]}
+    for path, (want, _) in expected.items():
+        if path.startswith("trivy/"):
+            assert status[path] == want, path
+    assert status["trivy/more/same-as-hostile.json"] == "duplicate"
+    assert len(a["scan_vulnerabilities"]) > 300 and len(a["ci_events"]) > 50     # not a vacuous comparison
+
+
+class _DiesOnThirdFile(ProcessPoolExecutor):
+    """A real pool whose process reading the third file exits at once, as the kernel's OOM killer would."""
+    submitted = 0
+
+    def submit(self, fn, *args, **kwargs):
+        _DiesOnThirdFile.submitted += 1
+        if _DiesOnThirdFile.submitted == 3:
+            return super().submit(os._exit, 9)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_reader_process_that_dies_costs_no_file(tmp_path, monkeypatch):
+    land, _ = _landing(tmp_path)
+    _force_readers(monkeypatch, 0)
+    ingest(land, tmp_path / "alone.duckdb", progress=lambda m: None)
+    _force_readers(monkeypatch, 2)
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", _DiesOnThirdFile)
+    said = []
+    s = ingest(land, tmp_path / "shared.duckdb", progress=said.append)
+    assert _DiesOnThirdFile.submitted >= 3
+    assert any("a reader process stopped" in m and "in this process" in m for m in said)
+    assert s.new_files == s.files_seen
+    assert _tables(tmp_path / "alone.duckdb") == _tables(tmp_path / "shared.duckdb")
+
+
+@pytest.mark.parametrize("configured,expected", [("0", 0), ("1", 1), ("3", 3)])
+def test_the_number_of_reader_processes_is_configurable(monkeypatch, configured, expected):
+    monkeypatch.setenv("IFC_SCAN_READERS", configured)
+    assert runner.reader_processes() == expected
+    monkeypatch.delenv("IFC_SCAN_READERS")
+    assert runner.reader_processes() == min(len(os.sched_getaffinity(0)), 8)
