@@ -1,5 +1,6 @@
-"""Scan files parsed by reader processes (a large ingest) give the warehouse the same rows as files parsed
-in the ingest process, for good and bad inputs alike; a reader process that dies costs no file."""
+"""Scan files and CI run folders parsed by reader processes (a large ingest) give the warehouse the same
+rows as when the ingest process reads them, for good and bad inputs alike; a reader process that dies
+costs no file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 import duckdb
 import pytest
 
+import ifc_scan.ingest.readers as readers
 import ifc_scan.ingest.runner as runner
 from ifc_scan.demo.generator import generate
 from ifc_scan.ingest.runner import TABLE_COLUMNS, ingest
@@ -37,8 +39,9 @@ def _landing(root):
 
 def _force_readers(monkeypatch, n: int):
     monkeypatch.setenv("IFC_SCAN_READERS", str(n))
-    monkeypatch.setattr(runner, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(readers, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(readers, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(readers, "TASK_BYTES", 32 * 1024)    # many tasks, as a large landing zone gives
 
 
 def test_reader_processes_store_exactly_what_the_ingest_process_stores(tmp_path, monkeypatch):
@@ -49,7 +52,8 @@ def test_reader_processes_store_exactly_what_the_ingest_process_stores(tmp_path,
     said = []
     monkeypatch.setattr(runner, "BATCH_BYTES", 64 * 1024)    # many batches: the read-ahead crosses commits
     shared = ingest(land, tmp_path / "shared.duckdb", progress=said.append)
-    assert any("parsed by 2 reader processes" in m for m in said)
+    assert any("CI run folders to read, parsed by 2 reader processes" in m for m in said)
+    assert any("scan files to read, parsed by 2 reader processes" in m for m in said)
     assert (shared.ingested, shared.rejected, shared.duplicates) == (alone.ingested, alone.rejected, alone.duplicates)
     assert shared.rejections == alone.rejections
     a, b = _tables(tmp_path / "alone.duckdb"), _tables(tmp_path / "shared.duckdb")
@@ -65,7 +69,7 @@ def test_reader_processes_store_exactly_what_the_ingest_process_stores(tmp_path,
 
 
 class _DiesOnThirdFile(ProcessPoolExecutor):
-    """A real pool whose process reading the third file exits at once, as the kernel's OOM killer would."""
+    """A real pool whose process given the third task exits at once, as the kernel's OOM killer would."""
     submitted = 0
 
     def submit(self, fn, *args, **kwargs):
@@ -80,7 +84,7 @@ def test_a_reader_process_that_dies_costs_no_file(tmp_path, monkeypatch):
     _force_readers(monkeypatch, 0)
     ingest(land, tmp_path / "alone.duckdb", progress=lambda m: None)
     _force_readers(monkeypatch, 2)
-    monkeypatch.setattr(runner, "ProcessPoolExecutor", _DiesOnThirdFile)
+    monkeypatch.setattr(readers, "ProcessPoolExecutor", _DiesOnThirdFile)
     said = []
     s = ingest(land, tmp_path / "shared.duckdb", progress=said.append)
     assert _DiesOnThirdFile.submitted >= 3
@@ -92,6 +96,6 @@ def test_a_reader_process_that_dies_costs_no_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize("configured,expected", [("0", 0), ("1", 1), ("3", 3)])
 def test_the_number_of_reader_processes_is_configurable(monkeypatch, configured, expected):
     monkeypatch.setenv("IFC_SCAN_READERS", configured)
-    assert runner.reader_processes() == expected
+    assert readers.reader_processes() == expected
     monkeypatch.delenv("IFC_SCAN_READERS")
-    assert runner.reader_processes() == min(len(os.sched_getaffinity(0)), 8)
+    assert readers.reader_processes() == min(len(os.sched_getaffinity(0)), 8)

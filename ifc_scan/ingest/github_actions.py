@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -294,6 +295,29 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: 
     return result
 
 
+
+
+class RunRead(NamedTuple):
+    """One run folder's reading as a reader process sends it back: status "ok" (result set), "rejected"
+    (the folder's fault), "unreadable" (the machine's: read again next time) or "error" (a reader error)."""
+    status: str
+    reason: str | None
+    result: RunResult | None
+
+
+def read_run_folders(args: list[tuple[str]]) -> list[RunRead]:
+    """read_run_folder of several folders (a reader process's task); never raises for a folder."""
+    out = []
+    for (run_dir,) in args:
+        try:
+            out.append(RunRead("ok", None, read_run_folder(Path(run_dir), load_patterns())))
+        except Rejected as exc:
+            out.append(RunRead("rejected", str(exc), None))
+        except OSError as exc:
+            out.append(RunRead("unreadable", str(exc), None))
+        except Exception as exc:      # noqa: BLE001 (this run folder only)
+            out.append(RunRead("error", f"{type(exc).__name__}: {str(exc)[:300]}", None))
+    return out
 
 
 def run_variables(run: dict) -> dict:

@@ -14,12 +14,10 @@ import os
 import re
 import stat
 import sys
-from collections import defaultdict, deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -30,10 +28,11 @@ from ifc_scan.ingest import exceptions as exc_reader
 from ifc_scan.ingest import tickets as ticket_reader
 from ifc_scan.ingest.approvals import LineVersion
 from ifc_scan.ingest.gha_events import CiEvent
-from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folder
+from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, read_run_folders
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
-from ifc_scan.ingest.scan_files import read_landing_scan
+from ifc_scan.ingest.readers import ReaderPool, reader_processes, worth_processes
+from ifc_scan.ingest.scan_files import read_landing_scans
 from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
 from ifc_scan.warehouse.db import connect
 
@@ -315,62 +314,6 @@ class Batch:
         Batch._store(con, [rej], summary)
 
 
-# Reader processes parse scan files on the other cores while this process stores rows. Worth their
-# start-up (about 0.3 s each) only for a large ingest: below these, files are read here.
-PARALLEL_MIN_FILES = int(os.environ.get("IFC_SCAN_PARALLEL_MIN_FILES", "64"))
-PARALLEL_MIN_BYTES = int(float(os.environ.get("IFC_SCAN_PARALLEL_MIN_MB", "48")) * 1024 * 1024)
-
-
-def reader_processes() -> int:
-    """IFC_SCAN_READERS, else one per core the process may use (0 or 1: read in this process)."""
-    configured = os.environ.get("IFC_SCAN_READERS")
-    if configured:
-        return max(0, int(configured))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:          # not on Linux
-        cores = os.cpu_count() or 1
-    return min(cores, 8)
-
-
-def read_scans(files: list[LandingFile], progress=None):
-    """(file, ScanRead) for each file, in the order given. With several reader processes the files are
-    parsed ahead (a bounded window, so memory stays a few files' rows); if a reader process dies (killed
-    for memory, say), the files not yet returned are read in this process instead."""
-    n = reader_processes()
-    if n < 2 or len(files) < PARALLEL_MIN_FILES or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
-        for f in files:
-            yield f, read_landing_scan(f.abspath, f.size, f.sha256 or None)
-        return
-    done = 0
-    if progress:
-        progress(f"ingest: {len(files)} scan files to read, parsed by {n} reader processes")
-    try:
-        # spawn, not fork: this process holds DuckDB's threads, and a forked child would inherit their locks
-        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
-            # read ahead up to one batch of input, so the readers keep parsing while a batch is stored
-            window: deque = deque()
-            ahead = 0
-            pending = iter(files)
-            nxt = next(pending, None)
-            while window or nxt is not None:
-                while nxt is not None and (len(window) < 2 * n or ahead + nxt.size <= BATCH_BYTES):
-                    window.append((nxt, pool.submit(read_landing_scan, nxt.abspath, nxt.size, nxt.sha256 or None)))
-                    ahead += nxt.size
-                    nxt = next(pending, None)
-                f, fut = window.popleft()
-                got = fut.result()
-                ahead -= f.size
-                done += 1
-                yield f, got
-    except BrokenProcessPool as exc:
-        if progress:
-            progress(f"ingest: a reader process stopped ({exc}); reading the remaining {len(files) - done} "
-                     f"scan files in this process")
-        for f in files[done:]:
-            yield f, read_landing_scan(f.abspath, f.size, f.sha256 or None)
-
-
 def _check_dates(scan: ParsedScan, now) -> None:
     if scan.created_at is not None:
         if scan.created_at < EARLIEST_PLAUSIBLE:
@@ -392,7 +335,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
     folder_problems: list = []
     files = discover(landing, folder_problems)
     summary.files_seen = len(files)
-    with connect(warehouse) as con:
+    with connect(warehouse) as con, ExitStack() as cleanup:
         stored = con.execute("SELECT path, sha256, size, mtime, status FROM source_files").fetchall()
         # a file that could not be read (moved, unmounted, I/O error) is read again next time: its
         # failure was the machine's, not the file's. Rejected files stay rejected until they change.
@@ -452,6 +395,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         summary.new_files = len(new)
         new_paths = {f.rel for f in new}   # membership by path: comparing LandingFile objects is O(n) each
         progress(f"ingest: {len(files)} files in {landing}, {len(new)} new")
+        to_parse = [f for f in new if f.kind in ("scan", "ci-artifact", "ci-run")]
+        readers = cleanup.enter_context(ReaderPool(
+            reader_processes() if worth_processes(len(to_parse), sum(f.size for f in to_parse)) else 0,
+            ahead_bytes=BATCH_BYTES, progress=progress))
 
         def maybe_flush(extra_bytes: int):
             batch.bytes += extra_bytes
@@ -602,7 +549,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         for f in files:
             if f.kind == "ci-run":
                 run_files[f.rel.split("/")[2]].append(f)
-        patterns = load_patterns()
+        load_patterns()     # a broken IFC_SCAN_CI_PATTERNS file stops the ingest here, before any run is read
         run_folders = {rid: os.path.basename(str(src)) for rid, src in con.execute(
             "SELECT run_id, source_path FROM ci_runs").fetchall()}
         row = con.execute("SELECT value FROM derived_meta WHERE key = 'ci_reader_version'").fetchone()
@@ -610,29 +557,21 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         if reader_changed and run_folders:
             progress(f"ingest: the CI log reader changed (version {row[0] if row else 'unrecorded'} -> "
                      f"{CI_READER_VERSION}): reading all {len(run_files)} run folders again")
-        for run_name in sorted(k for k, fs in run_files.items()
-                               if reader_changed or any(f.rel in new_paths for f in fs)):
+        runs_to_read = sorted(k for k, fs in run_files.items() if reader_changed or any(f.rel in new_paths for f in fs))
+        for run_name, got in readers.ordered(
+                read_run_folders, runs_to_read, args=lambda r: (str(landing / "ci" / "github-actions" / r),),
+                size=lambda r: sum(f.size for f in run_files[r]), what="CI run folders"):
             fs = run_files[run_name]
             batch.start(f"ci/github-actions/{run_name}")
-            run_dir = landing / "ci" / "github-actions" / run_name
-            try:
-                res = read_run_folder(run_dir, patterns)
-            except Rejected as exc:
+            if got.status != "ok":
+                why = {"rejected": f"CI run {run_name} not read: {got.reason}",
+                       "unreadable": f"CI run {run_name} not readable: {got.reason}",
+                       "error": f"CI run {run_name} not read (reader error {got.reason})"}[got.status]
                 for f in fs:
                     if f.rel in new_paths:
-                        record(f, "rejected", f"CI run {run_name} not read: {exc}")
+                        record(f, UNREADABLE if got.status == "unreadable" else "rejected", why)
                 continue
-            except OSError as exc:
-                for f in fs:
-                    if f.rel in new_paths:
-                        record(f, UNREADABLE, f"CI run {run_name} not readable: {exc}")
-                continue
-            except Exception as exc:      # noqa: BLE001 (this run folder only)
-                for f in fs:
-                    if f.rel in new_paths:
-                        record(f, "rejected", f"CI run {run_name} not read (reader error {type(exc).__name__}: "
-                                              f"{str(exc)[:300]})")
-                continue
+            res = got.result
             run_id = res.run[0]
             owner = run_folders.get(run_id)
             if owner is not None and owner != run_name:      # another folder already holds this run
@@ -682,7 +621,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 record(f, "duplicate", f"same content (sha256) as {loaded_shas[f.sha256]}: not counted twice")
             else:
                 scan_files.append(f)
-        for f, got in read_scans(scan_files, progress):
+        for f, got in readers.ordered(read_landing_scans, scan_files, args=lambda f: (f.abspath, f.size, f.sha256 or None),
+                                      size=lambda f: f.size, what="scan files"):
             batch.start(f.rel)
             f.sha256 = got.sha256
             if f.sha256 and f.sha256 in loaded_shas:

@@ -189,6 +189,12 @@ def read_landing_scan(abspath: str, size: int, expect_sha256: str | None = None)
     return ScanRead(digest, "ok", None, scans)
 
 
+def read_landing_scans(args: list[tuple[str, int, str | None]]) -> list[ScanRead]:
+    """read_landing_scan of several files: a reader process's task (small files go in groups, so the
+    cost of a task is spread over many)."""
+    return [read_landing_scan(*a) for a in args]
+
+
 def _digest_or_empty(path: Path, known: str | None) -> str:
     """The hash a rejection is recorded under: the one taken when the file was found, else its bytes now."""
     if known:
