@@ -139,3 +139,47 @@ def test_groups_by_image_and_package_and_what_each_exception_covers():
     # line 2 covers the one excepted zlib finding (HIGH, web); its reason records an approval. Line 3: none
     assert [(x["covers"], x["severity"], x["covers_lineages"], x["approval"]) for x in d] == [
         (1, "HIGH", ["ghcr.io/a/web"], "approved by CTO"), (0, None, [], None)]
+
+
+def test_a_weeks_inputs_are_read_from_the_catalog_and_a_late_file_makes_the_stored_week_stale(tmp_path):
+    """A week's input list is not stored with every week (that grew with history: 311 MB of weekly_kpis on the
+    100-image year); the report stage reads it from input_catalog and checks it against the hash the stored
+    figures name. A file ingested after the week was computed, with evidence time inside the week, makes the
+    stored week stale: rendering refuses it by name until the week is computed again."""
+    import pytest
+
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.kpis.stage import StaleWeek, compute_and_store, load_week, manifest_hash
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks, render_stored_weeks
+    from ifc_scan.warehouse.db import connect
+    s = Scenario(tmp_path)
+    monday = date(2026, 3, 2)
+    s.registry_scan("v1", datetime(2026, 3, 3, 2), [vuln("CVE-2026-1", "openssl", "HIGH")])
+    s.registry_scan("v1", datetime(2026, 3, 4, 2), [vuln("CVE-2026-1", "openssl", "HIGH")])
+    wh, policy = tmp_path / "w.duckdb", load_policy()
+    ingest(s.landing, wh, progress=lambda m: None)
+    with connect(wh) as con:
+        derive_lifecycle(con, policy)
+        compute_and_store(con, policy, [monday])
+        assert "inputs_json" not in {r[0] for r in con.execute("DESCRIBE weekly_kpis").fetchall()}
+        r = load_week(con, "2026-W10", with_inputs=True)
+        # the inventory and the two scans, in (path, sha256) order
+        assert [e["path"] for e in r.inputs] == ["inventory/deployable.yaml", "trivy/registry/001-v1.json",
+                                                 "trivy/registry/002-v1.json"]
+        assert manifest_hash(r.inputs) == r.kpis["inputs_manifest_sha256"]
+        assert load_week(con, "2026-W10").inputs is None
+    s.registry_scan("v2", datetime(2026, 3, 5, 2), [])       # arrives late: Thursday of the same week, a fixed image
+    ingest(s.landing, wh, progress=lambda m: None)
+    with connect(wh) as con:
+        derive_lifecycle(con, policy)
+        compute_and_store(con, policy, [date(2026, 3, 9)])   # another week: the catalog now holds the late file
+        with pytest.raises(StaleWeek, match="week 2026-W10: its stored figures rest on other inputs"):
+            render_stored_weeks(con, [monday], tmp_path / "reports", landing=str(s.landing))
+        publish_weeks(con, policy, [monday], tmp_path / "reports", landing=str(s.landing))  # computes it again
+        r = load_week(con, "2026-W10", with_inputs=True)
+        assert len(r.inputs) == 4
+        assert r.view.remediated == 1     # by hand: CVE-2026-1 on image v1 Tuesday and Wednesday, v2 without it Thursday
+    manifest = json.loads((tmp_path / "reports" / "2026-W10" / "manifest.json").read_text())
+    assert manifest["inputs_count"] == 4

@@ -66,7 +66,7 @@ def policy_hash(policy: dict) -> str:
 class WeekResult:
     kpis: dict
     populations: dict          # name -> list of row dicts (the CSVs)
-    inputs: list[dict]         # the input files the week rests on (manifest)
+    inputs: list[dict] | None  # the input files the week rests on (manifest); None when loaded without them
     data_quality: dict
 
     @property
@@ -110,6 +110,36 @@ class InputCatalog:
         chosen = [(e, j) for t, e, j in self.entries if t < end]
         canon = "[" + ",".join(j for _, j in chosen) + "]"
         return [e for e, _ in chosen], hashlib.sha256(canon.encode()).hexdigest()
+
+    def store(self, con) -> None:
+        """Replace the input_catalog table: what the report stage reads a week's inputs from (week_inputs),
+        instead of every week storing the list of every file before it (O(history) per week)."""
+        import pandas as pd
+        df = pd.DataFrame([(e["path"], e["sha256"], e["size"], e["kind"], t) for t, e, _ in self.entries],  # noqa: F841
+                          columns=["path", "sha256", "size", "kind", "evidence_from"], dtype=object)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM input_catalog")
+            con.execute("INSERT INTO input_catalog SELECT path, sha256, size, kind, evidence_from FROM df")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+class StaleWeek(ValueError):
+    """A stored week's figures rest on other inputs than the warehouse now holds: compute it again."""
+
+
+def stored_week_inputs(con, week: str, period_end: datetime, expected_sha256: str) -> list[dict]:
+    """The week's input list from input_catalog, checked against the hash its stored figures name."""
+    inputs = [{"path": p, "sha256": s, "size": n, "kind": k} for p, s, n, k in con.execute(
+        "SELECT path, sha256, size, kind FROM input_catalog WHERE evidence_from < ? ORDER BY path, sha256",
+        (period_end,)).fetchall()]
+    if manifest_hash(inputs) != expected_sha256:
+        raise StaleWeek(f"week {week}: its stored figures rest on other inputs than the warehouse now holds "
+                        f"(a file was ingested since they were computed): compute the week again (weekly_kpis)")
+    return inputs
 
 
 def warehouse_quality(con) -> dict:
@@ -372,13 +402,13 @@ def store_weeks(con, results: list[WeekResult], policy: dict) -> None:
             v = r.view
             con.execute("DELETE FROM weekly_kpis WHERE week = ?", (v.week,))
             con.execute(
-                "INSERT INTO weekly_kpis VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO weekly_kpis VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (v.week, datetime.fromisoformat(r.kpis["period_start"][:-1]),
                  datetime.fromisoformat(r.kpis["period_end"][:-1]), r.kpis["inputs_manifest_sha256"], psha, v.verdict,
                  [f"{c['framework']} {c['id']}" for c in v.failing_controls], v.critical_in_prod,
                  v.critical_in_prod_excepted, v.build_gate["pct"], v.nightly["pct"], v.mttr_mean("CRITICAL"),
                  v.mttr_mean("HIGH"), v.open_overdue, v.open_backlog, v.new_findings, v.remediated, r.kpis_json,
-                 json.dumps(r.populations, ensure_ascii=False), json.dumps(r.inputs), json.dumps(r.data_quality)))
+                 json.dumps(r.populations, ensure_ascii=False), json.dumps(r.data_quality)))
             fault_point()
         con.execute("COMMIT")
     except BaseException:
@@ -386,12 +416,17 @@ def store_weeks(con, results: list[WeekResult], policy: dict) -> None:
         raise
 
 
-def load_week(con, week: str) -> WeekResult | None:
-    row = con.execute("SELECT kpis_json, populations_json, inputs_json, data_quality_json FROM weekly_kpis "
+def load_week(con, week: str, with_inputs: bool = False) -> WeekResult | None:
+    """A stored week. with_inputs: also its input list (the manifest's), read from input_catalog and
+    checked against the stored inputs_manifest_sha256 (StaleWeek if it no longer matches); without it,
+    `inputs` is None."""
+    row = con.execute("SELECT kpis_json, populations_json, data_quality_json, period_end FROM weekly_kpis "
                       "WHERE week = ?", (week,)).fetchone()
     if row is None:
         return None
-    return WeekResult(json.loads(row[0]), json.loads(row[1]), json.loads(row[2]), json.loads(row[3]))
+    kpis = json.loads(row[0])
+    inputs = stored_week_inputs(con, week, row[3], kpis["inputs_manifest_sha256"]) if with_inputs else None
+    return WeekResult(kpis, json.loads(row[1]), inputs, json.loads(row[2]))
 
 
 def stored_fingerprints(con) -> dict[str, tuple[str, str]]:
@@ -409,6 +444,7 @@ def compute_and_store(con, policy: dict, mondays: list[date], source=None, force
     Returns week -> "computed" | "fresh"."""
     require_current_lifecycle(source or con, policy)
     stage = WeeklyStage(source or con, policy)
+    stage.catalog.store(con)
     stored = stored_fingerprints(con)
     psha = policy_hash(policy)
     todo, out = [], {}

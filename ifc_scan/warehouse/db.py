@@ -16,9 +16,9 @@ SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_t
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "5"   # 5: weeks gain exception_approvals and tickets
+DERIVED_VERSION = "6"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog
 DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
-                  "weekly_kpis")
+                  "weekly_kpis", "input_catalog")
 
 
 # Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).
