@@ -183,3 +183,30 @@ def test_a_weeks_inputs_are_read_from_the_catalog_and_a_late_file_makes_the_stor
         assert r.view.remediated == 1     # by hand: CVE-2026-1 on image v1 Tuesday and Wednesday, v2 without it Thursday
     manifest = json.loads((tmp_path / "reports" / "2026-W10" / "manifest.json").read_text())
     assert manifest["inputs_count"] == 4
+
+
+def test_a_warehouse_of_an_older_release_rebuilds_its_lifecycle_and_weeks(tmp_path):
+    """When DERIVED_VERSION changes the derived tables are dropped; what they were built from must go with
+    them, or the dropped lifecycle would pass for current and every week would count no finding."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.lifecycle.store import derive_lifecycle, lifecycle_is_current
+    from ifc_scan.policy import load_policy
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    s = Scenario(tmp_path)
+    s.registry_scan("v1", datetime(2026, 3, 3, 2), [vuln("CVE-2026-1", "openssl", "HIGH")])
+    wh, policy = tmp_path / "w.duckdb", load_policy()
+    ingest(s.landing, wh, progress=lambda m: None)
+    with connect(wh) as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2)], tmp_path / "reports", landing=str(s.landing))
+        assert lifecycle_is_current(con, policy)
+        con.execute("UPDATE derived_meta SET value = 'an older release' WHERE key = 'version'")
+    with connect(wh) as con:          # opened by this release: derived tables rebuilt
+        assert con.execute("SELECT count(*) FROM findings").fetchone()[0] == 0
+        assert not lifecycle_is_current(con, policy)
+        assert con.execute("SELECT value FROM derived_meta WHERE key = 'ci_reader_version'").fetchone() is not None
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, [date(2026, 3, 2)], tmp_path / "reports", landing=str(s.landing))
+        kpis = json.loads(con.execute("SELECT kpis_json FROM weekly_kpis").fetchone()[0])
+    assert kpis["new_findings"]["total"] == 1          # the one HIGH finding, detected Tuesday

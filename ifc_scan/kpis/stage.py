@@ -115,12 +115,17 @@ class InputCatalog:
         """Replace the input_catalog table: what the report stage reads a week's inputs from (week_inputs),
         instead of every week storing the list of every file before it (O(history) per week)."""
         import pandas as pd
+        digest = hashlib.sha256("\n".join(f"{t.isoformat()} {j}" for t, _, j in self.entries).encode()).hexdigest()
+        row = con.execute("SELECT value FROM derived_meta WHERE key = 'input_catalog'").fetchone()
+        if row is not None and row[0] == digest:
+            return              # unchanged since it was stored: not written again on every weekly run
         df = pd.DataFrame([(e["path"], e["sha256"], e["size"], e["kind"], t) for t, e, _ in self.entries],  # noqa: F841
                           columns=["path", "sha256", "size", "kind", "evidence_from"], dtype=object)
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM input_catalog")
             con.execute("INSERT INTO input_catalog SELECT path, sha256, size, kind, evidence_from FROM df")
+            con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('input_catalog', ?)", (digest,))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -21,6 +21,10 @@ DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_ima
                   "weekly_kpis", "input_catalog")
 
 
+# derived_meta keys that describe the raw tables (kept when the derived tables are rebuilt)
+RAW_META_KEYS = ("version", "ci_reader_version")
+
+
 # Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).
 RAW_COLUMNS_ADDED = (("ci_events", "status", "VARCHAR"), ("ci_events", "masked", "BOOLEAN"),
                      ("ci_events", "detail", "VARCHAR"))
@@ -36,6 +40,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     if version != DERIVED_VERSION:
         for t in DERIVED_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {t}")
+        if "derived_meta" in tables:   # what the dropped tables were built from goes with them (lifecycle_inputs...)
+            con.execute(f"DELETE FROM derived_meta WHERE key NOT IN ({', '.join(repr(k) for k in RAW_META_KEYS)})")
     con.execute(SCHEMA_SQL)
     for table, column, sql_type in RAW_COLUMNS_ADDED:      # a warehouse of an older release gains them
         con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
