@@ -6,13 +6,14 @@ reports: descriptions, references, CVSS, vendor severities), then in separate pr
   2. `ifc-scan ingest` on the corpus,
   3. DuckDB read_json with an explicit schema over the same files, unnesting every vulnerability into a table.
 Prints wall time and peak RSS of each (summed over a command's reader processes), and ingest net of start-up / floor.
-Run: .venv/bin/python bench/bench_ingest.py [--files 300] [--vulns 520]
+Run: .venv/bin/python bench/bench_ingest.py [--files 300] [--vulns 520] [--landing DIR]
 """
 
 import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -80,34 +81,44 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=300)
     ap.add_argument("--vulns", type=int, default=520)
+    ap.add_argument("--landing", type=Path, help="an existing landing zone instead of the generated corpus (the floor "
+                                                 "reads its trivy/**/*.json; the ingest reads everything)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ifc-bench-"))
-    land = tmp / "landing" / "trivy"
-    land.mkdir(parents=True)
-    rng = random.Random(1)
-    for i in range(a.files):
-        (land / f"r{i:04d}.json").write_text(json.dumps(make_report(i, a.vulns, rng), indent=1))
-    size = sum(p.stat().st_size for p in land.iterdir())
+    if a.landing:
+        landing = a.landing
+        scan_files = sorted(str(p) for p in (landing / "trivy").rglob("*.json"))
+    else:
+        landing = tmp / "landing"
+        land = landing / "trivy"
+        land.mkdir(parents=True)
+        rng = random.Random(1)
+        for i in range(a.files):
+            (land / f"r{i:04d}.json").write_text(json.dumps(make_report(i, a.vulns, rng), indent=1))
+        scan_files = sorted(str(p) for p in land.iterdir())
+    size = sum(Path(p).stat().st_size for p in scan_files)
     empty = tmp / "empty"
     empty.mkdir()
     cli = [PY, "-m", "ifc_scan.cli", "ingest"]
     s0, m0, _ = timed(cli + ["--landing", str(empty), "--warehouse", str(tmp / "e.duckdb")])
-    s1, m1, out = timed(cli + ["--landing", str(tmp / "landing"), "--warehouse", str(tmp / "w.duckdb")])
+    s1, m1, out = timed(cli + ["--landing", str(landing), "--warehouse", str(tmp / "w.duckdb")])
     # the same ingest parsing in its own process only (no reader processes), for the side-by-side ratio
-    s3, m3, _ = timed(cli + ["--landing", str(tmp / "landing"), "--warehouse", str(tmp / "w1.duckdb")],
+    s3, m3, _ = timed(cli + ["--landing", str(landing), "--warehouse", str(tmp / "w1.duckdb")],
                       env={"IFC_SCAN_READERS": "0"})
     rows = json.loads(out)["rows"]["scan_vulnerabilities"]
-    floor_code = (f"import duckdb,glob; c=duckdb.connect({str(tmp / 'f.duckdb')!r}); "
-                  f"c.execute({FLOOR_SQL!r}, [sorted(glob.glob({str(land / '*.json')!r}))]); "
+    (tmp / "files.json").write_text(json.dumps(scan_files))
+    floor_code = (f"import duckdb,json; c=duckdb.connect({str(tmp / 'f.duckdb')!r}); "
+                  f"c.execute({FLOOR_SQL!r}, [json.load(open({str(tmp / 'files.json')!r}))]); "
                   f"print(c.execute('select count(*) from floor').fetchone()[0])")
     s2, m2, out2 = timed([PY, "-c", floor_code])
-    print(f"corpus: {a.files} files, {size / 1e6:.0f} MB, {rows} vulnerability rows (floor read {out2.strip()})")
+    print(f"corpus: {len(scan_files)} scan files, {size / 1e6:.0f} MB, {rows} vulnerability rows (floor read {out2.strip()})")
     print(f"ifc-scan ingest, empty landing zone (start-up): {s0:.2f} s, peak RSS {m0:.0f} MB")
     print(f"ifc-scan ingest, corpus: {s1:.2f} s, peak RSS {m1:.0f} MB; net of start-up {s1 - s0:.2f} s")
     print(f"ifc-scan ingest, corpus, IFC_SCAN_READERS=0: {s3:.2f} s, peak RSS {m3:.0f} MB; net {s3 - s0:.2f} s, "
           f"{(s3 - s0) / s2:.2f}x the floor")
     print(f"DuckDB read_json floor: {s2:.2f} s, peak RSS {m2:.0f} MB")
     print(f"ratio (ingest net / floor): {(s1 - s0) / s2:.2f}x (target <= 1.5x, issue 12); ingest peak RSS (with its reader processes) target < 1024 MB")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
