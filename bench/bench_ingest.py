@@ -107,7 +107,7 @@ def main():
                       env={"IFC_SCAN_READERS": "0"})
     rows = json.loads(out)["rows"]["scan_vulnerabilities"]
     (tmp / "files.json").write_text(json.dumps(scan_files))
-    floor_code = (f"import duckdb,json; c=duckdb.connect({str(tmp / 'f.duckdb')!r}); "
+    floor_code = (f"import duckdb,json; c=duckdb.connect({str(tmp / 'f.duckdb')!r}); c.execute('SET enable_progress_bar = false'); "
                   f"c.execute({FLOOR_SQL!r}, [json.load(open({str(tmp / 'files.json')!r}))]); "
                   f"print(c.execute('select count(*) from floor').fetchone()[0])")
     s2, m2, out2 = timed([PY, "-c", floor_code])
