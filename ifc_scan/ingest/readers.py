@@ -68,7 +68,7 @@ class ReaderPool:
 
     def ordered(self, read_many: Callable, items: Sequence, args: Callable, size: Callable[[object], int],
                 what: str) -> Iterator[tuple[object, object]]:
-        if self.processes < 2:
+        if self.processes < 2 or not items:
             for it in items:
                 yield it, read_many([args(it)])[0]
             return
