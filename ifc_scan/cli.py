@@ -138,8 +138,8 @@ def cmd_collect_exceptions(a) -> int:
 
 def cmd_collect_tickets(a) -> int:
     from ifc_scan.collect.github import CollectError
-    from ifc_scan.collect.tickets import collect_github_issues
-    state = a.state or str(Path(Settings.from_env().collector_state).parent / "tickets.json")
+    from ifc_scan.collect.tickets import collect_github_issues, state_path_beside
+    state = a.state or str(state_path_beside(Settings.from_env().collector_state))
     try:
         s = collect_github_issues(a.repo, a.landing, state, labels=a.label, query=a.query, base_url=a.base_url,
                                   token_env=a.token_env, log=_err)

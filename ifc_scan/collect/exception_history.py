@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary, load_state, save_state, write_atomic
+from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary, load_state, save_state, state_beside
+from ifc_scan.collect.github import write_atomic
 
 RECORD_SCHEMA = "ifc-scan.exception-change/1"
 DEFAULT_FILES = (".trivyignore=_global",)
@@ -350,7 +351,7 @@ def parse_file_specs(specs) -> list[FileSpec]:
 
 
 def state_path_beside(run_collector_state: str | Path) -> Path:
-    return Path(run_collector_state).parent / "exception-history.json"
+    return state_beside(run_collector_state, "exception-history.json")
 
 
 def collect_exception_history(files, landing, state_path, *, repo: str = "", git: str = "", branch: str = "",

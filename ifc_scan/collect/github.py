@@ -209,6 +209,11 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
 ZIP_MEMBER_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, ValueError)
 
 
+def state_beside(run_collector_state: str | Path, name: str) -> Path:
+    """Where another collector keeps its state: a file `name` beside the run collector's state file."""
+    return Path(run_collector_state).parent / name
+
+
 def load_state(path: Path, empty: dict | None = None) -> dict:
     """A collector's state file, or `empty` (the run collector's empty state by default) when there is none."""
     if path.is_file():

@@ -19,7 +19,12 @@ import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifc_scan.collect.github import CollectError, GitHubClient, Summary, load_state, save_state, write_atomic
+from ifc_scan.collect.github import (CollectError, GitHubClient, Summary, load_state, save_state, state_beside,
+                                     write_atomic)
+
+
+def state_path_beside(run_collector_state: str | Path) -> Path:
+    return state_beside(run_collector_state, "tickets.json")
 
 
 def collect_github_issues(repo: str, landing: str | Path, state_path: str | Path, *, labels: str = "security",

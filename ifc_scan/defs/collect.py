@@ -8,6 +8,7 @@ import dagster as dg
 from ifc_scan.collect.exception_history import collect_exception_history, state_path_beside
 from ifc_scan.collect.github import collect
 from ifc_scan.collect.tickets import collect_github_issues
+from ifc_scan.collect.tickets import state_path_beside as tickets_state_path
 from ifc_scan.defs.resources import IfcScanSettings
 from ifc_scan.settings import Settings
 
@@ -59,7 +60,7 @@ def ticket_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings
         context.log.info("ticket collector not configured (IFC_SCAN_TICKETS_REPO unset)")
         return dg.MaterializeResult(metadata={"configured": False, "issues": 0})
     s = collect_github_issues(settings.tickets_repo, settings.landing,
-                              os.path.join(os.path.dirname(settings.collector_state), "tickets.json"),
+                              tickets_state_path(settings.collector_state),
                               labels=settings.tickets_label, query=settings.tickets_query or None,
                               base_url=settings.github_api, token_env=settings.github_token_env, log=context.log.info)
     return dg.MaterializeResult(metadata={"configured": True, "issues": s["issues"], "requests": s["requests"],
