@@ -99,3 +99,20 @@ def test_the_number_of_reader_processes_is_configurable(monkeypatch, configured,
     assert readers.reader_processes() == expected
     monkeypatch.delenv("IFC_SCAN_READERS")
     assert readers.reader_processes() == min(len(os.sched_getaffinity(0)), 8)
+
+
+def test_reader_processes_start_only_for_a_large_ingest(monkeypatch, tmp_path):
+    """RELIABILITY.md: 64 files and 48 MB or more to parse, and at least 2 processes configured."""
+    monkeypatch.setenv("IFC_SCAN_READERS", "2")
+    mb = 1024 * 1024
+    assert readers.worth_processes(64, 48 * mb)
+    assert not readers.worth_processes(63, 10_000 * mb)
+    assert not readers.worth_processes(10_000, 48 * mb - 1)
+    monkeypatch.setenv("IFC_SCAN_READERS", "1")
+    assert not readers.worth_processes(10_000, 10_000 * mb)
+    # the demo's three weeks are below the thresholds: read in the ingest process, no process started
+    monkeypatch.setenv("IFC_SCAN_READERS", "2")
+    generate(tmp_path / "landing", weeks=3, seed=5)
+    said = []
+    ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=said.append)
+    assert not any("reader processes" in m for m in said)

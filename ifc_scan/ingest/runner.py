@@ -32,7 +32,7 @@ from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, rea
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
 from ifc_scan.ingest.readers import ReaderPool, reader_processes, worth_processes
-from ifc_scan.ingest.scan_files import read_landing_scans
+from ifc_scan.ingest.scan_files import read_landing_scans, sha256_file
 from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
 from ifc_scan.warehouse.db import connect
 
@@ -135,14 +135,6 @@ def classify(rel: str) -> str:
     if parts[0] == "tickets" and len(parts) >= 3 and rel.lower().endswith((".json", ".csv")):
         return "ticket"
     return "other"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def discover(landing: Path, folder_problems: list | None = None) -> list[LandingFile]:

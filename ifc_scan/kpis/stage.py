@@ -115,7 +115,10 @@ class InputCatalog:
         """Replace the input_catalog table: what the report stage reads a week's inputs from (week_inputs),
         instead of every week storing the list of every file before it (O(history) per week)."""
         import pandas as pd
-        digest = hashlib.sha256("\n".join(f"{t.isoformat()} {j}" for t, _, j in self.entries).encode()).hexdigest()
+        h = hashlib.sha256()
+        for t, _, j in self.entries:
+            h.update(f"{t.isoformat()} {j}\n".encode())
+        digest = h.hexdigest()
         row = con.execute("SELECT value FROM derived_meta WHERE key = 'input_catalog'").fetchone()
         if row is not None and row[0] == digest:
             return              # unchanged since it was stored: not written again on every weekly run
