@@ -223,3 +223,20 @@ def test_the_period_pack_asset_writes_the_configured_period(demo):
     # February 2026: Thursdays 5, 12, 19, 26 -> weeks W06-W09, all four published by the range run
     assert (meta["period"], meta["weeks_published"], meta["sample_seed"]) == ("2026-02-01 to 2026-02-28", 4, 11)
     assert (Path(meta["pack_path"]) / "period.html").is_file() and Path(meta["zip_path"]).is_file()
+
+
+def test_backfill_of_older_weeks_targets_only_those_weeks_on_any_date():
+    """A backfill of weekly_kpis + weekly_report over two November weeks, planned as Dagster's backfill daemon plans
+    it, with the clock pinned half a year later (many weeks ended since, none computed). Only the two weeks asked
+    for are targeted: with the earlier 12-week partition mapping, weekly_report of every later week whose trend
+    window overlapped them was added (11 more here) and the run failed on weeks never computed."""
+    from dagster._core.execution.asset_backfill import AssetBackfillData
+    graph = defs().resolve_asset_graph()
+    asked = ["2026-11-02", "2026-11-09"]
+    for pinned in (datetime(2026, 12, 7, 12, tzinfo=timezone.utc), datetime(2027, 6, 1, tzinfo=timezone.utc)):
+        plan = AssetBackfillData.from_asset_partitions(
+            asset_graph=graph, partition_names=asked, asset_selection=[dg.AssetKey("weekly_kpis"), dg.AssetKey("weekly_report")],
+            dynamic_partitions_store=dg.DagsterInstance.ephemeral(), backfill_start_timestamp=pinned.timestamp(),
+            all_partitions=False)
+        for key in ("weekly_kpis", "weekly_report"):
+            assert sorted(plan.target_subset.get_partitions_subset(dg.AssetKey(key)).get_partition_keys()) == asked, key

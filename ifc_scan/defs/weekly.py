@@ -57,8 +57,10 @@ def weekly_kpis(context: dg.AssetExecutionContext, settings: IfcScanSettings,
 
 
 @dg.asset(group_name="weekly", kinds={"html"}, pool="duckdb", owners=OWNERS,
-          deps=[dg.AssetDep("weekly_kpis", partition_mapping=dg.TimeWindowPartitionMapping(
-              start_offset=-(TREND_WEEKS - 1), allow_nonexistent_upstream_partitions=True))],
+          # Same week only: weekly_kpis(W) also stores W's trend window, so the report of W needs nothing
+          # more. A window mapping (W-11..W) made a backfill of older weeks add every later week whose window
+          # overlaps them, including weeks that ended but were never computed, and the run failed on those.
+          deps=["weekly_kpis"],
           partitions_def=weekly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
           description="The weekly report folder (report.html, kpis.json, CSVs, manifest.json), rendered from the "
                       "stored weekly KPIs and the stored trend of the previous weeks; it computes nothing.")
