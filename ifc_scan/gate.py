@@ -13,14 +13,19 @@ of when an entry was first listed; the weekly report uses the first snapshot tha
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import stat
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 
-from ifc_scan.ingest.exceptions import Entry, FileRejected, parse_exception_file
+from ifc_scan.ingest.exceptions import (GO_SPACE, Entry, FileRejected, as_bytes, decode, read_exception_file,
+                                        yaml_lines)
 from ifc_scan.ingest.model import SEVERITIES, Rejected
 from ifc_scan.ingest.runner import TABLE_COLUMNS
 from ifc_scan.ingest.scan_files import read_scan_file
@@ -51,6 +56,8 @@ def blocking_severities(policy: dict) -> tuple[str, ...]:
 class LoadedExceptions:
     entries: list[ExceptionEntry] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)    # (file, why Trivy refuses it whole)
+    notes: list[dict] = field(default_factory=list)                  # file-level readings a person would miss
+    deceptions: list[dict] = field(default_factory=list)             # entries Trivy reads unlike a person
 
     def index(self) -> ExceptionIndex:
         obs = Observations(scans=[], deploys=[], builds=[], pushes=[], aliases={}, exceptions=self.entries,
@@ -60,19 +67,23 @@ class LoadedExceptions:
 
 
 def load_exception_files(paths: list[str | Path]) -> LoadedExceptions:
+    """Each file read as bytes by the one reader (ifc_scan/ingest/exceptions.py, Trivy's reading)."""
     out = LoadedExceptions()
     for p in paths:
         path = Path(p)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             raise UnusableInput(f"{path}: cannot be read ({exc})") from None
         try:
-            _fmt, entries = parse_exception_file(path.name, text)
+            _fmt, entries, notes = read_exception_file(path.name, data)
         except FileRejected as exc:
             out.refused.append((str(path), str(exc)))
-            entries = exc.entries
+            continue
         out.entries += [as_exception_entry(e, str(path)) for e in entries]
+        out.notes += [{"file": str(path), "line": line, "message": msg} for line, msg in notes.problems]
+        out.deceptions += [{"file": str(path), "line": e.line_no, "id": e.vuln_id, "message": d}
+                           for e in entries for d in e.deception]
     return out
 
 
@@ -125,20 +136,44 @@ def vulnerability_rows(scans) -> list[tuple]:
             for r in s.vulnerabilities]
 
 
+def _legacy_shape_problem(path: Path) -> str | None:
+    """Ingest takes `null` and a bare list as Trivy's pre-0.20 output; a gate must not pass a build on `[]`
+    or on another tool's list: judged, a report has results with a Target."""
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"null"):
+        return "the file is JSON null, not a scan report"
+    if head.startswith(b"["):
+        try:
+            doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except (ValueError, RecursionError):
+            return None                     # the reader names what is wrong
+        if not doc or not all(isinstance(r, dict) and "Target" in r for r in doc):
+            return "a JSON list that is not Trivy's list of results (each with a Target): not a scan report"
+    return None
+
+
 def read_report(path: str | Path):
     path = Path(path)
     try:
+        problem = _legacy_shape_problem(path)
         scans = read_scan_file(path, path.stat().st_size)
     except (OSError, Rejected) as exc:
         raise UnusableInput(f"{path}: {exc}") from None
+    if problem:
+        raise UnusableInput(f"{path}: {problem}")
     if not scans:
         raise UnusableInput(f"{path}: no scan in the file")
     return scans
 
 
 def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: datetime) -> GateResult:
+    """Raises UnusableInput (exit 2) for a report that is not a scan report and for an exception file
+    Trivy refuses: Trivy fails the scan step then, so no judgement of the findings stands."""
     scans = read_report(report)
     loaded = load_exception_files(ignorefiles)
+    if loaded.refused:
+        raise UnusableInput("; ".join(f"{f}: Trivy refuses this exception file ({why})" for f, why in loaded.refused))
     exc = loaded.index()
     blocking_set = blocking_severities(policy)
     blocking, excepted, suppressed = [], [], 0
@@ -157,7 +192,8 @@ def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: d
         f = GateFinding(v["vulnerability_id"], v["severity"], v["pkg_name"], v["installed_version"],
                         v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches])
         (excepted if matches else blocking).append(f)
-    problems = [p for p in lint_entries(loaded.entries, policy, at, critical_ids) if p["rule"] != "unknown_severity"]
+    problems = reading_problems(loaded) + [p for p in lint_entries(loaded.entries, policy, at, critical_ids)
+                                           if p["rule"] != "unknown_severity"]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     blocking.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
     excepted.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
@@ -209,13 +245,20 @@ def lint_entries(entries: list[ExceptionEntry], policy: dict, at: datetime, crit
     return out
 
 
+def reading_problems(loaded: LoadedExceptions) -> list[dict]:
+    """Lines Trivy reads unlike a person (a hidden separator or character, a second exp:, a line past the
+    scanner's limit, an expiry from a merge key): errors at file:line, so a reviewer sees the trick."""
+    return ([{**n, "id": None, "rule": "misleading", "message": n["message"]} for n in loaded.notes]
+            + [{**d, "rule": "misleading"} for d in loaded.deceptions])
+
+
 def lint(paths: list[str | Path], policy: dict, at: datetime, report: str | Path | None = None) -> dict:
     loaded = load_exception_files(paths)
     critical_ids = None
     if report is not None:
         critical_ids = {v["vulnerability_id"] for _, v in vulnerability_rows(read_report(report))
                         if v["severity"] == "CRITICAL"}
-    problems = lint_entries(loaded.entries, policy, at, critical_ids)
+    problems = reading_problems(loaded) + lint_entries(loaded.entries, policy, at, critical_ids)
     for f, why in loaded.refused:
         problems.insert(0, {"file": f, "line": None, "id": None, "rule": "refused", "message": f"Trivy refuses the file: {why}"})
     violations = [p for p in problems if p["rule"] != "unknown_severity"]
@@ -225,16 +268,26 @@ def lint(paths: list[str | Path], policy: dict, at: datetime, report: str | Path
 
 # --- prune -----------------------------------------------------------------------------------------
 
-def _attached_comment_start(lines: list[str], first: int) -> int:
+def _comment_block_start(lines: list[str], first: int) -> int:
     """0-based index of the first line of the comment block directly above line `first` (no blank line)."""
     i = first
-    while i > 0 and lines[i - 1].strip().startswith("#"):
+    while i > 0 and lines[i - 1].strip(GO_SPACE).startswith("#"):
         i -= 1
     return i
 
 
-def _yaml_item_spans(text: str) -> dict[int, tuple[int, int]]:
-    """1-based line of each list item -> (first, last) 0-based line span of the item."""
+def _plain_lines(data: bytes) -> list[str]:
+    """The file as Go's scanner splits it (LF only), each line with its LF, decoded byte for byte."""
+    return decode(data).split("\n") if data else []
+
+
+def _plain_spans(lines: list[str], e: Entry) -> range:
+    first = e.line_no - 1
+    return range(_comment_block_start(lines, first), first + 1)
+
+
+def _yaml_spans(text: str, lines: list[str]) -> dict[int, range]:
+    """1-based line of each list item -> the 0-based lines it takes (with its '-' line and comments)."""
     spans = {}
     root = yaml.compose(text)
     if not isinstance(root, yaml.MappingNode):
@@ -243,7 +296,10 @@ def _yaml_item_spans(text: str) -> dict[int, tuple[int, int]]:
         if not isinstance(seq, yaml.SequenceNode):
             continue
         for item in seq.value:
-            spans[item.start_mark.line + 1] = (item.start_mark.line, _last_line(item))
+            first = item.start_mark.line
+            if first > 0 and lines[first - 1].strip() == "-":      # '-' alone on the line above its mapping
+                first -= 1
+            spans[item.start_mark.line + 1] = range(_comment_block_start(lines, first), _last_line(item) + 1)
     return spans
 
 
@@ -255,32 +311,70 @@ def _last_line(node) -> int:
     return max([node.start_mark.line] + [_last_line(c) for c in children])
 
 
+def _reading(entries: list[Entry]) -> list[tuple]:
+    """What Trivy applies from a file, order aside: the comparison that proves a prune kept the meaning."""
+    return sorted((e.section, e.vuln_id or "", e.expiry or datetime.min, tuple(e.paths), tuple(e.purls), e.valid)
+                  for e in entries)
+
+
+def write_atomically(target: Path, data: bytes, mode_from: Path | None = None) -> None:
+    """A temporary file in the same folder, flushed and synced, then renamed over the target: a failed
+    write leaves the old file whole. The mode of `mode_from` (the file pruned) is kept."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode_from is not None and mode_from.exists():
+            os.chmod(tmp, stat.S_IMODE(mode_from.stat().st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def prune(path: str | Path, at: datetime, output: str | Path | None = None) -> list[dict]:
     """Write the file without its expired entries, keeping every other line (comments, order, blank
-    lines). An entry's own comment block (the lines directly above it) goes with it. Returns the
-    entries removed."""
+    lines). An entry's own comment block (the lines directly above it) goes with it. The result is read
+    again before it replaces anything: Trivy must read exactly the entries it read before, less the
+    expired ones; where whole lines cannot do that (an expired entry shares a line or a flow collection
+    with a kept one, an anchor another entry uses) nothing is written (UnusableInput, exit 2). Returns
+    the entries removed."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
     try:
-        fmt, entries = parse_exception_file(path.name, text)
+        fmt, entries, _notes = read_exception_file(path.name, data)
     except FileRejected as exc:
         raise UnusableInput(f"{path}: Trivy refuses the file ({exc}); fix it before pruning") from None
     if fmt == "openvex":
         raise UnusableInput(f"{path}: OpenVEX statements carry no expiry: nothing to prune")
-    lines = text.splitlines(keepends=True)
     expired = [e for e in entries if e.valid and e.expiry is not None and e.expiry <= at and e.line_no]
-    spans = _yaml_item_spans(text) if fmt == "trivyignore-yaml" else {}
-    drop: set[int] = set()
-    for e in expired:
-        first, last = spans.get(e.line_no, (e.line_no - 1, e.line_no - 1))
-        drop.update(range(_attached_comment_start(lines, first), last + 1))
-    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
     if fmt == "trivyignore-yaml":
-        try:
-            yaml.safe_load(kept)
-        except yaml.YAMLError as exc:   # never write a file Trivy would refuse
-            raise UnusableInput(f"{path}: pruning would leave invalid YAML ({str(exc).splitlines()[0]})") from None
-    Path(output or path).write_text(kept, encoding="utf-8")
+        text = decode(data)
+        lines = yaml_lines(text)
+        spans = _yaml_spans(text, lines)
+        joiner = ""
+    else:
+        lines = _plain_lines(data)
+        spans = {e.line_no: _plain_spans(lines, e) for e in expired}
+        joiner = "\n"
+    drop = {i for e in expired for i in spans.get(e.line_no, range(e.line_no - 1, e.line_no))}
+    kept = as_bytes(joiner.join(line for i, line in enumerate(lines) if i not in drop))
+    expected = _reading([e for e in entries if e not in expired])
+    try:
+        after = _reading(read_exception_file(path.name, kept)[1])
+    except FileRejected as exc:
+        raise UnusableInput(f"{path}: removing the expired entries' lines would make Trivy refuse the file "
+                            f"({exc}); remove them by hand. The file is unchanged") from None
+    if after != expected:
+        raise UnusableInput(f"{path}: an expired entry shares a line, a flow list or an anchor with an entry in "
+                            f"force, so removing whole lines would change what Trivy applies; remove it by hand. "
+                            f"The file is unchanged")
+    if expired:
+        write_atomically(Path(output or path), kept, mode_from=path)
+    elif output is not None:
+        write_atomically(Path(output), data, mode_from=path)
     return [{"line": e.line_no, "id": e.vuln_id, "expiry": iso_z(e.expiry)} for e in expired]
 
 

@@ -1,25 +1,51 @@
-"""Exception files as Trivy reads them: `.trivyignore`, `.trivyignore.yaml`, and OpenVEX.
+"""Exception files exactly as Trivy 0.59 reads them: `.trivyignore`, `.trivyignore.yaml`, and OpenVEX.
 
-Each entry keeps its line number so an auditor can find it. Validity follows Trivy exactly
-(../shared/corpus/real/NOTES.md §2): a plain line with a malformed `exp:` is dropped by Trivy, so it
-is kept here marked invalid and suppresses nothing; a YAML file Trivy refuses (FATAL) makes every
-entry of it invalid.
+One reader for the gate, `exceptions lint` and `prune`, ingest of snapshots and change records, the
+weekly KPIs and `verify`. It reads bytes, not text, because Trivy does:
+- `.trivyignore`: Go's bufio.Scanner splits lines at LF only (one CR before it dropped); a line of
+  64 KiB or more ends the reading there (the entries after it are never read); strings.TrimSpace and
+  strings.Fields split on Go's whitespace (unicode.IsSpace: not the separators 0x1C-0x1F, which Python
+  calls blanks); a line starting with '#' is a comment; the first field is the ID; the first field
+  starting with `exp:` is the expiry (time.Parse "2006-01-02", ASCII digits); a bad expiry drops the
+  line. A BOM is part of the first ID.
+- `.trivyignore.yaml` (Go's filepath.Ext is `.yaml` or `.yml`, case-sensitive): the first YAML
+  document decoded as yaml.v3 decodes it into Trivy's struct: duplicate keys in any mapping it decodes
+  refuse the file, merge keys apply (explicit keys win, earlier merges win), unknown keys are ignored,
+  a wrong shape refuses the file, `expired_at` is a YAML timestamp or a strict RFC 3339 string, and an
+  invalid glob or purl in any section refuses the file. A file Trivy refuses raises FileRejected.
+Where Trivy's reading differs from what a person sees (a hidden separator, a control character, a
+second `exp:`, a line past the scanner's limit, a merge key carrying the expiry), the entry carries a
+`deception` that lint reports at file:line. Proven against the real Trivy binary by
+ifc_scan_tests/test_trivy_differential.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from datetime import date, datetime
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import yaml
 
-from ifc_scan.timeutil import BadTimestamp, day_start, parse_date, parse_ts
+from ifc_scan.ingest.go_time import GoTimeError, parse_exp_field, parse_rfc3339, yaml_timestamp
+from ifc_scan.ingest.trivy_patterns import BadPattern, compiled_glob, parse_purl
+from ifc_scan.timeutil import BadTimestamp, day_start, parse_date
 from ifc_scan.yaml_budget import yaml_budget_problem
 
-_DECLARED_EXPIRY = re.compile(r"(?:Expiry|Expires|Expiration)\s*:?\s*(\d{4}-\d{2}-\d{2})", re.I)
+READER_VERSION = "2"                # stored in the warehouse: a new reading re-reads every exception file
+TRIVY_VERSION = "0.59.1"            # the Trivy whose reading this is (and the differential tests' oracle)
+SCANNER_MAX_LINE = 64 * 1024        # bufio.MaxScanTokenSize
 YAML_SECTIONS = ("vulnerabilities", "misconfigurations", "secrets", "licenses")
+_FINDING_FIELDS = ("id", "paths", "purls", "expired_at", "statement")
+# unicode.IsSpace: what Go's TrimSpace and Fields split on
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+           "\u2028\u2029\u202f\u205f\u3000"
+_GO_FIELDS = re.compile(f"[^{re.escape(GO_SPACE)}]+")
+# what an editor or a pull-request diff shows as a line break inside what Trivy reads as one line
+_VISUAL_BREAKS = re.compile("[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_DECLARED_EXPIRY = re.compile(r"(?:Expiry|Expires|Expiration)\s*:?\s*([0-9]{4}-[0-9]{2}-[0-9]{2})", re.I | re.A)
 
 
 @dataclass
@@ -27,7 +53,7 @@ class Entry:
     line_no: int | None
     section: str
     vuln_id: str | None
-    expiry: datetime | None        # what Trivy enforces (exp: / expired_at), 00:00Z of the date
+    expiry: datetime | None        # what Trivy enforces (exp: / expired_at), naive UTC
     expiry_raw: str | None
     declared_expiry: datetime | None  # a date written only in a comment: shown, not enforced by Trivy
     reason: str | None
@@ -35,6 +61,7 @@ class Entry:
     purls: list[str]
     valid: bool
     invalid_reason: str | None = None
+    deception: list[str] = field(default_factory=list)   # where Trivy reads this line unlike a person
 
 
 class FileRejected(Exception):
@@ -43,6 +70,12 @@ class FileRejected(Exception):
     def __init__(self, reason: str, entries: list[Entry]):
         super().__init__(reason)
         self.entries = entries
+
+
+@dataclass
+class FileNotes:
+    """What a reader of the file should know that belongs to no entry (lint reports it)."""
+    problems: list[tuple[int | None, str]] = field(default_factory=list)   # (line, message)
 
 
 def _declared(comment: str | None) -> datetime | None:
@@ -63,50 +96,251 @@ def _reason_text(comment: str | None) -> str | None:
     return text or None
 
 
-def parse_trivyignore(text: str) -> list[Entry]:
-    entries = []
+def as_bytes(data: bytes | str) -> bytes:
+    return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+
+
+def decode(data: bytes) -> str:
+    """Bytes -> str keeping every byte: an invalid byte becomes a lone surrogate, which no real ID equals."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+# --- .trivyignore --------------------------------------------------------------------------------------
+
+def scanner_lines(data: bytes) -> tuple[list[tuple[int, int, bytes]], int | None]:
+    """Go's bufio.Scanner with ScanLines: [(line number, byte offset, line without its LF or one CR
+    before it)], and the number of the line where the scanner stopped (too long), or None."""
+    out, pos, n, no = [], 0, len(data), 0
+    while pos < n:
+        no += 1
+        end = data.find(b"\n", pos, pos + SCANNER_MAX_LINE)
+        if end == -1:
+            if n - pos >= SCANNER_MAX_LINE:
+                return out, no
+            token, nxt = data[pos:], n
+        else:
+            token, nxt = data[pos:end], end + 1
+        out.append((no, pos, token[:-1] if token.endswith(b"\r") else token))
+        pos = nxt
+    return out, None
+
+
+def go_fields(line: str) -> list[str]:
+    return _GO_FIELDS.findall(line)
+
+
+def _line_deception(raw: str, fields: list[str]) -> list[str]:
+    """How this line reads differently to a person than to Trivy."""
+    out = []
+    if _VISUAL_BREAKS.search(raw):
+        out.append("a character that shows as a line break (CR, VT, FF, 0x1C-0x1E, NEL, U+2028/9) is inside "
+                   "this line: Trivy reads one entry where a person sees several")
+    hidden = sorted({f"U+{ord(c):04X}" if not 0xDC80 <= ord(c) <= 0xDCFF else f"byte 0x{ord(c) - 0xDC00:02X}"
+                     for c in raw if c not in "\t " and not _VISUAL_BREAKS.match(c)
+                     and (unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Co", "Cn"))})
+    if hidden:
+        out.append(f"hidden or invalid characters ({', '.join(hidden[:6])}): the ID or expiry Trivy reads "
+                   "is not what a person sees")
+    exps = [f for f in fields if f.startswith("exp:")]
+    if len(exps) > 1:
+        out.append(f"{len(exps)} exp: fields: Trivy enforces only the first ({exps[0][4:]})")
+    return out
+
+
+def parse_trivyignore(data: bytes | str) -> tuple[list[Entry], FileNotes]:
+    data = as_bytes(data)
+    lines, stopped_at = scanner_lines(data)
+    entries, notes = [], FileNotes()
     above: str | None = None      # comment block directly above (a blank line breaks it)
-    for no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    for no, _offset, raw_bytes in lines:
+        raw = decode(raw_bytes)
+        line = raw.strip(GO_SPACE)
         if not line:
             above = None
             continue
         if line.startswith("#"):
-            c = line.lstrip("#").strip()
+            c = line.lstrip("#").strip(GO_SPACE)
             above = f"{above} {c}".strip() if above else c
+            if _VISUAL_BREAKS.search(raw):
+                notes.problems.append((no, "a comment line holds a character that shows as a line break: text "
+                                           "after it looks like an entry but Trivy reads it as comment"))
             continue
-        fields = line.split()
+        fields = go_fields(line)
         vuln_id = fields[0]
-        rest = line[len(vuln_id):]
-        inline = rest.split("#", 1)[1].strip() or None if "#" in rest else None
         expiry, expiry_raw, invalid = None, None, None
-        for f in fields[1:]:
-            if f.startswith("exp:"):
-                expiry_raw = f[4:]
+        if len(fields) > 1:
+            first_exp = next((f for f in fields if f.startswith("exp:")), None)
+            if first_exp is not None:
+                expiry_raw = first_exp[4:]
                 try:
-                    expiry = day_start(parse_date(expiry_raw))
-                except BadTimestamp:
+                    expiry = parse_exp_field(expiry_raw)
+                except GoTimeError:
                     invalid = f"expiry date {expiry_raw!r} is not YYYY-MM-DD: Trivy drops the whole line"
+        rest = line[len(vuln_id):]
+        inline = (rest.split("#", 1)[1].strip() or None) if "#" in rest else None
         comment = inline or above
         entries.append(Entry(no, "any", vuln_id, None if invalid else expiry, expiry_raw, _declared(comment),
-                             _reason_text(comment), [], [], invalid is None, invalid))
+                             _reason_text(comment), [], [], invalid is None, invalid,
+                             _line_deception(raw, fields)))
         above = None
-    return entries
+    if stopped_at is not None:
+        notes.problems.append((stopped_at, f"line {stopped_at} is {SCANNER_MAX_LINE} bytes or longer: Trivy stops "
+                                           "reading the file there and applies no entry from this line on"))
+    return entries, notes
 
 
-def _yaml_lines(text: str) -> dict[tuple[str, int], int]:
-    """(section, index) -> 1-based line of that list item, from the YAML node tree."""
-    out = {}
+# --- .trivyignore.yaml -----------------------------------------------------------------------------------
+
+class _Refused(Exception):
+    """yaml.v3 fails to decode the document into Trivy's struct, or Trivy's validation fails."""
+
+
+class _NodeLoader(yaml.SafeLoader):
+    """Composes nodes without resolving implicit tags: tag "" means none was written, as yaml.v3 sees it."""
+
+    def resolve(self, kind, value, implicit):
+        return ""
+
+
+_NULLS = ("", "~", "null", "Null", "NULL")
+_STR_TAG, _MERGE_TAG, _NULL_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:null"
+
+
+def _line(node) -> int:
+    return node.start_mark.line + 1
+
+
+def _is_null(node) -> bool:
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    return node.tag == _NULL_TAG or (node.tag == "" and node.style is None and node.value in _NULLS)
+
+
+def _is_merge(node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.value == "<<" and (
+        node.tag == _MERGE_TAG or (node.tag == "" and node.style is None))
+
+
+def _string(node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a string")
+    return "" if _is_null(node) else node.value
+
+
+def _strings(node) -> list[str]:
+    if _is_null(node):
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a list of strings")
+    return [_string(item) for item in node.value]
+
+
+def _time(node) -> datetime | None:
+    if _is_null(node):
+        return None
+    if not isinstance(node, yaml.ScalarNode):
+        raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a time")
+    quoted = node.style is not None or node.tag == _STR_TAG
+    ts = None if quoted else yaml_timestamp(node.value)
+    if ts is not None:
+        return ts
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-    if isinstance(root, yaml.MappingNode):
-        for knode, vnode in root.value:
-            if isinstance(vnode, yaml.SequenceNode):
-                for i, item in enumerate(vnode.value):
-                    out[(knode.value, i)] = item.start_mark.line + 1
+        return parse_rfc3339(node.value)
+    except GoTimeError as exc:
+        raise _Refused(f"line {_line(node)}: expired_at {node.value!r:.60}: {exc} (Trivy: FATAL parsing time)") from None
+
+
+def _unique_keys(node) -> None:
+    """yaml.v3 refuses a mapping it decodes when two keys are the same (kind and text)."""
+    seen: dict[tuple, int] = {}
+    for key, _ in node.value:
+        k = (key.id, key.value if isinstance(key, yaml.ScalarNode) else "")
+        if k in seen:
+            raise _Refused(f"line {_line(key)}: mapping key {k[1]!r:.60} already defined at line {seen[k]}")
+        seen[k] = _line(key)
+
+
+def _decode_struct(node, handlers: dict, out: dict, merged: set | None = None, via_merge: int | None = None) -> None:
+    """yaml.v3's mappingStruct: known keys decoded, unknown ignored, merge keys applied last with the
+    mapping's own keys (and earlier merges) winning. out[name] = (value, line of a merge key or None)."""
+    if node is None or _is_null(node):     # an empty stream or a null document: nothing to apply
+        return
+    if not isinstance(node, yaml.MappingNode):
+        raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a mapping")
+    _unique_keys(node)
+    merge_node = None
+    for key, value in node.value:
+        if _is_merge(key):
+            merge_node = key, value
+            continue
+        name = _string(key)
+        if merged is not None:
+            if name in merged:
+                continue
+            merged.add(name)
+        if name in handlers:
+            out[name] = (handlers[name](value), via_merge)
+    if merge_node is not None:
+        key, value = merge_node
+        parent = merged if merged is not None else {_string(k) for k, _ in node.value if not _is_merge(k)}
+        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        for src in sources:
+            if not isinstance(src, yaml.MappingNode):
+                raise _Refused(f"line {_line(key)}: map merge requires a map or a sequence of maps")
+            _decode_struct(src, handlers, out, parent, via_merge or _line(key))
+
+
+_FINDING = {"id": _string, "paths": _strings, "purls": _strings, "expired_at": _time, "statement": _string}
+
+
+def _findings(node) -> list[tuple[int, dict]]:
+    """An IgnoreFindings list: [(line of the item, decoded fields)]."""
+    if _is_null(node):
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a list of findings")
+    out = []
+    for item in node.value:
+        fields: dict = {}
+        _decode_struct(item, _FINDING, fields)
+        out.append((_line(item), fields))
     return out
+
+
+_CONFIG = {"filepath": _string, **{s: _findings for s in YAML_SECTIONS}}
+
+
+def _validate(section: str, line: int, fields: dict) -> None:
+    """Trivy's checks after decoding: every path a valid glob, every purl a valid package URL."""
+    for p in (fields.get("paths") or ([], None))[0]:
+        try:
+            compiled_glob(p)
+        except BadPattern as exc:
+            raise _Refused(f"line {line}: {section}: {exc} (Trivy: invalid path pattern)") from None
+    for p in (fields.get("purls") or ([], None))[0]:
+        try:
+            parse_purl(p)
+        except BadPattern as exc:
+            raise _Refused(f"line {line}: {section}: {exc} (Trivy: purl error)") from None
+
+
+def _first_document(data: bytes):
+    """The first document's node tree (yaml.v3's Decoder.Decode reads one), None for an empty stream."""
+    loader = _NodeLoader(data)
+    try:
+        return next(iter(_documents(loader)), None)
+    finally:
+        loader.dispose()
+
+
+def _documents(loader):
+    while loader.check_node():
+        yield loader.get_node()
+
+
+def yaml_lines(text: str) -> list[str]:
+    """The file's lines as a YAML parser counts them (LF, CR LF, CR, NEL, U+2028, U+2029), with their breaks."""
+    return re.findall(r"[^\r\n\x85\u2028\u2029]*(?:\r\n|[\r\n\x85\u2028\u2029]|$)", text)[:-1] or [text]
 
 
 def _yaml_comment_above(lines: list[str], line_no: int) -> str | None:
@@ -122,93 +356,74 @@ def _yaml_comment_above(lines: list[str], line_no: int) -> str | None:
     return " ".join(block) or None
 
 
-def _shape_problem(item: dict) -> str | None:
-    """What Trivy's struct (id, statement, expired_at: strings; paths, purls: lists of strings) cannot hold."""
-    for key in ("id", "statement", "expired_at"):
-        if isinstance(item.get(key), (list, dict)):
-            return f"{key} is a {type(item[key]).__name__}, not a string"
-    for key in ("paths", "purls"):
-        value = item.get(key)
-        if value not in (None, "") and (not isinstance(value, list) or any(isinstance(v, (list, dict)) for v in value)):
-            return f"{key} is not a list of strings"
-    return None
+def _yaml_entry(section: str, line: int, fields: dict, lines: list[str]) -> Entry:
+    value = {k: v for k, (v, _m) in fields.items()}
+    merged = {k: m for k, (_v, m) in fields.items() if m is not None}
+    vid = value.get("id") or None
+    expiry = value.get("expired_at")
+    comment = _yaml_comment_above(lines, line)
+    deception = [f"{k} comes from the merge key (<<) at line {m}, not from this entry's own lines"
+                 for k, m in sorted(merged.items()) if k in ("id", "expired_at", "paths", "purls")]
+    raw_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    deception += [d for d in _line_deception(raw_line.rstrip("\r\n\x85\u2028\u2029"), []) if "hidden" in d]
+    return Entry(line, section, vid, expiry, None if expiry is None else expiry.isoformat(),
+                 _declared(comment) if expiry is None else None,
+                 (value.get("statement") or "").strip() or _reason_text(comment),
+                 list(value.get("paths") or []), list(value.get("purls") or []), vid is not None,
+                 None if vid else "no id: Trivy matches nothing with this entry", deception)
 
 
-def parse_trivyignore_yaml(text: str) -> list[Entry]:
+def _entries_of_refused(root, reason: str) -> list[Entry]:
+    """The items of a refused file, as far as they can be told apart, all invalid: shown, never applied."""
+    out = []
+    if not isinstance(root, yaml.MappingNode):
+        return out
+    for key, seq in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value in YAML_SECTIONS and isinstance(seq, yaml.SequenceNode):
+            for item in seq.value:
+                ids = [v.value for k, v in (item.value if isinstance(item, yaml.MappingNode) else [])
+                       if isinstance(k, yaml.ScalarNode) and k.value == "id" and isinstance(v, yaml.ScalarNode)]
+                out.append(Entry(_line(item), key.value, ids[0] if ids else None, None, None, None, None, [], [],
+                                 False, reason))
+    return out
+
+
+def parse_trivyignore_yaml(data: bytes | str) -> tuple[list[Entry], FileNotes]:
+    data = as_bytes(data)
+    text = decode(data)
+    notes = FileNotes()
     problem = yaml_budget_problem(text)
     if problem:
         raise FileRejected(problem, [])
+    root = None
     try:
-        # BaseLoader keeps every scalar a string, so we can tell `2020-01-01` from `"2020-01-01"` below.
-        doc = yaml.load(text, Loader=yaml.BaseLoader)
-        typed = yaml.safe_load(text)
+        root = _first_document(data)
+        config: dict = {}
+        _decode_struct(root, _CONFIG, config)
+        sections = {s: config[s][0] for s in YAML_SECTIONS if s in config}
+        for section, items in sections.items():
+            for line, fields in items:
+                _validate(section, line, fields)
     except yaml.YAMLError as exc:
         raise FileRejected(f"not valid YAML: {str(exc).splitlines()[0][:200]}", []) from None
-    if doc is None:
-        return []
-    if not isinstance(doc, dict):
-        raise FileRejected("top level is not a mapping of sections (Trivy: yaml unmarshal error)", [])
-    where = _yaml_lines(text)
-    lines = text.splitlines()
-    entries: list[Entry] = []
-    fatal = None
-    for section in YAML_SECTIONS:
-        items = doc.get(section)
-        typed_items = (typed or {}).get(section) or []
-        if items is None or items == "":
-            continue
-        if not isinstance(items, list):
-            fatal = fatal or f"section {section!r} is not a list (Trivy: yaml unmarshal error)"
-            continue
-        for i, item in enumerate(items):
-            no = where.get((section, i))
-            if not isinstance(item, dict):
-                fatal = fatal or f"line {no}: entry {item!r:.60} is not a mapping (Trivy: yaml unmarshal errors)"
-                entries.append(Entry(no, section, str(item)[:200], None, None, None, None, [], [], False, "not a mapping"))
-                continue
-            shape = _shape_problem(item)
-            if shape:    # Go's yaml unmarshal into Trivy's struct fails: Trivy refuses the file
-                fatal = fatal or f"line {no}: {shape} (Trivy: yaml unmarshal error)"
-                entries.append(Entry(no, section, None, None, None, None, None, [], [], False, shape))
-                continue
-            vid = item.get("id")
-            paths = [str(p) for p in item.get("paths") or []]
-            purls = [str(p) for p in item.get("purls") or []]
-            raw_exp = item.get("expired_at")
-            typed_exp = typed_items[i].get("expired_at") if i < len(typed_items) and isinstance(typed_items[i], dict) else None
-            expiry, invalid = None, None
-            if raw_exp is not None:
-                if isinstance(typed_exp, datetime):
-                    expiry = typed_exp.replace(tzinfo=None) if typed_exp.tzinfo is None else parse_ts(typed_exp.isoformat())
-                elif isinstance(typed_exp, date):
-                    expiry = day_start(typed_exp)   # unquoted date: YAML timestamp, Trivy accepts it
-                else:
-                    try:
-                        expiry = parse_ts(str(raw_exp))
-                        if expiry is None or not re.search(r"T\d", str(raw_exp)):
-                            raise BadTimestamp("date only")
-                    except BadTimestamp:
-                        fatal = fatal or (f"line {no}: expired_at {raw_exp!r} is a quoted string that is not RFC 3339 "
-                                          f"(Trivy: FATAL parsing time): the whole file is refused")
-            if not vid:
-                invalid = "no id: released Trivy matches nothing with this entry"
-            statement = item.get("statement")
-            comment = _yaml_comment_above(lines, no) if no else None
-            entries.append(Entry(no, section, vid, expiry, str(raw_exp) if raw_exp is not None else None,
-                                 _declared(comment) if raw_exp is None else None,
-                                 (str(statement).strip() if statement else None) or _reason_text(comment),
-                                 paths, purls, invalid is None, invalid))
-    if fatal:
-        for e in entries:
-            e.valid, e.invalid_reason = False, e.invalid_reason or f"file refused by Trivy: {fatal}"
-        raise FileRejected(fatal, entries)
-    return entries
+    except _Refused as exc:
+        reason = f"{exc}: Trivy refuses the whole file"
+        raise FileRejected(reason, _entries_of_refused(root, f"file refused by Trivy: {reason}")) from None
+    lines = yaml_lines(text)
+    if len(re.findall(r"^---", text, re.M)) > 1 or re.search(r"^(?:---|\.\.\.)\s*\S", text, re.M):
+        notes.problems.append((None, "more than one YAML document: Trivy reads only the first"))
+    entries = [_yaml_entry(section, line, fields, lines)
+               for section, items in sections.items() for line, fields in items]
+    return entries, notes
 
 
-def parse_openvex(text: str) -> list[Entry]:
+# --- OpenVEX ---------------------------------------------------------------------------------------------
+
+def parse_openvex(data: bytes | str) -> list[Entry]:
     try:
+        text = as_bytes(data).decode("utf-8")
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FileRejected(f"OpenVEX file is not valid JSON: {exc}", []) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("statements"), list):
         raise FileRejected("not an OpenVEX document (no statements list)", [])
@@ -236,11 +451,27 @@ def parse_openvex(text: str) -> list[Entry]:
     return entries
 
 
-def parse_exception_file(name: str, text: str) -> tuple[str, list[Entry]]:
+def exception_format(name: str) -> str:
+    """Trivy picks the YAML reader by Go's filepath.Ext, case-sensitively; ifc_scan's landing zone names
+    OpenVEX files *.json (Trivy takes them with --vex, not --ignorefile)."""
+    if name.lower().endswith(".json"):
+        return "openvex"
+    if name.endswith((".yaml", ".yml")):
+        return "trivyignore-yaml"
+    return "trivyignore"
+
+
+def read_exception_file(name: str, data: bytes | str) -> tuple[str, list[Entry], FileNotes]:
+    """-> (format, entries, notes). Raises FileRejected for a file Trivy refuses as a whole."""
+    fmt = exception_format(name)
+    if fmt == "openvex":
+        return fmt, parse_openvex(data), FileNotes()
+    if fmt == "trivyignore-yaml":
+        return (fmt, *parse_trivyignore_yaml(data))
+    return (fmt, *parse_trivyignore(data))
+
+
+def parse_exception_file(name: str, data: bytes | str) -> tuple[str, list[Entry]]:
     """-> (format, entries). Raises FileRejected for a file Trivy refuses as a whole."""
-    lower = name.lower()
-    if lower.endswith(".json"):  # OpenVEX (*.openvex.json and the like)
-        return "openvex", parse_openvex(text)
-    if lower.endswith((".yaml", ".yml")):
-        return "trivyignore-yaml", parse_trivyignore_yaml(text)
-    return "trivyignore", parse_trivyignore(text)
+    fmt, entries, _notes = read_exception_file(name, data)
+    return fmt, entries

@@ -446,6 +446,8 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             record(f, "ingested")
 
         # --- exception change records (a changed record re-traces its whole scope) -------------
+        row = con.execute("SELECT value FROM derived_meta WHERE key = 'exception_reader_version'").fetchone()
+        exception_reader_changed = (row[0] if row else None) != exc_reader.READER_VERSION   # read every file again
         by_scope: dict[str, list[LandingFile]] = defaultdict(list)
         for f in files:
             if f.kind == "approval":
@@ -459,7 +461,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 batch.deletes.append((f"DELETE FROM {table} WHERE scope=?", (scope,)))
         # a record added or changed (new path or bytes), or one the stored trace read that left (moved aside);
         # a rejected record stays out of the stored list without making every ingest re-trace its scope
-        retrace = {s_ for s_, fs in by_scope.items() if any(f.rel in new_paths for f in fs)
+        retrace = {s_ for s_, fs in by_scope.items() if exception_reader_changed or any(f.rel in new_paths for f in fs)
                    or set(stored_scopes.get(s_, ())) - set(present[s_])}
         for scope in sorted(retrace):
             batch.start(f"approvals/{scope}")
@@ -493,7 +495,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             if f.kind == "exception":
                 _, scope, day = f.rel.split("/")[:3]
                 snapshots[(scope, day)].append(f)
-        changed = {k for k, fs in snapshots.items() if any(f.rel in new_paths for f in fs)}
+        changed = {k for k, fs in snapshots.items() if exception_reader_changed or any(f.rel in new_paths for f in fs)}
         # a snapshot whose files left the landing zone (the history collector moves aside what a force push
         # took off the branch) is no longer evidence: its rows go, the source_files record stays
         for scope, day in con.execute("SELECT DISTINCT scope, strftime(snapshot_date, '%Y-%m-%d') "
@@ -518,13 +520,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
             for f in fs:
                 name = "/".join(f.rel.split("/")[3:])
                 reason = None
-                try:
-                    text = f.path.read_bytes().decode("utf-8-sig")
-                    fmt, entries = exc_reader.parse_exception_file(name, text)
-                except UnicodeDecodeError as exc:
-                    fmt, entries, reason = "unknown", [], f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+                try:    # bytes as they are: Trivy reads a BOM, a lone CR or an invalid byte as part of a line
+                    fmt, entries = exc_reader.parse_exception_file(name, f.path.read_bytes())
                 except exc_reader.FileRejected as exc:
-                    fmt = "trivyignore-yaml" if name.endswith((".yaml", ".yml")) else "openvex"
+                    fmt = exc_reader.exception_format(name)
                     entries, reason = exc.entries, f"Trivy would refuse this file: {exc}"
                 except Exception as exc:      # noqa: BLE001 (this file only)
                     fmt, entries, reason = "unknown", [], f"not read ({type(exc).__name__}: {str(exc)[:300]})"
@@ -664,8 +663,10 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
         for rel, reason in folder_problems:
             batch.add("ingest_errors", (rel, None, "folder", reason))
             summary.rejections.append((rel, reason))
-        if reader_changed:     # weeks computed from the old reading are stale: recomputed on the next run
+        if reader_changed or exception_reader_changed:   # weeks computed from the old reading are stale
             batch.deletes.append(("DELETE FROM weekly_kpis", ()))
+        batch.deletes.append(("INSERT OR REPLACE INTO derived_meta VALUES ('exception_reader_version', ?)",
+                              (exc_reader.READER_VERSION,)))
         batch.deletes.append(("INSERT OR REPLACE INTO derived_meta VALUES ('ci_reader_version', ?)", (CI_READER_VERSION,)))
         batch.flush(con, summary)
     write_receipt(warehouse, landing, fingerprint_of(files))

@@ -16,6 +16,19 @@ _FIELD = re.compile(r"^(Package|Installed Version|Vulnerability|Severity|Fixed V
 _LEVEL_SEVERITY = {"error": "HIGH", "warning": "MEDIUM", "note": "LOW", "none": "UNKNOWN"}
 
 
+def severity_of_score(score) -> str | None:
+    """A rule's `security-severity` as Trivy writes it (and GitHub reads it): 9.0 and above CRITICAL, 7.0
+    HIGH, 4.0 MEDIUM, above 0 LOW, 0 UNKNOWN; None when absent or not a number."""
+    try:
+        value = float(str(score))
+    except (TypeError, ValueError):
+        return None
+    if value != value:      # NaN
+        return None
+    return ("CRITICAL" if value >= 9.0 else "HIGH" if value >= 7.0 else "MEDIUM" if value >= 4.0
+            else "LOW" if value > 0 else "UNKNOWN")
+
+
 def is_sarif(doc) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("runs"), list) and (
         "sarif" in str(doc.get("$schema", "")).lower() or str(doc.get("version", "")).startswith("2."))
@@ -55,7 +68,8 @@ def read_trivy_sarif(doc: dict) -> list[ParsedScan]:
             if "/" in rule_id and not pkg:  # v0.17: "CVE-x/pkg"
                 rule_id, pkg = rule_id.split("/", 1)
             rule_id = rule_id.split("/", 1)[0]
-            severity = info.get("Severity") or _LEVEL_SEVERITY.get(str(res.get("level") or "warning"), "UNKNOWN")
+            severity = (info.get("Severity") or severity_of_score((rule.get("properties") or {}).get("security-severity"))
+                        or _LEVEL_SEVERITY.get(str(res.get("level") or "warning"), "UNKNOWN"))
             locs = res.get("locations") or [{}]
             phys = (locs[0] or {}).get("physicalLocation") or {}
             target = ((phys.get("artifactLocation") or {}).get("uri"))

@@ -8,29 +8,9 @@ of the same scope; an entry in it suppresses while it is valid and its expiry is
 from __future__ import annotations
 
 import bisect
-import re
-from functools import lru_cache
 
+from ifc_scan.ingest.trivy_patterns import BadPattern, glob_matches, parse_purl, purl_or_none
 from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
-
-
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern:
-    """doublestar glob (as Trivy's ignore paths) -> regex."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        out.append("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c))
-        i += 1
-    return re.compile("^" + "".join(out) + "$")
 
 
 class ExceptionIndex:
@@ -75,11 +55,18 @@ class ExceptionIndex:
 
     @staticmethod
     def entry_matches(e: ExceptionEntry, vuln_id: str, pkg_path: str, target: str | None, purl: str | None) -> bool:
+        """Trivy's IgnoreFindings.Match, tried with the result's target and with the package path: the ID
+        equal; a path glob matching that path when the entry gives paths; an entry purl covering the
+        finding's when both have one (Trivy skips the purl test for a finding without a purl)."""
         if e.vuln_id != vuln_id:
             return False
-        if e.paths and not any(_glob_regex(p).match(pkg_path or "") or _glob_regex(p).match(target or "") for p in e.paths):
-            return False
-        if e.purls and not (purl and any(purl == p or purl.startswith(p + "@") or purl.split("?")[0] == p for p in e.purls)):
+        try:
+            if e.paths and not any(glob_matches(p, path) for p in e.paths for path in (target or "", pkg_path or "")):
+                return False
+            found = purl_or_none(purl)
+            if e.purls and found is not None and not any(parse_purl(p).covers(found) for p in e.purls):
+                return False
+        except BadPattern:      # a file with an invalid pattern is refused whole when read: never here
             return False
         return True
 

@@ -45,8 +45,10 @@ def inputs_digest(con, policy: dict) -> str:
     records the digest it was built from."""
     files = con.execute(_INPUTS_DIGEST).fetchone()[0]
     sla = json.dumps(policy["sla_hours"], sort_keys=True)
-    reader = con.execute("SELECT value FROM derived_meta WHERE key = 'ci_reader_version'").fetchone()
-    return hashlib.sha256(f"{files}|{sla}|ci-reader:{reader[0] if reader else ''}".encode()).hexdigest()
+    readers = dict(con.execute("SELECT key, value FROM derived_meta WHERE key IN "
+                               "('ci_reader_version', 'exception_reader_version')").fetchall())
+    return hashlib.sha256(f"{files}|{sla}|ci-reader:{readers.get('ci_reader_version', '')}"
+                          f"|exception-reader:{readers.get('exception_reader_version', '')}".encode()).hexdigest()
 
 
 def lifecycle_is_current(con, policy: dict) -> bool:
