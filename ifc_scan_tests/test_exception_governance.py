@@ -209,7 +209,8 @@ class FakeGitHub:
     f1  PR #1, merge commit; feature commit 02-01 15:00, merged 02-02 10:00; reviews sam 02-01 16:00,
         lee 02-02 09:00 (both before the merge)                                   content: 1000
     s2  PR #2, squash-merged 02-03 11:00; sam 10:00, lee 10:30, cat 12:00 (after the merge)  1000+2000
-    d3  pushed to main without a pull request, 02-04 08:00                         1000+2000+3000
+    d3  pushed to main without a pull request, 02-04 08:00, signed (GitHub: verified) with
+        Approved-by: trailers for sam and lee                                      1000+2000+3000
     s4  PR #4, squash-merged 02-05 12:00; sam APPROVED 09:00, lee CHANGES_REQUESTED 10:00 then
         APPROVED 11:00, dual COMMENTED                                            1000(ext)+2000+3000
 
@@ -222,7 +223,8 @@ class FakeGitHub:
         self.commits = [  # oldest first
             self.commit(f1, "2026-02-01T15:00:00Z", "dev", "Accept CVE-2026-1000", L1000),
             self.commit(s2, "2026-02-03T11:00:00Z", "dev", "Accept CVE-2026-2000 (#2)", L1000 + L2000),
-            self.commit(d3, "2026-02-04T08:00:00Z", "ops", "hotfix: accept 3000", L1000 + L2000 + L3000),
+            self.commit(d3, "2026-02-04T08:00:00Z", "ops", "hotfix: accept 3000" + trailers("sam", "lee"),
+                        L1000 + L2000 + L3000, verified=True),
             self.commit(s4, "2026-02-05T12:00:00Z", "dev", "Extend 1000 (#4)", L1000_EXT + L2000 + L3000),
         ]
         self.pulls = {f1: self.pull(1, "dev", "2026-02-02T10:00:00Z", sha_of("merge1")),
@@ -240,10 +242,12 @@ class FakeGitHub:
         }
 
     @staticmethod
-    def commit(sha, when, login, message, content):
+    def commit(sha, when, login, message, content, verified=False):
         return {"sha": sha, "node_id": "C_" + sha[:8], "commit": {
             "author": {"name": login.title(), "email": f"{login}@acme.test", "date": when},
-            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": when}, "message": message},
+            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": when}, "message": message,
+            "verification": {"verified": verified, "reason": "valid" if verified else "unsigned",
+                             "signature": None, "payload": None}},
             "author": {"login": login}, "committer": {"login": "web-flow"}, "parents": [], "_content": content}
 
     @staticmethod
@@ -330,14 +334,18 @@ def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_
         # W06 (T = 02-09), snapshot 02-05 = s4:
         # 1000 (s4, HIGH): sam approved 09:00; lee's last decisive review by 12:00 is APPROVED 11:00 -> complete
         # 2000 (s2, CRITICAL): sam, lee before the merge; cat approved 12:00, after it -> missing cto
-        # 3000 (d3, MEDIUM then): no pull request, no review -> missing security-engineer, engineering-lead
+        # 3000 (d3, MEDIUM then): no pull request, no review; its trailers, on a commit GitHub calls verified,
+        # are not approvals on this path (D22) -> missing security-engineer, engineering-lead
         k = sc.kpis(date(2026, 2, 2))
         a, e = k["exception_approvals"], by_id(k)
         assert e["CVE-2026-1000"]["chain_complete"] and e["CVE-2026-1000"]["pull_request"].endswith("/pull/4")
         assert e["CVE-2026-2000"]["missing_roles"] == "cto"
         assert "cat: approved after the change took effect" in e["CVE-2026-2000"]["problem"]
         assert e["CVE-2026-3000"]["missing_roles"] == "security-engineer, engineering-lead"
-        assert e["CVE-2026-3000"]["pull_request"].startswith("none")
+        assert e["CVE-2026-3000"]["pull_request"].startswith("none") and e["CVE-2026-3000"]["evidence"] is None
+        d3 = json.loads((sc.landing / "approvals" / "_global" / "2026-02-04" / f"{sha_of('d3')}.json").read_text())
+        assert d3["commit"]["signature"] == {"checked_by": "github", "status": "not checked by ifc_scan",
+                                             "github_verified": True, "github_reason": "valid"}
         assert (a["in_force"], a["chain_complete"], a["chain_incomplete"], a["critical_without_cto"]) == (3, 1, 2, 1)
 
         # main force-pushed (d3, s4 replaced by s4b) and sam's review on #4 dismissed
@@ -564,6 +572,18 @@ def test_a_trailer_counts_only_when_signed_by_a_key_listed_for_its_approver(tmp_
     page = html.unescape((Path(week["path"]) / "report.html").read_text())
     assert "evidence: Cat: asserted, not verified (commit not signed); Lee: asserted" in page
     assert "a key approvers.yaml does not list for them); Sam: signed trailer" in page
+
+    # a trailer naming sam by login and cat by address ("Sam <cat@acme.test>") signed with sam's key: the
+    # rows it names are sam's (login) and cat's (address), but only sam's list the key -> sam's role only
+    from ifc_scan.kpis.approvals import Governance
+    from ifc_scan.warehouse.db import connect
+    with connect(sc.root / "w.duckdb", read_only=True) as con:
+        g = Governance(con, [])
+    mixed = {"reviewer": "Sam", "email": "cat@acme.test", "via": "git-trailer"}
+    change = {"signature_keys": [fingerprint["sam"]], "signature_status": "good", "landed_at": datetime(2026, 2, 2, 9)}
+    assert g.roles_of(mixed, change["landed_at"]) == ["cto", "security-engineer"]       # by name or address
+    assert g.evidence(mixed, change) == ("signed trailer", None)
+    assert g.roles_of(mixed, change["landed_at"]) == ["security-engineer"]              # by the key that signed
 
     # W07 (T = 02-16): snapshot 02-10 (S4): 2000's version is S4, whose trailer names cat under a signature
     # copied from cat's own commit: git finds it bad -> cat does not count, all three roles missing

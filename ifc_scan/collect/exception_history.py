@@ -261,7 +261,7 @@ def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path
                             (commit.get("author") or {}).get("email"), _utc((commit.get("author") or {}).get("date")),
                             (item.get("committer") or {}).get("login"), committed, commit.get("message") or "",
                             pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
-                            _github_content(client, repo, spec.path, sha))
+                            _github_content(client, repo, spec.path, sha), _github_signature(commit))
             changes_by_sha[sha] = asdict(change)
         # reviews are read again for every pull request of the history: a review dismissed after the
         # merge must stop counting
@@ -317,6 +317,15 @@ def _allowed_signers(landing: Path) -> str:
     lines = {f'{a.login if _PRINCIPAL.fullmatch(a.login) else "approver"} namespaces="git" {k}'
              for a in approvers for k in a.keys if " " in k}
     return "".join(f"{line}\n" for line in sorted(lines))
+
+
+def _github_signature(commit: dict) -> dict:
+    """GitHub's `verification` of a commit, kept as GitHub said it. Not a check of ours: `verified` means a
+    key on the committer's GitHub account made the signature, not that approvers.yaml lists it for the
+    approver a trailer names (D22), so on this path trailers are not read as approvals at all."""
+    v = commit.get("verification") if isinstance(commit.get("verification"), dict) else {}
+    return {"checked_by": "github", "status": "not checked by ifc_scan", "github_verified": v.get("verified") is True,
+            "github_reason": str(v.get("reason") or "")[:100] or None}
 
 
 def _git_signature(status: str, key: str, primary_key: str, signer: str) -> dict:
