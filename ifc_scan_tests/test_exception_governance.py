@@ -601,3 +601,50 @@ def test_a_trailer_counts_only_when_signed_by_a_key_listed_for_its_approver(tmp_
     e = by_id(sc.kpis(date(2026, 2, 2)))
     assert e["CVE-2026-1000"]["missing_roles"] == "security-engineer, engineering-lead"
     assert e["CVE-2026-1000"]["evidence"].endswith("Sam: asserted, not verified (approvers.yaml lists no signing key for them)")
+
+
+def test_a_gpg_signed_trailer_counts_when_the_fingerprint_is_listed(tmp_path, monkeypatch):
+    """GPG: git checks the signature with the collecting account's keyring; approvers.yaml lists the key's
+    fingerprint. G1 02-02 adds 1000 (HIGH) with trailers lee and sam, signed with lee's GPG key."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    try:
+        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Lee <lee@acme.test>", "ed25519",
+                        "sign", "never"], check=True, capture_output=True)
+        listed = subprocess.run(["gpg", "--with-colons", "--list-keys", "lee@acme.test"], check=True,
+                                capture_output=True, text=True).stdout
+        lee_fpr = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:"))
+        repo = tmp_path / "repo"
+        git(tmp_path, "init", "-q", "-b", "main", str(repo))
+        (repo / ".trivyignore").write_text(L1000)
+        git(repo, "add", ".trivyignore")
+        git(repo, "-c", "gpg.format=openpgp", "-c", "user.signingkey=lee@acme.test", "commit", "-q", "-S", "-m",
+            "Accept CVE-2026-1000" + trailers("lee", "sam"), when="2026-02-02T09:00:00Z")
+        sha = git(repo, "rev-parse", "HEAD").strip()
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], capture_output=True)
+    sc = scenario_with_scans(tmp_path)
+    # the fingerprint as people copy it: in groups of four
+    grouped = " ".join(lee_fpr[i:i + 4] for i in range(0, 40, 4))
+    (sc.landing / "inventory" / "approvers.yaml").write_text(
+        f"approvers:\n  - {{login: lee, roles: [engineering-lead], emails: [lee@acme.test], keys: ['{grouped}']}}\n"
+        "  - {login: sam, roles: [security-engineer], emails: [sam@acme.test]}\n")
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    record = sc.landing / "approvals" / "_global" / "2026-02-02" / f"{sha}.json"
+    sig = json.loads(record.read_text())["commit"]["signature"]
+    assert (sig["status"], sig["key_fingerprint"]) == ("good", lee_fpr)
+    # W06: 1000 HIGH: lee's trailer signed by his listed key fills engineering-lead; sam lists no key at all
+    e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
+    assert (e["missing_roles"], e["evidence"]) == (
+        "security-engineer", "Lee: signed trailer; Sam: asserted, not verified (approvers.yaml lists no signing key for them)")
+
+    # collected again by an account whose keyring lacks lee's key: git cannot check it -> nothing counts
+    empty = tmp_path / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(empty))
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    assert json.loads(record.read_text())["commit"]["signature"]["status"] == "cannot be checked"
+    e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
+    assert e["missing_roles"] == "security-engineer, engineering-lead"
+    assert e["evidence"].startswith("Lee: asserted, not verified (commit signature cannot be checked)")
