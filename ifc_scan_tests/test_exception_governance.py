@@ -507,6 +507,8 @@ def signed_history(tmp_path):
     keys = {name: ssh_key(tmp_path, name) for name in ("sam", "lee", "cat", "eve")}
     repo = tmp_path / "repo"
     git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    # the clone's own setting names a file that does not exist: the collector's allowed-signers file wins
+    git(repo, "config", "gpg.ssh.allowedSignersFile", str(tmp_path / "no-such-file"))
     shas = {"S1": signed_commit(repo, L1000, "2026-02-02T09:00:00Z", "Accept CVE-2026-1000" + trailers("sam", "lee", "cat"),
                                 keys["sam"][0]),
             "S2": commit(repo, L1000 + L2000, "2026-02-03T09:00:00Z", "Accept CVE-2026-2000" + trailers("sam", "lee", "cat")),
@@ -648,3 +650,19 @@ def test_a_gpg_signed_trailer_counts_when_the_fingerprint_is_listed(tmp_path, mo
     e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
     assert e["missing_roles"] == "security-engineer, engineering-lead"
     assert e["evidence"].startswith("Lee: asserted, not verified (commit signature cannot be checked)")
+
+
+def test_approver_keys_are_checked_when_the_roles_file_is_read():
+    from ifc_scan.ingest.approvals import RecordRejected, key_fingerprint, parse_approvers
+    ed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJhDPPeI/SQmLjXaq8nYNve8Ibps+7uCU1bWbXWaWC+3"
+    got = parse_approvers(f"approvers:\n  - {{login: sam, roles: [cto], keys: ['{ed} sam@laptop', "
+                          "'744D D105 63A5 6498 1AA6  CCDF 9448 6706 5767 4422']}\n")
+    assert got[0].keys == [ed, "744DD10563A564981AA6CCDF9448670657674422"]       # comment and spaces dropped
+    # sha256 of the key data, unpadded base64: what `ssh-keygen -l` prints for this key
+    assert key_fingerprint(ed) == "SHA256:XJcZxvSxXD9YQXWGiBzspIM3PsUSJicRHP8vgHOntms"
+    rsa_data = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7"                                   # an ssh-rsa blob
+    for key, reason in ((f"ssh-ed25519 {rsa_data}", "does not hold a ssh-ed25519 key"),
+                        ("9448 6706 5767 4422", "nor a full GPG fingerprint"),        # a short key id
+                        ("ssh-ed25519 not-base64!", "neither an OpenSSH public key")):
+        with pytest.raises(RecordRejected, match=reason):
+            parse_approvers(f"approvers:\n  - {{login: sam, roles: [cto], keys: ['{key}']}}\n")
