@@ -666,3 +666,29 @@ def test_approver_keys_are_checked_when_the_roles_file_is_read():
                         ("ssh-ed25519 not-base64!", "neither an OpenSSH public key")):
         with pytest.raises(RecordRejected, match=reason):
             parse_approvers(f"approvers:\n  - {{login: sam, roles: [cto], keys: ['{key}']}}\n")
+
+
+def test_a_commit_message_cannot_forge_the_signature_verdict_of_another_commit(tmp_path):
+    """git's output for a commit ends with its message, which its author writes freely. Q's message holds the
+    bytes of a whole log record (separators \\x1e and \\x1f included) for the earlier commit P, saying that
+    sam's listed key signed it (%G? G, his fingerprint) and that P's trailer names him. Each commit's fields are
+    read on their own, so P stays unsigned:
+    P 02-03 add 1000 (HIGH), trailer sam, unsigned     -> sam asserted: missing security-engineer, engineering-lead
+    Q 02-04 add 3000 (MEDIUM), no trailer, the forged record in its message"""
+    _key, public, fingerprint = ssh_key(tmp_path, "sam")
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    p = commit(repo, L1000, "2026-02-03T09:00:00Z", "Accept CVE-2026-1000" + trailers("sam"))
+    forged = "\x1f".join([p, "", "Dev", "dev@acme.test", "2026-02-03T10:00:00+00:00", "2026-02-03T10:00:00+00:00",
+                          "G", fingerprint, fingerprint, "sam", "Accept CVE-2026-1000" + trailers("sam")])
+    commit(repo, L1000 + L3000, "2026-02-04T09:00:00Z", "Accept CVE-2026-3000\n\x1e" + forged)
+    sc = scenario_with_scans(tmp_path)
+    (sc.landing / "inventory" / "approvers.yaml").write_text(
+        f"approvers:\n  - {{login: sam, roles: [security-engineer], emails: [sam@acme.test], keys: ['{public}']}}\n")
+    s = collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    assert s.changes_listed == 2
+    record = json.loads((sc.landing / "approvals" / "_global" / "2026-02-03" / f"{p}.json").read_text())
+    assert record["commit"]["signature"]["status"] == "none" and record["landed_at"] == "2026-02-03T09:00:00Z"
+    e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
+    assert e["missing_roles"] == "security-engineer, engineering-lead"
+    assert e["evidence"] == "Sam: asserted, not verified (commit not signed)"

@@ -342,6 +342,28 @@ def _trailer_reviews(message: str, committed_at: str) -> list[Review]:
     return out
 
 
+# hex, times and git's verdict first: no separator can occur in them; then the text the committer chose
+# (and a GPG key's user id), whose separators can only shift that text. %G? %GF %GP %GS: git's check of
+# the commit's signature, its key's fingerprint, the primary key's, the signer.
+_GIT_FIELDS = "%H%x1f%P%x1f%aI%x1f%cI%x1f%G?%x1f%GF%x1f%GP%x1f%an%x1f%ae%x1f%GS%x1f%B"
+
+
+def _git_change(repo_dir: Path, sha: str, path: str, verify: tuple) -> Change:
+    out = _git(repo_dir, *verify, "show", "-s", f"--format={_GIT_FIELDS}", sha)
+    if out.returncode != 0:
+        raise CollectError(f"git show failed for {sha[:12]}: {out.stderr.decode(errors='replace').strip()[:200]}")
+    fields = out.stdout.decode("utf-8", errors="replace").split("\x1f", 10)
+    shown_sha, parents, authored, committed, sig, sig_key, sig_primary, an, ae, signer, body = fields
+    if shown_sha != sha:
+        raise CollectError(f"git show {sha[:12]} answered for {shown_sha[:12]!r}")
+    committed = _utc(committed)
+    shown = _git(repo_dir, "show", f"{sha}:{path}")
+    content = shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
+    return Change(sha, parents.split(), None, an, ae, _utc(authored), None, committed, body.strip(), committed,
+                  "commit", None, _trailer_reviews(body, committed), content,
+                  _git_signature(sig, sig_key, sig_primary, signer))
+
+
 def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: str | Path, state_path: str | Path, *,
                         branch: str = "HEAD", log=None) -> HistorySummary:
     """The first-parent history of `branch` in a local clone: each commit that changed the file as the
@@ -353,29 +375,18 @@ def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: st
                            f"{probe.stderr.decode(errors='replace').strip()[:200]}")
     state = load_state(state_path, {"files": {}})
     summary = HistorySummary()
-    # %G? %GF %GP %GS: git's check of the commit's signature, its key's fingerprint, primary key, signer
-    fmt = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cI%x1f%G?%x1f%GF%x1f%GP%x1f%GS%x1f%B%x1e"
     signers = state_path.parent / "allowed-signers"
     write_atomic(signers, _allowed_signers(landing).encode())
     # pinned here, whatever the clone's config says: git verifies SSH signatures only with an allowed-signers file
     verify = ("-c", f"gpg.ssh.allowedSignersFile={signers.resolve()}", "-c", "gpg.ssh.program=ssh-keygen")
     for spec in files:
-        out = _git(repo_dir, *verify, "log", "--first-parent", f"--format={fmt}", branch, "--", spec.path)
+        # the commits only (hex): each one's fields are then read on their own, so that no text a committer
+        # wrote can pass for another commit's record
+        out = _git(repo_dir, "log", "--first-parent", "--format=%H", branch, "--", spec.path)
         if out.returncode != 0:
             raise CollectError(f"git log failed for {spec.path}: {out.stderr.decode(errors='replace').strip()[:200]}")
-        changes = []
-        for raw in out.stdout.decode("utf-8", errors="replace").split("\x1e"):
-            raw = raw.strip("\n")
-            if not raw:
-                continue
-            sha, parents, an, ae, aI, cI, sig, sig_key, sig_primary, signer, body = raw.split("\x1f", 10)
-            committed = _utc(cI)
-            shown = _git(repo_dir, "show", f"{sha}:{spec.path}")
-            content = shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
-            changes.append(Change(sha, parents.split(), None, an, ae, _utc(aI), None, committed, body.strip(),
-                                  committed, "commit", None, _trailer_reviews(body, committed), content,
-                                  _git_signature(sig, sig_key, sig_primary, signer)))
-            summary.changes_listed += 1
+        changes = [_git_change(repo_dir, sha, spec.path, verify) for sha in out.stdout.decode("ascii").split()]
+        summary.changes_listed += len(changes)
         key = f"git:{repo_dir.resolve()}:{branch}:{spec.path}"
         ks = state["files"].setdefault(key, {"history": []})
         write_history(landing, spec, changes, ks, source="git", repository=str(repo_dir.resolve()), branch=branch,
