@@ -5,6 +5,7 @@ out by hand in the comments."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -692,3 +693,26 @@ def test_a_commit_message_cannot_forge_the_signature_verdict_of_another_commit(t
     e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
     assert e["missing_roles"] == "security-engineer, engineering-lead"
     assert e["evidence"] == "Sam: asserted, not verified (commit not signed)"
+
+
+def test_a_record_from_before_signatures_were_checked_counts_no_trailer(tmp_path, signed_history):
+    """A change record an earlier collector wrote has no `commit.signature`: S1's trailer by sam, signed with his
+    listed key, is then asserted (1000 HIGH: both roles missing) until the history is collected again."""
+    repo, shas, _fingerprint, approvers = signed_history
+    sc = scenario_with_scans(tmp_path)
+    (sc.landing / "inventory" / "approvers.yaml").write_text(approvers)
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    path = sc.landing / "approvals" / "_global" / "2026-02-02" / f"{shas['S1']}.json"
+    record = json.loads(path.read_text())
+    del record["commit"]["signature"]
+    path.write_text(json.dumps(record))
+    # as the earlier collector wrote it: its state names these bytes, so the next collection may replace them
+    state = json.loads((tmp_path / "state.json").read_text())
+    written = next(iter(state["files"].values()))["written"]
+    written[str(path.relative_to(sc.landing))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    e = by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]
+    assert e["missing_roles"] == "security-engineer, engineering-lead"
+    assert e["evidence"].endswith("Sam: asserted, not verified (commit not signed)")
+    collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
+    assert by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]["missing_roles"] == "engineering-lead"
