@@ -73,6 +73,7 @@ class Change:
     pull_request: dict | None
     reviews: list[Review]
     content: str | None           # the file's text at this commit; None: the commit deleted it
+    signature: dict | None = None  # the commit's signature as checked (git: `_GIT_SIGNATURE`; GitHub: its verification)
 
 
 @dataclass
@@ -140,7 +141,8 @@ def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_stat
             "path": spec.path, "scope": spec.scope, "file": spec.name,
             "commit": {"sha": c.sha, "parents": c.parents, "author_login": c.author_login, "author_name": c.author_name,
                        "author_email": c.author_email, "authored_at": c.authored_at,
-                       "committer_login": c.committer_login, "committed_at": c.committed_at, "message": c.message},
+                       "committer_login": c.committer_login, "committed_at": c.committed_at, "message": c.message,
+                       "signature": c.signature},
             "landed_at": c.landed_at, "landed_by": c.landed_by, "pull_request": c.pull_request,
             "reviews": [asdict(r) for r in c.reviews], "deleted": c.content is None,
             "content_sha256": hashlib.sha256((c.content or "").encode()).hexdigest(), "content": c.content or "",
@@ -259,7 +261,7 @@ def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path
                             (commit.get("author") or {}).get("email"), _utc((commit.get("author") or {}).get("date")),
                             (item.get("committer") or {}).get("login"), committed, commit.get("message") or "",
                             pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
-                            _github_content(client, repo, spec.path, sha))
+                            _github_content(client, repo, spec.path, sha), _github_signature(commit))
             changes_by_sha[sha] = asdict(change)
         # reviews are read again for every pull request of the history: a review dismissed after the
         # merge must stop counting
@@ -293,6 +295,44 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=300)
 
 
+# git's verdict on a commit's signature (%G?) -> the record's status; only "good" can make a trailer count,
+# and only when the key is one approvers.yaml lists for the approver the trailer names (kpis/approvals.py)
+_GIT_SIGNATURE = {"G": "good", "U": "good", "X": "expired signature", "Y": "expired key", "R": "revoked key",
+                  "B": "bad", "E": "cannot be checked", "N": "none"}
+_PRINCIPAL = re.compile(r"[\w.@+-]+")
+
+
+def _allowed_signers(landing: Path) -> str:
+    """gpg.ssh.allowedSignersFile lines from the landing zone's inventory/approvers.yaml (its SSH keys, each
+    under its approver's login), so that git names the approver of a listed key. Without a readable file the
+    list is empty: git still checks every SSH signature (a good one by an unlisted key is "good" with its
+    fingerprint), and the approver judgement matches that fingerprint against the warehouse's approvers."""
+    from ifc_scan.ingest.approvals import RecordRejected, parse_approvers   # ingest imports this module
+    path = landing / "inventory" / "approvers.yaml"
+    try:
+        approvers = parse_approvers(path.read_text(encoding="utf-8-sig")) if path.is_file() else []
+    except (OSError, UnicodeDecodeError, RecordRejected):
+        approvers = []
+    # the file's syntax has no room for spaces, commas or quotes in a principal: such a login is "approver"
+    lines = {f'{a.login if _PRINCIPAL.fullmatch(a.login) else "approver"} namespaces="git" {k}'
+             for a in approvers for k in a.keys if " " in k}
+    return "".join(f"{line}\n" for line in sorted(lines))
+
+
+def _github_signature(commit: dict) -> dict:
+    """GitHub's `verification` of a commit, kept as GitHub said it. Not a check of ours: `verified` means a
+    key on the committer's GitHub account made the signature, not that approvers.yaml lists it for the
+    approver a trailer names (D22), so on this path trailers are not read as approvals at all."""
+    v = commit.get("verification") if isinstance(commit.get("verification"), dict) else {}
+    return {"checked_by": "github", "status": "not checked by ifc_scan", "github_verified": v.get("verified") is True,
+            "github_reason": str(v.get("reason") or "")[:100] or None}
+
+
+def _git_signature(status: str, key: str, primary_key: str, signer: str) -> dict:
+    return {"checked_by": "git", "status": _GIT_SIGNATURE.get(status, f"unknown ({status})"), "git_status": status,
+            "key_fingerprint": key or None, "primary_key_fingerprint": primary_key or None, "signer": signer or None}
+
+
 def _trailer_reviews(message: str, committed_at: str) -> list[Review]:
     out = []
     for _kind, who in _TRAILER.findall(message):
@@ -300,6 +340,28 @@ def _trailer_reviews(message: str, committed_at: str) -> list[Review]:
         name, email = (m.group("name"), m.group("email")) if m else (who, None)
         out.append(Review(name or email or who, "APPROVED", committed_at, "git-trailer", email))
     return out
+
+
+# hex, times and git's verdict first: no separator can occur in them; then the text the committer chose
+# (and a GPG key's user id), whose separators can only shift that text. %G? %GF %GP %GS: git's check of
+# the commit's signature, its key's fingerprint, the primary key's, the signer.
+_GIT_FIELDS = "%H%x1f%P%x1f%aI%x1f%cI%x1f%G?%x1f%GF%x1f%GP%x1f%an%x1f%ae%x1f%GS%x1f%B"
+
+
+def _git_change(repo_dir: Path, sha: str, path: str, verify: tuple) -> Change:
+    out = _git(repo_dir, *verify, "show", "-s", f"--format={_GIT_FIELDS}", sha)
+    if out.returncode != 0:
+        raise CollectError(f"git show failed for {sha[:12]}: {out.stderr.decode(errors='replace').strip()[:200]}")
+    fields = out.stdout.decode("utf-8", errors="replace").split("\x1f", 10)
+    shown_sha, parents, authored, committed, sig, sig_key, sig_primary, an, ae, signer, body = fields
+    if shown_sha != sha:
+        raise CollectError(f"git show {sha[:12]} answered for {shown_sha[:12]!r}")
+    committed = _utc(committed)
+    shown = _git(repo_dir, "show", f"{sha}:{path}")
+    content = shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
+    return Change(sha, parents.split(), None, an, ae, _utc(authored), None, committed, body.strip(), committed,
+                  "commit", None, _trailer_reviews(body, committed), content,
+                  _git_signature(sig, sig_key, sig_primary, signer))
 
 
 def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: str | Path, state_path: str | Path, *,
@@ -313,23 +375,18 @@ def collect_git_history(repo_dir: str | Path, files: list[FileSpec], landing: st
                            f"{probe.stderr.decode(errors='replace').strip()[:200]}")
     state = load_state(state_path, {"files": {}})
     summary = HistorySummary()
-    fmt = "%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cI%x1f%B%x1e"
+    signers = state_path.parent / "allowed-signers"
+    write_atomic(signers, _allowed_signers(landing).encode())
+    # pinned here, whatever the clone's config says: git verifies SSH signatures only with an allowed-signers file
+    verify = ("-c", f"gpg.ssh.allowedSignersFile={signers.resolve()}", "-c", "gpg.ssh.program=ssh-keygen")
     for spec in files:
-        out = _git(repo_dir, "log", "--first-parent", f"--format={fmt}", branch, "--", spec.path)
+        # the commits only (hex): each one's fields are then read on their own, so that no text a committer
+        # wrote can pass for another commit's record
+        out = _git(repo_dir, "log", "--first-parent", "--format=%H", branch, "--", spec.path)
         if out.returncode != 0:
             raise CollectError(f"git log failed for {spec.path}: {out.stderr.decode(errors='replace').strip()[:200]}")
-        changes = []
-        for raw in out.stdout.decode("utf-8", errors="replace").split("\x1e"):
-            raw = raw.strip("\n")
-            if not raw:
-                continue
-            sha, parents, an, ae, aI, cI, body = raw.split("\x1f", 6)
-            committed = _utc(cI)
-            shown = _git(repo_dir, "show", f"{sha}:{spec.path}")
-            content = shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
-            changes.append(Change(sha, parents.split(), None, an, ae, _utc(aI), None, committed, body.strip(),
-                                  committed, "commit", None, _trailer_reviews(body, committed), content))
-            summary.changes_listed += 1
+        changes = [_git_change(repo_dir, sha, spec.path, verify) for sha in out.stdout.decode("ascii").split()]
+        summary.changes_listed += len(changes)
         key = f"git:{repo_dir.resolve()}:{branch}:{spec.path}"
         ks = state["files"].setdefault(key, {"history": []})
         write_history(landing, spec, changes, ks, source="git", repository=str(repo_dir.resolve()), branch=branch,

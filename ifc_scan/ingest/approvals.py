@@ -9,7 +9,11 @@ weekly stage (ifc_scan/kpis/approvals.py), on the change each entry in force tra
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -36,6 +40,22 @@ def _ts(value):
         raise ValueError(str(exc)) from None
 
 
+class _Signature(BaseModel):
+    """The commit's signature as the collector checked it: only git's own check says "good"."""
+    model_config = ConfigDict(extra="ignore")
+    checked_by: str = "git"
+    status: str = "none"
+    key_fingerprint: str | None = None
+    primary_key_fingerprint: str | None = None
+
+    @property
+    def good_keys(self) -> list[str]:
+        """The fingerprints a good signature was made with (subkey and primary key for GPG); none otherwise."""
+        if self.checked_by != "git" or self.status != "good":
+            return []
+        return [k for k in (self.key_fingerprint, self.primary_key_fingerprint) if k]
+
+
 class _Commit(BaseModel):
     model_config = ConfigDict(extra="ignore")
     sha: str
@@ -44,6 +64,7 @@ class _Commit(BaseModel):
     author_email: str | None = None
     committed_at: datetime
     message: str = ""
+    signature: _Signature | None = None
     _t = field_validator("committed_at", mode="before")(_ts)
 
 
@@ -187,6 +208,42 @@ class Approver(NamedTuple):
     emails: list[str]
     since: datetime | None
     until: datetime | None
+    keys: list[str] = []          # signing keys: "ssh-ed25519 AAAA..." (no comment) or a GPG fingerprint (hex)
+
+
+_SSH_KEY = re.compile(r"^((?:sk-)?(?:ssh|ecdsa)-[a-z0-9@.\-]+)\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$")
+_GPG_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
+
+
+def signing_key(text: str, who: str) -> str:
+    """One `keys:` item of approvers.yaml, normalised: an OpenSSH public key line ("ssh-ed25519 AAAA...",
+    comment dropped) whose blob names the same key type, or a GPG fingerprint (40 or 64 hex digits, spaces
+    allowed; a short key id is refused: it can be forged)."""
+    line = text.strip()
+    m = _SSH_KEY.match(line)
+    if m:
+        try:
+            blob = base64.b64decode(m.group(2), validate=True)
+        except binascii.Error:
+            blob = b""
+        n = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+        if blob[4:4 + n].decode("ascii", "replace") != m.group(1) or len(blob) <= 4 + n:
+            raise RecordRejected(f"approvers file: {who}: key {line[:40]!r}... is not an OpenSSH public key "
+                                 f"(its data does not hold a {m.group(1)} key)")
+        return f"{m.group(1)} {m.group(2)}"
+    hexdigits = re.sub(r"\s+", "", line).upper().removeprefix("0X")
+    if _GPG_FINGERPRINT.match(hexdigits):
+        return hexdigits
+    raise RecordRejected(f"approvers file: {who}: key {line[:40]!r} is neither an OpenSSH public key line "
+                         "(ssh-ed25519 AAAA...) nor a full GPG fingerprint (40 hex digits)")
+
+
+def key_fingerprint(key: str) -> str:
+    """What git reports as the signing key (%GF): SHA256:<unpadded base64> for SSH, the hex fingerprint for GPG."""
+    if " " not in key:
+        return key
+    digest = hashlib.sha256(base64.b64decode(key.split(" ", 1)[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def _bound(v) -> datetime | None:
@@ -210,6 +267,8 @@ def parse_approvers(text: str) -> list[Approver]:
             emails: [alice@example.com]  # optional: matches commit trailers and authors
             since: 2026-01-01            # optional: the role counts from then (00:00Z) ...
             until: 2026-12-31            # ... and until then
+            keys: ["ssh-ed25519 AAAA..."]  # optional: keys whose signed commits make an Approved-by:
+                                         # trailer naming this approver count (SSH public key or GPG fingerprint)
     """
     doc = load_user_yaml(text, "approvers file", RecordRejected)
     items = doc.get("approvers")
@@ -237,6 +296,11 @@ def parse_approvers(text: str) -> list[Approver]:
                 bounds.append(_bound(v))
             except BadTimestamp:
                 raise RecordRejected(f"approvers file: {item['login']}: {k} {v!r} is not a date") from None
+        keys = item.get("keys") or []
+        keys = [keys] if isinstance(keys, str) else keys
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise RecordRejected(f"approvers file: {item['login']}: keys must be a list of public keys or fingerprints")
+        keys = [signing_key(k, item["login"]) for k in keys]
         for role in roles:
-            out.append(Approver(item["login"].strip(), role, [e.strip().lower() for e in emails], *bounds))
+            out.append(Approver(item["login"].strip(), role, [e.strip().lower() for e in emails], *bounds, keys))
     return out

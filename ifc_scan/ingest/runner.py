@@ -70,10 +70,10 @@ TABLE_COLUMNS = {
                    "declared_expiry", "reason", "paths", "purls", "valid", "invalid_reason", "sha256"],
     "exception_changes": ["scope", "commit_sha", "file", "path", "source", "repository", "landed_at", "landed_by",
                           "committed_at", "author", "author_email", "pr_number", "pr_url", "title", "deleted",
-                          "content_sha256", "source_path"],
+                          "content_sha256", "source_path", "signature_status", "signature_keys"],
     "exception_reviews": ["scope", "commit_sha", "reviewer", "email", "state", "submitted_at", "via"],
     "exception_line_versions": list(LineVersion._fields),
-    "approvers": ["login", "role", "emails", "since", "until", "source_path"],
+    "approvers": ["login", "role", "emails", "since", "until", "source_path", "keys"],
     "tickets": ["system", "key", "title", "url", "state", "created_at", "closed_at", "updated_at", "vuln_ids", "text",
                 "snapshot_date", "source_path"],
     "inventory_deployable": ["name", "lineage", "source_path"],
@@ -442,7 +442,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 continue
             batch.deletes.append(("DELETE FROM approvers", ()))
             for a in approvers:
-                batch.add("approvers", (a.login, a.role, a.emails, a.since, a.until, f.rel))
+                batch.add("approvers", (a.login, a.role, a.emails, a.since, a.until, f.rel, a.keys))
             record(f, "ingested")
 
         # --- exception change records (a changed record re-traces its whole scope) -------------
@@ -480,7 +480,9 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 batch.add("exception_changes", (scope, c.sha, rec.file, rec.path, rec.source, rec.repository,
                                                 rec.landed_at, rec.landed_by, c.committed_at, rec.author,
                                                 c.author_email, pr.number if pr else None, pr.url if pr else None,
-                                                rec.title, rec.deleted, rec.content_sha256, f.rel))
+                                                rec.title, rec.deleted, rec.content_sha256, f.rel,
+                                                c.signature.status if c.signature else "none",
+                                                c.signature.good_keys if c.signature else []))
                 for r in rec.reviews:
                     batch.add("exception_reviews", (scope, c.sha, r.reviewer, r.email, r.state.upper(),
                                                     r.submitted_at, r.via))

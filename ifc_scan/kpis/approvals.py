@@ -9,7 +9,11 @@ that change's approvals are judged:
   is the reviewer's last decisive review by then (APPROVED; a later CHANGES_REQUESTED withdraws it)
   and was not dismissed;
 - the change's author never approves it (self-approval), and each role needs its own person (D18);
-- a role counts when inventory/approvers.yaml gives it to the reviewer at that time.
+- a role counts when inventory/approvers.yaml gives it to the reviewer at that time;
+- an approval is only as strong as its evidence (D22): a pull-request review by the approver's account
+  counts; an `Approved-by:` trailer counts only when git found the commit's signature good and made with
+  a key approvers.yaml lists for the approver the trailer names; any other trailer is asserted, not
+  verified: shown, never counted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import bisect
 from collections import defaultdict
 from datetime import datetime
 
-from ifc_scan.ingest.approvals import ROLES, Approver
+from ifc_scan.ingest.approvals import ROLES, Approver, key_fingerprint
 from ifc_scan.timeutil import iso_z
 
 BASE_ROLES = ("security-engineer", "engineering-lead")
@@ -26,7 +30,9 @@ _SEV_RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1, "UNKNOWN": 0}
 # entries each week lists, and the columns exceptions.csv gains
 APPROVAL_COLUMNS = ("approval_change", "approval_pull_request", "approval_landed_at", "approval_author",
                     "approvers", "severity_at_change", "missing_roles", "chain_complete", "chain_problem",
-                    "change_history")
+                    "change_history", "approval_evidence")
+# the strength of an approval's evidence (D22); only the first two count
+REVIEW, SIGNED_TRAILER, ASSERTED = "review", "signed trailer", "asserted, not verified"
 
 
 def required_roles(severity: str) -> tuple[str, ...]:
@@ -89,7 +95,7 @@ class Governance:
     def __init__(self, con, scans):
         self.has_evidence = con.execute("SELECT count(*) FROM exception_changes").fetchone()[0] > 0
         cols = ("scope", "commit_sha", "file", "landed_at", "author", "author_email", "pr_number", "pr_url", "title",
-                "content_sha256")
+                "content_sha256", "signature_status", "signature_keys")
         self.changes: dict[tuple, dict] = {}
         self.by_content: dict[tuple, list[dict]] = defaultdict(list)     # (scope, file, sha256) -> changes
         for row in con.execute(f"SELECT {', '.join(cols)} FROM exception_changes ORDER BY landed_at, committed_at"
@@ -104,8 +110,10 @@ class Governance:
                                                "submitted_at": at, "via": via})
         self.versions = {(s, sha, line): (version, history) for s, sha, line, version, history in con.execute(
             "SELECT scope, commit_sha, line_no, version_sha, history FROM exception_line_versions").fetchall()}
-        self.approvers = [Approver(*r) for r in con.execute(
-            "SELECT login, role, emails, since, until FROM approvers ORDER BY login, role").fetchall()]
+        # each approver row with the fingerprints of its signing keys (what git reports for a signature)
+        self.approvers = [(Approver(*r[:5], r[5] or []), {key_fingerprint(k) for k in r[5] or []})
+                          for r in con.execute("SELECT login, role, emails, since, until, keys FROM approvers "
+                                               "ORDER BY login, role").fetchall()]
         # the severities scans gave each excepted vulnerability: (observed_at, lineage, severity), by time
         at = {s.scan_id: (s.observed_at, s.lineage) for s in scans}
         self.severity: dict[str, list[tuple]] = defaultdict(list)
@@ -117,11 +125,38 @@ class Governance:
         for v in self.severity.values():
             v.sort(key=lambda x: x[0])
 
-    def roles_of(self, approval: dict, when: datetime) -> list[str]:
+    def _named(self, approval: dict, when: datetime) -> list[tuple[Approver, set]]:
+        """The approvers.yaml rows (with their key fingerprints) in force at `when` that the approval names:
+        by login, or by address; a signed trailer only the rows that list the key it was signed with."""
         who, email = (approval["reviewer"] or "").lower(), (approval["email"] or "").lower()
-        return sorted({a.role for a in self.approvers
-                       if (a.login.lower() == who or (email and email in a.emails))
-                       and (a.since is None or a.since <= when) and (a.until is None or when < a.until)})
+        signed_with = approval.get("signed_with")
+        return [(a, fps) for a, fps in self.approvers
+                if (a.login.lower() == who or (email and email in a.emails))
+                and (a.since is None or a.since <= when) and (a.until is None or when < a.until)
+                and (signed_with is None or signed_with in fps)]
+
+    def roles_of(self, approval: dict, when: datetime) -> list[str]:
+        return sorted({a.role for a, _fps in self._named(approval, when)})
+
+    def evidence(self, approval: dict, change: dict) -> tuple[str, str | None]:
+        """(strength, why a trailer is not verified) of one approval (D22). A good signature by a key listed
+        for the named approver makes the trailer a signed one; `signed_with` is set to that key so the
+        roles it fills are those of the rows listing the key (a trailer naming one person by login and
+        another by address gets the signer's roles only)."""
+        if approval["via"] != "git-trailer":
+            return REVIEW, None
+        keys = change["signature_keys"] or []
+        if not keys:
+            status = change["signature_status"] or "none"
+            return ASSERTED, "commit not signed" if status == "none" else f"commit signature {status}"
+        listed = set().union(*(fps for _a, fps in self._named(approval, change["landed_at"])))
+        if not listed:
+            return ASSERTED, "approvers.yaml lists no signing key for them"
+        match = next((k for k in keys if k in listed), None)
+        if match is None:
+            return ASSERTED, f"signed by {keys[0]}, a key approvers.yaml does not list for them"
+        approval["signed_with"] = match
+        return SIGNED_TRAILER, None
 
     def severity_at(self, vuln_id: str | None, t: datetime, end: datetime, applies) -> str:
         """D17: the highest severity among the latest scans at or before t of each lineage the entry applies
@@ -163,8 +198,16 @@ class Governance:
         landed = change["landed_at"]
         severity = self.severity_at(e.vuln_id, landed, end, applies)
         needed = required_roles(severity)
-        counted, refused = counted_approvals(self.reviews.get((e.scope, change["commit_sha"]), []), landed,
-                                             change["author"], change["author_email"])
+        reviews = [dict(r) for r in self.reviews.get((e.scope, change["commit_sha"]), [])]
+        given, refused = counted_approvals(reviews, landed, change["author"], change["author_email"])
+        counted, shown = [], []
+        for a in given:
+            strength, why = self.evidence(a, change)
+            shown.append(f"{a['reviewer']}: {strength}" + (f" ({why})" if why else ""))
+            if why:
+                refused.append(f"{a['reviewer']}: Approved-by trailer {ASSERTED} ({why})")
+            else:
+                counted.append(a)
         filled = assign_roles(counted, lambda a: self.roles_of(a, landed), needed)
         missing = [r for r in needed if r not in filled]
         no_role = [a["reviewer"] for a in counted if not self.roles_of(a, landed)]
@@ -181,6 +224,7 @@ class Governance:
                                    for role, a in sorted(filled.items(), key=lambda x: ROLES.index(x[0]))),
             "severity_at_change": severity, "missing_roles": ", ".join(missing),
             "chain_complete": not missing, "chain_problem": "; ".join(problems) or None, "change_history": history,
+            "approval_evidence": "; ".join(shown) or None,
         }
 
 
@@ -199,5 +243,6 @@ def approval_summary(entries: list[dict], has_evidence: bool) -> dict:
                      "change": e["approval_change"], "pull_request": e["approval_pull_request"],
                      "landed_at": e["approval_landed_at"], "approvers": e["approvers"],
                      "severity_at_change": e["severity_at_change"], "missing_roles": e["missing_roles"],
-                     "chain_complete": e["chain_complete"], "problem": e["chain_problem"]} for e in active],
+                     "chain_complete": e["chain_complete"], "problem": e["chain_problem"],
+                     "evidence": e["approval_evidence"]} for e in active],
     }

@@ -16,7 +16,8 @@ SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_t
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "6"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog
+DERIVED_VERSION = "7"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog;
+# 7: approvals judged on their evidence (D22: unsigned trailers stop counting; entries gain `evidence`)
 DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
                   "weekly_kpis", "input_catalog")
 
@@ -27,7 +28,8 @@ RAW_META_KEYS = ("version", "ci_reader_version")
 
 # Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).
 RAW_COLUMNS_ADDED = (("ci_events", "status", "VARCHAR"), ("ci_events", "masked", "BOOLEAN"),
-                     ("ci_events", "detail", "VARCHAR"))
+                     ("ci_events", "detail", "VARCHAR"), ("exception_changes", "signature_status", "VARCHAR"),
+                     ("exception_changes", "signature_keys", "VARCHAR[]"), ("approvers", "keys", "VARCHAR[]"))
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

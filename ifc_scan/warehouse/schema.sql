@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS exceptions (
 CREATE TABLE IF NOT EXISTS exception_changes (
   scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, file VARCHAR, path VARCHAR, source VARCHAR, repository VARCHAR,
   landed_at TIMESTAMP NOT NULL, landed_by VARCHAR, committed_at TIMESTAMP, author VARCHAR, author_email VARCHAR,
-  pr_number INTEGER, pr_url VARCHAR, title VARCHAR, deleted BOOLEAN, content_sha256 VARCHAR, source_path VARCHAR);
+  pr_number INTEGER, pr_url VARCHAR, title VARCHAR, deleted BOOLEAN, content_sha256 VARCHAR, source_path VARCHAR,
+  signature_status VARCHAR, signature_keys VARCHAR[]);
 CREATE TABLE IF NOT EXISTS exception_reviews (
   scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, reviewer VARCHAR, email VARCHAR, state VARCHAR,
   submitted_at TIMESTAMP, via VARCHAR);
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS exception_line_versions (
   scope VARCHAR NOT NULL, commit_sha VARCHAR NOT NULL, line_no INTEGER, vuln_id VARCHAR, change VARCHAR,
   version_sha VARCHAR, history VARCHAR);
 CREATE TABLE IF NOT EXISTS approvers (
-  login VARCHAR NOT NULL, role VARCHAR NOT NULL, emails VARCHAR[], since TIMESTAMP, until TIMESTAMP, source_path VARCHAR);
+  login VARCHAR NOT NULL, role VARCHAR NOT NULL, emails VARCHAR[], since TIMESTAMP, until TIMESTAMP, source_path VARCHAR,
+  keys VARCHAR[]);
 -- Tickets (tickets/<system>/<date>/; docs/tickets-and-delivery.md)
 CREATE TABLE IF NOT EXISTS tickets (
   system VARCHAR NOT NULL, key VARCHAR NOT NULL, title VARCHAR, url VARCHAR, state VARCHAR, created_at TIMESTAMP,
