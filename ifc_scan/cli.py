@@ -46,6 +46,7 @@ def cmd_report(a) -> int:
     from ifc_scan.kpis.stage import data_weeks
     from ifc_scan.lifecycle.store import derive_lifecycle, lifecycle_is_current
     from ifc_scan.policy import load_policy
+    from ifc_scan.progress import waiting
     from ifc_scan.report.run import publish_weeks
     from ifc_scan.timeutil import parse_week
     from ifc_scan.warehouse.db import connect
@@ -54,7 +55,9 @@ def cmd_report(a) -> int:
     with connect(a.warehouse, create=False) as con:
         if not lifecycle_is_current(con, policy):   # built once per ingest (or policy change), not per report
             _err("report: building the finding lifecycle from the warehouse")
-            derive_lifecycle(con, policy)
+            with waiting("report: finding lifecycle", _err):
+                counts = derive_lifecycle(con, policy)
+            _err("report: lifecycle of " + ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in counts.as_dict().items()))
         all_weeks = data_weeks(con, policy)
         weeks = all_weeks if a.all else [parse_week(a.week)]
         source = None
@@ -63,7 +66,8 @@ def cmd_report(a) -> int:
             publish_parquet(con, parquet)
             source = connect_parquet(parquet)
         statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
-                                 first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None)
+                                 first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None,
+                                 progress=_err)
     for s in statuses:
         v = WeekKpis(s["kpis"])
         print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
@@ -74,8 +78,41 @@ def cmd_report(a) -> int:
     return 0
 
 
+VERIFY_CHECKS = ("signature", "outputs", "chain", "revision", "inputs", "recomputed")   # verify_week's, in order
+
+
+def _skipped(reports: Path, r) -> dict[str, str]:
+    """Checks of VERIFY_CHECKS that verify did not perform on a week, each with the reason: printed SKIP,
+    never left out silently nor shown as 'ok'."""
+    from ifc_scan.report.signing import SIGNATURE_FILE
+    out = {}
+    ran = {c.name: c for c in r.checks}
+    signature = ran.get("signature")
+    if signature is not None and signature.ok and not (reports / r.week / SIGNATURE_FILE).is_file():
+        out["signature"] = f"not signed: no {SIGNATURE_FILE} (published by a release without signing); " \
+                           "pass --key to require a signature"
+    failed = [c.name for c in r.checks if not c.ok]
+    for name in VERIFY_CHECKS:
+        if name not in ran:
+            out[name] = (f"not run: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed first"
+                         if failed else "not run: " + "; ".join(r.problems or ["an earlier step stopped"]))
+            if name == "recomputed" and "manifest" not in failed:
+                out[name] += " (figures recomputed from other inputs than the published ones would prove nothing)"
+    return out
+
+
+def _checklist(reports: Path, r) -> list[str]:
+    """The week's checklist as verify prints it, with SKIP and the reason for each check not performed."""
+    skipped = _skipped(reports, r)
+    head, *rows = r.lines()
+    rows = [f"  SKIP {c.name:<11} {skipped[c.name]}" if c.name in skipped else row for c, row in zip(r.checks, rows)]
+    done = {c.name for c in r.checks}
+    return [head, *rows, *(f"  SKIP {n:<11} {why}" for n, why in skipped.items() if n not in done)]
+
+
 def cmd_verify(a) -> int:
     """Check published weeks without trusting their manifests; exit 1 on any difference."""
+    from ifc_scan.progress import Progress
     from ifc_scan.report.verify import verify_week
     from ifc_scan.timeutil import parse_week, week_label
     reports = Path(a.reports)
@@ -93,17 +130,19 @@ def cmd_verify(a) -> int:
     from ifc_scan.report.signing import read_public_key
     trusted = [read_public_key(k) for k in a.key]
     results = []
+    tick = Progress("verify: weeks checked", len(weeks), _err, every_s=0)    # a week takes seconds: each one
     for i, w in enumerate(weeks, 1):
         _err(f"verify: {w} ({i}/{len(weeks)})")
         r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted)
         for problem in r.problems:
             _err(f"verify {w}: {problem}")
         results.append(r)
+        tick.advance(w)
         if not a.json:
-            print("\n".join(r.lines()))
+            print("\n".join(_checklist(reports, r)))
     ok = all(r.verified for r in results)
     if a.json:
-        print(json.dumps({"verified": ok, "weeks": [r.as_dict() for r in results]}))
+        print(json.dumps({"verified": ok, "weeks": [{**r.as_dict(), "skipped": _skipped(reports, r)} for r in results]}))
     else:
         print(f"{sum(r.verified for r in results)}/{len(results)} weeks verified")
     return 0 if ok else 1
@@ -240,56 +279,91 @@ def cmd_run(a) -> int:
     return run_all(Settings.from_env(), make_demo=not a.no_demo, verbose=a.verbose)
 
 
-def main(argv=None) -> int:
+# Help texts shared by several commands: one wording per option, the default shown as argparse resolves it.
+LANDING = "landing zone folder the evidence is read from (default: %(default)s; IFC_SCAN_LANDING)"
+WAREHOUSE = "DuckDB warehouse file (default: %(default)s; IFC_SCAN_WAREHOUSE)"
+REPORTS = "folder of the published weekly reports (default: %(default)s; IFC_SCAN_REPORTS)"
+POLICY = "policy YAML overriding ifc_scan/policy.yaml key by key (default: %(default)s; IFC_SCAN_POLICY)"
+WEEK = "an ISO week, YYYY-Www in any case (2026-W10, 2026-w10), or its Monday's date (2026-03-02)"
+JSON = "print one JSON document instead of text"
+AT = "instant judged, RFC 3339 or YYYY-MM-DD (default: now)"
+BASE_URL = "GitHub API root (default: %(default)s); GitHub Enterprise Server: https://HOST/api/v3"
+TOKEN_ENV = "environment variable holding the GitHub token (default: %(default)s; never logged)"
+
+
+def _week(value: str) -> str:
+    """argparse type of every --week: the canonical label 'YYYY-Www', or a one-line error naming the value."""
+    from ifc_scan.timeutil import parse_week, week_label
+    try:
+        return week_label(parse_week(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ifc_scan import __version__
     s = Settings.from_env()
     p = argparse.ArgumentParser(prog="ifc-scan", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version of ifc_scan and exit")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    _pipeline_commands(sub, s)
+    _collect_commands(sub, s)
+    _policy_commands(sub, s)
+    return p
+
+
+def _pipeline_commands(sub, s: Settings) -> None:
     d = sub.add_parser("demo", help="write a realistic demo landing zone")
-    d.add_argument("--out", default=s.landing)
-    d.add_argument("--weeks", type=int, default=52)
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--out", default=s.landing, help="empty or absent folder to write it to (default: %(default)s)")
+    d.add_argument("--weeks", type=int, default=52, help="weeks of evidence (default: %(default)s)")
+    d.add_argument("--seed", type=int, default=7, help="random seed: the same seed writes the same files (default: %(default)s)")
     d.add_argument("--end", default="2026-11-30", help="Monday the demo ends on (exclusive)")
     d.set_defaults(fn=cmd_demo)
     i = sub.add_parser("ingest", help="load new landing-zone files into the warehouse")
-    i.add_argument("--landing", default=s.landing)
-    i.add_argument("--warehouse", default=s.warehouse)
+    i.add_argument("--landing", default=s.landing, help=LANDING)
+    i.add_argument("--warehouse", default=s.warehouse, help=WAREHOUSE)
     i.add_argument("--rehash", action="store_true",
                    help="read and hash every file (default: files with the path, size and mtime of a loaded one are skipped)")
     i.set_defaults(fn=cmd_ingest)
     r = sub.add_parser("report", help="compute KPIs and write weekly reports")
-    r.add_argument("--landing", default=s.landing)
-    r.add_argument("--warehouse", default=s.warehouse)
-    r.add_argument("--reports", default=s.reports)
-    r.add_argument("--policy", default=s.policy)
+    r.add_argument("--landing", default=s.landing, help=LANDING)
+    r.add_argument("--warehouse", default=s.warehouse, help=WAREHOUSE)
+    r.add_argument("--reports", default=s.reports, help=REPORTS)
+    r.add_argument("--policy", default=s.policy, help=POLICY)
     r.add_argument("--signing-key", default=s.signing_key,
                    help="Ed25519 key that signs each manifest, created on first use (keep it outside --reports)")
     g = r.add_mutually_exclusive_group(required=True)
-    g.add_argument("--week", help="YYYY-Www or the Monday's date")
-    g.add_argument("--all", action="store_true")
+    g.add_argument("--week", type=_week, help=WEEK)
+    g.add_argument("--all", action="store_true", help="every complete week from the first evidence to the last")
     r.set_defaults(fn=cmd_report)
     v = sub.add_parser("verify", help="check published weeks: outputs, chain, revisions, inputs, recomputation")
-    v.add_argument("--reports", default=s.reports)
+    v.add_argument("--reports", default=s.reports, help=REPORTS)
     vg = v.add_mutually_exclusive_group(required=True)
-    vg.add_argument("--week", help="YYYY-Www or the Monday's date")
+    vg.add_argument("--week", type=_week, help=WEEK)
     vg.add_argument("--all", action="store_true", help="every published week")
-    vg.add_argument("--from", dest="range_from", help="first week of a range (with --to)")
-    v.add_argument("--to", dest="range_to", help="last week of a range")
+    vg.add_argument("--from", dest="range_from", type=_week, help="first week of a range (with --to); " + WEEK)
+    v.add_argument("--to", dest="range_to", type=_week, help="last week of a range (inclusive)")
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
     v.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
     v.add_argument("--key", action="append", default=[],
                    help="trusted public key (PEM; repeatable across a key rotation): every manifest must be signed by one")
     v.set_defaults(fn=cmd_verify)
+
+
+def _collect_commands(sub, s: Settings) -> None:
     c = sub.add_parser("collect", help="pull evidence from a CI system into the landing zone")
     csub = c.add_subparsers(dest="source", required=True)
     gh = csub.add_parser("github", help="GitHub Actions runs, jobs, logs and Trivy artifacts")
     gh.add_argument("--repo", default=s.github_repo or None, required=not s.github_repo, help="OWNER/NAME")
-    gh.add_argument("--landing", default=s.landing)
+    gh.add_argument("--landing", default=s.landing, help=LANDING)
     gh.add_argument("--state", default=s.collector_state, help="cursor file (outside the landing zone)")
-    gh.add_argument("--base-url", default=s.github_api, help="API root; GitHub Enterprise Server: https://HOST/api/v3")
-    gh.add_argument("--token-env", default=s.github_token_env, help="environment variable holding the token")
+    gh.add_argument("--base-url", default=s.github_api, help=BASE_URL)
+    gh.add_argument("--token-env", default=s.github_token_env, help=TOKEN_ENV)
     gh.add_argument("--workflow", action="append", default=[], help="workflow file (repeatable; default image-scan.yml, ci.yml, cd.yml)")
     gh.add_argument("--since", help="only runs created on or after YYYY-MM-DD (default: the cursor)")
-    gh.add_argument("--artifact-pattern", default="trivy-results-*")
+    gh.add_argument("--artifact-pattern", default="trivy-results-*",
+                    help="glob of the artifact names downloaded as scan reports (default: %(default)s)")
     gh.set_defaults(fn=cmd_collect_github)
     ex = csub.add_parser("exceptions", help="history of the exception files (snapshots per change, approvals) "
                                             "from GitHub or a local git clone")
@@ -300,32 +374,37 @@ def main(argv=None) -> int:
                     help="ignore file in the repository and its exception scope (repeatable; default .trivyignore=_global)")
     ex.add_argument("--branch", default=s.exceptions_branch or None,
                     help="branch the exceptions take effect from (default: main on GitHub, HEAD in a clone)")
-    ex.add_argument("--landing", default=s.landing)
+    ex.add_argument("--landing", default=s.landing, help=LANDING)
     ex.add_argument("--state", help="state file (default: exception-history.json beside the run collector's)")
-    ex.add_argument("--base-url", default=s.github_api)
-    ex.add_argument("--token-env", default=s.github_token_env)
+    ex.add_argument("--base-url", default=s.github_api, help=BASE_URL)
+    ex.add_argument("--token-env", default=s.github_token_env, help=TOKEN_ENV)
     ex.set_defaults(fn=cmd_collect_exceptions)
     tk = csub.add_parser("tickets", help="GitHub issues (by label or search query) as ticket evidence; Jira: drop "
                                          "search answers or CSV exports in tickets/jira/<date>/")
     tk.add_argument("--repo", default=s.github_repo or None, required=not s.github_repo, help="OWNER/NAME")
     tk.add_argument("--label", default="security", help="issues with this label (comma-separated: all of them)")
     tk.add_argument("--query", help="a GitHub issue search query instead of --label (repo: is added)")
-    tk.add_argument("--landing", default=s.landing)
+    tk.add_argument("--landing", default=s.landing, help=LANDING)
     tk.add_argument("--state", help="state file (default: tickets.json beside the run collector's)")
-    tk.add_argument("--base-url", default=s.github_api)
-    tk.add_argument("--token-env", default=s.github_token_env)
+    tk.add_argument("--base-url", default=s.github_api, help=BASE_URL)
+    tk.add_argument("--token-env", default=s.github_token_env, help=TOKEN_ENV)
     tk.set_defaults(fn=cmd_collect_tickets)
+
+
+def _policy_commands(sub, s: Settings) -> None:
     dl = sub.add_parser("deliver", help="send a published week by the configured email / webhook / PagerDuty")
-    dl.add_argument("--week", required=True, help="YYYY-Www, as published under --reports")
-    dl.add_argument("--reports", default=s.reports)
-    dl.add_argument("--warehouse", default=s.warehouse)
-    dl.add_argument("--policy", default=s.policy or None)
+    dl.add_argument("--week", type=_week, required=True, help="a week published under --reports: " + WEEK)
+    dl.add_argument("--reports", default=s.reports, help=REPORTS)
+    dl.add_argument("--warehouse", default=s.warehouse, help=WAREHOUSE + " (records each delivery)")
+    dl.add_argument("--policy", default=s.policy or None, help=POLICY)
     dl.add_argument("--force", action="store_true", help="also a week that ended more than fresh_days ago")
     dl.set_defaults(fn=cmd_deliver)
     pe = sub.add_parser("period", help="audit-period evidence pack from the published weeks (reports/periods/)")
-    pe.add_argument("--from", dest="range_from", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD")
-    pe.add_argument("--to", dest="range_to", required=True, help="YYYY-MM, YYYY-Www or YYYY-MM-DD (inclusive)")
-    pe.add_argument("--reports", default=s.reports)
+    pe.add_argument("--from", dest="range_from", required=True, type=str.upper,
+                    help="YYYY-MM, YYYY-Www (any case) or YYYY-MM-DD")
+    pe.add_argument("--to", dest="range_to", required=True, type=str.upper,
+                    help="YYYY-MM, YYYY-Www (any case) or YYYY-MM-DD (inclusive)")
+    pe.add_argument("--reports", default=s.reports, help=REPORTS)
     pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
     pe.add_argument("--sample", type=int, help="items of each population in the auditor's sample (default 10)")
     pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
@@ -334,30 +413,34 @@ def main(argv=None) -> int:
     gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
     gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")
     gt.add_argument("--ignorefile", action="append", default=[], help=".trivyignore, .trivyignore.yaml or OpenVEX (repeatable)")
-    gt.add_argument("--policy", default=s.policy)
-    gt.add_argument("--at", help="instant judged, RFC 3339 or YYYY-MM-DD (default: now)")
-    gt.add_argument("--json", action="store_true")
+    gt.add_argument("--policy", default=s.policy, help=POLICY)
+    gt.add_argument("--at", help=AT)
+    gt.add_argument("--json", action="store_true", help=JSON)
     gt.add_argument("--strict", action="store_true", help="also block on exceptions the policy forbids")
     gt.set_defaults(fn=cmd_gate)
     ex = sub.add_parser("exceptions", help="exception files: lint against the policy, prune expired entries")
     exsub = ex.add_subparsers(dest="action", required=True)
     el = exsub.add_parser("lint", help="exit 1 on a violation; each problem as file:line")
-    el.add_argument("files", nargs="+")
+    el.add_argument("files", nargs="+", help=".trivyignore or .trivyignore.yaml files")
     el.add_argument("--report", help="a Trivy report giving the severities (for the CRITICAL limit)")
-    el.add_argument("--policy", default=s.policy)
-    el.add_argument("--at", help="instant judged (default: now)")
-    el.add_argument("--json", action="store_true")
+    el.add_argument("--policy", default=s.policy, help=POLICY)
+    el.add_argument("--at", help=AT)
+    el.add_argument("--json", action="store_true", help=JSON)
     el.set_defaults(fn=cmd_exceptions_lint)
     ep = exsub.add_parser("prune", help="write the file without its expired entries (comments and order kept)")
-    ep.add_argument("file")
-    ep.add_argument("--at", help="instant judged (default: now)")
+    ep.add_argument("file", help="the .trivyignore or .trivyignore.yaml to prune")
+    ep.add_argument("--at", help=AT)
     ep.add_argument("--output", help="write here instead of in place")
     ep.set_defaults(fn=cmd_exceptions_prune)
     m = sub.add_parser("run", help="main job through Dagster: demo data if none, ingest, every week, reports")
-    m.add_argument("--no-demo", action="store_true")
+    m.add_argument("--no-demo", action="store_true",
+                   help="never write the demo landing zone (an empty landing zone then reports no week)")
     m.add_argument("--verbose", action="store_true", help="Dagster's DEBUG log and warnings")
     m.set_defaults(fn=cmd_run)
-    a = p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     import duckdb
     try:
         return a.fn(a)

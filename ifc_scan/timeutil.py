@@ -90,11 +90,18 @@ def week_label(monday: date) -> str:
 
 
 def parse_week(label: str) -> date:
-    """'2026-W10' or a partition key '2026-03-02' -> the Monday of that ISO week."""
-    m = re.fullmatch(r"(\d{4})-W(\d{2})", label)
+    """'2026-W10' (any case: '2026-w10' is the same week) or a partition key '2026-03-02' -> the Monday of that
+    ISO week. Anything else is a ValueError naming the label and the two accepted forms."""
+    text = label.strip()
+    m = re.fullmatch(r"(\d{4})-W(\d{2})", text, re.ASCII | re.IGNORECASE)
     if m:
-        return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-    d = date.fromisoformat(label)
+        try:
+            return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+        except ValueError:
+            raise ValueError(f"{label!r:.40}: {m.group(1)} has no ISO week {m.group(2)}") from None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
+        raise ValueError(f"{label!r:.40} is not a week: give YYYY-Www (e.g. 2026-W10) or the Monday's date (2026-03-02)")
+    d = date.fromisoformat(text)
     if d.weekday() != 0:
         raise ValueError(f"{label} is not a Monday (weeks start on Monday)")
     return d

@@ -245,7 +245,7 @@ def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_p
     pub = str(key.with_suffix(".pub.pem"))
     fp = load_or_create(key).fingerprint
     html = (rep / "2026-W08" / "report.html").read_text()
-    assert fp in html and f"--key {pub}" in html                     # the report prints the key and the command
+    assert fp in html and "--key k1.pub.pem" in html and str(tmp_path) not in html   # key and command, no path
     assert load_or_create(key).public_key_b64 in html
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W08", "--key", pub]) == 0
@@ -300,3 +300,153 @@ def test_os_errors_and_a_missing_warehouse_are_one_line_messages(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) >= 1 and err[-1].startswith("ifc-scan report: ") and "Traceback" not in "".join(err)
     assert os.path.isfile(tmp_path / "blocked")
+
+
+def _actions(parser, path="ifc-scan"):
+    """Every option and positional of the parser and of its sub-commands, with the command that holds it."""
+    import argparse
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            for name, sub in act.choices.items():
+                yield from _actions(sub, f"{path} {name}")
+        else:
+            yield path, act
+
+
+def test_every_option_has_help_and_version_prints_the_installed_release(capsys):
+    import importlib.metadata
+
+    import pytest
+
+    from ifc_scan.cli import build_parser
+    seen = list(_actions(build_parser()))
+    commands = {path for path, _ in seen}
+    # every command is reached (a sub-command missing from the walk would make the test pass vacuously)
+    assert {"ifc-scan verify", "ifc-scan collect github", "ifc-scan exceptions prune", "ifc-scan run"} <= commands
+    missing = [f"{path} {act.option_strings or act.dest}" for path, act in seen
+               if not act.help or not act.help.strip()]
+    assert missing == []
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ifc-scan {importlib.metadata.version('ifc_scan')}"
+
+
+def test_iso_weeks_are_read_in_any_case_and_bad_ones_are_named():
+    import pytest
+
+    from ifc_scan.timeutil import parse_week
+    # 2026-W10 is Monday 2 March 2026 (1 January 2026 is a Thursday, so W01 starts on 29 December 2025)
+    assert parse_week("2026-w10") == parse_week("2026-W10") == parse_week(" 2026-W10 ") == date(2026, 3, 2)
+    assert parse_week("2026-w01") == date(2025, 12, 29) and parse_week("2026-03-02") == date(2026, 3, 2)
+    for bad, why in (("2025-w53", "2025 has no ISO week 53"), ("2026-W1", "is not a week"),
+                     ("2026/W10", "is not a week"), ("2026-03-03", "not a Monday")):
+        with pytest.raises(ValueError, match=why):
+            parse_week(bad)
+
+
+def test_week_options_take_any_case_and_the_command_line_says_what_is_wrong(tmp_path, capsys):
+    import pytest
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    generate(land, weeks=2, seed=9, end=date(2026, 3, 9))
+    args = ["--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--signing-key", ""]
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    capsys.readouterr()
+    assert main(["report", *args, "--week", "2026-w09"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["week"] == "2026-W09"
+    assert (rep / "2026-W09" / "kpis.json").is_file()
+    assert main(["verify", "--reports", str(rep), "--from", "2026-w09", "--to", "2026-w09"]) == 0
+    assert "1/1 weeks verified" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        main(["report", *args, "--week", "2026-W9"])
+    assert bad.value.code == 2 and "'2026-W9' is not a week: give YYYY-Www" in capsys.readouterr().err
+
+
+def test_verify_prints_skip_with_the_reason_for_each_check_it_did_not_perform(tmp_path, capsys):
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    generate(land, weeks=2, seed=9, end=date(2026, 3, 9))
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    # published without a signing key: the signature is not checked, and says so instead of "ok"
+    assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep),
+                 "--signing-key", "", "--week", "2026-W09"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2026-W09 r1: VERIFIED"
+    assert [line.split()[:2] for line in out[1:7]] == [["SKIP", "signature"], ["ok", "outputs"], ["ok", "chain"],
+                                                       ["ok", "revision"], ["ok", "inputs"], ["ok", "recomputed"]]
+    assert "not signed: no manifest.sig.json" in out[1]
+    # an input changed after publication: the inputs check fails and the recomputation is not run, which
+    # the checklist and the JSON say rather than leaving the line out
+    manifest = json.loads((rep / "2026-W09" / "manifest.json").read_text())
+    some_input = land / next(i["path"] for i in manifest["inputs_added"] if i["kind"] == "scan")
+    some_input.write_text(some_input.read_text() + " ")
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[5].split()[:2] == ["FAIL", "inputs"]
+    assert out[6].split()[:2] == ["SKIP", "recomputed"] and "not run: the inputs check failed first" in out[6]
+    assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 1
+    skipped = json.loads(capsys.readouterr().out)["weeks"][0]["skipped"]
+    assert sorted(skipped) == ["recomputed", "signature"] and skipped["recomputed"].startswith("not run: the inputs")
+
+
+def test_the_printed_verify_command_works_in_a_copy_of_the_reports_elsewhere(tmp_path, capsys, monkeypatch):
+    import html
+    import re
+    import shlex
+    import shutil
+    producer = tmp_path / "producer"
+    land, wh, rep = producer / "landing", producer / "w.duckdb", producer / "reports"
+    key = producer / "keys" / "team.pem"
+    generate(land, weeks=2, seed=9, end=date(2026, 3, 9))
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep),
+                 "--signing-key", str(key), "--week", "2026-W09"]) == 0
+    page = (rep / "2026-W09" / "report.html").read_text()
+    command = html.unescape(re.search(r"<b>Verify this report:</b> <code>(.*?)</code>", page).group(1))
+    manifest = json.loads((rep / "2026-W09" / "manifest.json").read_text())
+    assert manifest["reproduce"] == command
+    assert str(tmp_path) not in command and "/" not in command     # no path of the producer's machine
+    # an auditor's copy: the reports folder and the public key they were given, in a folder of their own
+    auditor = tmp_path / "auditor" / "weekly"
+    shutil.copytree(rep, auditor)
+    shutil.copy(key.with_suffix(".pub.pem"), auditor / "team.pub.pem")
+    monkeypatch.chdir(auditor)
+    capsys.readouterr()
+    argv = shlex.split(command)
+    assert argv[0] == "ifc-scan" and main(argv[1:]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "2026-W09 r1: VERIFIED" in out and "pinned with --key" in out
+
+
+def test_long_steps_print_counts_and_time_left(tmp_path, capsys):
+    from ifc_scan.progress import Progress, short_duration
+    now = [100.0]
+    lines = []
+    p = Progress("weekly figures computed", 10, lines.append, every_s=5, clock=lambda: now[0])
+    for i in range(10):
+        now[0] += 2.0                  # 2 s a week
+        p.advance(f"week {i + 1}")
+    # a line at most every 5 s: after weeks 3 (6 s), 6 (12 s), 9 (18 s), and the last one always
+    assert lines == ["weekly figures computed: 3/10 (week 3), 6 s spent, about 14 s left",
+                     "weekly figures computed: 6/10 (week 6), 12 s spent, about 8 s left",
+                     "weekly figures computed: 9/10 (week 9), 18 s spent, about 2 s left",
+                     "weekly figures computed: 10/10 (week 10), 20 s spent"]
+    assert [short_duration(s) for s in (0.4, 59, 125, 3725)] == ["0 s", "59 s", "2 min 05 s", "1 h 02 min"]
+    # the command line: ingest reports the files read, report --all the weeks computed and written
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    generate(land, weeks=3, seed=9, end=date(2026, 3, 9))
+    capsys.readouterr()
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    err = capsys.readouterr().err
+    # scan files: the registry scans plus the Trivy artifact each scanned CI run uploaded
+    scans = len(list((land / "trivy").rglob("*.json"))) + len(list(land.rglob("artifacts/*.json")))
+    runs = len(list((land / "ci" / "github-actions").iterdir()))
+    assert f"ingest: scan files read: {scans}/{scans}" in err and f"ingest: CI run folders read: {runs}/{runs}" in err
+    assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--signing-key", "",
+                 "--all"]) == 0
+    err = capsys.readouterr().err
+    # the demo's three weeks W08, W09, W10 (it ends on Monday 9 March 2026, W11)
+    assert "report: finding lifecycle: done in" in err
+    assert "weekly figures computed: 3/3 (2026-W10)" in err
+    assert "weekly reports written: 3/3 (2026-W10 written)" in err

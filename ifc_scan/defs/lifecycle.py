@@ -5,6 +5,7 @@ import dagster as dg
 from ifc_scan.defs.resources import IfcScanSettings, WarehouseResource
 from ifc_scan.lifecycle.store import derive_lifecycle
 from ifc_scan.policy import load_policy
+from ifc_scan.progress import waiting
 from ifc_scan.warehouse.parquet import publish_parquet
 
 OWNERS = ["team:security-engineering"]
@@ -17,7 +18,8 @@ OWNERS = ["team:security-engineering"]
 def finding_lifecycle(context: dg.AssetExecutionContext, settings: IfcScanSettings,
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connection(log=context.log.info) as con:
-        counts = derive_lifecycle(con, load_policy(settings.policy or None))
+        with waiting("finding lifecycle", context.log.info):
+            counts = derive_lifecycle(con, load_policy(settings.policy or None))
         meta = {k: dg.MetadataValue.int(v) for k, v in counts.as_dict().items()}
         meta["earliest_change"] = dg.MetadataValue.text(str(counts.earliest_change or "none"))
         if settings.parquet_dir:   # publish the whole warehouse, raw and derived, for lock-free readers

@@ -46,7 +46,7 @@ def weekly_kpis(context: dg.AssetExecutionContext, settings: IfcScanSettings,
     policy = load_policy(settings.policy or None)
     with warehouse.connection(log=context.log.info) as con:
         source = connect_parquet(settings.parquet_dir) if settings.parquet_dir else None
-        done = compute_and_store(con, policy, window, source=source)
+        done = compute_and_store(con, policy, window, source=source, progress=context.log.info)
         for key, m in zip(context.partition_keys, mondays):
             context.add_asset_metadata(week_metadata(load_week(con, week_label(m)), done[week_label(m)]),
                                        partition_key=key)
@@ -70,7 +70,8 @@ def weekly_report(context: dg.AssetExecutionContext, settings: IfcScanSettings,
     later = later_published(settings.reports, mondays)     # revising a week brings the later published ones along
     with warehouse.connection(read_only=True, log=context.log.info) as con:
         statuses = render_stored_weeks(con, mondays + later, settings.reports, landing=settings.landing,
-                                       run_id=context.run_id, signing_key=settings.signing_key or None)
+                                       run_id=context.run_id, signing_key=settings.signing_key or None,
+                                       progress=context.log.info)
     cascaded = [f"{st['week']} {st['status']}" for st in statuses[len(mondays):]]
     if cascaded:
         context.log.info("later published weeks brought up to date: " + ", ".join(cascaded))

@@ -15,6 +15,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Callable, Iterator, Sequence
 
+from ifc_scan.progress import Progress
+
 # Worth their start-up (about 0.3 s each) only for a large ingest: below these, files are read here.
 PARALLEL_MIN_FILES = int(os.environ.get("IFC_SCAN_PARALLEL_MIN_FILES", "64"))
 PARALLEL_MIN_BYTES = int(float(os.environ.get("IFC_SCAN_PARALLEL_MIN_MB", "48")) * 1024 * 1024)
@@ -68,9 +70,11 @@ class ReaderPool:
 
     def ordered(self, read_many: Callable, items: Sequence, args: Callable, size: Callable[[object], int],
                 what: str) -> Iterator[tuple[object, object]]:
+        tick = Progress(f"ingest: {what} read", len(items), self.progress)
         if self.processes < 2 or not items:
             for it in items:
                 yield it, read_many([args(it)])[0]
+                tick.advance()
             return
         tasks, task, task_bytes = [], [], 0
         for it in items:
@@ -101,6 +105,7 @@ class ReaderPool:
                 for it, reading in zip(task, readings):
                     done += 1
                     yield it, reading
+                    tick.advance()
         except BrokenProcessPool as exc:
             self.progress(f"ingest: a reader process stopped ({exc}); reading the remaining {len(items) - done} "
                           f"{what} in this process")
@@ -110,3 +115,4 @@ class ReaderPool:
             self.processes = 0        # the rest of this ingest reads here
             for it in items[done:]:
                 yield it, read_many([args(it)])[0]
+                tick.advance()

@@ -27,6 +27,7 @@ from ifc_scan.lifecycle.observations import (Observations, ScanIndex, is_product
 from ifc_scan.lifecycle.store import require_current_lifecycle
 from ifc_scan.lifecycle.state import LifecycleAtT, StoreReader, state_from_lifecycle
 from ifc_scan.lifecycle.timeline import build_lifecycle
+from ifc_scan.progress import Progress
 from ifc_scan.timeutil import iso_z, week_bounds, week_label
 
 POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
@@ -463,11 +464,11 @@ def compute_and_store(con, policy: dict, mondays: list[date], source=None, force
         else:
             todo.append(m)
     results = []
+    tick = Progress("weekly figures computed", len(todo), progress or (lambda msg: None))
     for m in todo:
         results.append(stage.compute(m))
         out[week_label(m)] = "computed"
-        if progress:
-            progress(week_label(m))
+        tick.advance(week_label(m))
         if len(results) == STORE_EVERY:     # a week's populations can be large: never hold a whole backfill
             store_weeks(con, results, policy)
             results = []

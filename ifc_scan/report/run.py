@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ifc_scan.kpis.stage import compute_and_store, data_weeks, load_week
 from ifc_scan.kpis.view import SEVERITIES, WeekKpis
+from ifc_scan.progress import Progress
 from ifc_scan.report.writer import write_index, write_week
 from ifc_scan.timeutil import parse_week, week_bounds, week_label
 
@@ -41,13 +42,14 @@ def stored_trend(con, monday: date) -> list[dict]:
 
 
 def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                        signing_key: str | None = None) -> list[dict]:
+                        signing_key: str | None = None, progress=None) -> list[dict]:
     """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis).
     `signing_key`: the Ed25519 key that signs each manifest (created there on first use)."""
     from ifc_scan.report.signing import load_or_create
     signer = load_or_create(signing_key) if signing_key else None
     memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
+    tick = Progress("weekly reports written", len(set(mondays)), progress or (lambda msg: None))
     for m in sorted(set(mondays)):
         r = load_week(con, week_label(m), with_inputs=True)
         if r is None:
@@ -57,6 +59,7 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)
+        tick.advance(f"{status['week']} {status['status']}")
     write_index(reports)
     return out
 
@@ -77,10 +80,12 @@ def later_published(reports, mondays: list[date]) -> list[date]:
 
 
 def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                  source=None, first_week: date | None = None, signing_key: str | None = None) -> list[dict]:
+                  source=None, first_week: date | None = None, signing_key: str | None = None,
+                  progress=None) -> list[dict]:
     """CLI path: compute (or reuse) the weeks, their trend windows and the later published weeks, then
     render them all (a later week whose figures did not change is left untouched). Returns the statuses
-    of `mondays` followed by those of the later weeks."""
+    of `mondays` followed by those of the later weeks. `progress`: a log function told the weeks done and
+    the time left."""
     if not mondays:
         return []
     wanted = sorted(set(mondays))
@@ -88,5 +93,5 @@ def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str,
     if first_week is None:      # no trend point before the first evidence (a week of nothing is no zero)
         first_week = next(iter(data_weeks(con, policy)), None)
     window = {w for m in wanted + later for w in trend_weeks(m) if first_week is None or w >= first_week}
-    compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source)
-    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key)
+    compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source, progress=progress)
+    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key, progress=progress)

@@ -159,6 +159,14 @@ def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> lis
     return base
 
 
+def verify_command(week: str, signer=None) -> str:
+    """The command each report and manifest print. It names no path of the machine that published it: run
+    in the reports folder (the one holding <week>/ and index.html), with the public key file named as the
+    producer distributes it; the landing zone is the one the manifest records unless --landing is given."""
+    key = f" --key {signer.path.with_suffix('.pub.pem').name}" if signer else ""
+    return f"ifc-scan verify --reports . --week {week}{key}"
+
+
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
                memo: dict | None = None, signer=None) -> dict:
     """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
@@ -197,8 +205,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
             "signing_public_key": signer.public_key_b64 if signer else None,
-            "verify_command": f"ifc-scan verify --reports {reports.resolve()} --week {week}"
-                              + (f" --key {signer.path.with_suffix('.pub.pem').resolve()}" if signer else "")}
+            "verify_command": verify_command(week, signer)}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
     manifest = {
         "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
