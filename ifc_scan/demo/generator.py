@@ -204,7 +204,7 @@ class Demo:
         for t, app in events:
             prev = current[app]
             seq = prev.seq + 1
-            img = Image(app, seq, sha(app, seq, "cfg"), sha(app, seq, "man"), t + timedelta(minutes=3))
+            img = Image(app, seq, sha(app, seq, "cfg"), sha(app, seq, "man"), t)   # built: when its build step ends
             for vid in sorted(prev.vulns):   # sorted: set order varies with the hash seed
                 v = self.vulns[vid]
                 if v.disclosed <= t and rng.random() < FIX_PROB[v.severity]:
@@ -284,8 +284,8 @@ class Demo:
                 delay = window * (rng.uniform(1.2, 3.0) if r < 0.27 else rng.uniform(0.1, 0.8))
                 created = seen + timedelta(hours=delay)
                 closed = None
-                if left is not None:
-                    closed = left + timedelta(hours=rng.uniform(1, 48))
+                if left is not None:     # closed after the fix shipped, and never before it was opened
+                    closed = max(left, created) + timedelta(hours=rng.uniform(1, 48))
                 elif rng.random() < 0.15:
                     closed = created + timedelta(days=rng.uniform(1, 10))   # closed without a fix
                 issues.append({"n": len(issues) + 1, "vid": vid, "app": app, "sev": v.severity, "pkg": v.pkg,
@@ -340,11 +340,13 @@ class Demo:
 
         step("Set up job", 2, ["Current runner version: '2.321.0'", "Operating System", "Ubuntu", "22.04.5", "LTS"])
         step("Run actions/checkout@v4", 3, ["##[group]Run actions/checkout@v4", "with:", "  repository: intelliflow/crm", "##[endgroup]"])
-        step("Build image", 95, [
+        build = step("Build image", 95, [
             "##[group]Run docker/build-push-action@v6", "with:", f"  tags: {tag}", "  load: true", "  push: false", "##[endgroup]",
             "#1 [internal] load build definition from Dockerfile", "#1 DONE 0.0s", "#12 exporting to image",
             "#12 exporting layers 2.1s done", f"#12 writing image {img.config} done", f"#12 naming to {tag} done",
             "#12 DONE 2.3s"])
+        # the image exists once the build step has written it: scans, pushes and deploys all follow
+        img.built = datetime.strptime(build["completed_at"], "%Y-%m-%dT%H:%M:%S.000Z")
         scan_report = self.report(tag, img, clock[0] + timedelta(seconds=30), severities=("CRITICAL", "HIGH"), registry=False,
                                   scope=app, created=rng.random() > 0.1)
         has_critical = any(v.get("Severity") == "CRITICAL" for r in scan_report["Results"] for v in r.get("Vulnerabilities", []))

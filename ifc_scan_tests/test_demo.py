@@ -1,0 +1,128 @@
+"""The demo landing zone holds only possible records: read back from its files as a reader would (not from
+the generator's model), no ticket is closed before it was opened, no image is scanned or deployed before
+it was built, no production image is scanned before it reached production, no review follows the merge."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ifc_scan.demo.generator import generate
+from ifc_scan.timeutil import parse_ts
+
+
+def _json(p: Path):
+    return json.loads(p.read_text())
+
+
+def _ticket_problems(land: Path) -> list[str]:
+    out = []
+    for f in sorted(land.glob("tickets/github/*/*.json")):
+        taken = datetime.fromisoformat(f.parent.name)        # the snapshot's day: it cannot list later events
+        for t in _json(f):
+            created, closed, updated = (parse_ts(t.get(k)) for k in ("created_at", "closed_at", "updated_at"))
+            if closed is not None and closed < created:
+                out.append(f"{f.relative_to(land)} #{t['number']}: closed {closed} before it was opened {created}")
+            if updated < created:
+                out.append(f"{f.relative_to(land)} #{t['number']}: updated {updated} before it was opened {created}")
+            if created.date() > taken.date() or (closed is not None and closed.date() > taken.date()):
+                out.append(f"{f.relative_to(land)} #{t['number']}: an event after the snapshot's day {taken.date()}")
+    return out
+
+
+def _run_problems(run: Path, deployed: dict[str, datetime]) -> list[str]:
+    """One CI run folder: its times in order; the image built before it is scanned, pushed or deployed."""
+    out = []
+    r, jobs = _json(run / "run.json"), _json(run / "jobs.json")["jobs"]
+    created, ended = parse_ts(r["created_at"]), parse_ts(r["updated_at"])
+    steps = {}
+    for j in jobs:
+        js, je = parse_ts(j["started_at"]), parse_ts(j["completed_at"])
+        if not created <= js <= je <= ended:
+            out.append(f"{run.name} job {j['name']}: {js}..{je} outside the run {created}..{ended}")
+        for s in j["steps"]:
+            ss, se = parse_ts(s["started_at"]), parse_ts(s["completed_at"])
+            if not js <= ss <= se <= je:
+                out.append(f"{run.name} {j['name']} step {s['name']}: {ss}..{se} outside its job {js}..{je}")
+            steps[(j["name"], s["name"])] = (ss, se)
+    built = next(se for (job, name), (ss, se) in steps.items() if name == "Build image")
+    for (job, name), (ss, se) in steps.items():
+        if name in ("Scan image with Trivy", "Push image") and ss < built:
+            out.append(f"{run.name}: {name} starts {ss}, before the build ended {built}")
+    for j in jobs:
+        if j["name"].startswith("deploy-") and parse_ts(j["started_at"]) < built:
+            out.append(f"{run.name}: {j['name']} starts {j['started_at']}, before the image was built {built}")
+        if j["name"] == "deploy-production":
+            log = "\n".join(p.read_text() for p in sorted((run / "logs" / j["name"]).glob("*.txt")))
+            for digest in re.findall(r"::notice title=deploy::\S+@(sha256:[0-9a-f]{64}) env=production", log):
+                deployed.setdefault(digest, parse_ts(j["started_at"]))
+    for art in sorted(run.glob("artifacts/*.json")):
+        doc = _json(art)
+        image_created = parse_ts(doc["Metadata"]["ImageConfig"]["created"])
+        if not created <= image_created <= built:
+            out.append(f"{art.relative_to(run.parent)}: image created {image_created}, not during the build "
+                       f"({created}..{built})")
+        if doc.get("CreatedAt") and parse_ts(doc["CreatedAt"]) < image_created:
+            out.append(f"{art.relative_to(run.parent)}: scanned {doc['CreatedAt']} before the image was built "
+                       f"{image_created}")
+    return out
+
+
+def _registry_problems(land: Path, deployed: dict[str, datetime]) -> list[str]:
+    out = []
+    inventory = yaml.safe_load((land / "inventory" / "deployable.yaml").read_text())
+    retired = {r["lineage"]: parse_ts(str(r["at"]).replace("+00:00", "Z").replace(" ", "T"))     # YAML reads a time
+               for r in inventory.get("retired") or []}
+    for f in sorted(land.glob("trivy/**/*.json")):
+        doc = _json(f)
+        at = parse_ts(doc["CreatedAt"])
+        image_created = parse_ts(doc["Metadata"]["ImageConfig"]["created"])
+        if at < image_created:
+            out.append(f"{f.relative_to(land)}: scanned {at} before the image was built {image_created}")
+        for res in doc["Results"]:
+            for v in res.get("Vulnerabilities") or []:
+                if parse_ts(v["PublishedDate"]) > at:
+                    out.append(f"{f.relative_to(land)}: {v['VulnerabilityID']} published after the scan")
+        for ref in doc["Metadata"]["RepoDigests"]:
+            lineage, digest = ref.split("@")
+            if lineage in retired and at >= retired[lineage]:
+                out.append(f"{f.relative_to(land)}: {lineage} scanned at {at}, after it was retired {retired[lineage]}")
+            if digest in deployed and at < deployed[digest]:
+                out.append(f"{f.relative_to(land)}: the production image scanned {at}, before its deploy "
+                           f"{deployed[digest]}")
+    return out
+
+
+def _approval_problems(land: Path) -> list[str]:
+    out = []
+    for f in sorted(land.glob("approvals/*/*/*.json")):
+        c = _json(f)
+        landed = parse_ts(c["landed_at"])
+        if parse_ts(c["commit"]["authored_at"]) > landed:
+            out.append(f"{f.relative_to(land)}: authored after it landed")
+        out += [f"{f.relative_to(land)}: {r['reviewer']} approved {r['submitted_at']}, after the merge {landed}"
+                for r in c["reviews"] if parse_ts(r["submitted_at"]) > landed]
+    return out
+
+
+def impossible_records(land: Path) -> list[str]:
+    deployed: dict[str, datetime] = {}
+    out = _ticket_problems(land)
+    for run in sorted(land.glob("ci/github-actions/*")):
+        out += _run_problems(run, deployed)
+    return out + _registry_problems(land, deployed) + _approval_problems(land)
+
+
+@pytest.mark.parametrize("weeks,seed,end", [(52, 7, date(2026, 11, 30)),    # the demo `make run` writes
+                                            (8, 3, date(2026, 3, 9)), (12, 11, date(2026, 6, 1))])
+def test_the_demo_holds_no_impossible_record(tmp_path, weeks, seed, end):
+    land = tmp_path / "landing"
+    generate(land, weeks=weeks, seed=seed, end=end)
+    assert len(list(land.glob("tickets/github/*/*.json"))) >= weeks - 1      # the checks had records to read
+    assert len(list(land.glob("ci/github-actions/*/artifacts/*.json"))) > weeks
+    assert impossible_records(land) == []
