@@ -433,6 +433,15 @@ def test_long_steps_print_counts_and_time_left(tmp_path, capsys):
                      "weekly figures computed: 9/10 (week 9), 18 s spent, about 2 s left",
                      "weekly figures computed: 10/10 (week 10), 20 s spent"]
     assert [short_duration(s) for s in (0.4, 59, 125, 3725)] == ["0 s", "59 s", "2 min 05 s", "1 h 02 min"]
+    # a step of unknown length (the lifecycle build): a line each period while it runs, then its duration
+    import time
+
+    from ifc_scan.progress import waiting
+    beats = []
+    with waiting("finding lifecycle", beats.append, every_s=0.05):
+        time.sleep(0.28)
+    assert len(beats) >= 4 and all(b.startswith("finding lifecycle: still running, ") for b in beats[:-1])
+    assert beats[-1].startswith("finding lifecycle: done in ")
     # the command line: ingest reports the files read, report --all the weeks computed and written
     land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
     generate(land, weeks=3, seed=9, end=date(2026, 3, 9))
