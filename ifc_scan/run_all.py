@@ -16,7 +16,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from ifc_scan.progress import waiting
 from ifc_scan.settings import Settings
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
 def _run_config(verbose: bool) -> dict:
@@ -62,8 +67,9 @@ def run_all(settings: Settings, make_demo: bool = True, verbose: bool = False) -
     with _quiet(verbose):
         instance = dg.DagsterInstance.get()
         d = defs()
-        r1 = d.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                run_config=_run_config(verbose))
+        with waiting("ingest and lifecycle (Dagster ingest_job)", _err):
+            r1 = d.resolve_job_def("ingest_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                    run_config=_run_config(verbose))
         if not r1.success:
             print(f"ingest failed; see the Dagster run {r1.run_id} (make ui)", file=sys.stderr)
             return 1
@@ -75,9 +81,11 @@ def run_all(settings: Settings, make_demo: bool = True, verbose: bool = False) -
         if not keys:
             print("no complete week yet: nothing to report")
             return 0
-        r2 = d.resolve_job_def("weekly_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=_run_config(verbose),
-            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+        # the weeks' own progress (computed, written, time left) is in the run's log: make ui, or --verbose
+        with waiting(f"{len(keys)} weeks (Dagster weekly_job)", _err):
+            r2 = d.resolve_job_def("weekly_job").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=_run_config(verbose),
+                tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
     if not r2.success:
         print(f"weekly run failed; see the Dagster run {r2.run_id} (make ui)", file=sys.stderr)
         return 1
