@@ -357,6 +357,9 @@ def test_week_options_take_any_case_and_the_command_line_says_what_is_wrong(tmp_
     assert (rep / "2026-W09" / "kpis.json").is_file()
     assert main(["verify", "--reports", str(rep), "--from", "2026-w09", "--to", "2026-w09"]) == 0
     assert "1/1 weeks verified" in capsys.readouterr().out
+    # the audit period of week 9 alone: Monday 23 February to Sunday 1 March 2026
+    assert main(["period", "--reports", str(rep), "--from", "2026-w09", "--to", "2026-w09", "--no-verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["folder"].endswith("2026-02-23_2026-03-01")
     with pytest.raises(SystemExit) as bad:
         main(["report", *args, "--week", "2026-W9"])
     assert bad.value.code == 2 and "'2026-W9' is not a week: give YYYY-Www" in capsys.readouterr().err

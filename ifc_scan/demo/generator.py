@@ -77,6 +77,30 @@ class Image:
     vulns: set = field(default_factory=set)   # vuln ids latent in this image's packages
 
 
+class JobLog:
+    """One CI job: its steps and each step's log lines, on a clock that moves on step by step."""
+
+    def __init__(self, rng: random.Random, start: datetime):
+        self.rng, self.started, self.clock = rng, start, start
+        self.steps: list[dict] = []
+        self.logs: dict[tuple, list[str]] = {}
+
+    def step(self, name: str, secs: int, lines: list[str], conclusion: str = "success") -> dict:
+        start = self.clock
+        end = start + timedelta(seconds=secs)
+        n = len(self.steps) + 1
+        self.steps.append({"name": name, "status": "completed", "conclusion": conclusion, "number": n,
+                           "started_at": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                           "completed_at": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+        out = []
+        for i, text in enumerate(lines):
+            lt = start + timedelta(seconds=secs * (i + 1) / (len(lines) + 1), microseconds=self.rng.randint(0, 999999))
+            out.extend([text] if text.startswith("  ") and i and "|" in lines[i - 1] else [f"{log_ts(lt)} {text}"])
+        self.logs[(n, name)] = out
+        self.clock = end + timedelta(seconds=1)
+        return self.steps[-1]
+
+
 class Demo:
     def __init__(self, out: Path, weeks: int, seed: int, end: date, apps=APPS, builds_per_week: float = 1.6):
         self.out, self.weeks, self.rng, self.seed = Path(out), weeks, random.Random(seed), seed
@@ -190,8 +214,7 @@ class Demo:
         # the first deployable image carries the vulns the exceptions are about
         for vid in ("CVE-2025-0001", "CVE-2025-0002", "CVE-2025-0003"):
             prod[apps[0]].vulns.add(vid)
-        retire_at = self.start + timedelta(weeks=max(1, self.weeks // 3), hours=9)
-        self.retire_at = retire_at
+        self.retire_at = self.start + timedelta(weeks=max(1, self.weeks // 3), hours=9)
         # builds: Poisson-ish per app per week, on weekdays during working hours
         events = []
         for app in apps:
@@ -221,14 +244,23 @@ class Demo:
             if deployed:
                 prod[app] = img
                 stats["deploys"] += 1
-        # nightly registry scans of the production image (replay deploy history)
-        for app in apps + [RETIRED_APP]:
+        stats["registry_scans"] += self.write_nightly_scans(apps + [RETIRED_APP])
+        stats["registry_scans"] += self.write_base_image_scans()
+        self.write_inventory()
+        stats["tickets"] = self.write_tickets(apps)
+        return stats
+
+    def write_nightly_scans(self, apps: list[str]) -> int:
+        """Nightly 02:00 registry scans of each app's production image (replaying its deploy history), a few
+        nights missed; the retired lineage's end at its retirement. Returns the files written."""
+        rng, written = self.rng, 0
+        for app in apps:
             history = [(self.start - timedelta(days=1), self._initial_images[app])] + self._deploy_times.get(app, [])
             day = self.start
             while day < self.end:
                 t = day + timedelta(hours=2, minutes=rng.randint(0, 9), seconds=rng.randint(0, 59))
                 day += timedelta(days=1)
-                if app == RETIRED_APP and t >= retire_at:
+                if app == RETIRED_APP and t >= self.retire_at:
                     break
                 if rng.random() < 0.03:
                     continue  # the nightly job failed that night: a cadence gap
@@ -237,8 +269,13 @@ class Demo:
                 doc = self.report(ref, img, t, registry=True, scope=app,
                                   show_suppressed=t > self.start + timedelta(weeks=self.weeks // 2))
                 self.write_json(f"trivy/registry/{t.date().isoformat()}/{app}.json", doc)
-                stats["registry_scans"] += 1
-        # the third-party base image, scanned weekly (policy: "Third-party base images: weekly")
+                written += 1
+        return written
+
+    def write_base_image_scans(self) -> int:
+        """The third-party base image, scanned weekly (policy: "Third-party base images: weekly"), rebuilt
+        every 13 weeks keeping only its LOW and UNKNOWN findings. Returns the files written."""
+        rng, written = self.rng, 0
         base = Image("node", 0, sha("node", "cfg"), sha("node", "man"), self.start - timedelta(days=200))
         for _ in range(5):
             base.vulns.add(self.new_vuln(self.start - timedelta(days=rng.randint(1, 300)),
@@ -252,10 +289,8 @@ class Demo:
                 base.vulns.add(self.new_vuln(t - timedelta(days=2), pkg=rng.choice(PACKAGES[:6])).vid)
             self.write_json(f"trivy/base-images/{t.date().isoformat()}/node-20.json",
                             self.report(f"{BASE_IMAGE}:20", base, t, registry=True, scope="_base"))
-            stats["registry_scans"] += 1
-        self.write_inventory()
-        stats["tickets"] = self.write_tickets(apps)
-        return stats
+            written += 1
+        return written
 
     def write_tickets(self, apps) -> int:
         """GitHub issues for the HIGH and CRITICAL vulnerabilities that reached production, as the weekly
@@ -316,43 +351,24 @@ class Demo:
         rng = self.rng
         self.run_id += rng.randint(3, 40)
         run_id = self.run_id
-        lineage = f"{REGISTRY}/{app}"
-        tag = f"{lineage}:{img.seq}"
-        head_sha = hashlib.sha1(f"{app}{img.seq}".encode()).hexdigest()
+        tag = f"{REGISTRY}/{app}:{img.seq}"
         rel = f"ci/github-actions/{run_id}"
-        steps, logs = [], {}
-        clock = [t]
-
-        def step(name, secs, lines, conclusion="success"):
-            start = clock[0]
-            end = start + timedelta(seconds=secs)
-            n = len(steps) + 1
-            steps.append({"name": name, "status": "completed", "conclusion": conclusion, "number": n,
-                          "started_at": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                          "completed_at": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
-            out = []
-            for i, text in enumerate(lines):
-                lt = start + timedelta(seconds=secs * (i + 1) / (len(lines) + 1), microseconds=rng.randint(0, 999999))
-                out.extend([text] if text.startswith("  ") and i and "|" in lines[i - 1] else [f"{log_ts(lt)} {text}"])
-            logs[(n, name)] = out
-            clock[0] = end + timedelta(seconds=1)
-            return steps[-1]
-
-        step("Set up job", 2, ["Current runner version: '2.321.0'", "Operating System", "Ubuntu", "22.04.5", "LTS"])
-        step("Run actions/checkout@v4", 3, ["##[group]Run actions/checkout@v4", "with:", "  repository: intelliflow/crm", "##[endgroup]"])
-        build = step("Build image", 95, [
+        job = JobLog(rng, t)
+        job.step("Set up job", 2, ["Current runner version: '2.321.0'", "Operating System", "Ubuntu", "22.04.5", "LTS"])
+        job.step("Run actions/checkout@v4", 3, ["##[group]Run actions/checkout@v4", "with:", "  repository: intelliflow/crm", "##[endgroup]"])
+        build = job.step("Build image", 95, [
             "##[group]Run docker/build-push-action@v6", "with:", f"  tags: {tag}", "  load: true", "  push: false", "##[endgroup]",
             "#1 [internal] load build definition from Dockerfile", "#1 DONE 0.0s", "#12 exporting to image",
             "#12 exporting layers 2.1s done", f"#12 writing image {img.config} done", f"#12 naming to {tag} done",
             "#12 DONE 2.3s"])
         # the image exists once the build step has written it: scans, pushes and deploys all follow
         img.built = datetime.strptime(build["completed_at"], "%Y-%m-%dT%H:%M:%S.000Z")
-        scan_report = self.report(tag, img, clock[0] + timedelta(seconds=30), severities=("CRITICAL", "HIGH"), registry=False,
+        scan_report = self.report(tag, img, job.clock + timedelta(seconds=30), severities=("CRITICAL", "HIGH"), registry=False,
                                   scope=app, created=rng.random() > 0.1)
         has_critical = any(v.get("Severity") == "CRITICAL" for r in scan_report["Results"] for v in r.get("Vulnerabilities", []))
         gate_failed = has_critical
         if not skip_scan:
-            step("Scan image with Trivy", 40, [
+            job.step("Scan image with Trivy", 40, [
                 "##[group]Run aquasecurity/trivy-action@0.28.0", "with:", f"  image-ref: {tag}", "  format: json",
                 f"  output: trivy-results-{app}.json", "  severity: CRITICAL,HIGH", "  exit-code: 1",
                 "  ignore-unfixed: false", "  trivyignores: .trivyignore", "env:", "  TRIVY_DB_REPOSITORY: mirror.gcr.io/aquasec/trivy-db:2",
@@ -360,52 +376,29 @@ class Demo:
                 "2026-01-01T00:00:00Z\tINFO\t[vuln] Vulnerability scanning is enabled"],
                 conclusion="failure" if gate_failed else "success")
             self.write_json(f"{rel}/artifacts/trivy-results-{app}.json", scan_report)
-            step("Upload scan results", 3, ["##[group]Run actions/upload-artifact@v4", "with:", f"  name: trivy-results-{app}", "##[endgroup]"],
-                 conclusion="success")
+            job.step("Upload scan results", 3, ["##[group]Run actions/upload-artifact@v4", "with:", f"  name: trivy-results-{app}", "##[endgroup]"],
+                     conclusion="success")
         else:
             gate_failed = False  # no gate ran: the build sails through unscanned (the coverage KPI catches it)
         pushed = not gate_failed
         if pushed:
-            step("Push image", 20, [
+            job.step("Push image", 20, [
                 "##[group]Run docker/build-push-action@v6", "with:", f"  tags: {tag}", "  push: true", "##[endgroup]",
                 "#15 exporting to image", f"#15 exporting manifest {img.manifest} done", f"#15 exporting config {img.config} done",
                 "#15 pushing layers 1.2s done", f"#15 pushing manifest for {tag}@{img.manifest} 0.4s done", "#15 DONE 1.8s"])
-        job_end = clock[0]
-        conclusion = "failure" if gate_failed else "success"
         self.job_id += 1
         jobs = [{"id": self.job_id, "run_id": run_id, "run_attempt": 1, "name": f"build-and-scan ({app})", "status": "completed",
-                 "conclusion": conclusion, "started_at": z(t), "completed_at": z(job_end), "steps": steps}]
-        job_logs = {jobs[0]["name"]: logs}
-        deployed = False
+                 "conclusion": "failure" if gate_failed else "success", "started_at": z(t), "completed_at": z(job.clock),
+                 "steps": job.steps}]
+        job_logs = {jobs[0]["name"]: job.logs}
+        ended, deployed = job.clock, False
         if pushed:
-            for env, delay in (("staging", rng.randint(10, 40)), ("production", rng.randint(60, 60 * 30))):
-                if env == "production" and rng.random() < 0.15:
-                    break  # not every build reaches production
-                steps, logs = [], {}
-                clock[0] = job_end + timedelta(minutes=delay)
-                dstart = clock[0]
-                step("Set up job", 2, ["Current runner version: '2.321.0'"])
-                if env == "production":
-                    step("Verify image signature", 6, [f"##[group]Run cosign verify {lineage}@{img.manifest}",
-                                                       f"cosign verify --key cosign.pub {lineage}@{img.manifest}", "##[endgroup]",
-                                                       "Verification for image -- The following checks were performed"])
-                step(f"Deploy to {env}", 30, [
-                    f"##[group]Run kubectl set image deployment/{app} {app}={lineage}@{img.manifest}",
-                    f"kubectl -n {env} set image deployment/{app} {app}={lineage}@{img.manifest}",
-                    f"deployment.apps/{app} image updated", "##[endgroup]",
-                    f"::notice title=deploy::{lineage}@{img.manifest} env={env}"])
-                self.job_id += 1
-                jobs.append({"id": self.job_id, "run_id": run_id, "run_attempt": 1, "name": f"deploy-{env}", "status": "completed",
-                             "conclusion": "success", "started_at": z(dstart), "completed_at": z(clock[0]), "steps": steps})
-                job_logs[jobs[-1]["name"]] = logs
-                if env == "production":
-                    deployed = True
-                    deploy_line_t = datetime.strptime(steps[-1]["started_at"], "%Y-%m-%dT%H:%M:%S.000Z")
-                    self._deploy_times.setdefault(app, []).append((deploy_line_t, img))
+            ended, deployed = self.deploy_jobs(app, img, run_id, job.clock, jobs, job_logs)
         run = {"id": run_id, "name": "image-scan", "path": ".github/workflows/image-scan.yml", "event": "push",
-               "head_branch": "main", "head_sha": head_sha, "run_number": run_id % 10000, "status": "completed",
+               "head_branch": "main", "head_sha": hashlib.sha1(f"{app}{img.seq}".encode()).hexdigest(),
+               "run_number": run_id % 10000, "status": "completed",
                "conclusion": "failure" if gate_failed else "success", "run_attempt": 1, "created_at": z(t),
-               "run_started_at": z(t), "updated_at": z(clock[0]),
+               "run_started_at": z(t), "updated_at": z(ended),
                "html_url": f"https://github.com/intelliflow/crm/actions/runs/{run_id}"}
         self.write_json(f"{rel}/run.json", run)
         self.write_json(f"{rel}/jobs.json", {"total_count": len(jobs), "jobs": jobs})
@@ -416,6 +409,36 @@ class Demo:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text("\n".join(lines))
         return deployed
+
+    def deploy_jobs(self, app: str, img: Image, run_id: int, built_end: datetime, jobs: list, job_logs: dict) -> tuple:
+        """Staging, then (most of the time) production, each its own job after the build job ended; appended
+        to `jobs` and `job_logs`. Returns (the last job's end, whether production was deployed)."""
+        rng, lineage = self.rng, f"{REGISTRY}/{app}"
+        ended, deployed = built_end, False
+        for env, delay in (("staging", rng.randint(10, 40)), ("production", rng.randint(60, 60 * 30))):
+            if env == "production" and rng.random() < 0.15:
+                break  # not every build reaches production
+            job = JobLog(rng, built_end + timedelta(minutes=delay))
+            job.step("Set up job", 2, ["Current runner version: '2.321.0'"])
+            if env == "production":
+                job.step("Verify image signature", 6, [f"##[group]Run cosign verify {lineage}@{img.manifest}",
+                                                       f"cosign verify --key cosign.pub {lineage}@{img.manifest}", "##[endgroup]",
+                                                       "Verification for image -- The following checks were performed"])
+            deploy = job.step(f"Deploy to {env}", 30, [
+                f"##[group]Run kubectl set image deployment/{app} {app}={lineage}@{img.manifest}",
+                f"kubectl -n {env} set image deployment/{app} {app}={lineage}@{img.manifest}",
+                f"deployment.apps/{app} image updated", "##[endgroup]",
+                f"::notice title=deploy::{lineage}@{img.manifest} env={env}"])
+            self.job_id += 1
+            jobs.append({"id": self.job_id, "run_id": run_id, "run_attempt": 1, "name": f"deploy-{env}", "status": "completed",
+                         "conclusion": "success", "started_at": z(job.started), "completed_at": z(job.clock), "steps": job.steps})
+            job_logs[jobs[-1]["name"]] = job.logs
+            ended = job.clock
+            if env == "production":
+                deployed = True
+                deploy_line_t = datetime.strptime(deploy["started_at"], "%Y-%m-%dT%H:%M:%S.000Z")
+                self._deploy_times.setdefault(app, []).append((deploy_line_t, img))
+        return ended, deployed
 
     def write_exceptions(self) -> None:
         s = self.start
