@@ -17,7 +17,9 @@ design/INPUTS.md:
 - tickets/github/<date>/: weekly snapshots of the GitHub issues opened for HIGH and CRITICAL findings in
   production (some late, some missing, some closed before the fix).
 Vulnerabilities appear (introduced by builds, disclosed in deployed images) and get fixed by later
-builds, CRITICAL ones fastest.
+builds, CRITICAL ones fastest. Every record is possible: a ticket closes after it opens, an image is
+scanned, pushed and deployed after its build step, a production image is scanned after its deploy
+(ifc_scan_tests/test_demo.py reads the files back and checks).
 """
 
 from __future__ import annotations
