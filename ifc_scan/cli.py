@@ -21,7 +21,7 @@ def _err(msg: str) -> None:
 
 def cmd_demo(a) -> int:
     from ifc_scan.demo.generator import generate
-    stats = generate(a.out, weeks=a.weeks, seed=a.seed, end=date.fromisoformat(a.end))
+    stats = generate(a.out, weeks=a.weeks, seed=a.seed, end=date.fromisoformat(a.end), story=a.story)
     print(json.dumps({"landing": str(a.out), **stats}))
     return 0
 
@@ -319,6 +319,9 @@ def _pipeline_commands(sub, s: Settings) -> None:
     d.add_argument("--weeks", type=int, default=52, help="weeks of evidence (default: %(default)s)")
     d.add_argument("--seed", type=int, default=7, help="random seed: the same seed writes the same files (default: %(default)s)")
     d.add_argument("--end", default="2026-11-30", help="Monday the demo ends on (exclusive)")
+    d.add_argument("--story", action="store_true",
+                   help="weeks that tell a story (gaps, recovery, compliant weeks, an incident, recovery; at least 8 "
+                        "weeks) instead of random ones; make run writes this one")
     d.set_defaults(fn=cmd_demo)
     i = sub.add_parser("ingest", help="load new landing-zone files into the warehouse")
     i.add_argument("--landing", default=s.landing, help=LANDING)

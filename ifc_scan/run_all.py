@@ -56,7 +56,7 @@ def run_all(settings: Settings, make_demo: bool = True, verbose: bool = False) -
     landing = Path(settings.landing)
     if make_demo and not (landing.is_dir() and any(landing.iterdir())):
         print(f"writing the demo landing zone to {landing}", file=sys.stderr)
-        generate(landing)
+        generate(landing, story=True)     # the weeks tell a story: each verdict, and why (ifc_scan/demo/story.py)
     if not os.environ.get("DAGSTER_HOME"):
         home = Path(".dagster_home").resolve()
         home.mkdir(exist_ok=True)

@@ -216,29 +216,18 @@ class Demo:
         # the first deployable image carries the vulns the exceptions are about
         for vid in ("CVE-2025-0001", "CVE-2025-0002", "CVE-2025-0003"):
             prod[apps[0]].vulns.add(vid)
-        self.retire_at = self.start + timedelta(weeks=max(1, self.weeks // 3), hours=9)
-        # builds: Poisson-ish per app per week, on weekdays during working hours
-        events = []
-        for app in apps:
-            for w in range(self.weeks):
-                for _ in range(int(self.builds_per_week) + (rng.random() < self.builds_per_week % 1)):
-                    t = self.start + timedelta(weeks=w, days=rng.randint(0, 4), hours=rng.randint(8, 17), minutes=rng.randint(0, 59))
-                    events.append((t, app))
-        events.sort()
+        self.retire_at = self.retire_time()
         missing_scan_done = False
-        for t, app in events:
+        for t, app in self.build_events(apps):
             prev = current[app]
             seq = prev.seq + 1
             img = Image(app, seq, sha(app, seq, "cfg"), sha(app, seq, "man"), t)   # built: when its build step ends
             for vid in sorted(prev.vulns):   # sorted: set order varies with the hash seed
-                v = self.vulns[vid]
-                if v.disclosed <= t and rng.random() < FIX_PROB[v.severity]:
-                    continue  # fixed by this build (dependency bumped)
-                img.vulns.add(vid)
-            if rng.random() < 0.35:
-                img.vulns.add(self.new_vuln(t - timedelta(days=rng.randint(1, 300))).vid)  # introduced, already public
+                if not self.fixed_by_build(self.vulns[vid], t):
+                    img.vulns.add(vid)
+            img.vulns.update(v.vid for v in self.introduced_by_build(app, t))
             current[app] = img
-            skip_scan = not missing_scan_done and t > self.start + timedelta(weeks=self.weeks // 2)
+            skip_scan = self.skips_scan(t, missing_scan_done)
             missing_scan_done = missing_scan_done or skip_scan
             deployed = self.write_ci_run(app, img, t, skip_scan)
             stats["ci_runs"] += 1
@@ -252,6 +241,39 @@ class Demo:
         stats["tickets"] = self.write_tickets(apps)
         return stats
 
+    # --- the demo's choices, one method each (ifc_scan/demo/story.py makes other ones) -------------
+    def retire_time(self) -> datetime:
+        return self.start + timedelta(weeks=max(1, self.weeks // 3), hours=9)
+
+    def build_events(self, apps) -> list[tuple[datetime, str]]:
+        """Builds: Poisson-ish per app per week, on weekdays during working hours."""
+        rng, events = self.rng, []
+        for app in apps:
+            for w in range(self.weeks):
+                for _ in range(int(self.builds_per_week) + (rng.random() < self.builds_per_week % 1)):
+                    t = self.start + timedelta(weeks=w, days=rng.randint(0, 4), hours=rng.randint(8, 17), minutes=rng.randint(0, 59))
+                    events.append((t, app))
+        return sorted(events)
+
+    def fixed_by_build(self, v: Vuln, t: datetime) -> bool:
+        """A public vulnerability is fixed by a build (a dependency bumped) at its severity's rate."""
+        return v.disclosed <= t and self.rng.random() < FIX_PROB[v.severity]
+
+    def introduced_by_build(self, app: str, t: datetime) -> list[Vuln]:
+        if self.rng.random() < 0.35:
+            return [self.new_vuln(t - timedelta(days=self.rng.randint(1, 300)))]   # introduced, already public
+        return []
+
+    def skips_scan(self, t: datetime, one_skipped: bool) -> bool:
+        """One build after mid-period has no scan step."""
+        return not one_skipped and t > self.start + timedelta(weeks=self.weeks // 2)
+
+    def reaches_production(self, app: str, built: datetime) -> bool:
+        return self.rng.random() >= 0.15            # not every build reaches production
+
+    def night_missed(self, app: str, t: datetime) -> bool:
+        return self.rng.random() < 0.03            # the nightly job failed that night: a cadence gap
+
     def write_nightly_scans(self, apps: list[str]) -> int:
         """Nightly 02:00 registry scans of each app's production image (replaying its deploy history), a few
         nights missed; the retired lineage's end at its retirement. Returns the files written."""
@@ -264,8 +286,8 @@ class Demo:
                 day += timedelta(days=1)
                 if app == RETIRED_APP and t >= self.retire_at:
                     break
-                if rng.random() < 0.03:
-                    continue  # the nightly job failed that night: a cadence gap
+                if self.night_missed(app, t):
+                    continue
                 img = [i for dt, i in history if dt <= t][-1]
                 ref = f"{REGISTRY}/{app}:{img.seq}"
                 doc = self.report(ref, img, t, registry=True, scope=app,
@@ -418,8 +440,8 @@ class Demo:
         rng, lineage = self.rng, f"{REGISTRY}/{app}"
         ended, deployed = built_end, False
         for env, delay in (("staging", rng.randint(10, 40)), ("production", rng.randint(60, 60 * 30))):
-            if env == "production" and rng.random() < 0.15:
-                break  # not every build reaches production
+            if env == "production" and not self.reaches_production(app, built_end):
+                break
             job = JobLog(rng, built_end + timedelta(minutes=delay))
             job.step("Set up job", 2, ["Current runner version: '2.321.0'"])
             if env == "production":
@@ -442,15 +464,13 @@ class Demo:
                 self._deploy_times.setdefault(app, []).append((deploy_line_t, img))
         return ended, deployed
 
-    def write_exceptions(self) -> None:
+    def exception_snapshots(self) -> list[tuple]:
+        """(scope, day, file name, lines, the entries as the generator's model) of each snapshot: an invalid
+        line, an entry that expires inside the period and stays listed, a CRITICAL exception for 120 days."""
         s = self.start
-        for vid, pkg, sev in (("CVE-2025-0001", ("glibc", "os-pkgs", "debian"), "HIGH"),
-                              ("CVE-2025-0002", ("libxml2", "os-pkgs", "debian"), "MEDIUM"),
-                              ("CVE-2025-0003", ("curl", "os-pkgs", "debian"), "CRITICAL")):
-            self.vulns[vid] = Vuln(vid, pkg[0], pkg[1], pkg[2], sev, "2.36-9", None, s - timedelta(days=60))
         d1, d2, d3 = s.date(), (s + timedelta(weeks=self.weeks // 4)).date(), (s + timedelta(weeks=self.weeks // 2)).date()
         e1 = (s + timedelta(weeks=self.weeks // 3)).date()
-        snaps = [
+        return [
             ("_global", d1, ".trivyignore", [
                 "# .trivyignore - Trivy vulnerability exceptions",
                 "# Format: CVE-ID  # Reason, Expiry: YYYY-MM-DD", "",
@@ -472,6 +492,14 @@ class Demo:
                 "CVE-2025-0002  # False positive - function not called, Expiry: 2027-01-31",
             ], [{"id": "CVE-2025-0001", "exp": datetime.combine(e1, datetime.min.time())}, {"id": "CVE-2025-0002"}]),
         ]
+
+    def write_exceptions(self) -> None:
+        s = self.start
+        for vid, pkg, sev in (("CVE-2025-0001", ("glibc", "os-pkgs", "debian"), "HIGH"),
+                              ("CVE-2025-0002", ("libxml2", "os-pkgs", "debian"), "MEDIUM"),
+                              ("CVE-2025-0003", ("curl", "os-pkgs", "debian"), "CRITICAL")):
+            self.vulns[vid] = Vuln(vid, pkg[0], pkg[1], pkg[2], sev, "2.36-9", None, s - timedelta(days=60))
+        snaps = self.exception_snapshots()
         for scope, d, name, lines, _entries in snaps:
             p = self.out / "exceptions" / scope / d.isoformat() / name
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -534,12 +562,17 @@ DEFAULT_END = date(2026, 11, 30)
 
 
 def generate(out: str | Path, weeks: int = 52, seed: int = 7, end: date = DEFAULT_END, apps=APPS,
-             builds_per_week: float = 1.6) -> dict:
-    """Write the demo landing zone into `out` (created; must be empty or absent). Returns counts."""
+             builds_per_week: float = 1.6, story: bool = False) -> dict:
+    """Write the demo landing zone into `out` (created; must be empty or absent). Returns counts.
+    `story`: the demo as a story week by week (ifc_scan/demo/story.py) instead of at random."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: the demo writes a fresh landing zone")
     if end.weekday() != 0:
         raise ValueError("end must be a Monday")
-    demo = Demo(out, weeks, seed, end, apps, builds_per_week)
+    if story:
+        from ifc_scan.demo.story import StoryDemo
+        demo = StoryDemo(out, weeks, seed, end, apps, builds_per_week)
+    else:
+        demo = Demo(out, weeks, seed, end, apps, builds_per_week)
     return demo.run()
