@@ -23,7 +23,6 @@ from ifc_scan_tests.trivy_oracle import (DEFAULT_BINARY, ENV_BINARY, FINDING_KEY
 PLAIN_CASES = int(os.environ.get("IFC_SCAN_TRIVY_PLAIN_CASES", "1100"))
 YAML_CASES = int(os.environ.get("IFC_SCAN_TRIVY_YAML_CASES", "900"))
 JOBS = int(os.environ.get("IFC_SCAN_TRIVY_JOBS", "3"))
-ISSUE_27 = pytest.mark.xfail(strict=False, reason="issue 27: reader rewrite in progress")
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +131,12 @@ def test_without_the_binary_the_tests_know_it(tmp_path, monkeypatch):
 
 # --- the generated battery ----------------------------------------------------------------------------
 
-@ISSUE_27
 def test_generated_trivyignore_files_are_read_as_trivy_reads_them(trivy):
     outcomes = run_battery(plain_ignore_files(), PLAIN_CASES, seed=27, binary=trivy, jobs=JOBS)
     assert len(outcomes) == PLAIN_CASES
     assert all(o.agree for o in outcomes), disagreement_report(outcomes)
 
 
-@ISSUE_27
 def test_generated_trivyignore_yaml_files_are_read_as_trivy_reads_them(trivy):
     outcomes = run_battery(yaml_ignore_files(), YAML_CASES, seed=2027, binary=trivy, jobs=JOBS)
     assert len(outcomes) == YAML_CASES
@@ -272,7 +269,6 @@ def hand_written_outcomes(trivy):
     return {next(iter(o.case.tags)) + o.case.name: o for o in compare(HAND_WRITTEN, trivy, jobs=JOBS)}
 
 
-@ISSUE_27
 @pytest.mark.parametrize("case", HAND_WRITTEN, ids=[f"{c.name}:{next(iter(c.tags))}" for c in HAND_WRITTEN])
 def test_hand_written_oddity_is_read_as_trivy_reads_it(case, hand_written_outcomes):
     outcome = hand_written_outcomes[next(iter(case.tags)) + case.name]

@@ -224,3 +224,15 @@ def test_prune_keeps_a_plain_line_trivy_reads_as_one_entry_and_writes_atomically
     assert [r["id"] for r in prune(ig, AT)] == ["CVE-1"]
     assert ig.read_bytes() == b"CVE-2 exp:2099-01-01\n"
     assert stat.S_IMODE(ig.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("body,left", [
+    (b"vulnerabilities:\n  - id:\tCVE-2026-1001\n", ["CVE-2026-1002"]),           # a tab after ':' separates
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\t\n", ["CVE-2026-1002"]),          # a trailing tab is blank
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\tx\n", ["CVE-2026-1001", "CVE-2026-1002"]),   # inside the ID
+    (b"a: &x {id: CVE-2026-1001}\nb: &x {id: CVE-2026-1002}\nvulnerabilities: [*x]\n", ["CVE-2026-1001"]),  # anchor again
+], ids=["tab-after-colon", "trailing-tab", "tab-inside", "anchor-redefined"])
+def test_yaml_tabs_and_anchors_as_libyaml_reads_them(tmp_path, body, left):
+    # yaml.v3 is a port of libyaml: tabs are blanks after an indicator, and a later anchor replaces an earlier
+    # one (PyYAML's own scanner refused the first two files and its composer the last)
+    assert blocking(tmp_path, body, ".trivyignore.yaml") == left

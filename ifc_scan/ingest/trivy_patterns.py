@@ -12,11 +12,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote
+from urllib.parse import unquote as _unquote
 
 
 class BadPattern(ValueError):
     pass
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def unquote(text: str) -> str:
+    """Go's url.PathUnescape: a '%' not followed by two hex digits is an error, not a literal."""
+    if _BAD_ESCAPE.search(text):
+        raise BadPattern(f"invalid URL escape in {text!r}")
+    return _unquote(text)
 
 
 # --- doublestar globs ----------------------------------------------------------------------------------
