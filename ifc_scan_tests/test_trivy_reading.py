@@ -236,3 +236,23 @@ def test_yaml_tabs_and_anchors_as_libyaml_reads_them(tmp_path, body, left):
     # yaml.v3 is a port of libyaml: tabs are blanks after an indicator, and a later anchor replaces an earlier
     # one (PyYAML's own scanner refused the first two files and its composer the last)
     assert blocking(tmp_path, body, ".trivyignore.yaml") == left
+
+
+def test_openvex_speaks_only_of_the_packages_it_names(tmp_path):
+    r = tmp_path / "r.json"
+    r.write_text(json.dumps({"SchemaVersion": 2, "ArtifactName": "img:1", "ArtifactType": "container_image",
+                             "Results": [{"Target": "img:1 (debian 12)", "Class": "os-pkgs", "Type": "debian",
+                                          "Vulnerabilities": [
+                                              {"VulnerabilityID": "CVE-1", "PkgName": "openssl", "Severity": "CRITICAL",
+                                               "PkgIdentifier": {"PURL": "pkg:deb/debian/openssl@3.0.11-1?arch=amd64"},
+                                               "InstalledVersion": "3.0.11-1"},
+                                              {"VulnerabilityID": "CVE-1", "PkgName": "libssl3", "Severity": "CRITICAL",
+                                               "InstalledVersion": "3.0.11-1"}]}]}))
+    vex = tmp_path / "img.openvex.json"
+    vex.write_text(json.dumps({"@context": "https://openvex.dev/ns/v0.2.0", "statements": [
+        {"vulnerability": {"name": "CVE-1"}, "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path",
+         "products": [{"@id": "pkg:deb/debian/openssl@3.0.11-1"}]}]}))
+    # openssl's purl is covered (version given, qualifiers not): excepted; libssl3 has no purl: a VEX statement
+    # names packages, so it is not excepted (unlike a .trivyignore.yaml purls entry, which Trivy skips then)
+    res = judge(r, [vex], POLICY, AT)
+    assert [f.pkg_name for f in res.excepted] == ["openssl"] and [f.pkg_name for f in res.blocking] == ["libssl3"]
