@@ -195,7 +195,9 @@ def test_concurrent_ingests_and_a_report_during_ingest_end_like_a_serial_run(tmp
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
     for _out, err, rc in results:
         assert rc == 0, err.decode()[-2000:]
-        assert b"lock" not in err.lower(), err.decode()[-2000:]
+        # no lock error; the documented wait message ("waiting for the warehouse lock ... held by PID") may
+        # appear when the other process holds the lock for more than 3 s, as on a loaded machine
+        assert b"could not set lock" not in err.lower() and b"traceback" not in err.lower(), err.decode()[-2000:]
     assert dump(wh) == dump(tmp_path / "serial.duckdb")
     counts = sorted(json.loads(out)["ingested"] for out, _e, _rc in results[:2])
     assert counts[0] == 0 and counts[1] == dump(wh, ["source_files"])["source_files"].__len__()
