@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from ifc_scan.collect.github import collect
+from ifc_scan.collect.http import LOOPBACK_ENV
 from ifc_scan.ingest.runner import ingest
 
 TOKEN = "ghp_TESTTOKEN_do_not_leak_123"
@@ -143,6 +144,12 @@ def make_handler(fake: Fake, api_port_ref: dict):
                 return self.send(302, headers={"Location": f"{blob}/art-{art // 100}.zip?sig=SECRET"})
             return self.send(404)
     return H
+
+
+@pytest.fixture(autouse=True)
+def loopback_http(monkeypatch):
+    """The local servers speak plain http on 127.0.0.1: allowed only because this says so."""
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
 
 
 @pytest.fixture

@@ -175,6 +175,7 @@ import urllib.parse  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 from ifc_scan.collect.exception_history import collect_github_history  # noqa: E402
+from ifc_scan.collect.http import LOOPBACK_ENV  # noqa: E402
 
 REPO = "acme/platform"
 TOKEN = "ghp_EXCEPTIONS_do_not_leak_456"
@@ -293,7 +294,13 @@ def serve(fake: FakeGitHub):
     return srv
 
 
-def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_path, monkeypatch):
+@pytest.fixture
+def loopback_http(monkeypatch):
+    """The local server speaks plain http on 127.0.0.1: allowed only because this says so."""
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
+
+
+def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_path, monkeypatch, loopback_http):
     fake = FakeGitHub()
     srv = serve(fake)
     monkeypatch.setenv("GH_TEST_TOKEN", TOKEN)

@@ -169,6 +169,7 @@ def test_github_issues_collected_paginated_and_incrementally_then_read(tmp_path,
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     monkeypatch.setenv("GH_TICKETS_TOKEN", "ghp_tickets_token")
+    monkeypatch.setenv("IFC_SCAN_ALLOW_LOOPBACK_HTTP", "1")     # the local server speaks plain http
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
         s = collect_github_issues("acme/app", tmp_path / "landing", tmp_path / "state.json", base_url=base,
