@@ -439,3 +439,37 @@ def test_a_landing_file_the_collector_did_not_write_is_left_alone(tmp_path, git_
     assert hand.read_text() == "# copied by hand\nCVE-2026-9999\n"
     assert [c.split(":")[0] for c in s.conflicts] == ["exceptions/_global/2026-02-03/.trivyignore"]
     assert (s.changes_written, s.snapshots_written) == (7, 6)
+
+
+def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_collected(tmp_path, monkeypatch,
+                                                                                       loopback_http):
+    """The API lists three commits of .trivyignore: one whose `sha` is '../../../../escaped' (used as a
+    file name it would write outside the landing zone), one dated 9999, and a good one."""
+    from ifc_scan.collect.exception_history import FileSpec
+    from ifc_scan_tests.servers import Reply, scripted_http
+    good, future, evil = sha_of("good"), sha_of("future"), "../../../../escaped"
+    listed = [FakeGitHub.commit(evil, "2026-02-03T10:00:00Z", "mallory", "escape", L2000),
+              FakeGitHub.commit(future, "9999-12-31T00:00:00Z", "mallory", "from the future", L2000),
+              FakeGitHub.commit(good, "2026-02-01T10:00:00Z", "dev", "Accept CVE-2026-1000", L1000)]
+
+    def answer(req):
+        path = urllib.parse.urlsplit(req.path).path
+        if path == f"/repos/{REPO}/commits":
+            return Reply(body=[{k: v for k, v in c.items() if k != "_content"} for c in listed])
+        if path.endswith("/pulls"):
+            return Reply(body=[])
+        if "/contents/" in path:
+            text = L1000 if req.query.get("ref") == good else L2000
+            return Reply(body={"type": "file", "encoding": "base64", "content": base64.b64encode(text.encode()).decode()})
+        return Reply(404, {"message": "Not Found"})
+    monkeypatch.setenv("GH_TEST_TOKEN", TOKEN)
+    landing, state = tmp_path / "a" / "landing", tmp_path / "state" / "exception-history.json"
+    with scripted_http(answer) as (base, _seen):
+        s = collect_github_history(REPO, [FileSpec(".trivyignore", "_global")], landing, state, base_url=base,
+                                   token_env="GH_TEST_TOKEN", sleep=lambda _s: None)
+    assert not list(tmp_path.rglob("escaped*"))
+    assert s.bad_items[0] == ".trivyignore: a listed commit: sha '../../../../escaped' is not 40 hexadecimal digits"
+    assert len(s.bad_items) == 2 and f"commit {future[:12]} date" in s.bad_items[1] and "after now" in s.bad_items[1]
+    assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()) == [
+        f"approvals/_global/2026-02-01/{good}.json", "exceptions/_global/2026-02-01/.trivyignore"]
+    assert json.loads(state.read_text())["files"][f"github:{REPO}:main:.trivyignore"]["history"] == [good]

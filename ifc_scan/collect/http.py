@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import ipaddress
 import math
 import os
@@ -263,7 +264,7 @@ class HttpClient:
             if watchdog.fired:
                 raise DeadlineExceeded(f"{shown}: cut off after {limit:g} s (total deadline)")
             return Answer(resp.status, {k.lower(): v for k, v in resp.headers.itermerged()}, data)
-        except (OSError, urllib3.exceptions.HTTPError, ssl.SSLError, ValueError) as exc:
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, ssl.SSLError, ValueError) as exc:
             if watchdog.fired:
                 raise DeadlineExceeded(f"{shown}: cut off after {limit:g} s (total deadline)") from None
             raise HttpError(f"{shown}: {type(exc).__name__}: {scrub(str(exc), secrets)[:300]}") from None
