@@ -318,7 +318,7 @@ def test_a_trickling_webhook_is_cut_off_at_the_deadline(tmp_path):
         with connect(tmp_path / "w.duckdb") as con:
             done, secs = finishes_within(30, deliver_week, con, reports, "2026-W10", load_policy(), now=NOW, env=env,
                                          sleep=lambda _s: None, limits=Limits(request_seconds=1.0))
-    assert secs < 10, secs
+    assert secs < 15, secs
     assert [(d["kind"], d["result"], d["attempts"]) for d in done] == [("weekly", "failed", 3), ("critical", "failed", 3)]
     assert done[0]["detail"] == f"{base} unreachable: {base}: cut off after 1 s (total deadline)"
     assert len(seen) == 6
@@ -335,6 +335,6 @@ def test_a_trickling_smtp_server_is_cut_off_at_the_deadline(tmp_path):
         with connect(tmp_path / "w.duckdb") as con:
             done, secs = finishes_within(30, deliver_week, con, reports, "2026-W10", load_policy(), now=NOW, env=env,
                                          sleep=lambda _s: None, limits=Limits(request_seconds=1.0))
-    assert secs < 10, secs
+    assert secs < 15, secs
     assert [(d["channel"], d["result"], d["attempts"]) for d in done] == [("email", "failed", 3)]
     assert done[0]["detail"] == f"SMTP 127.0.0.1:{port}: cut off after 1 s (total deadline)"

@@ -334,6 +334,8 @@ def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path
                 break
             continue
         save_state(state_path, state)
+    for bad in summary.bad_items:
+        log(f"exception history: skipped: {bad}")
     summary.requests, summary.retries = counters.requests, counters.retries
     return summary
 
