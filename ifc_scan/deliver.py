@@ -26,8 +26,8 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
-from ifc_scan.collect.http import (HttpClient, HttpError, Limits, Watchdog, loopback_http_allowed, redact_url,
-                                   scrub)
+from ifc_scan.collect.http import (HttpClient, HttpError, Limits, Watchdog, is_loopback, loopback_http_allowed,
+                                   redact_url, scrub)
 from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.timeutil import iso_z
@@ -202,6 +202,8 @@ class _WatchedSMTP(smtplib.SMTP):
 
 def _send_email(cfg: dict, msg: EmailMessage, seconds: float) -> str:
     where = f"SMTP {cfg['host']}:{cfg['port']}"
+    if cfg.get("username") and not cfg["starttls"] and not is_loopback(str(cfg["host"])):
+        raise DeliveryError(f"{where}: not sent, the password would cross the network unencrypted (STARTTLS is off)")
     if seconds <= 0:
         raise DeliveryError(f"{where}: not sent, the delivery's deadline has passed")
     watchdog = Watchdog(seconds)

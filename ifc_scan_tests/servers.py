@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,31 @@ def postgres_server():
 
 # ---- misbehaving servers for the collectors and delivery (127.0.0.1 only) -----------------------------
 
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 (a local TLS server's), which the client under test is told to trust."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime as dt
+    import ipaddress
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+
 @dataclass
 class Reply:
     """One answer of scripted_http. `trickle` sends the whole answer, status line included, one byte at a
@@ -201,9 +227,9 @@ class Seen:
 
 
 @contextlib.contextmanager
-def scripted_http(answer):
+def scripted_http(answer, tls: tuple | None = None):
     """An HTTP server on 127.0.0.1 answering every request with answer(Seen) -> Reply, recording each
-    request. Yields (base URL, list of Seen)."""
+    request; with tls=(cert, key), HTTPS. Yields (base URL, list of Seen)."""
     seen: list[Seen] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -233,9 +259,13 @@ def scripted_http(answer):
         do_GET = do_POST = _any
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{srv.server_address[1]}", seen
     finally:
         srv.shutdown()
         srv.server_close()
@@ -295,3 +325,45 @@ def finishes_within(seconds: float, fn, *args, **kwargs):
     if "error" in out:
         raise out["error"]
     return out["result"], out["seconds"]
+
+
+@contextlib.contextmanager
+def connect_proxy():
+    """An HTTP proxy on 127.0.0.1 that only tunnels (CONNECT), recording each tunnel's target and its
+    Proxy-Authorization. Yields (proxy URL without credentials, list of (target, authorization))."""
+    tunnels: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_CONNECT(self):
+            tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+            host, port = self.path.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+                _pipe(self.connection, upstream)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", tunnels
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(a, selectors.EVENT_READ, b)
+    sel.register(b, selectors.EVENT_READ, a)
+    while True:
+        for key, _ev in sel.select(timeout=10):
+            data = key.fileobj.recv(65536)
+            if not data:
+                return
+            key.data.sendall(data)

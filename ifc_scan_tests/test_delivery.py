@@ -5,7 +5,6 @@ Events v2) and can fail on demand. Nothing leaves 127.0.0.1."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import email
 import json
 import ssl
@@ -20,34 +19,11 @@ from ifc_scan.deliver import deliver_week
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
 from ifc_scan_tests.scenario import Scenario, vuln
-from ifc_scan_tests.servers import free_port
+from ifc_scan_tests.servers import free_port, self_signed
 
 PASSWORD = "smtp-secret-do-not-log-789"
 WEBHOOK_SECRET_PATH = "/services/T000/B000/XXXXsecretXXXX"
 ROUTING_KEY = "R0UTINGKEY0000000000000000000000"
-
-
-def self_signed(tmp_path):
-    """A certificate for 127.0.0.1 (the server's), which the client is told to trust via IFC_SCAN_SMTP_CA_FILE."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @pytest.fixture
@@ -338,3 +314,13 @@ def test_a_trickling_smtp_server_is_cut_off_at_the_deadline(tmp_path):
     assert secs < 15, secs
     assert [(d["channel"], d["result"], d["attempts"]) for d in done] == [("email", "failed", 3)]
     assert done[0]["detail"] == f"SMTP 127.0.0.1:{port}: cut off after 1 s (total deadline)"
+
+
+def test_the_smtp_password_is_never_sent_without_starttls_off_this_machine(tmp_path):
+    reports = published(tmp_path)
+    env = {"IFC_SCAN_SMTP_HOST": "smtp.acme.test", "IFC_SCAN_SMTP_STARTTLS": "false", "IFC_SCAN_SMTP_USER": "ifc-scan",
+           "IFC_SCAN_SMTP_PASSWORD": PASSWORD, "IFC_SCAN_SMTP_TO": "security@acme.test"}
+    with connect(tmp_path / "w.duckdb") as con:
+        (done,) = deliver_week(con, reports, "2026-W10", load_policy(), now=NOW, env=env, sleep=lambda _s: None)
+    assert (done["result"], done["detail"]) == ("failed", "SMTP smtp.acme.test:587: not sent, the password would cross "
+                                                          "the network unencrypted (STARTTLS is off)")

@@ -9,6 +9,7 @@ What it promises, whatever the server does:
   socket down when it passes, so a server that trickles a byte at a time is cut off (a socket timeout
   only bounds each read);
 - a size cap on every answer;
+- HTTPS_PROXY / NO_PROXY honoured as urllib honoured them (a CONNECT tunnel, TLS end to end);
 - URLs redacted in every message it makes (no userinfo, no query, and for a webhook no path).
 Retries, rate limits and pagination belong to the callers (GitHub's rules are GitHub's), with
 `retry_after_seconds` validating and capping what a server asks for.
@@ -28,10 +29,11 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection, ProxyConfig
 
 LOOPBACK_ENV = "IFC_SCAN_ALLOW_LOOPBACK_HTTP"
 MAX_BODY = 512 * 1024 * 1024
@@ -69,7 +71,7 @@ def loopback_http_allowed(env=None) -> bool:
     return str(env.get(LOOPBACK_ENV) or "").strip() == "1"
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host.lower() == "localhost":
@@ -89,7 +91,7 @@ def check_url(url: str, allow_loopback_http: bool) -> urllib.parse.SplitResult:
         raise UnsafeURL(f"refused {redact_url(url)}: not a URL") from None
     if parts.scheme == "https" and parts.hostname:
         return parts
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         if allow_loopback_http:
             return parts
         raise UnsafeURL(f"refused {redact_url(url)}: plain http (set {LOOPBACK_ENV}=1 to allow it to loopback, "
@@ -117,6 +119,7 @@ def url_secrets(url: str, keep_path: bool = True) -> list[str]:
     try:
         p = urllib.parse.urlsplit(str(url))
         found = [p.username, p.password, p.query, urllib.parse.unquote(p.password or "")]
+        found += [v for _k, v in urllib.parse.parse_qsl(p.query)]
     except ValueError:
         return [str(url)]
     if not keep_path and p.path not in ("", "/"):
@@ -254,8 +257,10 @@ class HttpClient:
         if parts.username is not None:
             creds = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
             h["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
+        proxy = https_proxy_for(parts)
+        secrets += url_secrets(proxy) if proxy else []
         watchdog = Watchdog(limit)
-        conn = self._connection(parts, limit, watchdog)
+        conn = self._connection(parts, limit, watchdog, proxy)
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             conn.request(method, target, body=body, headers=h, preload_content=False)
@@ -272,13 +277,27 @@ class HttpClient:
             watchdog.finish()
             conn.close()
 
-    def _connection(self, parts: urllib.parse.SplitResult, limit: float, watchdog: Watchdog):
-        if parts.scheme == "https":
-            conn = _WatchedHTTPS(parts.hostname, parts.port, timeout=limit, ca_certs=self.ca_file)
-        else:
+    def _connection(self, parts: urllib.parse.SplitResult, limit: float, watchdog: Watchdog, proxy: str | None):
+        if parts.scheme != "https":
             conn = _WatchedHTTP(parts.hostname, parts.port, timeout=limit)
+        elif not proxy:
+            conn = _WatchedHTTPS(parts.hostname, parts.port, timeout=limit, ca_certs=self.ca_file)
+        else:      # a CONNECT tunnel through the proxy; TLS, and its certificate check, end to end with the host
+            via = urllib3.util.parse_url(proxy)
+            conn = _WatchedHTTPS(via.host, via.port or 8080, timeout=limit, ca_certs=self.ca_file, proxy=via,
+                                 proxy_config=ProxyConfig(None, False, None, None))
+            auth = urllib3.util.make_headers(proxy_basic_auth=urllib.parse.unquote(via.auth)) if via.auth else None
+            conn.set_tunnel(parts.hostname, parts.port or 443, headers=auth, scheme=via.scheme or "http")
         conn.watchdog = watchdog
         return conn
+
+
+def https_proxy_for(parts: urllib.parse.SplitResult) -> str | None:
+    """The proxy the environment names for an https URL (HTTPS_PROXY, honouring NO_PROXY), as urllib did;
+    plain http goes only to loopback and never through a proxy."""
+    if parts.scheme != "https" or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get("https") or None
 
 
 def _read_capped(resp, max_bytes: int, shown: str) -> bytes:
