@@ -443,13 +443,15 @@ def test_a_landing_file_the_collector_did_not_write_is_left_alone(tmp_path, git_
 
 def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_collected(tmp_path, monkeypatch,
                                                                                        loopback_http):
-    """The API lists three commits of .trivyignore: one whose `sha` is '../../../../escaped' (used as a
-    file name it would write outside the landing zone), one dated 9999, and a good one."""
+    """The API lists four commits of .trivyignore: one whose `sha` is '../../../../escaped' (used as a
+    file name it would write outside the landing zone), one dated 9999, one whose `commit` is not an
+    object (so it has no date), and a good one."""
     from ifc_scan.collect.exception_history import FileSpec
     from ifc_scan_tests.servers import Reply, scripted_http
-    good, future, evil = sha_of("good"), sha_of("future"), "../../../../escaped"
+    good, future, garbled, evil = sha_of("good"), sha_of("future"), sha_of("garbled"), "../../../../escaped"
     listed = [FakeGitHub.commit(evil, "2026-02-03T10:00:00Z", "mallory", "escape", L2000),
               FakeGitHub.commit(future, "9999-12-31T00:00:00Z", "mallory", "from the future", L2000),
+              {**FakeGitHub.commit(garbled, "2026-02-02T10:00:00Z", "mallory", "x", L2000), "commit": "garbled"},
               FakeGitHub.commit(good, "2026-02-01T10:00:00Z", "dev", "Accept CVE-2026-1000", L1000)]
 
     def answer(req):
@@ -469,7 +471,9 @@ def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_co
                                    token_env="GH_TEST_TOKEN", sleep=lambda _s: None)
     assert not list(tmp_path.rglob("escaped*"))
     assert s.bad_items[0] == ".trivyignore: a listed commit: sha '../../../../escaped' is not 40 hexadecimal digits"
-    assert len(s.bad_items) == 2 and f"commit {future[:12]} date" in s.bad_items[1] and "after now" in s.bad_items[1]
+    # the listing's bad sha first, then the changes oldest first: the garbled one (02-02), the future one
+    assert len(s.bad_items) == 3 and s.bad_items[1] == f"commit {garbled[:12]} date: no time given"
+    assert f"commit {future[:12]} date: dated '9999-12-31T00:00:00Z', after now" in s.bad_items[2]
     assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()) == [
         f"approvals/_global/2026-02-01/{good}.json", "exceptions/_global/2026-02-01/.trivyignore"]
     assert json.loads(state.read_text())["files"][f"github:{REPO}:main:.trivyignore"]["history"] == [good]

@@ -195,6 +195,12 @@ def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_stat
 
 # ---- GitHub -------------------------------------------------------------------------------------------
 
+def _obj(value) -> dict:
+    """An answer's nested object, or {} when the server put anything else there (its fields then count
+    as missing, and a missing one that is needed makes the item a BadItem)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _github_reviews(client: GitHubClient, repo: str, number: int, now: datetime, summary: "HistorySummary") -> list[Review]:
     out = []
     for r in client.pages(f"/repos/{repo}/pulls/{number}/reviews?per_page=100", None):
@@ -205,7 +211,7 @@ def _github_reviews(client: GitHubClient, repo: str, number: int, now: datetime,
         except BadItem as exc:        # this review only: recorded, not counted
             summary.bad_items.append(str(exc))
             continue
-        out.append(Review(str((r.get("user") or {}).get("login") or "(deleted user)"), str(r.get("state", "")).upper(),
+        out.append(Review(str(_obj(r.get("user")).get("login") or "(deleted user)"), str(r.get("state", "")).upper(),
                           at, "github-review", None, r.get("commit_id")))
     return out
 
@@ -213,7 +219,7 @@ def _github_reviews(client: GitHubClient, repo: str, number: int, now: datetime,
 def _pick_pull(pulls: list[dict], sha: str, branch: str) -> dict | None:
     """The pull request that brought the commit to the branch: merged into it, its merge commit first."""
     merged = [p for p in pulls if isinstance(p, dict) and p.get("merged_at")
-              and (p.get("base") or {}).get("ref") == branch]
+              and _obj(p.get("base")).get("ref") == branch]
     if not merged:
         return None
     merged.sort(key=lambda p: (p.get("merge_commit_sha") != sha, str(p["merged_at"])))
@@ -242,21 +248,21 @@ def _github_content(client: GitHubClient, repo: str, path: str, sha: str) -> str
 def _github_change(client: GitHubClient, repo: str, branch: str, spec: FileSpec, item: dict, sha: str,
                    now: datetime) -> Change:
     """One commit of the listing, every field used checked (BadItem names the first that is not right)."""
-    commit = item.get("commit") or {}
+    commit = _obj(item.get("commit"))
     pulls = client.json(f"/repos/{repo}/commits/{sha}/pulls")
     pull = _pick_pull(pulls if isinstance(pulls, list) else [], sha, branch)
     pr = None if pull is None else {
         "number": valid_id(pull.get("number"), f"commit {sha[:12]}: pull request"), "title": pull.get("title"),
-        "url": pull.get("html_url"), "author": (pull.get("user") or {}).get("login"),
+        "url": pull.get("html_url"), "author": _obj(pull.get("user")).get("login"),
         "merged_at": iso_z(valid_time(pull.get("merged_at"), f"commit {sha[:12]}: pull request merged_at", now)),
-        "merge_commit_sha": pull.get("merge_commit_sha"), "base": (pull.get("base") or {}).get("ref")}
-    committed = iso_z(valid_time((commit.get("committer") or {}).get("date"), f"commit {sha[:12]} date", now))
-    authored = (commit.get("author") or {}).get("date")
+        "merge_commit_sha": pull.get("merge_commit_sha"), "base": _obj(pull.get("base")).get("ref")}
+    committed = iso_z(valid_time(_obj(commit.get("committer")).get("date"), f"commit {sha[:12]} date", now))
+    authored = _obj(commit.get("author")).get("date")
     return Change(sha, [str(p.get("sha")) for p in item.get("parents") or [] if isinstance(p, dict)],
-                  (item.get("author") or {}).get("login"), (commit.get("author") or {}).get("name"),
-                  (commit.get("author") or {}).get("email"),
+                  _obj(item.get("author")).get("login"), _obj(commit.get("author")).get("name"),
+                  _obj(commit.get("author")).get("email"),
                   iso_z(valid_time(authored, f"commit {sha[:12]} author date", now)) if authored else None,
-                  (item.get("committer") or {}).get("login"), committed, str(commit.get("message") or ""),
+                  _obj(item.get("committer")).get("login"), committed, str(commit.get("message") or ""),
                   pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
                   _github_content(client, repo, spec.path, sha))
 

@@ -251,7 +251,7 @@ def inside(root: Path, *parts: str) -> Path:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple[list[str], list[str]]:

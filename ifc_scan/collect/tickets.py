@@ -38,7 +38,7 @@ def collect_github_issues(repo: str, landing: str | Path, state_path: str | Path
         raise CollectError(f"repository must be OWNER/NAME, not {repo!r}")
     landing, state_path, log = Path(landing), Path(state_path), log or (lambda m: None)
     now = now or datetime.now(timezone.utc)
-    now_utc = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+    now_utc = (now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now).replace(microsecond=0)
     counters = Summary()
     client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log, limits)
     state = load_state(state_path, {})
