@@ -266,7 +266,8 @@ def deliver_week(con, reports: str | Path, week: str, policy: dict, *, now: date
     Every send has a total deadline (limits.request_seconds) within one for the whole run."""
     log = log or (lambda m: None)
     ch = Channels.from_policy(policy, env)
-    http = HttpClient(limits, allow_loopback_http=loopback_http_allowed(os.environ if env is None else env))
+    http = HttpClient(limits, allow_loopback_http=loopback_http_allowed(os.environ if env is None else env),
+                      configured_urls=[ch.webhook_url, ch.pagerduty_key and ch.pagerduty_url])
     if not ch.configured():
         return []
     pw = read_published(reports, week)

@@ -149,9 +149,10 @@ def make_handler(fake: Fake, api_port_ref: dict):
 
 
 @pytest.fixture(autouse=True)
-def loopback_http(monkeypatch):
-    """The local servers speak plain http on 127.0.0.1: allowed only because this says so."""
-    monkeypatch.setenv(LOOPBACK_ENV, "1")
+def no_loopback_switch(monkeypatch):
+    """Without IFC_SCAN_ALLOW_LOOPBACK_HTTP: a plain-http 127.0.0.1 API base is the explicit configuration
+    that lets these tests speak plain http to loopback."""
+    monkeypatch.delenv(LOOPBACK_ENV, raising=False)
 
 
 @pytest.fixture
@@ -508,16 +509,30 @@ def test_the_collection_stops_at_its_deadline_and_saves_what_it_has(tmp_path, mo
     assert again.collected == 20 - s.collected and json.loads(state.read_text())["since"] == "2026-03-01"
 
 
-def test_plain_http_is_refused_unless_switched_on_for_loopback(tmp_path, monkeypatch):
+def test_plain_http_only_to_loopback_and_only_when_configured(tmp_path, monkeypatch):
+    """Without the switch, a client configured for https refuses a redirect to http://127.0.0.1 (a local
+    service is not evidence); one configured with a plain-http loopback base (a test server) follows it;
+    plain http to any other host is refused either way."""
     from ifc_scan.collect.github import CollectError
-    monkeypatch.delenv(LOOPBACK_ENV)
-    with scripted_http(github_answer([run_obj(1, 1)])) as (base, seen):
-        with pytest.raises(CollectError, match=f"refused {base}: plain http"):
-            collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base, now=NOW)
-        monkeypatch.setenv(LOOPBACK_ENV, "1")
-        with pytest.raises(CollectError, match="refused http://api.example.test: only https"):
-            collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url="http://api.example.test", now=NOW)
-    assert seen == [] and not (tmp_path / "state.json").exists()
+    from ifc_scan.collect.http import HttpClient, UnsafeURL
+    production = HttpClient(configured_urls=["https://api.github.com"])
+    with pytest.raises(UnsafeURL, match=r"refused http://127.0.0.1:8080/admin\?…: plain http"):
+        production.check("http://127.0.0.1:8080/admin?x=1")
+    assert HttpClient(configured_urls=["http://127.0.0.1:9"]).check("http://localhost:8080/blob").port == 8080
+    with pytest.raises(UnsafeURL, match="refused http://10.0.0.1/x: only https"):
+        HttpClient(configured_urls=["http://127.0.0.1:9"]).check("http://10.0.0.1/x")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+
+    def elsewhere(req):          # another loopback origin than the API's, as a test server's blob host
+        port = req.headers["Host"].rsplit(":", 1)[1]
+        return Reply(302, headers={"Location": f"http://localhost:{port}/blob/logs-1.zip"})
+    with scripted_http(github_answer([run_obj(1, 1)], {"/runs/1/logs": elsewhere,
+                                                       "/blob/logs-1.zip": lambda req: Reply(body=zip_of({"a.txt": "x"}))})) \
+            as (base, seen):
+        s = collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base, sleep=lambda _s: None, now=NOW)
+    assert s.collected == 1 and [r.path for r in seen if "/blob/" in r.path] == ["/blob/logs-1.zip"]
+    with pytest.raises(CollectError, match="refused http://api.example.test: only https"):
+        collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url="http://api.example.test", now=NOW)
 
 
 def test_the_documented_limits_and_clock_skew():

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ifc_scan.collect.http import LOOPBACK_ENV
 from ifc_scan.deliver import deliver_week
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
@@ -93,8 +92,7 @@ def env_for(smtp, http):
             "IFC_SCAN_SMTP_PASSWORD": PASSWORD, "IFC_SCAN_SMTP_TO": "security@acme.test,oncall@acme.test",
             "IFC_SCAN_SMTP_FROM": "ifc-scan@acme.test", "IFC_SCAN_SMTP_CA_FILE": smtp["ca"],
             "IFC_SCAN_WEBHOOK_URL": http["base"] + WEBHOOK_SECRET_PATH, "IFC_SCAN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
-            "IFC_SCAN_PAGERDUTY_URL": http["base"] + "/v2/enqueue", "IFC_SCAN_REPORT_URL": "https://reports.acme.test/ifc/",
-            LOOPBACK_ENV: "1"}     # the local servers speak plain http
+            "IFC_SCAN_PAGERDUTY_URL": http["base"] + "/v2/enqueue", "IFC_SCAN_REPORT_URL": "https://reports.acme.test/ifc/"}
 
 
 NOW = datetime(2026, 3, 9, 6)     # the Monday morning the week is published
@@ -167,7 +165,7 @@ def test_off_by_default_and_old_weeks_are_not_sent(tmp_path, http_recorder):
     with connect(tmp_path / "w.duckdb") as con:
         assert deliver_week(con, reports, "2026-W10", load_policy(), now=NOW, env={}) == []
         late = deliver_week(con, reports, "2026-W10", load_policy(), now=NOW + timedelta(days=30),
-                            env={"IFC_SCAN_WEBHOOK_URL": http_recorder["base"] + "/hook", LOOPBACK_ENV: "1"})
+                            env={"IFC_SCAN_WEBHOOK_URL": http_recorder["base"] + "/hook"})
         assert [d["result"] for d in late] == ["skipped: not a fresh week"] and http_recorder["posts"] == []
         assert con.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
 
@@ -189,7 +187,6 @@ def test_the_sensor_reacts_to_a_published_week_and_the_job_delivers_it(tmp_path,
     assert skipped.run_requests == [] and "no delivery channel configured" in skipped.skip_message
 
     monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", http_recorder["base"] + "/hook")
-    monkeypatch.setenv(LOOPBACK_ENV, "1")
     monkeypatch.setenv("IFC_SCAN_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
     monkeypatch.setenv("IFC_SCAN_PAGERDUTY_URL", http_recorder["base"] + "/v2/enqueue")
     (req,) = delivery_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs())).run_requests
@@ -228,7 +225,6 @@ def test_the_delivery_job_fails_when_a_delivery_failed_after_its_retries(tmp_pat
     from ifc_scan.defs.resources import IfcScanSettings, resources_for
     reports = published(tmp_path)
     monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", http_recorder["base"] + "/down")
-    monkeypatch.setenv(LOOPBACK_ENV, "1")
     http_recorder["fail"].add("/down")
     settings = IfcScanSettings(landing=str(tmp_path / "sc" / "landing"), warehouse=str(tmp_path / "w.duckdb"),
                                reports=str(reports))
@@ -259,8 +255,7 @@ def test_a_webhook_url_with_a_password_and_a_token_leaks_into_no_output(tmp_path
         url = f"http://{HOOK_USER}:{HOOK_PASSWORD}@127.0.0.1:{port}/services/T1/B1/{HOOK_PATH_SECRET}?token={HOOK_QUERY_TOKEN}"
         for var in ("IFC_SCAN_SMTP_HOST", "IFC_SCAN_PAGERDUTY_ROUTING_KEY", "IFC_SCAN_POLICY"):
             monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv(LOOPBACK_ENV, "1")
-        monkeypatch.setattr("ifc_scan.deliver.time.sleep", lambda _s: None)
+            monkeypatch.setattr("ifc_scan.deliver.time.sleep", lambda _s: None)
         monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", url)
         argv = ["deliver", "--week", "2026-W10", "--reports", str(reports), "--warehouse", str(db), "--force"]
         assert main(argv) == 1                       # 500 three times, for the weekly message and the alert
@@ -290,7 +285,7 @@ def test_a_trickling_webhook_is_cut_off_at_the_deadline(tmp_path):
     from ifc_scan_tests.servers import Reply, finishes_within, scripted_http
     reports = published(tmp_path)
     with scripted_http(lambda req: Reply(200, b"ok" * 200, trickle=0.2)) as (base, seen):
-        env = {"IFC_SCAN_WEBHOOK_URL": base + WEBHOOK_SECRET_PATH, LOOPBACK_ENV: "1"}
+        env = {"IFC_SCAN_WEBHOOK_URL": base + WEBHOOK_SECRET_PATH}
         with connect(tmp_path / "w.duckdb") as con:
             done, secs = finishes_within(30, deliver_week, con, reports, "2026-W10", load_policy(), now=NOW, env=env,
                                          sleep=lambda _s: None, limits=Limits(request_seconds=1.0))

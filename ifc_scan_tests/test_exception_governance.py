@@ -175,7 +175,6 @@ import urllib.parse  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 from ifc_scan.collect.exception_history import collect_github_history  # noqa: E402
-from ifc_scan.collect.http import LOOPBACK_ENV  # noqa: E402
 
 REPO = "acme/platform"
 TOKEN = "ghp_EXCEPTIONS_do_not_leak_456"
@@ -294,13 +293,7 @@ def serve(fake: FakeGitHub):
     return srv
 
 
-@pytest.fixture
-def loopback_http(monkeypatch):
-    """The local server speaks plain http on 127.0.0.1: allowed only because this says so."""
-    monkeypatch.setenv(LOOPBACK_ENV, "1")
-
-
-def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_path, monkeypatch, loopback_http):
+def test_github_history_reviews_squash_direct_push_dismissal_and_force_push(tmp_path, monkeypatch):
     fake = FakeGitHub()
     srv = serve(fake)
     monkeypatch.setenv("GH_TEST_TOKEN", TOKEN)
@@ -441,8 +434,7 @@ def test_a_landing_file_the_collector_did_not_write_is_left_alone(tmp_path, git_
     assert (s.changes_written, s.snapshots_written) == (7, 6)
 
 
-def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_collected(tmp_path, monkeypatch,
-                                                                                       loopback_http):
+def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_collected(tmp_path, monkeypatch):
     """The API lists four commits of .trivyignore: one whose `sha` is '../../../../escaped' (used as a
     file name it would write outside the landing zone), one dated 9999, one whose `commit` is not an
     object (so it has no date), and a good one."""

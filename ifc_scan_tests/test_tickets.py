@@ -169,7 +169,6 @@ def test_github_issues_collected_paginated_and_incrementally_then_read(tmp_path,
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     monkeypatch.setenv("GH_TICKETS_TOKEN", "ghp_tickets_token")
-    monkeypatch.setenv("IFC_SCAN_ALLOW_LOOPBACK_HTTP", "1")     # the local server speaks plain http
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
         s = collect_github_issues("acme/app", tmp_path / "landing", tmp_path / "state.json", base_url=base,
@@ -220,7 +219,6 @@ def test_an_issue_dated_in_the_future_does_not_move_the_cursor_past_now(tmp_path
 
     def answer(req):
         return Reply(body=[i for i in issues if not req.query.get("since") or i["updated_at"] > req.query["since"]])
-    monkeypatch.setenv("IFC_SCAN_ALLOW_LOOPBACK_HTTP", "1")     # the local server speaks plain http
     state = tmp_path / "state.json"
     with scripted_http(answer) as (base, seen):
         s = collect_github_issues("acme/app", tmp_path / "landing", state, base_url=base, now=datetime(2026, 3, 8, 6))
@@ -242,7 +240,6 @@ def test_a_server_trickling_its_answer_is_cut_off_at_the_deadline(tmp_path, monk
     from ifc_scan.collect.http import Limits
     from ifc_scan.collect.tickets import collect_github_issues
     from ifc_scan_tests.servers import Reply, finishes_within, scripted_http
-    monkeypatch.setenv("IFC_SCAN_ALLOW_LOOPBACK_HTTP", "1")
     with scripted_http(lambda req: Reply(body=[issue(1, "x", "2026-03-01T10:00:00Z")], trickle=0.2)) as (base, _s):
         with pytest.raises(CollectError) as err:
             finishes_within(20, collect_github_issues, "acme/app", tmp_path / "landing", tmp_path / "state.json",

@@ -78,7 +78,7 @@ class GitHubClient:
 
     def __init__(self, base_url: str, token: str | None, summary: Summary, sleep=time.sleep, log=None,
                  limits: Limits | None = None):
-        self.http = HttpClient(limits, user_agent="ifc-scan-collector")
+        self.http = HttpClient(limits, user_agent="ifc-scan-collector", configured_urls=[base_url])
         try:
             api = self.http.check(base_url)
         except HttpError as exc:

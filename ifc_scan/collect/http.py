@@ -3,8 +3,9 @@ channel (webhook, PagerDuty), on urllib3's connections (TLS verification, header
 compressed bodies).
 
 What it promises, whatever the server does:
-- https only; plain http only to a loopback host, and only when IFC_SCAN_ALLOW_LOOPBACK_HTTP=1 says so
-  (tests); no other scheme, also after a redirect (a `Location: file:///etc/passwd` is refused);
+- https only; plain http only to loopback, and only when configured explicitly: IFC_SCAN_ALLOW_LOOPBACK_HTTP=1,
+  or a URL the operator gave (the API base, the webhook) that is itself plain http to loopback (tests);
+  no other scheme, also after a redirect (a `Location: file:///etc/passwd` is refused);
 - a total deadline per request, from connecting to the last byte, and per collection: a timer shuts the
   socket down when it passes, so a server that trickles a byte at a time is cut off (a socket timeout
   only bounds each read);
@@ -97,6 +98,14 @@ def check_url(url: str, allow_loopback_http: bool) -> urllib.parse.SplitResult:
         raise UnsafeURL(f"refused {redact_url(url)}: plain http (set {LOOPBACK_ENV}=1 to allow it to loopback, "
                         "for tests)")
     raise UnsafeURL(f"refused {redact_url(url)}: only https URLs are followed")
+
+
+def is_loopback_http(url: str | None) -> bool:
+    try:
+        p = urllib.parse.urlsplit(url or "")
+    except ValueError:
+        return False
+    return p.scheme == "http" and is_loopback(p.hostname)
 
 
 def redact_url(url: str, keep_path: bool = True) -> str:
@@ -234,9 +243,12 @@ class HttpClient:
     """One request at a time, each within its own deadline and the collection's (`Limits`)."""
 
     def __init__(self, limits: Limits | None = None, *, allow_loopback_http: bool | None = None,
-                 ca_file: str | None = None, user_agent: str = "ifc-scan"):
+                 configured_urls=(), ca_file: str | None = None, user_agent: str = "ifc-scan"):
         self.limits = limits or Limits()
-        self.allow_loopback_http = loopback_http_allowed() if allow_loopback_http is None else allow_loopback_http
+        # explicit configuration: the switch, or a URL the operator gave that is itself plain http to
+        # loopback (a local test server); a production setup (https) never follows a redirect to loopback
+        switch = loopback_http_allowed() if allow_loopback_http is None else allow_loopback_http
+        self.allow_loopback_http = switch or any(is_loopback_http(u) for u in configured_urls)
         self.collection = Deadline(self.limits.collection_seconds, "collection")
         self.ca_file, self.user_agent = ca_file, user_agent
 
