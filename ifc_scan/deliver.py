@@ -261,12 +261,18 @@ def _alerted_ids(con, channel: str) -> set:
 
 
 def deliver_week(con, reports: str | Path, week: str, policy: dict, *, now: datetime | None = None, env=None,
-                 sleep=time.sleep, force: bool = False, log=None, limits: Limits = DELIVERY_LIMITS) -> list[dict]:
+                 sleep=time.sleep, force: bool = False, log=None, limits: Limits | None = None) -> list[dict]:
     """Deliver one published week on every configured channel; returns what was done (also recorded).
-    Every send has a total deadline (limits.request_seconds) within one for the whole run."""
+    Every send has a total deadline (limits.request_seconds) within one for the whole run (DELIVERY_LIMITS
+    and the environment's IFC_SCAN_HTTP_SECONDS / IFC_SCAN_COLLECT_SECONDS unless `limits` is given)."""
     log = log or (lambda m: None)
+    env = os.environ if env is None else env
     ch = Channels.from_policy(policy, env)
-    http = HttpClient(limits, allow_loopback_http=loopback_http_allowed(os.environ if env is None else env),
+    try:
+        limits = limits or DELIVERY_LIMITS.from_env(env)
+    except HttpError as exc:
+        raise DeliveryError(str(exc)) from None
+    http = HttpClient(limits, allow_loopback_http=loopback_http_allowed(env),
                       configured_urls=[ch.webhook_url, ch.pagerduty_key and ch.pagerduty_url])
     if not ch.configured():
         return []

@@ -474,16 +474,19 @@ def test_endless_pages_stop_at_the_page_budget(tmp_path, monkeypatch):
     assert (s.runs_listed, s.collected) == (3, 3) and "page budget of 3 pages" in s.incomplete[0]
 
 
-def test_a_trickling_server_is_cut_off_at_the_request_deadline(tmp_path, monkeypatch):
-    """Run 2's jobs answer comes one byte every 0.2 s (about 100 s in all, each read well within any
-    per-read timeout): cut off at the 1 s total deadline; runs 1 and 3 collected, the cursor saved."""
+@pytest.mark.parametrize("what, limits", [("jobs", Limits(answer_seconds=1.0)), ("logs", Limits(request_seconds=1.0))])
+def test_a_trickling_server_is_cut_off_at_the_request_deadline(tmp_path, monkeypatch, what, limits):
+    """Run 2's jobs answer (an API answer) or log archive (a download) comes one byte every 0.2 s (a
+    minute and more in all, each read well within any per-read timeout): cut off at the 1 s total
+    deadline; runs 1 and 3 collected, the cursor saved."""
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     runs = [run_obj(1, 1), run_obj(2, 2), run_obj(3, 3)]
-    slow = {"/runs/2/jobs": lambda req: Reply(body=jobs_obj(2, 2), trickle=0.2)}
+    body = {"jobs": json.dumps(jobs_obj(2, 2)).encode(), "logs": zip_of({"build/1_Build.txt": "x" * 400})}[what]
+    slow = {f"/runs/2/{what}": lambda req: Reply(body=body, trickle=0.2)}
     state = tmp_path / "state.json"
     with scripted_http(github_answer(runs, slow)) as (base, _seen):
         s, secs = finishes_within(20, collect, REPO, tmp_path / "landing", state, base_url=base,
-                                  sleep=lambda _s: None, now=NOW, limits=Limits(request_seconds=1.0))
+                                  sleep=lambda _s: None, now=NOW, limits=limits)
     assert secs < 10, secs
     assert s.collected == 2 and len(s.failed) == 1 and s.failed[0].startswith("run 2: ")
     assert "cut off after 1 s (total deadline)" in s.failed[0]
@@ -540,7 +543,8 @@ def test_the_documented_limits_and_clock_skew():
     from ifc_scan.collect.github import BadItem, valid_time
     from ifc_scan.deliver import DELIVERY_LIMITS
     d = Limits()
-    assert (d.request_seconds, d.collection_seconds, d.max_pages, d.max_wait) == (600, 3 * 3600, 1000, 900)
+    assert (d.request_seconds, d.answer_seconds, d.collection_seconds, d.max_pages, d.max_wait) == (
+        600, 60, 3 * 3600, 1000, 900)
     assert (DELIVERY_LIMITS.request_seconds, DELIVERY_LIMITS.collection_seconds) == (30, 600)
     assert valid_time("2026-03-10T12:10:00Z", "run 1 created_at", NOW) == datetime(2026, 3, 10, 12, 10)
     with pytest.raises(BadItem, match="run 1 created_at: dated '2026-03-10T12:10:01Z', after now"):
@@ -566,3 +570,18 @@ def test_https_goes_through_the_environments_proxy_with_tls_checked_end_to_end(t
     assert tunnels == [(base.split("//")[1], expected)] * 2
     assert [r.path for r in seen] == ["/repos/acme/app?token=T"] and "Proxy-Authorization" not in seen[0].headers
     assert "p@ss" not in str(err.value) and "p%40ss" not in str(err.value)
+
+
+def test_the_environment_sets_the_deadlines_of_a_cli_collection(tmp_path, monkeypatch, capsys):
+    """IFC_SCAN_HTTP_SECONDS=1: `ifc-scan collect tickets` against a server trickling its answer exits 1
+    within seconds, naming the cut-off; a value that is not a positive number is refused by name."""
+    from ifc_scan.cli import main
+    argv = ["collect", "tickets", "--repo", REPO, "--landing", str(tmp_path / "l"), "--state", str(tmp_path / "s.json")]
+    with scripted_http(lambda req: Reply(body=[], trickle=0.2)) as (base, _seen):
+        monkeypatch.setenv("IFC_SCAN_HTTP_SECONDS", "1")
+        rc, secs = finishes_within(20, main, argv + ["--base-url", base])
+        err = capsys.readouterr().err
+        assert rc == 1 and secs < 10 and "cut off after 1 s (total deadline)" in err
+        monkeypatch.setenv("IFC_SCAN_HTTP_SECONDS", "nan")
+        assert main(argv + ["--base-url", base]) == 1
+    assert "IFC_SCAN_HTTP_SECONDS='nan': give a positive number of seconds" in capsys.readouterr().err

@@ -243,6 +243,6 @@ def test_a_server_trickling_its_answer_is_cut_off_at_the_deadline(tmp_path, monk
     with scripted_http(lambda req: Reply(body=[issue(1, "x", "2026-03-01T10:00:00Z")], trickle=0.2)) as (base, _s):
         with pytest.raises(CollectError) as err:
             finishes_within(20, collect_github_issues, "acme/app", tmp_path / "landing", tmp_path / "state.json",
-                            base_url=base, limits=Limits(request_seconds=1.0))
+                            base_url=base, limits=Limits(answer_seconds=1.0))
     assert str(err.value) == f"{base}/repos/acme/app/issues?…: cut off after 1 s (total deadline)"
     assert not (tmp_path / "state.json").exists() and not (tmp_path / "landing").exists()

@@ -228,7 +228,7 @@ def _pick_pull(pulls: list[dict], sha: str, branch: str) -> dict | None:
 
 def _github_content(client: GitHubClient, repo: str, path: str, sha: str) -> str | None:
     url = f"/repos/{repo}/contents/{urllib.parse.quote(path)}?ref={sha}"
-    status, _h, body = client.request(url)
+    status, _h, body = client.request(url, seconds=client.http.limits.answer_seconds)
     if status in (404, 410):
         return None                              # the commit deleted the file
     doc = json_answer(body, client.absolute(url))

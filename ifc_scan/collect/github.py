@@ -78,11 +78,12 @@ class GitHubClient:
 
     def __init__(self, base_url: str, token: str | None, summary: Summary, sleep=time.sleep, log=None,
                  limits: Limits | None = None):
-        self.http = HttpClient(limits, user_agent="ifc-scan-collector", configured_urls=[base_url])
         try:
+            self.http = HttpClient(limits or Limits().from_env(), user_agent="ifc-scan-collector",
+                                   configured_urls=[base_url])
             api = self.http.check(base_url)
         except HttpError as exc:
-            raise CollectError(f"API base URL: {exc}") from None
+            raise CollectError(f"API base URL: {exc}" if isinstance(exc, UnsafeURL) else str(exc)) from None
         self.base = base_url.rstrip("/")
         self.api_origin = (api.scheme, api.hostname, api.port)
         self._token = token
@@ -98,16 +99,16 @@ class GitHubClient:
     def absolute(self, url: str) -> str:
         return self.base + url if url.startswith("/") else url
 
-    def request(self, url: str, max_bytes: int = MAX_DOWNLOAD) -> tuple[int, dict, bytes]:
-        """GET with retries, rate-limit waits and manual redirects. Returns (status, headers, body);
-        404/410 are returned, not raised."""
+    def request(self, url: str, max_bytes: int = MAX_DOWNLOAD, seconds: float | None = None) -> tuple[int, dict, bytes]:
+        """GET with retries, rate-limit waits and manual redirects, each try within `seconds` (default: the
+        download deadline). Returns (status, headers, body); 404/410 are returned, not raised."""
         url = self.absolute(url)
         attempt = 0
         for _hop in range(6):
             while True:
                 self.summary.requests += 1
                 try:
-                    ans = self.http.send("GET", url, headers=self._headers(url), max_bytes=max_bytes)
+                    ans = self.http.send("GET", url, headers=self._headers(url), max_bytes=max_bytes, seconds=seconds)
                 except DeadlineExceeded as exc:
                     raise (DeadlinePassed if self.http.collection.passed() else CollectError)(str(exc)) from None
                 except HttpError as exc:
@@ -151,7 +152,7 @@ class GitHubClient:
         self.sleep(seconds)
 
     def json(self, url: str):
-        status, _h, body = self.request(url)
+        status, _h, body = self.request(url, seconds=self.http.limits.answer_seconds)
         if status in (404, 410):
             raise CollectError(f"not found: {redact_url(self.absolute(url))}")
         return json_answer(body, self.absolute(url))
@@ -167,7 +168,7 @@ class GitHubClient:
                 raise ListingIncomplete(f"page budget of {self.http.limits.max_pages} pages reached at "
                                         f"{redact_url(url)}")
             seen.add(url)
-            status, headers, body = self.request(url)
+            status, headers, body = self.request(url, seconds=self.http.limits.answer_seconds)
             if status in (404, 410):
                 raise CollectError(f"not found: {redact_url(url)}")
             doc = json_answer(body, url)

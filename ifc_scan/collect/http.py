@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection, ProxyConfig
@@ -52,12 +52,45 @@ class DeadlineExceeded(HttpError):
     pass
 
 
+class BadSetting(HttpError):
+    pass
+
+
+HTTP_SECONDS_ENV, COLLECT_SECONDS_ENV = "IFC_SCAN_HTTP_SECONDS", "IFC_SCAN_COLLECT_SECONDS"
+
+
 @dataclass(frozen=True)
 class Limits:
-    request_seconds: float = 600.0        # one request, connect to last byte
+    request_seconds: float = 600.0        # one request (a log or artifact download, a send), connect to last byte
+    answer_seconds: float = 60.0          # one API answer (JSON), connect to last byte
     collection_seconds: float = 3 * 3600.0  # one whole collection (or one delivery run)
     max_pages: int = 1000                 # pages followed through one `Link: next` chain
     max_wait: float = 900.0               # the longest one rate-limit answer may make us wait
+
+    def from_env(self, env=None) -> "Limits":
+        """These limits with IFC_SCAN_HTTP_SECONDS (every request) and IFC_SCAN_COLLECT_SECONDS (a whole
+        collection or delivery run) applied when set."""
+        env = os.environ if env is None else env
+        out = self
+        per_request, whole = _seconds_setting(env, HTTP_SECONDS_ENV), _seconds_setting(env, COLLECT_SECONDS_ENV)
+        if per_request is not None:
+            out = replace(out, request_seconds=per_request, answer_seconds=per_request)
+        if whole is not None:
+            out = replace(out, collection_seconds=whole)
+        return out
+
+
+def _seconds_setting(env, name: str) -> float | None:
+    raw = str(env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise BadSetting(f"{name}={raw[:40]!r}: give a positive number of seconds")
+    return value
 
 
 @dataclass
@@ -256,12 +289,12 @@ class HttpClient:
         return check_url(url, self.allow_loopback_http)
 
     def send(self, method: str, url: str, *, headers: dict | None = None, body: bytes | None = None,
-             max_bytes: int = MAX_BODY, keep_path: bool = True) -> Answer:
+             max_bytes: int = MAX_BODY, keep_path: bool = True, seconds: float | None = None) -> Answer:
         """One request, no redirect followed (the caller decides where a `Location` may lead). Userinfo in
         the URL is sent as Basic authentication, never as part of any message."""
         parts = self.check(url)
         shown, secrets = redact_url(url, keep_path), url_secrets(url, keep_path)
-        limit = min(self.limits.request_seconds, self.collection.remaining())
+        limit = min(seconds or self.limits.request_seconds, self.collection.remaining())
         if limit <= 0:
             raise DeadlineExceeded(f"{shown}: not requested, the collection's deadline of "
                                    f"{self.collection.seconds:g} s has passed")
