@@ -7,6 +7,12 @@ in progress (fetched again until they complete); pagination is followed; 403/429
 on an expired log or artifact is recorded as "expired at source", not an error. The token comes from an
 environment variable and is sent only to the API host (never to redirect targets), never logged and
 never written. Each run folder is built in a hidden temporary folder and renamed into place.
+
+Every request goes through the one HTTP client (ifc_scan/collect/http.py: https only, also after a
+redirect; a total deadline per request and per collection). What an answer says is validated before it
+is used (ids, times, anything that becomes a path): a bad item is recorded in the summary's `bad_items`
+and skipped, the rest collected and the cursor saved; a listing cut short (a page already read, the page
+budget, the collection's deadline) holds the cursor; no cursor moves past now.
 """
 
 from __future__ import annotations
