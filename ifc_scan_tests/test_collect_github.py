@@ -385,6 +385,26 @@ def test_a_redirect_to_another_scheme_is_refused_and_nothing_local_lands(tmp_pat
     assert json.loads(state.read_text())["completed"] == [2]
 
 
+def test_a_download_link_to_another_scheme_is_a_bad_item_and_the_run_is_collected(tmp_path, monkeypatch):
+    """Run 1 lists an artifact whose archive_download_url is file:// (a local zip): that artifact is
+    named in collect-notes.json and skipped, nothing local lands, the run and its logs are collected."""
+    private = tmp_path / "private" / "evidence.zip"
+    private.parent.mkdir()
+    private.write_bytes(zip_of({"trivy-results-app.json": '{"LOCAL": "not evidence of this run"}'}))
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    arts = {"total_count": 1, "artifacts": [{"id": 100, "name": "trivy-results-app", "expired": False,
+                                             "archive_download_url": private.as_uri()}]}
+    land = tmp_path / "landing"
+    with scripted_http(github_answer([run_obj(1, 1)], {"/runs/1/artifacts": lambda req: Reply(body=arts)})) as (base, _s):
+        s = collect(REPO, land, tmp_path / "state.json", base_url=base, sleep=lambda _s: None, now=NOW)
+    run = land / "ci" / "github-actions" / "1"
+    assert s.collected == 1 and (run / "logs.zip").is_file() and not (run / "artifacts").exists()
+    notes = json.loads((run / "collect-notes.json").read_text())
+    assert notes["bad_items"] == [f"artifact 'trivy-results-app': download URL refused {private.as_uri()}: "
+                                  "only https URLs are followed"]
+    assert not any(b"LOCAL" in data for data in landed(land).values())
+
+
 @pytest.mark.parametrize("bad_id", ["../../../escape", "12abc", 2.5, True, -4, 2 ** 64])
 def test_a_run_whose_id_is_not_an_integer_is_skipped_and_the_rest_collected(tmp_path, monkeypatch, bad_id):
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)

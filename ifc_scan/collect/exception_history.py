@@ -239,8 +239,8 @@ def _github_content(client: GitHubClient, repo: str, path: str, sha: str) -> str
             return base64.b64decode(str(doc.get("content") or "")).decode("utf-8", errors="replace")
         except binascii.Error as exc:
             raise CollectError(f"{path} at {sha[:12]}: content is not base64 ({exc})") from None
-    if isinstance(doc.get("download_url"), str):   # over 1 MB: GitHub gives no inline content
-        status, _h, raw = client.request(doc["download_url"])
+    if doc.get("download_url"):                  # over 1 MB: GitHub gives no inline content
+        status, _h, raw = client.request(client.checked_url(doc["download_url"], f"{path} at {sha[:12]}"))
         return raw.decode("utf-8", errors="replace")
     raise CollectError(f"{path} at {sha[:12]}: GitHub gave no content")
 

@@ -105,6 +105,16 @@ class GitHubClient:
     def absolute(self, url: str) -> str:
         return self.base + url if url.startswith("/") else url
 
+    def checked_url(self, value, what: str) -> str:
+        """A URL taken from an answer (a download link), refused as a BadItem unless it may be requested."""
+        if not isinstance(value, str):
+            raise BadItem(f"{what}: no download URL")
+        try:
+            self.http.check(self.absolute(value))
+        except HttpError as exc:
+            raise BadItem(f"{what}: download URL {exc}") from None
+        return value
+
     def request(self, url: str, max_bytes: int = MAX_DOWNLOAD, seconds: float | None = None) -> tuple[int, dict, bytes]:
         """GET with retries, rate-limit waits and manual redirects, each try within `seconds` (default: the
         download deadline). Returns (status, headers, body); 404/410 are returned, not raised."""
@@ -457,8 +467,7 @@ def _collect_run(client: GitHubClient, repo: str, rid: int, run: dict, runs_root
                     continue
                 try:
                     where = inside(tmp / "artifacts", re.sub(r"[^\w.\-]", "_", name)[:100])
-                    if not isinstance(art.get("archive_download_url"), str):
-                        raise BadItem(f"artifact {name[:100]!r}: no download URL")
+                    client.checked_url(art.get("archive_download_url"), f"artifact {name[:100]!r}")
                 except BadItem as exc:     # this artifact only: named in collect-notes.json
                     notes.setdefault("bad_items", []).append(str(exc))
                     summary.bad_items.append(f"run {rid}: {exc}")
