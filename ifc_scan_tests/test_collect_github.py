@@ -1,6 +1,5 @@
 """The GitHub collector against a local HTTP server (127.0.0.1) that serves the REST shapes."""
 
-import base64
 import io
 import json
 import threading
@@ -570,26 +569,6 @@ def test_the_documented_limits_and_clock_skew():
     with pytest.raises(BadItem, match="run 1 created_at: dated '2026-03-10T12:10:01Z', after now"):
         valid_time("2026-03-10T12:10:01Z", "run 1 created_at", NOW)
 
-
-def test_https_goes_through_the_environments_proxy_with_tls_checked_end_to_end(tmp_path, monkeypatch):
-    """HTTPS_PROXY is honoured as urllib honoured it: a CONNECT tunnel (its credentials sent to the proxy
-    only), the server's certificate checked by the client, not the proxy."""
-    from ifc_scan.collect.http import HttpClient, HttpError
-    from ifc_scan_tests.servers import connect_proxy, self_signed
-    cert, key = self_signed(tmp_path)
-    for var in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    with scripted_http(lambda req: Reply(body={"ok": True}), tls=(cert, key)) as (base, seen), \
-            connect_proxy() as (proxy, tunnels):
-        monkeypatch.setenv("https_proxy", proxy.replace("http://", "http://puser:p%40ss@"))
-        answer = HttpClient(ca_file=str(cert)).send("GET", base + "/repos/acme/app?token=T")
-        with pytest.raises(HttpError, match="CERTIFICATE_VERIFY_FAILED") as err:
-            HttpClient().send("GET", base + "/x")         # the system's CAs do not know this certificate
-    assert (answer.status, json.loads(answer.body)) == (200, {"ok": True})
-    expected = "Basic " + base64.b64encode(b"puser:p@ss").decode()
-    assert tunnels == [(base.split("//")[1], expected)] * 2
-    assert [r.path for r in seen] == ["/repos/acme/app?token=T"] and "Proxy-Authorization" not in seen[0].headers
-    assert "p@ss" not in str(err.value) and "p%40ss" not in str(err.value)
 
 
 def test_the_environment_sets_the_deadlines_of_a_cli_collection(tmp_path, monkeypatch, capsys):
