@@ -457,3 +457,58 @@ def test_a_report_rewritten_while_ingest_reads_it_is_stored_only_as_the_bytes_ha
         ("CVE-FIRST",), ("CVE-NEW-LONGER",)]
     assert con.execute("SELECT status FROM source_files WHERE sha256 = ?", (sha,)).fetchall() == [("ingested",)]
     con.close()
+
+
+# Unicode digits Python's int(), re's \d and strptime read as 0-9, though no scanner, runner or export writes them
+OTHER_DIGITS = {"arabic-indic": "٠١٢٣٤٥٦٧٨٩", "extended-arabic-indic": "۰۱۲۳۴۵۶۷۸۹", "devanagari": "०१२३४५६७८९",
+                "fullwidth": "０１２３４５６７８９", "bengali": "০১২৩৪৫৬৭৮৯", "mathematical-bold": "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗"}
+
+
+@pytest.mark.parametrize("digits", OTHER_DIGITS.values(), ids=OTHER_DIGITS.keys())
+def test_times_and_dates_written_in_other_digits_are_refused(digits):
+    from ifc_scan.ingest.gha_log import classify
+    from ifc_scan.ingest.tickets import TicketRejected, parse_jira_csv
+    from ifc_scan.timeutil import BadTimestamp, parse_date, parse_week
+
+    def other(text: str) -> str:
+        return text.translate(str.maketrans("0123456789", digits))
+
+    # every digit replaced, and only one (the year's last): both refused, where the ASCII form reads
+    for ts in ("2026-03-02T10:00:00Z", "2026-03-02T10:00:00.1234567+01:00"):
+        assert parse_ts(ts) is not None
+        for odd in (other(ts), ts[:3] + other(ts[3]) + ts[4:]):
+            with pytest.raises(BadTimestamp, match="not an RFC 3339 timestamp"):
+                parse_ts(odd)
+    assert str(parse_date("2026-03-02")) == "2026-03-02"
+    with pytest.raises(BadTimestamp, match="not a YYYY-MM-DD date"):
+        parse_date(other("2026-03-02"))
+    with pytest.raises(ValueError):
+        parse_week(other("2026-W10"))
+    # a runner log line stamped in other digits is text: no time of its own, the stamp left in its text
+    raw = "2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done"
+    (ascii_line,) = classify([raw])
+    (odd_line,) = classify([other(raw[:28]) + raw[28:]])
+    assert ascii_line.time == datetime(2026, 3, 2, 10, 1) and ascii_line.text.startswith("#5 writing")
+    assert odd_line.time is None and odd_line.text == other(raw[:28]) + raw[28:]
+    # a Jira CSV export's date: strptime's %Y alone reads '05/Mar/٢٠٢٦' and '٢٠٢٦-03-05 09:00'
+    head = "Summary,Issue key,Issue id,Status,Created\n"
+    for created in ("05/Mar/2026 9:00 AM", "2026-03-05 09:00"):
+        assert parse_jira_csv(head + f"x,SEC-7,10007,To Do,{created}\n")[0].created_at == datetime(2026, 3, 5, 9)
+        with pytest.raises(TicketRejected, match="no date format Jira exports"):
+            parse_jira_csv(head + "x,SEC-7,10007,To Do," + created.replace("2026", other("2026")) + "\n")
+
+
+def test_a_report_dated_in_other_digits_is_rejected_and_the_rest_ingested(tmp_path):
+    t = tmp_path / "landing" / "trivy"
+    t.mkdir(parents=True)
+    good = {"SchemaVersion": 2, "CreatedAt": "2026-03-02T02:00:00Z", "ArtifactName": "ghcr.io/a/b:1",
+            "ArtifactType": "container_image", "Metadata": {"ImageID": "sha256:" + "1" * 64},
+            "Results": [{"Target": "x", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH"}]}]}
+    (t / "good.json").write_text(json.dumps(good))
+    for name, digits in OTHER_DIGITS.items():
+        created = "2026-03-02T02:00:00Z".translate(str.maketrans("0123456789", digits))
+        (t / f"{name}.json").write_text(json.dumps({**good, "CreatedAt": created, "ArtifactName": f"ghcr.io/a/{name}:1"}))
+    s = ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    reasons = dict(s.rejections)
+    assert s.ingested == 1 and sorted(reasons) == sorted(f"trivy/{n}.json" for n in OTHER_DIGITS)
+    assert all("CreatedAt is not a usable time" in r for r in reasons.values())
