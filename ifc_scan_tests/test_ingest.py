@@ -1,4 +1,5 @@
 import json
+import os
 from datetime import datetime
 
 import duckdb
@@ -512,3 +513,42 @@ def test_a_report_dated_in_other_digits_is_rejected_and_the_rest_ingested(tmp_pa
     reasons = dict(s.rejections)
     assert s.ingested == 1 and sorted(reasons) == sorted(f"trivy/{n}.json" for n in OTHER_DIGITS)
     assert all("CreatedAt is not a usable time" in r for r in reasons.values())
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped_and_the_rest_stored(tmp_path):
+    """Names in Latin-1 (a Windows copy), random bytes and a folder so named: each refused unopened and
+    recorded under its escaped name; the good report and the run (whose one log has such a name) stored."""
+    from ifc_scan_tests.badinputs import GOOD, _run
+    land = tmp_path / "landing"
+    (land / "trivy").mkdir(parents=True)
+    (land / "trivy" / "good.json").write_text(json.dumps(GOOD))
+    root = os.fsencode(land)
+    other = json.dumps({**GOOD, "ArtifactName": "ghcr.io/bad/latin1:1", "Metadata": {"ImageID": "sha256:" + "c" * 64}})
+    os.makedirs(root + b"/trivy/dir\xff")
+    for name in (b"/trivy/caf\xe9.json", b"/trivy/\xff\xfe.json", b"/trivy/dir\xff/a.json"):
+        with open(root + name, "w") as fh:
+            fh.write(other)
+    _run(land / "ci" / "github-actions" / "904", 904)
+    logs = land / "ci" / "github-actions" / "904" / "logs" / "build"
+    logs.mkdir(parents=True)
+    (logs / "1_Build.txt").write_text("2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done\n")
+    with open(os.fsencode(logs) + b"/2_Pu\xdfh.txt", "w") as fh:
+        fh.write("2026-03-02T10:02:00.0000000Z #6 writing image sha256:" + "2" * 64 + " done\n")
+    wh = tmp_path / "w.duckdb"
+    s = ingest(land, wh, progress=lambda m: None)
+    escaped = {"trivy/caf\\xe9.json", "trivy/\\xff\\xfe.json", "trivy/dir\\xff/a.json",
+               "ci/github-actions/904/logs/build/2_Pu\\xdfh.txt"}
+    reasons = dict(s.rejections)
+    assert set(reasons) == escaped and all("file name is not valid UTF-8" in r for r in reasons.values())
+    con = duckdb.connect(str(wh), read_only=True)
+    assert {r[0] for r in con.execute("select path from ingest_errors").fetchall()} == escaped
+    assert con.execute("select source_path from scans").fetchall() == [("trivy/good.json",)]
+    assert con.execute("select distinct log_file from ci_events where run_id = 904").fetchall() == [
+        ("logs/build/1_Build.txt",)]       # the run stored, without the log whose name is not UTF-8
+    before = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("source_files", "ingest_errors", "scans")}
+    con.close()
+    again = ingest(land, wh, progress=lambda m: None)        # stable: nothing new, nothing added twice
+    assert again.new_files == 0 and again.rejected == 0
+    con = duckdb.connect(str(wh), read_only=True)
+    assert {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in before} == before
+    con.close()

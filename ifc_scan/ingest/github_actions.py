@@ -26,6 +26,7 @@ from ifc_scan.ingest.gha_events import CiEvent, CiPattern, JobLogReader, LogIssu
 from ifc_scan.ingest.gha_log import classify
 from ifc_scan.ingest.gha_models import JobsList, WorkflowRun, why
 from ifc_scan.ingest.model import Rejected
+from ifc_scan.ingest.scan_files import undecodable_name
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 from ifc_scan.yaml_budget import load_user_yaml
 
@@ -157,6 +158,8 @@ def collect_logs(run_dir: Path, result: RunResult) -> list[LogFile]:
     logdir = run_dir / "logs"
     if logdir.is_dir():
         for p in sorted([*logdir.rglob("*.txt"), *logdir.rglob("*.log")]):
+            if undecodable_name(str(p.relative_to(run_dir))) is not None:
+                continue      # not read: ingest's discovery records it, rejected under its escaped name
             if p.is_symlink():
                 result.errors.append((str(p.relative_to(run_dir)), "symlink in logs/ not followed"))
                 continue
