@@ -49,12 +49,13 @@ SIZES = {"huge": 200 * 1024 * 1024, "one_line_log": 1024 * 1024 * 1024, "zip_bom
 BUILD_LINE = "2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done"
 
 
-def write_zip_bomb(path: Path, inflated: int, unit: bytes = b"\0", claim_inflated: int | None = None) -> None:
+def write_zip_bomb(path: Path, inflated: int, unit: bytes = b"\0", claim_inflated: int | None = None,
+                   claim_compressed: int | None = None) -> None:
     """A logs.zip: build/1_Build.txt (one build event), then build/2_Bomb.txt, `inflated` bytes of `unit`
     repeated, written 1 MB at a time so that the writer's memory stays small (deflate makes 1 GB of zeros
     about 1 MB). claim_inflated: the central directory then lies that the bomb inflates to only that many
     bytes, so that its header's ratio looks like a real log's (zipfile yields that many, then finds the
-    CRC wrong)."""
+    CRC wrong); claim_compressed: it lies that the bomb holds that many compressed bytes, to the same end."""
     piece = unit * (1024 * 1024 // len(unit))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("build/1_Build.txt", BUILD_LINE + "\n")
@@ -62,11 +63,13 @@ def write_zip_bomb(path: Path, inflated: int, unit: bytes = b"\0", claim_inflate
             for _ in range(inflated // len(piece)):
                 fh.write(piece)
             fh.write(unit * (inflated % len(piece) // len(unit)))
-    if claim_inflated is not None:
+    if claim_inflated is not None or claim_compressed is not None:
         data = bytearray(path.read_bytes())
         entry = data.rindex(b"PK\x01\x02")          # the central directory entry of the last member, the bomb
         assert data[entry + 46:entry + 62] == b"build/2_Bomb.txt"
-        struct.pack_into("<I", data, entry + 24, claim_inflated)
+        for offset, claim in ((20, claim_compressed), (24, claim_inflated)):
+            if claim is not None:
+                struct.pack_into("<I", data, entry + offset, claim)
         path.write_bytes(bytes(data))
 
 

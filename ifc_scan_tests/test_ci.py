@@ -243,6 +243,7 @@ def test_a_zip_bomb_of_log_lines_is_read_up_to_the_runs_budget(tmp_path):
     assert "build" in [e.kind for e in res.events]              # the first log, within the budget
     (reason,) = [r for f, r in res.errors if f == "logs.zip"]
     assert "exceed 8,388,608 bytes" in reason and "1_deploy-production.txt" in reason
+    assert "(25,165,800 bytes, more than the" in reason        # its header says it will not fit: not opened
     # the same with a budget of lines: 24 MB of 31-byte lines is 811,800 lines, over 100,000
     res = read_run_folder(d, max_log_lines=100_000)
     (reason,) = [r for f, r in res.errors if f == "logs.zip"]

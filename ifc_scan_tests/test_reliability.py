@@ -248,13 +248,13 @@ def test_a_wait_on_the_warehouse_lock_says_who_holds_it(tmp_path):
 LOG_LINE = b"2026-03-02T10:00:00.0000000Z .\n"
 
 
-def _zip_bomb_run(tmp_path, claim_inflated=None) -> Path:
+def _zip_bomb_run(tmp_path, **claims) -> Path:
     land = tmp_path / "landing"
     run = land / "ci" / "github-actions" / "906"
     _run(run, 906)
     # 256 MB of log lines in about 0.6 MB: 8.6 million lines, over the run's budget of 5 million, which
     # reading took about 4 minutes to reach before archives were bounded by their ratio
-    write_zip_bomb(run / "logs.zip", 256 * 1024 * 1024, LOG_LINE, claim_inflated)
+    write_zip_bomb(run / "logs.zip", 256 * 1024 * 1024, LOG_LINE, **claims)
     assert (run / "logs.zip").stat().st_size < 1024 * 1024
     return land
 
@@ -289,6 +289,18 @@ def test_a_zip_bomb_whose_header_lies_is_stopped_while_it_inflates(tmp_path):
     reason = reasons["ci/github-actions/906/logs.zip"]
     assert "logs.zip!build/2_Bomb.txt: inflated" in reason and "zip bomb, reading stopped" in reason
     assert "inflating to 62,914,560" in reason
+
+
+def test_a_zip_bomb_claiming_more_compressed_bytes_than_the_archive_holds_is_refused_by_its_size(tmp_path):
+    """The central directory claims 4 MB of compressed bytes (64:1) in a 0.6 MB archive: the members together
+    may inflate to 100 times the archive's size on disk, which the header's 256 MB overruns."""
+    land = _zip_bomb_run(tmp_path, claim_compressed=4 * 1024 * 1024)
+    took, reasons = _ingest_timed(land, tmp_path / "w.duckdb")
+    assert took < 5, f"ingest took {took:.1f} s"
+    reason = reasons["ci/github-actions/906/logs.zip"]
+    archive = (land / "ci" / "github-actions" / "906" / "logs.zip").stat().st_size
+    assert "logs.zip!build/2_Bomb.txt: the headers say the members inflate to" in reason
+    assert f"over 100 times the archive's {archive:,}: a zip bomb, not read" in reason
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     assert con.execute("select count(*) from ci_events where run_id=906 and kind='build'").fetchone()[0] == 1
     con.close()
