@@ -38,7 +38,8 @@ LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.e
 MAX_ZIP_MEMBER = 512 * 1024 * 1024
 # A run's logs, decompressed, are read up to these many bytes and lines (logs.zip inflates at most 100:1,
 # ifc_scan/zip_budget.py, but 40 MB of it is still 4 GB; reading costs per line, about 17 us): what lies
-# beyond is not read, and the run says so; a zip member whose header says it would not fit is not opened. Sizes, not seconds, so that the same landing zone always gives the same warehouse whatever
+# beyond is not read, and the run says so; a zip member whose header says it would not fit is not
+# opened. Sizes, not seconds, so that the same landing zone always gives the same warehouse whatever
 # the machine's speed. A real job's log has thousands to a few hundred thousand lines.
 DEFAULT_MAX_RUN_LOG_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_RUN_LOG_MB", "4096")) * 1024 * 1024)
 DEFAULT_MAX_RUN_LOG_LINES = int(os.environ.get("IFC_SCAN_MAX_RUN_LOG_LINES", "5000000"))
@@ -306,7 +307,8 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: 
             result.errors.append((log.name.split("!", 1)[0], reason))
             result.issues.append(LogIssue(run_id, log.name, None, reason, None))
             break
-        except ZipBomb as exc:            # this member only (its reason names it); the archive's budget stays spent
+        except ZipBomb as exc:            # this member only (the reason names it); the archive's later members
+            # are held to what its count has left
             result.errors.append(("logs.zip", str(exc)))
         except LOG_READ_ERRORS as exc:    # this log only (an encrypted or Deflate64 member, a truncated one)
             result.errors.append((log.name.split("!", 1)[0],
