@@ -357,10 +357,12 @@ def write_period(reports: Path, pack: PeriodPack, landing: Path | None = None, v
     files["weeks_x_controls.csv"] = _csv(pack.populations["weeks_x_controls"], strip_cols)
     files["sample.json"] = (json.dumps(pack.sample, indent=1, sort_keys=True, default=str) + "\n").encode()
     files["figures.json"] = (json.dumps(pack.figures, indent=1, sort_keys=True, default=str) + "\n").encode()
+    from ifc_scan.report.publications import read_log
     lines = []
     if verify:
+        log = read_log(reports)
         for w in pack.published:
-            lines += verify_week(reports, w.week, landing).lines()
+            lines += verify_week(reports, w.week, landing, log=log).lines()
         lines.append(f"{len(pack.published)} week(s) checked")
     else:
         lines.append("not run (--no-verify)")

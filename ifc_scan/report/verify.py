@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ifc_scan.kpis.stage import manifest_hash
+from ifc_scan.report.publications import LOG_FILE, LogState, published_manifests
 from ifc_scan.report.signing import SIGNATURE_FILE, check
-from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, sha256_bytes, to_csv
+from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, index_html, sha256_bytes, to_csv
 
 
 @dataclass
@@ -50,7 +51,7 @@ class WeekVerification:
                 "checks": [c.__dict__ for c in self.checks], "problems": self.problems}
 
     def lines(self) -> list[str]:
-        out = [f"{self.week} r{self.revision if self.revision is not None else '?'}: "
+        out = [f"{self.week}{f' r{self.revision}' if self.revision is not None else ''}: "
                f"{'VERIFIED' if self.verified else 'NOT VERIFIED'}"]
         out += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name:<11} {c.detail}" for c in self.checks]
         return out
@@ -63,8 +64,80 @@ def _inside(landing: Path, rel: str) -> Path | None:
     return landing / Path(*p.parts)
 
 
+def _key_continuity(reports: Path, manifest: dict) -> str | None:
+    """Without a pinned key, the chain itself says which key may sign: the previous week's, unless this
+    manifest records the rotation from it. A week re-signed by another key (or not signed) fails."""
+    prev = manifest.get("previous_week")
+    data = find_manifest(reports, prev["week"], prev["manifest_sha256"]) if prev else None
+    prev_fp = (json.loads(data).get("signing_key") or {}).get("fingerprint") if data else None
+    if prev_fp is None:
+        return None
+    fp = (manifest.get("signing_key") or {}).get("fingerprint")
+    if fp is None:
+        return f"not signed, but the chain's previous week {prev['week']} is signed by {prev_fp}"
+    if fp != prev_fp and manifest.get("key_rotated_from") != prev_fp:
+        return (f"signed by {fp}, but the chain's key (previous week {prev['week']}) is {prev_fp} and no rotation "
+                "from it is recorded")
+    return None
+
+
+def _publication_check(week: str, raw: bytes, manifest: dict, log: LogState | None) -> tuple[bool, str, list[str]]:
+    """The published manifest against the publication log's latest record of the week."""
+    if log is None:
+        if manifest.get("publication_log"):
+            return False, f"{LOG_FILE} is missing", [f"the week was recorded in {LOG_FILE}, which is missing "
+                                                     "(deleted to hide a rollback or a deleted week?)"]
+        return True, "no publication log (published by an earlier release): rollback cannot be checked", []
+    problems = [f"publication log: {p}" for p in log.problems]
+    sha, latest = sha256_bytes(raw), log.weeks.get(week)
+    if latest is None:
+        problems.append(f"{week} is not in {LOG_FILE}: never published by ifc-scan, or the log was cut")
+    elif latest["manifest_sha256"] != sha:
+        old = log.history.get(week, {}).get(sha, "missing")
+        problems.append(f"rolled back: {LOG_FILE} records r{latest.get('revision')} (manifest sha256 "
+                        f"{latest['manifest_sha256'][:12]}…) as the latest of {week}, but the published folder holds "
+                        + (f"r{old}, an earlier revision" if old != "missing" else "a manifest the log never recorded")
+                        + " (or a publication was interrupted: run report for the week again)")
+    detail = (f"the latest of {week} in {LOG_FILE} ({len(log.lines)} records)" if not problems
+              else f"{len(problems)} problem(s) against {LOG_FILE}")
+    return not problems, detail, problems
+
+
+def verify_publication(reports: Path, log: LogState | None, weeks: list[str], whole: bool) -> WeekVerification:
+    """The set of published weeks (those of `weeks`' range) and, with `whole`, index.html against the log."""
+    v = WeekVerification("publication log")
+    if log is None:
+        named = [w for w, d in published_manifests(reports).items() if b'"publication_log"' in d]
+        v.add("log", not named, f"{LOG_FILE} is missing" + (f" although {', '.join(named[:3])} name it" if named else
+                                                             " (weeks published by an earlier release)"),
+              [f"{LOG_FILE} is missing although the published weeks were recorded in it"] if named else [])
+        return v
+    v.add("log", not log.problems, f"{len(log.lines)} records, hash chain and signatures "
+          + ("intact" if not log.problems else "broken"), [f"publication log: {p}" for p in log.problems])
+    lo, hi = (weeks[0], weeks[-1]) if weeks and not whole else ("", "9999")
+    published = set(published_manifests(reports))
+    gone = sorted(w for w in log.weeks if lo <= w <= hi and w not in published)
+    v.add("weeks", not gone, f"{len(published)} published week(s); {len(gone)} recorded in the log but missing",
+          [f"{w} r{log.weeks[w].get('revision')} is recorded in {LOG_FILE} but its folder is gone (deleted)"
+           for w in gone])
+    if whole:
+        index = reports / "index.html"
+        current = index.read_bytes() if index.is_file() else None
+        problems = []
+        if current is None:
+            problems.append("index.html is missing")
+        else:
+            if log.index_sha256 and sha256_bytes(current) != log.index_sha256:
+                problems.append(f"index.html is not the one recorded in {LOG_FILE} (edited or replaced)")
+            if current != index_html(reports):
+                problems.append("index.html differs from the index rendered again from the published weeks")
+        v.add("index", not problems, "index.html " + ("matches the log and the published weeks" if not problems
+                                                      else "does not match"), problems)
+    return v
+
+
 def verify_week(reports: Path, week: str, landing: Path | None = None, progress=None,
-                trusted: list[bytes] | None = None) -> WeekVerification:
+                trusted: list[bytes] | None = None, log: LogState | None = None) -> WeekVerification:
     progress = progress or (lambda msg: None)
     v = WeekVerification(week)
     folder = reports / week
@@ -84,6 +157,9 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     # 0. the manifest's signature (Ed25519), against the pinned keys when given
     sig_path = folder / SIGNATURE_FILE
     ok, detail = check(raw, sig_path.read_bytes() if sig_path.is_file() else None, trusted or [])
+    broken = _key_continuity(reports, manifest) if ok else None
+    if broken:
+        ok, detail = False, broken
     v.add("signature", ok, detail + (f"; key rotated from {manifest['key_rotated_from']}"
                                      if manifest.get("key_rotated_from") else ""),
           [] if ok else [f"signature: {detail}"])
@@ -129,6 +205,7 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     v.add("revision", not rev_problems,
           f"r{v.revision}" + (f", supersedes r{sup['revision']} (kept in {sup['path']})" if sup else ", no earlier revision"),
           rev_problems)
+    v.add("published", *_publication_check(week, raw, manifest, log))
 
     # 4. inputs in the landing zone
     if landing is None:
