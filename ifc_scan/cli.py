@@ -243,15 +243,24 @@ def cmd_exceptions_prune(a) -> int:
 
 
 def cmd_period(a) -> int:
-    """The audit-period evidence pack from the published weeks of a period."""
-    from ifc_scan.report.period import build_period, period_bounds, write_period
+    """The audit-period evidence pack from the published weeks of a period; exit 1 when a week fails verification
+    (the pack then leaves it out and says so on every page) unless --allow-unverified asks for it as it is."""
+    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.signing import read_public_key
     start, end = period_bounds(a.range_from, a.range_to)
     sample = {} if a.sample is None else {"sample_size": a.sample}     # else the pack's DEFAULT_SAMPLE
-    pack = build_period(Path(a.reports), start, end, seed=a.seed, **sample)
-    out = write_period(Path(a.reports), pack, Path(a.landing) if a.landing else None, verify=not a.no_verify)
+    out, pack, failed, stamp = publish_period(
+        Path(a.reports), start, end, signing_key=a.signing_key, landing=Path(a.landing) if a.landing else None,
+        trusted=[read_public_key(k) for k in a.key], verify=not a.no_verify, allow_unverified=a.allow_unverified,
+        seed=a.seed, progress=_err, **sample)
+    for week, why in failed.items():
+        _err(f"period: {week} failed verification: {why}")
+    if stamp:
+        _err(f"period: {stamp}")
     print(json.dumps({"period": pack.figures["period"], "verdict": pack.figures["verdict"], "folder": str(out),
-                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"]}))
-    return 0
+                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"],
+                      "evidence_grade": stamp is None, "weeks_failed_verification": sorted(failed)}))
+    return 1 if failed and not a.allow_unverified else 0
 
 
 def cmd_run(a) -> int:
@@ -356,7 +365,14 @@ def main(argv=None) -> int:
     pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
     pe.add_argument("--sample", type=int, help="items of each population in the auditor's sample (default 10)")
     pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
-    pe.add_argument("--no-verify", action="store_true", help="skip verifying every week (faster)")
+    pe.add_argument("--no-verify", action="store_true",
+                    help="skip verifying the weeks (faster): the pack is stamped UNVERIFIED on every page")
+    pe.add_argument("--allow-unverified", action="store_true",
+                    help="build from weeks that fail verification too (stamped UNVERIFIED on every page; exit 0)")
+    pe.add_argument("--key", action="append", default=[],
+                    help="trusted public key (PEM; repeatable): every week must be signed by one to verify")
+    pe.add_argument("--signing-key", default=s.signing_key,
+                    help="the weeks' Ed25519 key, which signs the pack's manifest (must exist)")
     pe.set_defaults(fn=cmd_period)
     gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
     gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")

@@ -136,6 +136,46 @@ def verify_publication(reports: Path, log: LogState | None, weeks: list[str], wh
     return v
 
 
+def _revision_check(reports: Path, week: str, manifest: dict) -> tuple[str, bool, str, list[str]]:
+    """The superseded revision is where the manifest says, and no newer revision sits in the archive."""
+    revision = manifest.get("revision")
+    archive = reports / "revisions" / week
+    archived = sorted(int(p.name[1:]) for p in archive.glob("r*") if p.name[1:].isdigit()) if archive.is_dir() else []
+    rev_problems = []
+    sup = manifest.get("supersedes")
+    if sup:
+        found = find_manifest(reports, week, sup["manifest_sha256"])
+        if found is None or not (reports / sup["path"] / "manifest.json").is_file():
+            rev_problems.append(f"the superseded revision r{sup['revision']} ({sup['path']}) is missing or was modified")
+    if archived and revision is not None and max(archived) >= revision:
+        rev_problems.append(f"revision r{revision} is published but revisions/{week}/r{max(archived)} exists: "
+                            "a newer revision was rolled back or the folders were swapped")
+    return ("revision", not rev_problems,
+            f"r{revision}" + (f", supersedes r{sup['revision']} (kept in {sup['path']})" if sup else ", no earlier revision"),
+            rev_problems)
+
+
+def _inputs_check(inputs: list[dict], landing: Path) -> tuple[str, bool, str, list[str]]:
+    """Every input of the week inside the landing zone, present, with its recorded sha256."""
+    missing, changed, outside = [], [], []
+    for item in inputs:
+        src = _inside(landing, item["path"])
+        if src is None:
+            outside.append(item["path"])
+        elif not src.is_file():
+            missing.append(item["path"])
+        elif sha256_bytes(src.read_bytes()) != item["sha256"]:
+            changed.append(item["path"])
+    ok_inputs = len(inputs) - len(missing) - len(changed) - len(outside)
+    problems = ([f"input {p} is outside the landing zone: refused" for p in outside] +
+                [f"input {p} is missing from {landing}" for p in missing[:20]] +
+                [f"input {p} changed since the report (sha256 differs)" for p in changed[:20]])
+    if len(missing) > 20:
+        problems.append(f"... and {len(missing) - 20} more missing inputs: is {landing} the landing zone the report "
+                        "used? (pass --landing DIR)")
+    return "inputs", not problems, f"{ok_inputs:,}/{len(inputs):,} present and unchanged in {landing}", problems
+
+
 def verify_week(reports: Path, week: str, landing: Path | None = None, progress=None,
                 trusted: list[bytes] | None = None, log: LogState | None = None) -> WeekVerification:
     progress = progress or (lambda msg: None)
@@ -191,43 +231,14 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
         v.add("chain", False, str(exc), [f"manifest chain broken: {exc}"])
 
     # 3. revisions: the superseded one is where the manifest says; nothing newer was rolled back
-    archive = reports / "revisions" / week
-    archived = sorted(int(p.name[1:]) for p in archive.glob("r*") if p.name[1:].isdigit()) if archive.is_dir() else []
-    rev_problems = []
-    sup = manifest.get("supersedes")
-    if sup:
-        found = find_manifest(reports, week, sup["manifest_sha256"])
-        if found is None or not (reports / sup["path"] / "manifest.json").is_file():
-            rev_problems.append(f"the superseded revision r{sup['revision']} ({sup['path']}) is missing or was modified")
-    if archived and v.revision is not None and max(archived) >= v.revision:
-        rev_problems.append(f"revision r{v.revision} is published but revisions/{week}/r{max(archived)} exists: "
-                            "a newer revision was rolled back or the folders were swapped")
-    v.add("revision", not rev_problems,
-          f"r{v.revision}" + (f", supersedes r{sup['revision']} (kept in {sup['path']})" if sup else ", no earlier revision"),
-          rev_problems)
+    v.add(*_revision_check(reports, week, manifest))
     v.add("published", *_publication_check(week, raw, manifest, log))
 
     # 4. inputs in the landing zone
     if landing is None:
         recorded = Path(manifest.get("landing_zone", ""))
         landing = recorded if recorded.is_absolute() else (reports.parent / recorded)
-    missing, changed, outside = [], [], []
-    for item in inputs:
-        src = _inside(landing, item["path"])
-        if src is None:
-            outside.append(item["path"])
-        elif not src.is_file():
-            missing.append(item["path"])
-        elif sha256_bytes(src.read_bytes()) != item["sha256"]:
-            changed.append(item["path"])
-    ok_inputs = len(inputs) - len(missing) - len(changed) - len(outside)
-    problems = ([f"input {p} is outside the landing zone: refused" for p in outside] +
-                [f"input {p} is missing from {landing}" for p in missing[:20]] +
-                [f"input {p} changed since the report (sha256 differs)" for p in changed[:20]])
-    if len(missing) > 20:
-        problems.append(f"... and {len(missing) - 20} more missing inputs: is {landing} the landing zone the report "
-                        "used? (pass --landing DIR)")
-    v.add("inputs", not problems, f"{ok_inputs:,}/{len(inputs):,} present and unchanged in {landing}", problems)
+    v.add(*_inputs_check(inputs, landing))
     if v.problems:
         return v
 
