@@ -107,7 +107,7 @@ def cmd_verify(a) -> int:
     results = []
     if a.all or a.range_from or a.range_to:     # the set of weeks (and the index) against the publication log
         results.append(verify_publication(reports, log, bounds, whole))
-    if not weeks and not results:
+    if not weeks and log is None:
         _err(f"verify: no published week in {reports} for that selection")
         return 1
     for i, w in enumerate(weeks, 1):
