@@ -270,6 +270,8 @@ def test_a_signing_key_is_never_created_or_replaced_silently(tmp_path, monkeypat
     assert _cli(*args, "--week", "2026-W09") == 0 and default.is_file()
     first = json.loads((rep / "2026-W09" / "manifest.json").read_text())["signing_key"]["fingerprint"]
     # the default key lost: an error now that weeks are signed by it, not a new key and a rotation
+    old_pub = tmp_path / "old.pub.pem"
+    default.with_suffix(".pub.pem").rename(old_pub)          # the auditor's copy of the first public key
     default.unlink()
     capsys.readouterr()
     assert _cli(*args, "--week", "2026-W10") == 2
@@ -281,8 +283,12 @@ def test_a_signing_key_is_never_created_or_replaced_silently(tmp_path, monkeypat
     assert m["key_rotated_from"] == first != m["signing_key"]["fingerprint"]
     log = [json.loads(x) for x in (rep / "publications.log.jsonl").read_text().splitlines()]
     assert [r.get("key_rotated_from") for r in log if r["kind"] == "week"] == [None, first]
+    # a rotation record is written by whoever holds the new key: it counts only with --key naming both keys
     capsys.readouterr()
-    assert _cli("verify", "--reports", rep, "--all") == 0, capsys.readouterr().err
+    assert _cli("verify", "--reports", rep, "--all") == 1
+    assert "a rotation is accepted only with --key naming the new public key" in capsys.readouterr().err
+    assert _cli("verify", "--reports", rep, "--all", "--key", old_pub, "--key", default.with_suffix(".pub.pem")) == 0, \
+        capsys.readouterr().err
 
 
 def test_verify_all_notices_a_deleted_newest_week_and_an_edited_index(copy, capsys):
@@ -331,6 +337,18 @@ def test_a_week_re_signed_by_another_key_fails_without_key(copy, capsys):
     err = capsys.readouterr().err
     assert "signed by " + forger.fingerprint + ", but the chain's key (previous week 2026-W09)" in err
     assert "no rotation from it is recorded" in err
+    # ... nor with a rotation written by the forger into the manifest and the publication log
+    from ifc_scan.report.publications import PublicationLog
+    m["key_rotated_from"] = json.loads((copy / "2026-W09" / "manifest.json").read_text())["signing_key"]["fingerprint"]
+    data = (json.dumps(m, indent=1) + "\n").encode()
+    (w10 / "manifest.json").write_bytes(data)
+    (w10 / "manifest.sig.json").write_bytes(forger.sign(data))
+    PublicationLog(copy, forger).record_week("2026-W10", m["revision"], data)
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10") == 1
+    err = capsys.readouterr().err
+    assert f"signed by {forger.fingerprint} after a key rotation from {m['key_rotated_from']}" in err
+    assert "rotates the key from" in err
 
 
 def test_a_rolled_back_week_is_detected_from_the_publication_log(copy, tmp_path, capsys):

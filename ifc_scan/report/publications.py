@@ -83,8 +83,12 @@ def _check_record(i: int, line: bytes, record: dict, state: LogState, trusted: l
     fp = fingerprint(public_raw)
     if trusted and public_raw not in trusted:
         out.append(f"{where} is signed by {fp}, which is not the key given with --key")
-    if state.key_fingerprint and fp != state.key_fingerprint and record.get("key_rotated_from") != state.key_fingerprint:
-        out.append(f"{where} is signed by {fp}, not by the log's key {state.key_fingerprint}, and records no rotation")
+    if state.key_fingerprint and fp != state.key_fingerprint:
+        if record.get("key_rotated_from") != state.key_fingerprint:
+            out.append(f"{where} is signed by {fp}, not by the log's key {state.key_fingerprint}, and records no rotation")
+        elif not trusted:      # anyone holding a new key can write a rotation record: the auditor's --key decides
+            out.append(f"{where} rotates the key from {state.key_fingerprint} to {fp}: a rotation is accepted only "
+                       "with --key naming the new public key")
     state.key_fingerprint = fp
     return out
 

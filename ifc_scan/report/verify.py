@@ -64,9 +64,10 @@ def _inside(landing: Path, rel: str) -> Path | None:
     return landing / Path(*p.parts)
 
 
-def _key_continuity(reports: Path, manifest: dict) -> str | None:
-    """Without a pinned key, the chain itself says which key may sign: the previous week's, unless this
-    manifest records the rotation from it. A week re-signed by another key (or not signed) fails."""
+def _key_continuity(reports: Path, manifest: dict, trusted: list[bytes]) -> str | None:
+    """The chain says which key may sign: the previous week's. Another key fails unless this manifest
+    records the rotation from it, and a recorded rotation counts only with --key naming the new key (a
+    rotation record is written by whoever holds the new key, so it proves nothing by itself)."""
     prev = manifest.get("previous_week")
     data = find_manifest(reports, prev["week"], prev["manifest_sha256"]) if prev else None
     prev_fp = (json.loads(data).get("signing_key") or {}).get("fingerprint") if data else None
@@ -78,6 +79,9 @@ def _key_continuity(reports: Path, manifest: dict) -> str | None:
     if fp != prev_fp and manifest.get("key_rotated_from") != prev_fp:
         return (f"signed by {fp}, but the chain's key (previous week {prev['week']}) is {prev_fp} and no rotation "
                 "from it is recorded")
+    if fp != prev_fp and not trusted:
+        return (f"signed by {fp} after a key rotation from {prev_fp} (previous week {prev['week']}): a rotation is "
+                "accepted only with --key naming the new public key")
     return None
 
 
@@ -197,7 +201,7 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     # 0. the manifest's signature (Ed25519), against the pinned keys when given
     sig_path = folder / SIGNATURE_FILE
     ok, detail = check(raw, sig_path.read_bytes() if sig_path.is_file() else None, trusted or [])
-    broken = _key_continuity(reports, manifest) if ok else None
+    broken = _key_continuity(reports, manifest, trusted or []) if ok else None
     if broken:
         ok, detail = False, broken
     v.add("signature", ok, detail + (f"; key rotated from {manifest['key_rotated_from']}"
