@@ -283,6 +283,7 @@ def test_a_signing_key_is_never_created_or_replaced_silently(tmp_path, monkeypat
     assert m["key_rotated_from"] == first != m["signing_key"]["fingerprint"]
     log = [json.loads(x) for x in (rep / "publications.log.jsonl").read_text().splitlines()]
     assert [r.get("key_rotated_from") for r in log if r["kind"] == "week"] == [None, first]
+    assert _cli(*args, "--week", "2026-W10") == 0        # publishing goes on with the new key, no flag needed
     # a rotation record is written by whoever holds the new key: it counts only with --key naming both keys
     capsys.readouterr()
     assert _cli("verify", "--reports", rep, "--all") == 1

@@ -55,6 +55,7 @@ class LogState:
     index_sha256: str | None = None
     key_fingerprint: str | None = None
     problems: list[str] = field(default_factory=list)
+    unpinned_rotations: list[str] = field(default_factory=list)    # problems for a verifier, not for the writer
 
     @property
     def head_sha256(self) -> str | None:
@@ -87,14 +88,17 @@ def _check_record(i: int, line: bytes, record: dict, state: LogState, trusted: l
         if record.get("key_rotated_from") != state.key_fingerprint:
             out.append(f"{where} is signed by {fp}, not by the log's key {state.key_fingerprint}, and records no rotation")
         elif not trusted:      # anyone holding a new key can write a rotation record: the auditor's --key decides
-            out.append(f"{where} rotates the key from {state.key_fingerprint} to {fp}: a rotation is accepted only "
+            state.unpinned_rotations.append(f"{where} rotates the key from {state.key_fingerprint} to {fp}: a rotation is accepted only "
                        "with --key naming the new public key")
     state.key_fingerprint = fp
     return out
 
 
-def read_log(reports: Path, trusted: list[bytes] | None = None, path: Path | None = None) -> LogState | None:
-    """The log replayed and checked (hash chain, signatures, key continuity); None when there is none."""
+def read_log(reports: Path, trusted: list[bytes] | None = None, path: Path | None = None,
+             verifying: bool = True) -> LogState | None:
+    """The log replayed and checked (hash chain, signatures, key continuity); None when there is none.
+    `verifying`: a key rotation not pinned by `trusted` is a problem (the writer, who asked for it, reads
+    with False)."""
     path = path or reports / LOG_FILE
     if not path.is_file():
         return None
@@ -113,6 +117,8 @@ def read_log(reports: Path, trusted: list[bytes] | None = None, path: Path | Non
             state.history.setdefault(week, {})[entry["manifest_sha256"]] = entry.get("revision")
         if record.get("index_sha256"):
             state.index_sha256 = record["index_sha256"]
+    if verifying:
+        state.problems += state.unpinned_rotations
     return state
 
 
@@ -133,7 +139,7 @@ class PublicationLog:
     def __init__(self, reports: Path, signer):
         self.reports, self.signer = Path(reports), signer
         self.path = self.reports / LOG_FILE
-        state = read_log(self.reports)
+        state = read_log(self.reports, verifying=False)
         if state is None:
             named = [w for w, data in published_manifests(self.reports).items() if b'"publication_log"' in data]
             if named:

@@ -134,7 +134,7 @@ def chain_key_fingerprint(reports: Path) -> str | None:
     """The fingerprint of the key that signed the latest publication: the publication log's last signed
     record, else (reports published before the log) the newest signed week's manifest."""
     from ifc_scan.report.publications import published_manifests, read_log
-    state = read_log(Path(reports))
+    state = read_log(Path(reports), verifying=False)
     if state is not None and state.key_fingerprint:
         return state.key_fingerprint
     for _week, data in sorted(published_manifests(Path(reports)).items(), reverse=True):
