@@ -61,6 +61,15 @@ class LogState:
     def head_sha256(self) -> str | None:
         return hashlib.sha256(self.lines[-1]).hexdigest() if self.lines else None
 
+    def apply(self, line: bytes, record: dict) -> None:
+        """One record (its line) added to the replayed state."""
+        self.lines.append(line)
+        for week, entry in (record.get("weeks") or {}).items():
+            self.weeks[week] = entry
+            self.history.setdefault(week, {})[entry["manifest_sha256"]] = entry.get("revision")
+        if record.get("index_sha256"):
+            self.index_sha256 = record["index_sha256"]
+
 
 def _check_record(i: int, line: bytes, record: dict, state: LogState, trusted: list[bytes]) -> list[str]:
     where = f"{LOG_FILE} record {i}"
@@ -111,12 +120,7 @@ def read_log(reports: Path, trusted: list[bytes] | None = None, path: Path | Non
             state.lines.append(line)
             continue
         state.problems += _check_record(i, line, record, state, trusted or [])
-        state.lines.append(line)
-        for week, entry in (record.get("weeks") or {}).items():
-            state.weeks[week] = entry
-            state.history.setdefault(week, {})[entry["manifest_sha256"]] = entry.get("revision")
-        if record.get("index_sha256"):
-            state.index_sha256 = record["index_sha256"]
+        state.apply(line, record)
     if verifying:
         state.problems += state.unpinned_rotations
     return state
@@ -173,12 +177,7 @@ class PublicationLog:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-        st.lines.append(line)
-        for week, entry in (record.get("weeks") or {}).items():
-            st.weeks[week] = entry
-            st.history.setdefault(week, {})[entry["manifest_sha256"]] = entry.get("revision")
-        if record.get("index_sha256"):
-            st.index_sha256 = record["index_sha256"]
+        st.apply(line, record)
 
     def record_week(self, week: str, revision: int, manifest: bytes) -> None:
         self._append({"kind": "week", "weeks": {week: {"revision": revision,
