@@ -284,6 +284,12 @@ def test_a_signing_key_is_never_created_or_replaced_silently(tmp_path, monkeypat
     log = [json.loads(x) for x in (rep / "publications.log.jsonl").read_text().splitlines()]
     assert [r.get("key_rotated_from") for r in log if r["kind"] == "week"] == [None, first]
     assert _cli(*args, "--week", "2026-W10") == 0        # publishing goes on with the new key, no flag needed
+    # the key reached through a link inside the reports folder: published with it, so refused too
+    (rep / "k-link.pem").symlink_to(default)
+    capsys.readouterr()
+    assert _cli(*args, "--week", "2026-W10", "--signing-key", rep / "k-link.pem") == 2
+    assert "is inside the reports folder" in capsys.readouterr().err
+    (rep / "k-link.pem").unlink()
     # a rotation record is written by whoever holds the new key: it counts only with --key naming both keys
     capsys.readouterr()
     assert _cli("verify", "--reports", rep, "--all") == 1

@@ -74,9 +74,13 @@ def load_key(path: str | Path) -> Signer:
 
 def refuse_if_published(path: Path, folders: dict[str, Path]) -> None:
     """A private key under the reports folder or the landing zone would be published with the evidence."""
-    where = path.resolve()
+    # as written and with links followed, on both sides: a link in the reports folder is published too
+    wheres = {Path(os.path.abspath(path)), path.resolve()}
     for what, folder in folders.items():
-        if folder is not None and where.is_relative_to(Path(folder).resolve()):
+        if folder is None:
+            continue
+        inside = {Path(os.path.abspath(folder)), Path(folder).resolve()}
+        if any(w.is_relative_to(f) for w in wheres for f in inside):
             raise KeyRefused(f"signing key {path} is inside the {what} ({folder}): a private key there is published "
                              "with the evidence it signs; keep it outside (refused)")
 
