@@ -11,6 +11,7 @@ share one compressed stream), the archive's bytes are not.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -42,11 +43,12 @@ class _CountingFile:
 class BoundedZip:
     """A zip archive read within its inflation budget: refusal() by a member's headers, open() counted."""
 
-    def __init__(self, path: Path, label: str):
+    def __init__(self, path: Path | bytes, label: str):
+        """`path`: the archive's file, or its bytes as a collector downloaded them."""
         self.label = label                            # the archive as named in reasons ("logs.zip")
-        fh = open(path, "rb")
+        fh = io.BytesIO(path) if isinstance(path, bytes) else open(path, "rb")
         try:
-            self.archive_bytes = Path(path).stat().st_size
+            self.archive_bytes = len(path) if isinstance(path, bytes) else Path(path).stat().st_size
             self._file = _CountingFile(fh)
             self.zf = zipfile.ZipFile(self._file)     # BadZipFile; ValueError for a name flagged UTF-8 that is not
         except BaseException:
