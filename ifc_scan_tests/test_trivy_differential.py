@@ -23,7 +23,9 @@ from ifc_scan_tests.trivy_oracle import (DEFAULT_BINARY, ENV_BINARY, FINDING_KEY
 PLAIN_CASES = int(os.environ.get("IFC_SCAN_TRIVY_PLAIN_CASES", "1100"))
 YAML_CASES = int(os.environ.get("IFC_SCAN_TRIVY_YAML_CASES", "900"))
 JOBS = int(os.environ.get("IFC_SCAN_TRIVY_JOBS", "3"))
-ISSUE_27 = pytest.mark.xfail(strict=False, reason="issue 27: reader rewrite in progress")
+# raises=AssertionError: only a disagreement is expected; a broken harness (Trivy's output unreadable, the gate
+# not judging a finding) still fails
+ISSUE_27 = pytest.mark.xfail(strict=False, raises=AssertionError, reason="issue 27: reader rewrite in progress")
 
 
 @pytest.fixture(scope="module")
