@@ -520,8 +520,6 @@ def yaml_ignore_files():
 
 
 def _render_section(draw, st, tags, name: bytes, entries, has_defaults: bool) -> list[bytes]:
-    from hypothesis import strategies as st     # noqa: F811 (the caller's module, drawn from here)
-
     style = draw(st.sampled_from(["block"] * 12 + ["flow"] * 3 + ["indent0", "indent4", "tab", "scalar", "empty", "null"]))
     tags.add(f"section_{style}")
     if style == "scalar":
