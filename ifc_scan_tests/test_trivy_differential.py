@@ -205,6 +205,7 @@ PLAIN = {
     "line_at_scanner_limit": b"#" + b"x" * (SCANNER_LIMIT - 1) + b"\nCVE-2021-44228\n",
     "entry_then_long_line_then_entry": b"CVE-2023-4911\n" + b"y" * (SCANNER_LIMIT + 1) + b"\nCVE-2021-44228\n",
     "long_entry_line_with_expiry_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2020-01-01\n",
+    "long_entry_line_in_force_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2099-12-31\n",
     "empty_lines": b"\n\n\nCVE-2021-44228\n\n",
     "trailing_whitespace": b"CVE-2021-44228   \t \nCVE-2023-4911 exp:2099-12-31 \t\n",
     "invalid_utf8_other_line": b"CVE-2021-44228\n\xff\xfe\n",
