@@ -362,6 +362,36 @@ def cadence(ctx: WeekContext) -> dict:
     return {"lineages_with_gaps": len({g["lineage"] for g in gaps}), "gaps": gaps, "stale_evidence": stale_evidence}
 
 
+def freshness(ctx: WeekContext) -> dict:
+    """D23: how current the week's evidence is at T. Per deployable lineage in service at T (seen before T,
+    not retired): the newest scan of the image it runs at T and that scan's age; older than the policy's
+    `scan_gap_hours` (or no scan at all) makes the image `stale`: its findings are not known at T. The
+    week has `no_new_evidence` when no scan and no CI build, push or deploy event falls in [S, T)."""
+    window = ctx.policy["scan_gap_hours"]
+    first_build: dict[str, datetime] = {}
+    for b in ctx.obs.builds:
+        if b["time"] is not None and b["time"] < ctx.T:
+            first_build.setdefault(b["lineage"], b["time"])
+    images = []
+    for lineage in sorted(ctx.obs.deployable):
+        if ctx.retired(lineage) or (ctx.index.first_time(lineage, ctx.T) is None and lineage not in first_build):
+            continue
+        img = ctx.state.current_image(lineage)
+        scan = ctx.index.latest(lineage, img, ctx.T) if img else None
+        age = r2(hours(ctx.T - scan.observed_at)) if scan is not None else None
+        images.append({"lineage": lineage, "image": img, "last_scan_at": iso_z(scan.observed_at) if scan else None,
+                       "age_hours": age, "stale": age is None or age > window})
+    ci_times = [e["time"] if isinstance(e, dict) else e.time for e in (*ctx.obs.builds, *ctx.obs.pushes, *ctx.obs.deploys)]
+    ci_times = [t for t in ci_times if t is not None and t < ctx.T]
+    scan_times = [s.observed_at for s in ctx.obs.scans if s.observed_at < ctx.T]
+    scans_in_week = sum(1 for t in scan_times if t >= ctx.S)
+    ci_in_week = sum(1 for t in ci_times if t >= ctx.S)
+    last = max(scan_times + ci_times, default=None)
+    return {"window_hours": window, "images": images, "stale": sum(1 for i in images if i["stale"]),
+            "scans_in_week": scans_in_week, "ci_events_in_week": ci_in_week, "last_evidence_at": iso_z(last),
+            "no_new_evidence": scans_in_week + ci_in_week == 0}
+
+
 def compute_week(ctx: WeekContext) -> dict:
     """The KPI keys of kpis.json for the week [ctx.S, ctx.T), and the exception entries behind them."""
     start, end = ctx.S, ctx.T
@@ -373,7 +403,7 @@ def compute_week(ctx: WeekContext) -> dict:
         "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries),
         **({"exception_approvals": approval_summary(entries, ctx.governance.has_evidence)}
            if ctx.governance is not None else {}),
-        "stale_images": stale_images(ctx), "cadence": cadence(ctx),
+        "stale_images": stale_images(ctx), "cadence": cadence(ctx), "freshness": freshness(ctx),
     }, entries
 
 
