@@ -62,6 +62,13 @@ class WeekKpis:
         return self.doc["remediated"]["total"]
 
     @property
+    def resolved(self) -> int:
+        """Findings closed in the week for any reason (fixed, withdrawn by the scanner, lineage retired): with
+        the new ones and the regressions, what moved the open backlog (D24)."""
+        r = self.doc["remediated"]
+        return r["total"] + r["withdrawn"] + r["retired"]
+
+    @property
     def expired_exceptions_listed(self) -> int:
         return self.doc["exceptions"]["expired_listed"]
 

@@ -28,7 +28,11 @@ def trend_point(k: WeekKpis) -> dict:
     return {"week": k.week, "open": {s: k.open_by_severity(s) for s in SEVERITIES},
             "mttr": {s: k.mttr_mean(s) for s in ("CRITICAL", "HIGH")},
             "mttr_n": {s: k.mttr(s)["n"] for s in ("CRITICAL", "HIGH")}, "critical": k.critical_in_prod,
-            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"]}
+            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"], "new": k.new_findings,
+            "resolved": k.resolved,
+            # degree (D24): [met, judged]; absent for a week stored before kpis.json contract 1.3
+            **({"degree": {"requirements": list(k.requirements_met()), "controls": list(k.controls_passing())}}
+               if k.requirements else {})}
 
 
 def stored_trend(con, monday: date) -> list[dict]:
@@ -48,12 +52,13 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
     signer = load_or_create(signing_key) if signing_key else None
     memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
+    upcoming = {week_label(m) for m in mondays}
     for m in sorted(set(mondays)):
         r = load_week(con, week_label(m), with_inputs=True)
         if r is None:
             raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
         status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
-                            memo=memo, signer=signer)
+                            memo=memo, signer=signer, upcoming=upcoming)
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)

@@ -159,9 +159,18 @@ def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> lis
     return base
 
 
+def next_week_link(reports: Path, week: str, upcoming: set[str]) -> str | None:
+    """The nearest later week already published or published by this same run (a range): the page links to
+    it. The newest week names none (its "next" would not exist yet): the index lists the later ones."""
+    later = {p.name for p in reports.iterdir() if p.is_dir() and p.name[:2] == "20" and p.name > week
+             and (p / "manifest.json").is_file()} | {w for w in upcoming if w > week}
+    return min(later, default=None)
+
+
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               memo: dict | None = None, signer=None) -> dict:
-    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
+               memo: dict | None = None, signer=None, upcoming: set[str] = frozenset()) -> dict:
+    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}.
+    `upcoming`: later weeks this run also writes (the page links to the next one)."""
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     k = result.kpis
@@ -197,6 +206,8 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
             "signing_public_key": signer.public_key_b64 if signer else None,
+            "nav": {"index": "../index.html", "previous": previous["week"] if previous else None,
+                    "next": next_week_link(reports, week, upcoming)},
             "verify_command": f"ifc-scan verify --reports {reports.resolve()} --week {week}"
                               + (f" --key {signer.path.with_suffix('.pub.pem').resolve()}" if signer else "")}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
@@ -263,12 +274,16 @@ def write_index(reports: str | Path) -> Path:
         v = WeekKpis(k)
         judged = {t.key: t for t in judge_targets(v, Targets.from_policy(k["policy"]))} if "targets" in k["policy"] else {}
         rows.append({"week": k["week"], "period_start": k["period_start"], "verdict": v.verdict,
+                     "evidence": v.evidence_line() if v.no_new_evidence else None,
                      "failing": [f"{c['framework']} {c['id']}" for c in v.failing_controls], "revision": m.get("revision", 1),
+                     # (value, status, key): a stale or no-data figure is never coloured as met
                      "cells": [(judged[key].value if key in judged else None,
-                                None if key not in judged else judged[key].passed)
+                                judged[key].status if key in judged else "no data", key)
                                for key in ("zero_critical_in_production", "build_gate_coverage", "nightly_coverage",
                                            "mttr_critical", "mttr_high", "no_open_overdue")],
-                     "backlog": v.open_backlog})
+                     "requirements": v.requirements_met() if v.requirements else None,
+                     "controls": v.controls_passing(), "unmet": [r["label"] for r in v.unmet_requirements],
+                     "new": v.new_findings, "resolved": v.resolved, "backlog": v.open_backlog})
     path = reports / "index.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(render_index(rows), encoding="utf-8")
