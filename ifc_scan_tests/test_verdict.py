@@ -1,6 +1,7 @@
 """Freshness (D23), the requirements behind the verdict, and the verdict itself, on hand-built weeks; every
 expected figure is worked out by hand in the comments (policy: scan_gap_hours 48, coverage target 100 %)."""
 
+import re
 from datetime import date, datetime
 
 import pytest
@@ -99,3 +100,119 @@ def test_one_missed_night_is_one_unmet_requirement_explaining_seven_controls(sc)
     assert v.controls_passing() == (0, 7)
     assert v.verdict_line().startswith("2026-W10: NOT COMPLIANT - 5 of 6 requirements met (not met: Nightly "
                                        "coverage %) - 7 of 13 controls fail")
+
+
+def publish(sc, mondays: list[date]):
+    """Ingest the scenario and publish these weeks as `ifc-scan report` does; returns the reports folder."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.warehouse.db import connect
+    ingest(sc.landing, sc.root / "w.duckdb", progress=lambda m: None)
+    policy = load_policy()
+    with connect(sc.root / "w.duckdb") as con:
+        derive_lifecycle(con, policy)
+        publish_weeks(con, policy, mondays, sc.root / "reports", landing=str(sc.landing), first_week=mondays[0])
+    return sc.root / "reports"
+
+
+def section(html: str, sid: str) -> str:
+    start = html.index(f'<section id="{sid}"')
+    return html[start:html.index("</section>", start)]
+
+
+def test_a_stale_zero_is_printed_stale_never_met(sc):
+    sc.registry_scan("A", D(6, 10), [vuln("CVE-1", "openssl", "HIGH")])   # 62 h before T, as above
+    html = (publish(sc, [MON]) / "2026-W10" / "report.html").read_text()
+    cards = section(html, "headline")
+    crit = cards[cards.index("CRITICAL in production"):][:700]
+    assert '<div class="v">0 <span class="stale-tag">stale</span>' in crit and "<b>stale</b>" in crit
+    assert "· met" not in crit
+    assert 'class="card stale"' in cards
+
+
+@pytest.fixture
+def three_weeks(sc):
+    """W09: every night scanned, one LOW. W10: no scan on Wed 03-04; a CRITICAL disclosed Sat 03-07 02:00 (due Sun
+    03-08 02:00, so 22 h late at T). W11: nothing received at all."""
+    for day in range(23, 29):
+        sc.registry_scan("A", datetime(2026, 2, day, 2), [vuln("CVE-1", "zlib", "LOW")])
+    sc.registry_scan("A", D(1, 2), [vuln("CVE-1", "zlib", "LOW")])
+    for day in (2, 3, 5, 6):
+        sc.registry_scan("A", D(day, 2), [vuln("CVE-1", "zlib", "LOW")])
+    for day in (7, 8):
+        sc.registry_scan("A", D(day, 2), [vuln("CVE-1", "zlib", "LOW"), vuln("CVE-C", "openssl", "CRITICAL")])
+    return publish(sc, [date(2026, 2, 23), MON, date(2026, 3, 9)])
+
+
+def test_the_verdict_names_each_unmet_requirement_with_its_items_linked_to_their_rows(three_weeks):
+    html = (three_weeks / "2026-W10" / "report.html").read_text()
+    verdict = section(html, "verdict")
+    # judged: current scans, CRITICAL in prod, nightly, overdue, expired listed, exception lines = 6; met: current
+    # scans (newest Sun 02:00, 22 h), expired listed (0), exception lines (0) = 3
+    assert "<h2>2026-W10: NOT COMPLIANT - 3 of 6 requirements met - 7 of 13 controls fail</h2>" in verdict
+    reqs = re.findall(r'<li id="req-([a-z_]+)"><b>([^<]+)</b>', verdict)
+    assert reqs == [("zero_critical_in_production", "CRITICAL in production"),
+                    ("nightly_coverage", "Nightly coverage %"), ("no_open_overdue", "Open findings past due")]
+    night = verdict[verdict.index('id="req-nightly_coverage"'):]
+    night = night[:night.index("</li>")]
+    assert "85.7 against &gt;= 100 %" in night                                  # 6 of 7 nights
+    assert night.count('href="#ctl-') == 7                                      # each mapped control once
+    # every link of the verdict lands on a row of this page, and the gap's link on the row of that day
+    ids = set(re.findall(r' id="([^"]+)"', html))
+    targets = re.findall(r'href="#([^"]+)"', verdict)
+    assert targets and all(t in ids for t in targets), [t for t in targets if t not in ids]
+    gap = re.search(r'<a href="#(g-[0-9a-f]+)">ghcr', night).group(1)
+    row = html[html.index(f'<tr id="{gap}">'):][:200]
+    assert "2026-03-04" in row
+    overdue = verdict[verdict.index('id="req-no_open_overdue"'):]
+    assert "(22 h ago)" in overdue[:overdue.index("</li>")]                     # due Sun 02:00, T Mon 00:00
+    # the finding's row says it in hours, not "0 d"
+    assert "22 h late" in section(html, "findings-section") and "0 d" not in section(html, "findings-section")
+
+
+def test_a_week_without_evidence_says_so_first_on_its_page_and_the_index(three_weeks):
+    html = (three_weeks / "2026-W11" / "report.html").read_text()
+    verdict = section(html, "verdict")
+    assert 'class="verdict stale"' in verdict
+    assert ("<h2>2026-W11: NO NEW EVIDENCE - no evidence received since 2026-03-08 02:00Z, check the collectors</h2>"
+            in verdict)
+    # Sun 03-08 02:00 -> Mon 03-16 00:00 = 7 d 22 h
+    assert "7 d 22 h" in section(html, "coverage")
+    index = (three_weeks / "index.html").read_text()
+    row = index[index.index('<tr id="w-2026-W11">'):]
+    row = row[:row.index("</tr>")]
+    assert "NO NEW EVIDENCE" in row and "no evidence received since 2026-03-08 02:00Z" in row
+
+
+def test_the_index_gives_degree_direction_and_the_unmet_requirements_of_each_week(three_weeks):
+    index = (three_weeks / "index.html").read_text()
+    # W09 6 of 6; W11: current scans (190 h), CRITICAL (1), nightly (0 of 7) and overdue unmet: 2 of 6
+    assert "2026-W11: 2 of 6 requirements met, down from 6 of 6 in 2026-W09 (2 weeks before)." in index
+    row = index[index.index('<tr id="w-2026-W10">'):]
+    row = row[:row.index("</tr>")]
+    assert "<td class=\"n\">3 of 6</td><td>CRITICAL in production; Nightly coverage %; Open findings past due</td>" in row
+    # new and resolved: W09 CVE-1 onboarded (1 new), W10 CVE-C disclosed (1 new), nothing closed
+    strip = section(index, "direction")
+    assert re.search(r"<th>New findings</th>\s*<td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td>", strip)
+    assert re.search(r"<th>Resolved findings</th>\s*(<td class=\"n\">0</td>){3}", strip)
+    assert '<a href="2026-W10/report.html">' in index
+
+
+def test_weeks_link_to_the_index_and_to_each_other(three_weeks):
+    w09, w10, w11 = ((three_weeks / w / "report.html").read_text() for w in ("2026-W09", "2026-W10", "2026-W11"))
+    nav = section(w10.replace("<nav id=\"weeks\"", "<section id=\"weeks\"").replace("</nav>", "</section>", 1), "weeks")
+    assert '<a href="../index.html">All weeks</a>' in nav
+    assert '<a href="../2026-W09/report.html" rel="prev">' in nav and '<a href="../2026-W11/report.html" rel="next">' in nav
+    assert 'rel="prev"' not in w09.split("</nav>")[0] and 'rel="next"' not in w11.split("</nav>")[0]
+    for page, folder in ((w09, "2026-W09"), (w10, "2026-W10"), (w11, "2026-W11")):   # every link lands
+        for href in re.findall(r'href="(\.\./[^"#]+)"', page):
+            assert (three_weeks / folder / href).resolve().is_file(), href
+
+
+def test_delivery_says_no_evidence_in_the_subject(three_weeks):
+    from ifc_scan.deliver import read_published
+    assert read_published(three_weeks, "2026-W11").subject() == (
+        "[ifc_scan] 2026-W11: NO NEW EVIDENCE - no evidence received since 2026-03-08 02:00Z, check the collectors")
+    # W10 received evidence: its verdict and its CRITICAL in production (CVE-C, open and overdue)
+    assert read_published(three_weeks, "2026-W10").subject() == "[ifc_scan] 2026-W10: NOT COMPLIANT - 1 CRITICAL in production"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ifc_scan.kpis.targets import Targets, TargetResult, judge_targets
 from ifc_scan.kpis.view import WeekKpis
+from ifc_scan.timeutil import duration
 
 # the kind of the items judge_targets lists (its items are also the Dagster checks' offending_items, kind-less)
 ITEM_KIND = {"zero_critical_in_production": "finding", "no_open_overdue": "finding", "build_gate_coverage": "build",
@@ -35,8 +36,8 @@ def _freshness(k: WeekKpis, window: float) -> TargetResult:
     bad = fr["stale"] + k.doc["cadence"]["lineages_with_gaps"]
     value = None if not fr["images"] else f"{fr['stale']} of {len(fr['images'])} image(s) stale at T, " \
         f"{k.doc['cadence']['lineages_with_gaps']} with a gap"
-    return TargetResult("scans_current", "Every image scanned at least every "
-                        f"{window:g} h", value, f"none over {window:g} h", _judged(value, bad == 0), items)
+    return TargetResult("scans_current", f"Every image scanned at least every {duration(window)}", value,
+                        f"none over {duration(window)}", _judged(value, bad == 0), items)
 
 
 def _deploys(deploys: list[dict]) -> TargetResult:
@@ -89,9 +90,9 @@ def _mttr_other(k: WeekKpis) -> TargetResult:
     sla = k.doc["policy"]["sla_hours"]
     means = {s: k.mttr_mean(s) for s in ("MEDIUM", "LOW") if k.mttr(s)["n"]}
     late = [{"kind": "mttr", "severity": s, "mean_h": m, "sla_h": sla[s]} for s, m in means.items() if m > sla[s]]
-    value = None if not means else "; ".join(f"{s} {m:g} h" for s, m in means.items())
+    value = None if not means else "; ".join(f"{s} {duration(m)}" for s, m in means.items())
     return TargetResult("mttr_medium_low", "MTTR MEDIUM and LOW within their SLA", value,
-                        f"<= {sla['MEDIUM']:g} h / {sla['LOW']:g} h", _judged(value, not late), late)
+                        f"MEDIUM <= {duration(sla['MEDIUM'])}, LOW <= {duration(sla['LOW'])}", _judged(value, not late), late)
 
 
 def _reproducible() -> TargetResult:

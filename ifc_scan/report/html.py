@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
+from ifc_scan.timeutil import duration
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEV_COLORS = {"CRITICAL": "#b3261e", "HIGH": "#e8710a", "MEDIUM": "#f2b600", "LOW": "#3d7bd9", "UNKNOWN": "#8a8a8a"}
@@ -69,16 +70,6 @@ def fmt(v, suffix=""):
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}{suffix}"
     return f"{v}{suffix}"
-
-
-def duration(hours):
-    """Hours as a reader counts them: '18 h', '1 d 6 h', '49 d' (n/a when there was nothing to measure)."""
-    if hours is None:
-        return "n/a"
-    if hours < 24:
-        return fmt(round(hours, 1), " h")
-    days, rest = divmod(round(hours), 24)
-    return f"{days:,} d" + (f" {rest} h" if rest else "")
 
 
 def period(start: str, end: str) -> str:
