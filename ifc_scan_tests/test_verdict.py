@@ -216,3 +216,26 @@ def test_delivery_says_no_evidence_in_the_subject(three_weeks):
         "[ifc_scan] 2026-W11: NO NEW EVIDENCE - no evidence received since 2026-03-08 02:00Z, check the collectors")
     # W10 received evidence: its verdict and its CRITICAL in production (CVE-C, open and overdue)
     assert read_published(three_weeks, "2026-W10").subject() == "[ifc_scan] 2026-W10: NOT COMPLIANT - 1 CRITICAL in production"
+
+
+def test_an_unmet_mttr_names_the_fixes_behind_it(sc):
+    sc.registry_scan("A", D(2, 2), [vuln("CVE-C", "openssl", "CRITICAL")])          # detected Mon 02:00
+    sc.ci_run("B", D(3, 6), scan_t=D(3, 6, 5), vulns=[], push_t=D(3, 6, 10), deploy_t=D(3, 8))   # fixed by Tue 08:00's deploy
+    k = sc.kpis(MON)
+    mttr = req(k, "mttr_critical")
+    # Mon 02:00 -> Tue 08:00 = 30 h, not under the 24 h target
+    assert (mttr["status"], mttr["value"], mttr["target"]) == ("not met", 30.0, "< 24 h")
+    assert [(i["kind"], i["finding"], i["ttr_hours"]) for i in mttr["items"]] == [("finding", "CVE-C", 30.0)]
+    # NIST's MTTR condition fails on it: the requirement names that control (30 h over the 24 h SLA)
+    assert "NIST SP 800-53 RA-5, SI-2(3)" in mttr["controls"]
+
+
+def test_an_expired_exception_still_listed_is_named_with_its_file_and_line(sc):
+    sc.registry_scan("A", D(8, 2), [vuln("CVE-7", "curl", "LOW")])
+    sc.exceptions("_global", date(2026, 3, 1), "# no patch upstream\nCVE-7 exp:2026-03-05\n")   # line 2, lapsed Thu
+    k = sc.kpis(MON)
+    r = req(k, "no_expired_exception_listed")
+    assert (r["status"], r["value"]) == ("not met", 1)
+    assert [(i["file"], i["line"], i["id"]) for i in r["items"]] == [
+        ("exceptions/_global/2026-03-01/.trivyignore", 2, "CVE-7")]
+    assert "ISO/IEC 27001 8.8" in r["controls"]     # its rule: exceptions valid

@@ -11,6 +11,8 @@ frameworks map it. The policy targets themselves are judged once, in kpis/target
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ifc_scan.kpis.targets import Targets, TargetResult, judge_targets
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.timeutil import duration
@@ -100,13 +102,29 @@ def _reproducible() -> TargetResult:
                         "`ifc-scan verify` recomputes them (not checked at publication)", None)
 
 
+def _with_items(t: TargetResult, findings: list[dict], entries: list[dict]) -> TargetResult:
+    """The items behind the targets whose Dagster check lists none: the week's fixes behind an MTTR, the
+    expired entries still listed."""
+    if t.key in ("mttr_critical", "mttr_high"):
+        sev = "CRITICAL" if t.key == "mttr_critical" else "HIGH"
+        fixes = [{"kind": "finding", "finding": f["vulnerability_id"], "lineage": f["lineage"], "pkg": f["pkg_name"],
+                  "finding_id": f["finding_id"], "ttr_hours": f["ttr_hours"]}
+                 for f in findings if f["severity"] == sev and f["close_reason"] == "fixed" and f["ttr_hours"] is not None]
+        return replace(t, items=sorted(fixes, key=lambda i: -i["ttr_hours"]))
+    if t.key == "no_expired_exception_listed":
+        return replace(t, items=[{"kind": "exception", "file": f"exceptions/{e['scope']}/{e['snapshot_date']}/{e['file']}",
+                                  "line": e["line"], "id": e["id"], "problem": f"expired {e['expiry']}, still listed"}
+                                 for e in entries if e["expired_listed"]])
+    return t
+
+
 def judge_requirements(kpis: dict, targets: Targets, findings: list[dict], deploys: list[dict],
                        entries: list[dict]) -> list[dict]:
     """Every requirement of the week as stored in kpis.json (without `controls`: see link_controls)."""
     k = WeekKpis(kpis)
     results = [_freshness(k, float(kpis["policy"]["scan_gap_hours"])),
-               *judge_targets(k, targets, findings), _mttr_other(k), _deploys(deploys),
-               _exception_lines(k, entries), _approvals(k, entries), _tickets(k), _reproducible()]
+               *(_with_items(t, findings, entries) for t in judge_targets(k, targets, findings)), _mttr_other(k),
+               _deploys(deploys), _exception_lines(k, entries), _approvals(k, entries), _tickets(k), _reproducible()]
     return [{"key": t.key, "label": t.label, "value": t.value, "target": t.target, "status": t.status,
              "items_total": len(t.items),
              "items": [{"kind": ITEM_KIND.get(t.key), **i} if "kind" not in i else i for i in t.items[:ITEMS_KEPT]]}
