@@ -191,7 +191,7 @@ def test_the_index_gives_degree_direction_and_the_unmet_requirements_of_each_wee
     assert "2026-W11: 2 of 6 requirements met, down from 6 of 6 in 2026-W09 (2 weeks before)." in index
     row = index[index.index('<tr id="w-2026-W10">'):]
     row = row[:row.index("</tr>")]
-    assert "<td class=\"n\">3 of 6</td><td>CRITICAL in production; Nightly coverage %; Open findings past due</td>" in row
+    assert "<td class=\"n\">3 of 6</td><td class=\"unmet\">CRITICAL in production; Nightly coverage %; Open findings past due</td>" in row
     # new and resolved: W09 CVE-1 onboarded (1 new), W10 CVE-C disclosed (1 new), nothing closed
     strip = section(index, "direction")
     assert re.search(r"<th>New findings</th>\s*<td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">0</td>", strip)
