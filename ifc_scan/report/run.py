@@ -57,13 +57,12 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
     log = PublicationLog(Path(reports), signer)
     memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
-    upcoming = {week_label(m) for m in mondays}
     for m in sorted(set(mondays)):
         r = load_week(con, week_label(m), with_inputs=True)
         if r is None:
             raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
         status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
-                            memo=memo, signer=signer, log=log, upcoming=upcoming)
+                            memo=memo, signer=signer, log=log)
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)
