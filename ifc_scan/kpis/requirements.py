@@ -5,7 +5,7 @@ A requirement is one rule of the policy as its owner states it (0 CRITICAL in pr
 MTTR, no overdue finding, exception hygiene and approvals, gated deploys, escalation tickets, current
 scans). Each has the week's value against its target, the items behind it (image, CVE, day, run), and
 the failing controls it explains: a control condition names the requirements it rests on
-(controls/evaluate.py CONDITION_REQUIREMENTS), so one missed night is one unmet requirement however many
+(controls/evaluate.py condition_requirements), so one missed night is one unmet requirement however many
 frameworks map it. The policy targets themselves are judged once, in kpis/targets.py.
 """
 
@@ -53,7 +53,7 @@ def _deploys(deploys: list[dict]) -> TargetResult:
               "unknown digest" if not d["image_known"] else
               "unexcepted CRITICAL in its pre-deploy scan" if d["critical_unexcepted_before"] else "not verified",
               "evidence": d["evidence"]} for d in bad]
-    value = None if not deploys else f"{len(bad)} of {len(deploys)}"
+    value = None if not deploys else f"{len(bad)} of {len(deploys)} failed it"
     return TargetResult("deploys_gated", "Production deploys passed the scan gate", value, "every deploy",
                         _judged(value, not bad), items)
 
