@@ -247,3 +247,33 @@ def test_an_expired_exception_still_listed_is_named_with_its_file_and_line(sc):
     assert [(i["file"], i["line"], i["id"]) for i in r["items"]] == [
         ("exceptions/_global/2026-03-01/.trivyignore", 2, "CVE-7")]
     assert "ISO/IEC 27001 8.8" in r["controls"]     # its rule: exceptions valid
+
+
+def test_a_deploy_of_an_unscanned_digest_is_one_unmet_requirement_naming_its_run(sc):
+    sc.registry_scan("A", D(2, 2), [])
+    rid = sc.ci_run("B", D(3, 6), push_t=D(3, 6, 10), deploy_t=D(3, 8))     # built, pushed, deployed; never scanned
+    k = sc.kpis(MON)
+    r = req(k, "deploys_gated")
+    assert (r["status"], r["value"]) == ("not met", "1 of 1 failed it")
+    assert [(i["run_id"], i["time"], i["problem"]) for i in r["items"]] == [
+        (rid, "2026-03-03T08:00:00Z", "no scan of this digest before it")]
+    # the five controls whose rules include the scan gate of a deploy
+    assert sorted(r["controls"]) == sorted(["OWASP Top 10 A03:2025", "OWASP Top 10 A08:2021 / A08:2025",
+                                            "ISO/IEC 27001 8.32", "SOC 2 CC8.1", "SOC 2 CC6.8"])
+
+
+def test_mttr_medium_over_its_sla_and_an_invalid_exception_line(sc):
+    sc.registry_scan("A", datetime(2026, 1, 20, 2), [vuln("CVE-M", "zlib", "MEDIUM")])      # detected Jan 20 02:00
+    sc.ci_run("B", D(3, 6), scan_t=D(3, 6, 5), vulns=[], push_t=D(3, 6, 10), deploy_t=D(3, 8))
+    sc.exceptions("_global", date(2026, 3, 1), "CVE-5 exp:2026-13-01\n")          # month 13: Trivy drops the line
+    k = sc.kpis(MON)
+    m = req(k, "mttr_medium_low")
+    # Jan 20 02:00 -> Mar 3 08:00: 11 d (to Jan 31) + 28 d (to Feb 28) + 3 d + 6 h = 42 d 6 h = 1014 h > 720 h
+    assert k["mttr_hours"]["MEDIUM"]["mean"] == 1014.0
+    assert (m["status"], m["value"], m["target"]) == ("not met", "MEDIUM 42 d 6 h", "MEDIUM <= 30 d, LOW <= 90 d")
+    assert m["items"] == [{"kind": "mttr", "severity": "MEDIUM", "mean_h": 1014.0, "sla_h": 720}]
+    assert m["controls"] == ["NIST SP 800-53 RA-5, SI-2(3)"]
+    bad = req(k, "exception_lines_valid")
+    assert (bad["status"], bad["value"]) == ("not met", 1)
+    assert [(i["file"], i["line"], i["id"]) for i in bad["items"]] == [("exceptions/_global/2026-03-01/.trivyignore", 1, "CVE-5")]
+    assert bad["controls"] == ["ISO/IEC 27001 8.8"]
