@@ -287,3 +287,21 @@ def test_backfill_of_older_weeks_targets_only_those_weeks_on_any_date():
             all_partitions=False)
         for key in ("weekly_kpis", "weekly_report"):
             assert sorted(plan.target_subset.get_partitions_subset(dg.AssetKey(key)).get_partition_keys()) == asked, key
+
+
+def test_a_week_without_evidence_fails_evidence_current_and_says_since_when(tmp_path):
+    from ifc_scan.defs.weekly import judge_checks, week_metadata
+    from ifc_scan.kpis.targets import Targets
+    from ifc_scan.policy import load_policy
+    from ifc_scan_tests.scenario import Scenario, vuln
+    sc = Scenario(tmp_path)
+    sc.registry_scan("A", datetime(2026, 2, 27, 2), [vuln("CVE-1", "zlib", "LOW")])    # W09; nothing in W10
+    sc.kpis(date(2026, 3, 2))
+    checks = judge_checks(sc.result.view, sc.result.populations["findings"], Targets.from_policy(load_policy()))
+    ev = checks["evidence_current"]
+    assert (ev["passed"], ev["status"], ev["severity"]) == (False, "not met", dg.AssetCheckSeverity.ERROR)
+    assert ev["value"] == "no evidence received since 2026-02-27 02:00Z, check the collectors"
+    meta = week_metadata(sc.result, "computed")
+    assert meta["verdict"] == "NO NEW EVIDENCE" and meta["evidence"] == ev["value"]
+    # the image's one scan is 238 h old at T (Fri 02-27 02:00 -> Mon 03-09 00:00)
+    assert meta["stale_images"].value == ["ghcr.io/acme/api"]
