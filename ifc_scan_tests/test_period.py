@@ -468,3 +468,23 @@ def test_time_left_is_the_mean_pace_of_the_weeks_done():
     assert time_left(2, 5, 60.0) == "about 1 min 30 s left"
     assert time_left(0, 5, 0.0) == "time left: estimating after the first week"
     assert (elapsed_text(45.4), elapsed_text(3725)) == ("45 s", "1 h 02 min")
+
+
+def test_the_dagster_asset_logs_the_same_progress(copied):
+    """Launched from Dagster, the pack's progress (week n of m, time left) goes to the run's log."""
+    import dagster as dg
+
+    from ifc_scan.defs.period import audit_period_pack, period_job
+    from ifc_scan.defs.resources import IfcScanSettings, resources_for
+    landing = json.loads((copied / "2026-W10" / "manifest.json").read_text())["landing_zone"]
+    settings = IfcScanSettings(landing=landing, warehouse=str(copied.parent / "w.duckdb"), reports=str(copied),
+                               signing_key=key_of(copied))
+    instance = dg.DagsterInstance.ephemeral()
+    d = dg.Definitions(assets=[audit_period_pack], jobs=[period_job], resources=resources_for(settings))
+    result = d.resolve_job_def("period_job").execute_in_process(instance=instance, run_config={"ops": {
+        "audit_period_pack": {"config": {"period_from": "2026-W10", "period_to": "2026-W12", "seed": 3}}}})
+    assert result.success
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("period: verifying week 1 of 3 (2026-W10); time left: estimating after the first week" in m
+               for m in logged)
+    assert any(re.search(r"period: verifying week 2 of 3 \(2026-W11\); about .* left", m) for m in logged)
