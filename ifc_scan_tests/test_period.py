@@ -391,16 +391,16 @@ def test_weeks_that_failed_give_each_condition_once_with_its_value_against_its_t
         "nightly coverage 100 %": ("14.3 % (1 of 7 image-days scanned)", ">= 100 %", 7),
         "exceptions valid (no invalid line, no expired entry still listed)": ("0 invalid, 1 expired still listed",
                                                                               "0 and 0", 1),
-        "MTTR within the SLA for every severity with fixes": ("HIGH mean 8 d", "HIGH <= 7 d", 1),
-        "no scan gap over the tolerance": ("1 image(s), longest gap 7 d 4 h", "no gap over 2 d", 1)}
+        "MTTR within the SLA for every severity with fixes": ("HIGH mean 192 h (8 d)", "HIGH <= 168 h (7 d)", 1),
+        "no scan gap over the tolerance": ("1 image(s), longest gap 172 h (7 d 4 h)", "no gap over 48 h (2 d)", 1)}
     # W12: no scan at all (0 of 7 image-days); its open gap runs from 03-10 02:00 to T (03-23 00:00): 310 h
     w12 = next(w for w in pack.figures["failing_weeks"] if w["week"] == "2026-W12")
     values = {c["condition"]: c["value"] for c in w12["conditions"]}
     assert values["nightly coverage 100 %"] == "0 % (0 of 7 image-days scanned)"
-    assert values["no scan gap over the tolerance"] == "1 image(s), longest gap 12 d 22 h"
+    assert values["no scan gap over the tolerance"] == "1 image(s), longest gap 310 h (12 d 22 h)"
     html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
     failed = html[html.index('<section id="failed">'):html.index('<section id="sla">')]
-    assert '<td class="v">HIGH mean 8 d</td><td>HIGH &lt;= 7 d</td>' in failed
+    assert '<td class="v">HIGH mean 192 h (8 d)</td><td class="t">HIGH &lt;= 168 h (7 d)</td>' in failed
     assert failed.count("nightly coverage 100 %") == 3          # once per failing week, not once per control
     assert "SOC 2 CC6.6" in failed and "no open finding overdue" not in failed     # no rule that did not fail
 
@@ -444,7 +444,7 @@ def test_the_strips_are_equal_columns_with_symbols_readable_without_colour(repor
         html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
         widths = re.findall(r'<col style="width:([\d.]+)cm">', html)
         assert len(widths) == 2 * weeks and set(widths) == {"0.900"}
-        assert f'style="width:calc(23.5em + {0.9 * weeks:.3f}cm)"' in html
+        assert f'style="width:calc(26.5em + {0.9 * weeks:.3f}cm)"' in html
         cells = re.findall(r'<td class="s s-(\w+)" title="[^"]*: ([^"]*)">(.)</td>', html)
         assert len(cells) == (len(pack.figures["controls"]) + len(pack.figures["targets"])) * weeks
         symbol = {"pass": "✓", "fail": "✗", "partial": "◐", "nodata": "–"}

@@ -210,8 +210,13 @@ def _pct(part, whole, what: str) -> str:
     return f"{fmt(round(100 * part / whole, 2), ' %')} ({fmt(part)} of {fmt(whole)} {what})" if whole else "n/a"
 
 
-def _zero(n) -> tuple:
-    return fmt(n), "0"
+def _hours(h) -> str:
+    """Hours exactly, so a value and its target never read the same ('48.4 h (2 d)' against '48 h (2 d)')."""
+    return "n/a" if h is None else fmt(round(h, 1), " h") + (f" ({duration(h)})" if h >= 24 else "")
+
+
+def _zero(n, what: str) -> tuple:
+    return f"{fmt(n)} {what}", "0"
 
 
 def condition_fact(condition: str, w: PublishedWeek, items: list[dict]) -> tuple[str, str]:
@@ -224,23 +229,23 @@ def condition_fact(condition: str, w: PublishedWeek, items: list[dict]) -> tuple
     facts = {
         "build-gate coverage": lambda: (_pct(bg["covered"], bg["builds"], "builds"), coverage),
         "nightly coverage": lambda: (_pct(ng["days_with_scan"], ng["lineage_days"], "image-days scanned"), coverage),
-        "no CRITICAL finding overdue": lambda: _zero(k["sla"]["CRITICAL"]["open_overdue"]),
-        "no open finding overdue": lambda: _zero(view.open_overdue),
+        "no CRITICAL finding overdue": lambda: _zero(k["sla"]["CRITICAL"]["open_overdue"], "CRITICAL overdue"),
+        "no open finding overdue": lambda: _zero(view.open_overdue, "overdue"),
         "exceptions valid": lambda: (f"{fmt(k['exceptions']['invalid'])} invalid, "
                                      f"{fmt(k['exceptions']['expired_listed'])} expired still listed", "0 and 0"),
-        "exceptions in force approved": lambda: _zero(appr.get("chain_incomplete")),
-        "no CRITICAL exception without CTO": lambda: _zero(appr.get("critical_without_cto")),
+        "exceptions in force approved": lambda: _zero(appr.get("chain_incomplete"), "with the chain incomplete"),
+        "no CRITICAL exception without CTO": lambda: _zero(appr.get("critical_without_cto"), "without CTO sign-off"),
         "HIGH/CRITICAL findings ticketed": lambda: (fmt(sum(e["late"] + e["missing"] for e in tix["escalation"].values()))
                                                     + " late or missing", "0"),
-        "no ticket closed while": lambda: _zero(tix.get("closed_without_fix")),
+        "no ticket closed while": lambda: _zero(tix.get("closed_without_fix"), "closed, finding open"),
         "every production deploy": lambda: (f"{fmt(len(items))} of {fmt(len(w.deploys))} deploys fail it", "0"),
         "no production deploy": lambda: (f"{fmt(len(items))} of {fmt(len(w.deploys))} deploys fail it", "0"),
-        "MTTR within the SLA": lambda: ("; ".join(f"{i['severity']} mean {duration(i['mean_h'])}" for i in items),
-                                        "; ".join(f"{i['severity']} <= {duration(i['sla_h'])}" for i in items)),
+        "MTTR within the SLA": lambda: ("; ".join(f"{i['severity']} mean {_hours(i['mean_h'])}" for i in items),
+                                        "; ".join(f"{i['severity']} <= {_hours(i['sla_h'])}" for i in items)),
         "no scan gap over the tolerance": lambda: (
             f"{fmt(k['cadence']['lineages_with_gaps'])} image(s), longest gap "
-            f"{duration(max((g['hours'] for g in k['cadence']['gaps']), default=None))}",
-            f"no gap over {duration(k['policy']['scan_gap_hours'])}"),
+            f"{_hours(max((g['hours'] for g in k['cadence']['gaps']), default=None))}",
+            f"no gap over {_hours(k['policy']['scan_gap_hours'])}"),
         REPRODUCED_CONDITION: lambda: ("not verified (verification.txt says why)", "verified"),
     }
     fact = next((f for prefix, f in facts.items() if condition.startswith(prefix)), None)
