@@ -400,9 +400,15 @@ def test_weeks_that_failed_give_each_condition_once_with_its_value_against_its_t
     assert values["no scan gap over the tolerance"] == "1 image(s), longest gap 310 h (12 d 22 h)"
     html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
     failed = html[html.index('<section id="failed">'):html.index('<section id="sla">')]
-    assert '<td class="v">HIGH mean 192 h (8 d)</td><td class="t">HIGH &lt;= 168 h (7 d)</td>' in failed
-    assert failed.count("nightly coverage 100 %") == 3          # once per failing week, not once per control
-    assert "SOC 2 CC6.6" in failed and "no open finding overdue" not in failed     # no rule that did not fail
+    assert ('MTTR within the SLA for every severity with fixes: <b class="v">HIGH mean 192 h (8 d)</b> '
+            '(target HIGH &lt;= 168 h (7 d))') in failed
+    # once per failing week (3), and once in the list of conditions with the controls each makes fail
+    assert failed.count("nightly coverage 100 %") == 4 and failed.count("SOC 2 CC6.6") == 1
+    assert "no open finding overdue" not in failed                 # no rule that did not fail
+    assert [(c["condition"], len(c["weeks"]), len(c["controls"])) for c in pack.figures["failing_conditions"]] == [
+        ("exceptions valid (no invalid line, no expired entry still listed)", 3, 1),
+        ("nightly coverage 100 %", 3, 7), ("no scan gap over the tolerance", 3, 1),
+        ("MTTR within the SLA for every severity with fixes", 1, 1)]
 
 
 def test_iso_27001_9_1_is_judged_from_the_packs_verification(reports):
@@ -444,7 +450,7 @@ def test_the_strips_are_equal_columns_with_symbols_readable_without_colour(repor
         html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
         widths = re.findall(r'<col style="width:([\d.]+)cm">', html)
         assert len(widths) == 2 * weeks and set(widths) == {"0.900"}
-        assert f'style="width:calc(26.5em + {0.9 * weeks:.3f}cm)"' in html
+        assert f'style="width:calc(27em + {0.9 * weeks:.3f}cm)"' in html
         cells = re.findall(r'<td class="s s-(\w+)" title="[^"]*: ([^"]*)">(.)</td>', html)
         assert len(cells) == (len(pack.figures["controls"]) + len(pack.figures["targets"])) * weeks
         symbol = {"pass": "✓", "fail": "✗", "partial": "◐", "nodata": "–"}

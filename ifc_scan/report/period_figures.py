@@ -270,6 +270,17 @@ def failing_conditions(w: PublishedWeek, verified: bool | None) -> list[dict]:
     return out
 
 
+def conditions_in_period(failing_weeks: list[dict]) -> list[dict]:
+    """Each condition that failed in some week, once: the weeks it failed and the controls it made fail."""
+    out: dict[str, dict] = {}
+    for w in failing_weeks:
+        for c in w["conditions"]:
+            row = out.setdefault(c["condition"], {"condition": c["condition"], "weeks": [], "controls": []})
+            row["weeks"].append(w["week"])
+            row["controls"] += [k for k in c["controls"] if k not in row["controls"]]
+    return sorted(out.values(), key=lambda r: (-len(r["weeks"]), r["condition"]))
+
+
 def _sla_and_ttr(published: list[PublishedWeek]) -> tuple:
     """(SLA sums, open overdue at the end, fixes, time to remediate per severity)."""
     sla = {s: {"closed_within": 0, "closed_late": 0} for s in SEVERITIES}
@@ -395,6 +406,7 @@ def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAU
         "verdict": "NOT COMPLIANT" if failing_weeks else (
             "COMPLIANT" if not pack.missing and not left_out else "INCOMPLETE"),
         "controls": strip_rows, "targets": target_rows, "failing_weeks": failing_weeks,
+        "failing_conditions": conditions_in_period(failing_weeks),
         "sla": sla, "open_overdue_at_end": open_overdue_end, "time_to_remediate": ttr, "nightly": nightly,
         "build_gate": {"builds": sum(w.kpis["coverage"]["build_gate"]["builds"] for w in published),
                        "covered": sum(w.kpis["coverage"]["build_gate"]["covered"] for w in published)},
