@@ -215,6 +215,20 @@ def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
     # one strip cell per week for every control, each titled with its week and status
     assert r.stdout.count('class="s s-') == len(pack.figures["controls"]) * len(pack.weeks) + \
         len(pack.figures["targets"]) * len(pack.weeks)
+    # readable in black and white: each cell carries its status as a symbol, not only a colour
+    symbol = {"pass": "✓", "fail": "✗", "partial": "◐", "nodata": "–"}
+    cells = re.findall(r'<td class="s s-(\w+)" title="[^"]*">([^<]*)</td>', r.stdout)
+    assert len(cells) == r.stdout.count('class="s s-') and all(symbol[c] == text for c, text in cells), cells[:5]
+    # tables as a reader writes dates and booleans (the demo's deploys and approvals have both)
+    shown = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|head)\b.*?</\1>", "", r.stdout, flags=re.S))
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown) and not re.search(r"<td>\s*(True|False)\s*</td>", r.stdout)
+    assert pack.populations["deploys"] and "<td>yes</td>" in r.stdout
     pdf = tmp_path / "period.pdf"
     chromium(tmp_path, "--virtual-time-budget=8000", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    if shutil.which("pdftotext"):       # the symbols are printed as text (a font has them), not lost
+        import subprocess
+        first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert "✗" in first and "✓" in first and "1. Controls, week by week" in first
+        second = subprocess.run(["pdftotext", "-f", "2", "-l", "2", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert second.lstrip().startswith("UNVERIFIED PACK (--no-verify)")     # the stamp on every printed page
