@@ -118,7 +118,7 @@ def test_the_pack_is_written_verified_and_zipped(reports, capsys):
              "remediations.csv", "exceptions.csv", "deploys.csv", "nightly_gaps.csv", "uncovered_builds.csv",
              "weeks_x_controls.csv", "lineage_days.csv", "sample.csv"}
     assert names <= {p.name for p in folder.iterdir()}
-    # every week verified: ISO/IEC 27001 9.1 passes in each (D30), recorded in the signed manifest
+    # every week verified: ISO/IEC 27001 9.1 passes in each (D25), recorded in the signed manifest
     figures = json.loads((folder / "figures.json").read_text())
     (iso91,) = [r for r in figures["controls"] if r["control"] == "ISO/IEC 27001 9.1"]
     assert [s for _, s in iso91["cells"]] == ["pass", "pass", "pass"]
@@ -253,7 +253,7 @@ def test_a_week_that_fails_verification_is_left_out_and_every_page_says_so(copie
     assert figures["period"]["weeks_left_out_unverified"] == ["2026-W11"] and figures["verdict"] != "COMPLIANT"
     assert not (folder / "weeks" / "2026-W11").exists()
     (iso91,) = [r for r in figures["controls"] if r["control"] == "ISO/IEC 27001 9.1"]
-    assert [s for _, s in iso91["cells"]] == ["pass", "fail", "pass"]      # W11 did not reproduce (D30)
+    assert [s for _, s in iso91["cells"]] == ["pass", "fail", "pass"]      # W11 did not reproduce (D25)
     stamp = "NOT VERIFIED: 1 week(s) failed verification and are left out of every figure (2026-W11)"
     _every_page_starts_with(folder, stamp)
     capsys.readouterr()
@@ -412,7 +412,7 @@ def test_weeks_that_failed_give_each_condition_once_with_its_value_against_its_t
 
 
 def test_iso_27001_9_1_is_judged_from_the_packs_verification(reports):
-    """Published, 9.1 is no data in every week (D14). The pack judges it (D30): pass for a week its
+    """Published, 9.1 is no data in every week (D14). The pack judges it (D25): pass for a week its
     verification recomputed and found equal, fail for one that failed, as published when it did not verify."""
     from ifc_scan.report.period_figures import REPRODUCED_CONDITION
     span = (reports, date(2026, 3, 2), date(2026, 3, 22))
