@@ -67,7 +67,7 @@ def cmd_report(a) -> int:
             source = connect_parquet(parquet)
         statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
                                  first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None,
-                                 progress=_err)
+                                 new_key=a.new_key, rotate_key=a.rotate_key, progress=_err)
     for s in statuses:
         v = WeekKpis(s["kpis"])
         print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
@@ -78,19 +78,22 @@ def cmd_report(a) -> int:
     return 0
 
 
-VERIFY_CHECKS = ("signature", "outputs", "chain", "revision", "inputs", "recomputed")   # verify_week's, in order
+VERIFY_CHECKS = ("signature", "outputs", "chain", "revision", "published", "inputs", "recomputed")   # verify_week's
 
 
-def _skipped(reports: Path, r) -> dict[str, str]:
+def _skipped(reports: Path, r, log) -> dict[str, str]:
     """Checks of VERIFY_CHECKS that verify did not perform on a week, each with the reason: printed SKIP,
-    never left out silently nor shown as 'ok'."""
+    never left out silently nor shown as 'ok'. `log`: the publication log read (None: there is none)."""
+    from ifc_scan.report.publications import LOG_FILE
     from ifc_scan.report.signing import SIGNATURE_FILE
     out = {}
     ran = {c.name: c for c in r.checks}
-    signature = ran.get("signature")
+    signature, published = ran.get("signature"), ran.get("published")
     if signature is not None and signature.ok and not (reports / r.week / SIGNATURE_FILE).is_file():
         out["signature"] = f"not signed: no {SIGNATURE_FILE} (published by a release without signing); " \
                            "pass --key to require a signature"
+    if published is not None and published.ok and log is None:
+        out["published"] = f"no {LOG_FILE} (published by a release without it): a rollback cannot be detected"
     failed = [c.name for c in r.checks if not c.ok]
     for name in VERIFY_CHECKS:
         if name not in ran:
@@ -101,9 +104,9 @@ def _skipped(reports: Path, r) -> dict[str, str]:
     return out
 
 
-def _checklist(reports: Path, r) -> list[str]:
+def _checklist(reports: Path, r, log) -> list[str]:
     """The week's checklist as verify prints it, with SKIP and the reason for each check not performed."""
-    skipped = _skipped(reports, r)
+    skipped = _skipped(reports, r, log)
     head, *rows = r.lines()
     rows = [f"  SKIP {c.name:<11} {skipped[c.name]}" if c.name in skipped else row for c, row in zip(r.checks, rows)]
     done = {c.name for c in r.checks}
@@ -111,40 +114,60 @@ def _checklist(reports: Path, r) -> list[str]:
 
 
 def cmd_verify(a) -> int:
-    """Check published weeks without trusting their manifests; exit 1 on any difference."""
+    """Check published weeks (or an audit-period pack) without trusting their manifests; exit 1 on any difference."""
     from ifc_scan.progress import Progress
-    from ifc_scan.report.verify import verify_week
+    from ifc_scan.report.publications import read_log, starts_with_copy
+    from ifc_scan.report.signing import read_public_key
+    from ifc_scan.report.verify import verify_publication, verify_week
     from ifc_scan.timeutil import parse_week, week_label
+    trusted = [read_public_key(k) for k in a.key]
+    if a.pack:
+        from ifc_scan.report.period import verify_pack
+        r = verify_pack(Path(a.pack), trusted)
+        for problem in r.problems:
+            _err(f"verify {a.pack}: {problem}")
+        print(json.dumps({"verified": r.verified, "pack": r.as_dict()}) if a.json else "\n".join(r.lines()))
+        return 0 if r.verified else 1
     reports = Path(a.reports)
     published = sorted(p.name for p in reports.iterdir() if p.is_dir() and (p / "manifest.json").is_file()) \
         if reports.is_dir() else []
+    whole = bool(a.all)
     if a.all or a.range_from or a.range_to:
         lo = week_label(parse_week(a.range_from)) if a.range_from else ""
         hi = week_label(parse_week(a.range_to)) if a.range_to else "9999"
         weeks = [w for w in published if lo <= w <= hi]
+        bounds = [lo or "0", hi]
     else:
         weeks = [week_label(parse_week(a.week))]
-    if not weeks:
+        bounds = weeks * 2
+    log = read_log(reports, trusted)
+    if log is not None and a.log_copy:
+        log.problems += starts_with_copy(log, Path(a.log_copy))
+    results = []
+    if a.all or a.range_from or a.range_to:     # the set of weeks (and the index) against the publication log
+        results.append(verify_publication(reports, log, bounds, whole))
+    if not weeks and log is None:
         _err(f"verify: no published week in {reports} for that selection")
         return 1
-    from ifc_scan.report.signing import read_public_key
-    trusted = [read_public_key(k) for k in a.key]
-    results = []
     tick = Progress("verify: weeks checked", len(weeks), _err, every_s=0)    # a week takes seconds: each one
     for i, w in enumerate(weeks, 1):
         _err(f"verify: {w} ({i}/{len(weeks)})")
-        r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted)
-        for problem in r.problems:
-            _err(f"verify {w}: {problem}")
-        results.append(r)
+        results.append(verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted,
+                                   log=log))
         tick.advance(w)
-        if not a.json:
-            print("\n".join(_checklist(reports, r)))
-    ok = all(r.verified for r in results)
+    weeks_checked = results[len(results) - len(weeks):]
+    for r in results:
+        for problem in r.problems:
+            _err(f"verify {r.week}: {problem}")
+        if not a.json:      # the weeks' checklists with SKIP lines; the publication log's as it is
+            print("\n".join(_checklist(reports, r, log) if any(r is c for c in weeks_checked) else r.lines()))
+    ok = all(r.verified for r in results) and bool(weeks)
     if a.json:
-        print(json.dumps({"verified": ok, "weeks": [{**r.as_dict(), "skipped": _skipped(reports, r)} for r in results]}))
+        print(json.dumps({"verified": ok, "weeks": [{**r.as_dict(), "skipped": _skipped(reports, r, log)}
+                                                    for r in weeks_checked],
+                          "publication": results[0].as_dict() if len(results) > len(weeks) else None}))
     else:
-        print(f"{sum(r.verified for r in results)}/{len(results)} weeks verified")
+        print(f"{sum(r.verified for r in weeks_checked)}/{len(weeks_checked)} weeks verified")
     return 0 if ok else 1
 
 
@@ -262,15 +285,24 @@ def cmd_exceptions_prune(a) -> int:
 
 
 def cmd_period(a) -> int:
-    """The audit-period evidence pack from the published weeks of a period."""
-    from ifc_scan.report.period import build_period, period_bounds, write_period
+    """The audit-period evidence pack from the published weeks of a period; exit 1 when a week fails verification
+    (the pack then leaves it out and says so on every page) unless --allow-unverified asks for it as it is."""
+    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.signing import read_public_key
     start, end = period_bounds(a.range_from, a.range_to)
     sample = {} if a.sample is None else {"sample_size": a.sample}     # else the pack's DEFAULT_SAMPLE
-    pack = build_period(Path(a.reports), start, end, seed=a.seed, **sample)
-    out = write_period(Path(a.reports), pack, Path(a.landing) if a.landing else None, verify=not a.no_verify)
+    out, pack, failed, stamp = publish_period(
+        Path(a.reports), start, end, signing_key=a.signing_key, landing=Path(a.landing) if a.landing else None,
+        trusted=[read_public_key(k) for k in a.key], verify=not a.no_verify, allow_unverified=a.allow_unverified,
+        seed=a.seed, progress=_err, **sample)
+    for week, why in failed.items():
+        _err(f"period: {week} failed verification: {why}")
+    if stamp:
+        _err(f"period: {stamp}")
     print(json.dumps({"period": pack.figures["period"], "verdict": pack.figures["verdict"], "folder": str(out),
-                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"]}))
-    return 0
+                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"],
+                      "evidence_grade": stamp is None, "weeks_failed_verification": sorted(failed)}))
+    return 1 if failed and not a.allow_unverified else 0
 
 
 def cmd_run(a) -> int:
@@ -335,7 +367,11 @@ def _pipeline_commands(sub, s: Settings) -> None:
     r.add_argument("--reports", default=s.reports, help=REPORTS)
     r.add_argument("--policy", default=s.policy, help=POLICY)
     r.add_argument("--signing-key", default=s.signing_key,
-                   help="Ed25519 key that signs each manifest, created on first use (keep it outside --reports)")
+                   help="Ed25519 key that signs each manifest (outside --reports and --landing); a missing key is an "
+                        "error, except the default path's first use while no published week is signed")
+    r.add_argument("--new-key", action="store_true", help="create the signing key (none may exist at that path)")
+    r.add_argument("--rotate-key", action="store_true",
+                   help="sign with a key other than the published weeks' (recorded in the chain and the publication log)")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--week", type=_week, help=WEEK)
     g.add_argument("--all", action="store_true", help="every complete week from the first evidence to the last")
@@ -346,11 +382,14 @@ def _pipeline_commands(sub, s: Settings) -> None:
     vg.add_argument("--week", type=_week, help=WEEK)
     vg.add_argument("--all", action="store_true", help="every published week")
     vg.add_argument("--from", dest="range_from", type=_week, help="first week of a range (with --to); " + WEEK)
+    vg.add_argument("--pack", help="an audit-period pack (its folder or its zip) instead of weeks")
     v.add_argument("--to", dest="range_to", type=_week, help="last week of a range (inclusive)")
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
     v.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
     v.add_argument("--key", action="append", default=[],
                    help="trusted public key (PEM; repeatable across a key rotation): every manifest must be signed by one")
+    v.add_argument("--log-copy", help="a copy of publications.log.jsonl kept outside the reports folder: the current "
+                                      "log must begin with it (detects a truncated log hiding a rollback)")
     v.set_defaults(fn=cmd_verify)
 
 
@@ -411,7 +450,14 @@ def _policy_commands(sub, s: Settings) -> None:
     pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
     pe.add_argument("--sample", type=int, help="items of each population in the auditor's sample (default 10)")
     pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
-    pe.add_argument("--no-verify", action="store_true", help="skip verifying every week (faster)")
+    pe.add_argument("--no-verify", action="store_true",
+                    help="skip verifying the weeks (faster): the pack is stamped UNVERIFIED on every page")
+    pe.add_argument("--allow-unverified", action="store_true",
+                    help="build from weeks that fail verification too (stamped UNVERIFIED on every page; exit 0)")
+    pe.add_argument("--key", action="append", default=[],
+                    help="trusted public key (PEM; repeatable): every week must be signed by one to verify")
+    pe.add_argument("--signing-key", default=s.signing_key,
+                    help="the weeks' Ed25519 key, which signs the pack's manifest (must exist)")
     pe.set_defaults(fn=cmd_period)
     gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
     gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")
