@@ -11,15 +11,16 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
     assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]) == 0
     week = rep / "2026-W09"
-    assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
-                                                      "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "manifest.sig.json", "report.html", "tickets.csv"]
+    assert sorted(p.name for p in week.iterdir()) == ["attestation.dsse.json", "config_and_secrets.csv", "coverage.csv",
+                                                      "deploys.csv", "exceptions.csv", "findings.csv", "kpis.json",
+                                                      "manifest.json", "manifest.sig.json", "oscal", "report.html",
+                                                      "tickets.csv"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] is True and [c["name"] for c in doc["weeks"][0]["checks"]] == [
-        "signature", "outputs", "chain", "revision", "inputs", "recomputed"]
+        "signature", "attestation", "outputs", "chain", "revision", "inputs", "recomputed"]
 
     # one byte changed in a published file is detected
     f = week / "findings.csv"
@@ -88,16 +89,25 @@ def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
 
 def _rehash(folder, name, key=None):
     """What a careful forger does after editing an output: update its hash in the manifest and, as an
-    insider holding the signing key, sign the manifest again."""
+    insider holding the signing key, sign the manifest (and its attestation) again."""
     import hashlib
 
-    from ifc_scan.report.signing import load_or_create
     m = json.loads((folder / "manifest.json").read_text())
     m["outputs"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     data = (json.dumps(m, indent=1) + "\n").encode()
     (folder / "manifest.json").write_bytes(data)
     if key is not None:
-        (folder / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        _sign(folder, data, key)
+
+
+def _sign(folder, data, key):
+    """The insider signs the rewritten manifest and its attestation (ifc_scan/report/attestation.py) again."""
+    from ifc_scan.report.attestation import envelope
+    from ifc_scan.report.signing import load_or_create
+    signer, m = load_or_create(key), json.loads(data)
+    (folder / "manifest.sig.json").write_bytes(signer.sign(data))
+    files = {"manifest.json": data, **{n: (folder / n).read_bytes() for n in m["outputs"]}}
+    (folder / "attestation.dsse.json").write_bytes(envelope(m, files, signer))
 
 
 def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, monkeypatch):
@@ -148,14 +158,13 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     attack(edit_html, "2026-W10", "manifest chain broken")
 
     def other_renderer():     # the page edited and the manifest made to name another renderer, re-signed
-        from ifc_scan.report.signing import load_or_create
         (w09 / "report.html").write_text((w09 / "report.html").read_text().replace("CRITICAL", "LOW", 1))
         _rehash(w09, "report.html", key)
         m = json.loads((w09 / "manifest.json").read_text())
         m["render"]["renderer"] = "0" * 64
         data = (json.dumps(m, indent=1) + "\n").encode()
         (w09 / "manifest.json").write_bytes(data)
-        (w09 / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        _sign(w09, data, key)
     attack(other_renderer, "2026-W09", "rendered by another release of ifc_scan")
 
     def swap_weeks():
@@ -165,12 +174,11 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     attack(swap_weeks, "2026-W09", "holds another week's files")
 
     def outside_input():      # an input path that leaves the landing zone (re-signed by an insider)
-        from ifc_scan.report.signing import load_or_create
         m = json.loads((rep / "2026-W08" / "manifest.json").read_text())
         m["inputs_added"][0]["path"] = "../../etc/passwd"
         data = (json.dumps(m, indent=1) + "\n").encode()
         (rep / "2026-W08" / "manifest.json").write_bytes(data)
-        (rep / "2026-W08" / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        _sign(rep / "2026-W08", data, key)
     attack(outside_input, "2026-W08", "outside the landing zone")
 
 
