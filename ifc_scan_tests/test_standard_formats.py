@@ -50,7 +50,8 @@ def published(tmp_path_factory):
     args = ["--landing", str(land), "--warehouse", str(wh)]
     assert main(["ingest", *args]) == 0
     for week in WEEKS:
-        assert main(["report", *args, "--reports", str(rep), "--week", week, "--signing-key", str(key)]) == 0
+        assert main(["report", *args, "--reports", str(rep), "--week", week, "--signing-key", str(key),
+                     *(["--new-key"] if week == WEEKS[0] else [])]) == 0
     return {"root": root, "land": land, "reports": rep, "key": key, "args": args}
 
 
@@ -167,10 +168,12 @@ def test_the_envelope_verifies_with_securesystemslib_and_its_subjects_are_the_pu
 
 
 def _resign(folder: Path, key: Path) -> None:
-    """An insider with the key: the manifest's hashes updated, manifest and envelope signed again."""
+    """An insider with the key: the manifest's hashes updated, manifest and envelope signed again and the
+    publication recorded in the log, as a publication would."""
     from ifc_scan.report.attestation import envelope
-    from ifc_scan.report.signing import load_or_create
-    signer = load_or_create(key)
+    from ifc_scan.report.publications import PublicationLog
+    from ifc_scan.report.signing import load_key
+    signer = load_key(key)
     m = json.loads((folder / "manifest.json").read_text())
     m["outputs"] = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in m["outputs"]}
     data = (json.dumps(m, indent=1) + "\n").encode()
@@ -178,6 +181,7 @@ def _resign(folder: Path, key: Path) -> None:
     (folder / "manifest.sig.json").write_bytes(signer.sign(data))
     files = {n: (folder / n).read_bytes() for n in ["manifest.json", *m["outputs"]]}
     (folder / "attestation.dsse.json").write_bytes(envelope(m, files, signer))
+    PublicationLog(folder.parent, signer).record_week(folder.name, m["revision"], data)
 
 
 def test_verify_checks_the_envelope_and_recomputes_the_oscal_files(published, tmp_path, capsys):
@@ -242,3 +246,4 @@ def test_a_revision_gets_new_uuids_and_the_mapping_covers_the_catalog(published,
     assert mapped == EXPECTED_IDS and sorted(mapped) == sorted(c["id"] for c in CATALOG["controls"])
     nist = next(i for i in cd["components"][0]["control-implementations"] if "ra-5" in str(i))
     assert nist["source"].endswith("NIST_SP-800-53_rev5_catalog.json")
+
