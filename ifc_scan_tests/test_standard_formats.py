@@ -122,6 +122,14 @@ def test_every_evidence_link_resolves_to_the_row_or_input_file_it_names(publishe
         name, n = href.removeprefix("../").split("#row=")
         lines = list(csv.reader(open(week / name, newline="")))
         assert 2 <= int(n) <= len(lines), href          # RFC 7111: row 1 is the header
+    # a link that names a finding or an exception lands on that item's row
+    named = [(e["description"].split()[1].rstrip(":"), e["href"]) for e in links
+             if e["description"].startswith(("finding ", "exception ")) and "#row=" in e["href"]]
+    assert {h.split("#")[0] for _, h in named} == {"../findings.csv", "../exceptions.csv"}
+    for ident, href in named:
+        name, n = href.removeprefix("../").split("#row=")
+        row = rows(week / name)[int(n) - 2]
+        assert ident == row["vulnerability_id" if name == "findings.csv" else "id"], href
     for href in input_links:
         rlink = resources[href[1:]]["rlinks"][0]
         data = (land / rlink["href"]).read_bytes()
@@ -247,3 +255,37 @@ def test_a_revision_gets_new_uuids_and_the_mapping_covers_the_catalog(published,
     nist = next(i for i in cd["components"][0]["control-implementations"] if "ra-5" in str(i))
     assert nist["source"].endswith("NIST_SP-800-53_rev5_catalog.json")
 
+
+def test_a_period_packs_oscal_file_validates_and_verify_pack_recomputes_it(published, tmp_path, capsys):
+    from ifc_scan.report.signing import load_key
+    rep = tmp_path / "reports"
+    shutil.copytree(published["reports"], rep)
+    assert main(["period", "--reports", str(rep), "--from", WEEKS[0], "--to", WEEKS[-1],
+                 "--signing-key", str(published["key"]), "--landing", str(published["land"])]) == 0, capsys.readouterr().err
+    folder = rep / "periods" / "2026-02-16_2026-03-08"
+    ar = json.loads((folder / "oscal" / "assessment-results.json").read_text())
+    assert [e.message for e in schema_validator("oscal_assessment-results_schema.json").iter_errors(ar)] == []
+    # one result per week, each the week's own: its period, and a finding per non-passing control id
+    results = ar["assessment-results"]["results"]
+    for week, result in zip(WEEKS, results, strict=True):
+        kpis = json.loads((folder / "weeks" / week / "kpis.json").read_text())
+        assert (result["start"], result["end"]) == (kpis["period_start"], kpis["period_end"])
+        assert len(result.get("findings", [])) == sum(len(EXPECTED_IDS[c["id"]]) for c in kpis["controls"] if c["status"] != "pass")
+        for href in (e["href"] for o in result["observations"] for e in o["relevant-evidence"] if "#row=" in e["href"]):
+            assert href.startswith(f"../weeks/{week}/") and (folder / "oscal" / href.split("#")[0]).resolve().is_file()
+    for week in WEEKS:      # each week's attestation travels with it, for cosign or in-toto inside the pack
+        assert (folder / "weeks" / week / "attestation.dsse.json").read_bytes() == \
+            (rep / week / "attestation.dsse.json").read_bytes()
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder)]) == 0, capsys.readouterr().err
+    # an insider turns the period's failing controls into passes and signs the pack's manifest again
+    p = folder / "oscal" / "assessment-results.json"
+    p.write_text(p.read_text().replace('"state": "not-satisfied"', '"state": "satisfied"'))
+    m = json.loads((folder / "manifest.json").read_text())
+    m["files"]["oscal/assessment-results.json"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    data = (json.dumps(m, indent=1, sort_keys=True) + "\n").encode()
+    (folder / "manifest.json").write_bytes(data)
+    (folder / "manifest.sig.json").write_bytes(load_key(published["key"]).sign(data))
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder)]) == 1
+    assert "oscal/assessment-results.json computed again from weeks/ differs from the pack's" in capsys.readouterr().err

@@ -79,25 +79,27 @@ def _row_index(rows: list[dict], **match) -> int | None:
 class _Evidence:
     """Links to CSV rows, and the input files cited, collected as back-matter resources."""
 
-    def __init__(self, ids: _Ids, populations: dict, inputs: list[dict]):
-        self.ids, self.pop = ids, populations
+    def __init__(self, ids: _Ids, populations: dict, inputs: list[dict], week_href: str = "../"):
+        self.ids, self.pop, self.week_href = ids, populations, week_href    # week_href: the week's folder
         self.sha = {e["path"]: e["sha256"] for e in inputs}
         self.resources: dict[str, dict] = {}
 
     def row(self, csv_name: str, key: str, what: str, **match) -> list[dict]:
         i = _row_index(self.pop.get(key, []), **match)
-        return [] if i is None else [{"href": f"../{csv_name}#row={i + 2}", "description": f"{what}: {csv_name} row {i + 2}"}]
+        return [] if i is None else [{"href": f"{self.week_href}{csv_name}#row={i + 2}",
+                                      "description": f"{what}: {csv_name} row {i + 2}"}]
 
-    def input_file(self, ref: str | None, what: str) -> list[dict]:
-        """`ref`: a landing-zone path, optionally with ':<line>' (a log line)."""
+    def input_file(self, ref: str | None, what: str, sha256: str | None = None) -> list[dict]:
+        """`ref`: a landing-zone path, optionally with ':<line>' (a log line); `sha256`: its digest as a CSV
+        row records it, for a period pack (whose weeks' input lists are not at hand)."""
         if not ref:
             return []
         path = ref if ref in self.sha else ref.rsplit(":", 1)[0]
         rid = self.ids("input/" + path)
         if rid not in self.resources:
             rlink = {"href": path, "media-type": "application/octet-stream"}
-            if path in self.sha:
-                rlink["hashes"] = [{"algorithm": "SHA-256", "value": self.sha[path]}]
+            if self.sha.get(path) or sha256:
+                rlink["hashes"] = [{"algorithm": "SHA-256", "value": self.sha.get(path) or sha256}]
             self.resources[rid] = {"uuid": rid, "title": f"input file {path}", "rlinks": [rlink],
                                    "remarks": "Path relative to the landing zone named in manifest.json (landing_zone)."}
         return [{"href": f"#{rid}", "description": f"{what}: input file {ref}"}]
@@ -108,13 +110,19 @@ class _Evidence:
         if kind == "finding":
             m = {"vulnerability_id": item["id"], "lineage": item["lineage"], "pkg_name": item["pkg"], "due_at": item["due_at"]}
             i = _row_index(self.pop.get("findings", []), **m)
-            src = self.pop["findings"][i]["source_file"] if i is not None else None
-            return self.row("findings.csv", "findings", f"finding {item['id']}", **m) + self.input_file(src, "last scan listing it")
+            row = self.pop["findings"][i] if i is not None else {}
+            return (self.row("findings.csv", "findings", f"finding {item['id']}", **m)
+                    + self.input_file(row.get("source_file"), "last scan listing it", row.get("source_sha256")))
         if kind == "deploy":
             return (self.row("deploys.csv", "deploys", f"deploy run {item['run_id']}", run_id=item["run_id"],
                              digest=item["digest"]) + self.input_file(item.get("evidence"), "deploy log"))
-        if kind == "exception":
-            return self.input_file(item["file"], f"exception {item['id']} line {item['line']}")
+        if kind == "exception":     # item["file"]: exceptions/<scope>/<snapshot date>/<file>
+            _, scope, snapshot, name = item["file"].split("/", 3)
+            m = {"scope": scope, "snapshot_date": snapshot, "file": name, "line": item["line"]}
+            i = _row_index(self.pop.get("exceptions", []), **m)
+            sha = self.pop["exceptions"][i].get("sha256") if i is not None else None
+            return (self.row("exceptions.csv", "exceptions", f"exception {item['id']}", **m)
+                    + self.input_file(item["file"], f"exception {item['id']} line {item['line']}", sha))
         if kind == "build":
             return self.input_file(item.get("evidence"), f"build run {item['run_id']}")
         return []
@@ -123,11 +131,11 @@ class _Evidence:
 def _observation(ids: _Ids, ev: _Evidence, index: int, control: dict, as_of: str) -> dict:
     name = f"{control['framework']} {control['id']}"
     conditions = [f"not met: {c}" for c in control["failed"]] + [f"no data: {c}" for c in control["no_data"]]
-    links = [{"href": f"../kpis.json#/controls/{index}", "description": f"the evaluation of {name} in kpis.json"}]
+    links = [{"href": f"{ev.week_href}kpis.json#/controls/{index}", "description": f"the evaluation of {name} in kpis.json"}]
     for key in control["evidence"]:
         target = EVIDENCE_CSV.get(key.split(".")[0])
-        if target and all(link["href"] != f"../{target}" for link in links):
-            links.append({"href": f"../{target}", "description": f"the population behind {key}"})
+        if target and all(link["href"] != f"{ev.week_href}{target}" for link in links):
+            links.append({"href": f"{ev.week_href}{target}", "description": f"the population behind {key}"})
     for item in control["items"]:
         links += ev.for_item(item)
     return {"uuid": ids(f"observation/control/{index}"), "title": f"{name}: {control['status']}",
@@ -154,7 +162,7 @@ def _risks(ids: _Ids, ev: _Evidence, findings: list[dict], as_of: str) -> tuple[
                "description": f"Open at {as_of}, due {f['due_at']} ({f['days_overdue']} days overdue).",
                "methods": ["TEST"], "types": ["finding"], "collected": as_of,
                "relevant-evidence": ev.row("findings.csv", "findings", "the finding", finding_id=f["finding_id"])
-               + ev.input_file(f.get("source_file"), "last scan listing it")}
+               + ev.input_file(f.get("source_file"), "last scan listing it", f.get("source_sha256"))}
         rid = ids(f"risk/{f['finding_id']}")
         risks.append({"uuid": rid, "title": f"{what} past its SLA",
                       "description": f"{f.get('title') or f['vulnerability_id']} (detected {f['detected_at']}).",
@@ -185,43 +193,73 @@ def _findings(ids: _Ids, controls: list[dict], risk_by_key: dict) -> list[dict]:
     return out
 
 
-def assessment_results(kpis: dict, populations: dict, inputs: list[dict], *, revision: int, generated_at: str) -> bytes:
-    """The OSCAL document's bytes for one revision of a week (deterministic for the same arguments)."""
-    week, as_of = kpis["week"], kpis["as_of"]
-    ids = _Ids(week, revision)
-    ev = _Evidence(ids, populations, inputs)
-    controls = kpis["controls"]
+def _result(ids: _Ids, ev: _Evidence, kpis: dict, populations: dict) -> dict:
+    """One week's OSCAL result: its controls' observations and findings, its risks."""
+    week, as_of, controls = kpis["week"], kpis["as_of"], kpis["controls"]
     observations = [_observation(ids, ev, i, c, as_of) for i, c in enumerate(controls)]
     risks, risk_obs, risk_by_key = _risks(ids, ev, populations.get("findings", []), as_of)
-    plan = ids("resource/assessment-plan")
     reviewed = sorted({cid for c in controls for cid in control_map().get((c["framework"], c["id"]), [])})
-    doc = {"assessment-results": {
-        "uuid": ids("document"),
-        "metadata": {"title": f"ifc_scan weekly assessment results {week} (revision {revision})",
-                     "last-modified": generated_at, "version": f"{week}-r{revision}", "oscal-version": OSCAL_VERSION,
-                     "props": [_prop("week", week), _prop("revision", revision),
-                               _prop("policy-version", kpis["policy"]["version"]),
-                               _prop("inputs-manifest-sha256", kpis["inputs_manifest_sha256"])]},
-        "import-ap": {"href": f"#{plan}"},
-        "results": [{
-            "uuid": ids("result"), "title": f"Controls evaluated for {week}",
+    findings = _findings(ids, controls, risk_by_key)
+    return {"uuid": ids("result"), "title": f"Controls evaluated for {week}",
             "description": f"The week {kpis['period_start']} to {kpis['period_end']}, evidence as of {as_of}.",
             "start": kpis["period_start"], "end": kpis["period_end"],
             "reviewed-controls": {"control-selections": [{"include-controls": [{"control-id": c} for c in reviewed]}]},
             "observations": observations + risk_obs,
-            **({"risks": risks} if risks else {}),
-            **({"findings": f} if (f := _findings(ids, controls, risk_by_key)) else {})}],
-        "back-matter": {"resources": [
-            {"uuid": plan, "title": "Assessment plan: ifc_scan's control catalog and the week's policy",
-             "description": "No separate OSCAL assessment plan exists: the controls and how each is evaluated are "
-                            "ifc_scan's catalog, mapped to OSCAL control ids by the component definition beside this file.",
-             "rlinks": [{"href": "component-definition.json", "media-type": "application/json"},
-                        {"href": "../kpis.json", "media-type": "application/json"}]},
-            *sorted(ev.resources.values(), key=lambda r: r["title"])]}}}
+            **({"risks": risks} if risks else {}), **({"findings": findings} if findings else {})}
+
+
+def _document(doc_uuid: str, plan_uuid: str, metadata: dict, results: list[dict], resources: list[dict],
+              figures_href: str) -> bytes:
+    plan = {"uuid": plan_uuid, "title": "Assessment plan: ifc_scan's control catalog and the policy in force",
+            "description": "No separate OSCAL assessment plan exists: the controls and how each is evaluated are "
+                           "ifc_scan's catalog, mapped to OSCAL control ids by the component definition beside this file.",
+            "rlinks": [{"href": "component-definition.json", "media-type": "application/json"},
+                       {"href": figures_href, "media-type": "application/json"}]}
+    doc = {"assessment-results": {"uuid": doc_uuid, "metadata": {**metadata, "oscal-version": OSCAL_VERSION},
+                                  "import-ap": {"href": f"#{plan_uuid}"}, "results": results,
+                                  "back-matter": {"resources": [plan, *sorted(resources, key=lambda r: (r["title"], r["uuid"]))]}}}
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def assessment_results(kpis: dict, populations: dict, inputs: list[dict], *, revision: int, generated_at: str) -> bytes:
+    """The OSCAL document's bytes for one revision of a week (deterministic for the same arguments)."""
+    week = kpis["week"]
+    ids = _Ids(week, revision)
+    ev = _Evidence(ids, populations, inputs)
+    result = _result(ids, ev, kpis, populations)
+    metadata = {"title": f"ifc_scan weekly assessment results {week} (revision {revision})",
+                "last-modified": generated_at, "version": f"{week}-r{revision}",
+                "props": [_prop("week", week), _prop("revision", revision),
+                          _prop("policy-version", kpis["policy"]["version"]),
+                          _prop("inputs-manifest-sha256", kpis["inputs_manifest_sha256"])]}
+    return _document(ids("document"), ids("resource/assessment-plan"), metadata, [result],
+                     list(ev.resources.values()), "../kpis.json")
 
 
 def oscal_files(kpis: dict, populations: dict, inputs: list[dict], *, revision: int, generated_at: str) -> dict[str, bytes]:
     """The files a week publishes under oscal/: the results and the control mapping they name."""
     return {AR_FILE: assessment_results(kpis, populations, inputs, revision=revision, generated_at=generated_at),
             COMPONENT_FILE: component_definition_bytes()}
+
+
+def period_oscal_files(pack) -> dict[str, bytes]:
+    """An audit-period pack's oscal/: one result per published week of the pack (report/period.py
+    PeriodPack), its links into weeks/<week>/. Recomputed from the weekly files alone, so it carries no time
+    of its own: last-modified is the newest as-of of its weeks; UUIDs are uuid5 of the period, each week
+    and its revision, and the document's of the weekly manifests' sha256."""
+    name = f"period {pack.start.isoformat()}_{pack.end.isoformat()}"
+    results, resources = [], []
+    for w in pack.published:
+        pop = {"findings": w.findings, "deploys": w.deploys, "exceptions": w.exceptions, "coverage": w.coverage}
+        ids = _Ids(f"{name}/{w.week}", w.revision or 1)
+        ev = _Evidence(ids, pop, [], week_href=f"../weeks/{w.week}/")
+        results.append(_result(ids, ev, w.kpis, pop))
+        resources += ev.resources.values()
+    top = _Ids(name, 0)
+    weeks = ", ".join(f"{w.week} r{w.revision or 1}" for w in pack.published)
+    metadata = {"title": f"ifc_scan assessment results for the period {pack.start} to {pack.end}",
+                "last-modified": max(w.kpis["as_of"] for w in pack.published),
+                "version": f"{pack.start.isoformat()}_{pack.end.isoformat()}", "remarks": f"Weeks: {weeks}."}
+    doc = _document(top("document/" + ",".join(w.manifest_sha256 for w in pack.published)),
+                    top("resource/assessment-plan"), metadata, results, resources, "../figures.json")
+    return {AR_FILE: doc, COMPONENT_FILE: component_definition_bytes()}
