@@ -160,6 +160,14 @@ def week_files(w: PublishedWeek) -> dict[str, bytes]:
     return {f"weeks/{w.week}/{n}": (w.folder / n).read_bytes() for n in names}
 
 
+def weeks_index(files: dict[str, bytes], published: list[PublishedWeek]) -> bytes:
+    """The index of the pack's weeks: each weekly page links to ../index.html and, for the previous and
+    next week, to that week's row there, so inside the pack every such link resolves to a week it holds."""
+    from ifc_scan.report.writer import index_page
+    return index_page([(json.loads(files[f"weeks/{w.week}/kpis.json"]), json.loads(files[f"weeks/{w.week}/manifest.json"]))
+                       for w in sorted(published, key=lambda w: w.week, reverse=True)])
+
+
 _TIMESTAMP = re.compile(r"\b(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(?:\.\d+)?)?(?:Z|\+00:00)")
 
 
@@ -259,6 +267,7 @@ def write_period(reports: Path, pack: PeriodPack, verification: list[str], stamp
     files = pack_tables(pack)
     for w in pack.published:
         files.update(week_files(w))
+    files["weeks/index.html"] = weeks_index(files, pack.published)
     inputs, cites, problems = cited_inputs(reports, pack, landing)
     files.update(inputs)
     files["sample_evidence.json"] = (json.dumps(cites, indent=1) + "\n").encode()

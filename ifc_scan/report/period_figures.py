@@ -7,7 +7,7 @@ README. The pack's files (pages, CSVs, zip, signature, `verify --pack`) are in p
 Period figures (new definitions, over the published ISO weeks whose Thursday falls in the period):
 - control and target strips: each week's status as its report states it (no data: no published week),
   except the controls whose rule is `reproducible` (ISO/IEC 27001 9.1): the pack judges those from its
-  own verification of the week (docs/kpi-decisions.md D30);
+  own verification of the week (docs/kpi-decisions.md D25);
 - weeks that failed: each failing condition of a week once, with its value against its target, read from
   the week's kpis.json (controls[].failed and the figures the condition is about), and the controls it
   makes fail;
@@ -49,7 +49,7 @@ from ifc_scan.timeutil import parse_week, week_label
 
 TTR_BINS = ((24, "under 1 d"), (168, "1-7 d"), (720, "7-30 d"), (2160, "30-90 d"), (None, "over 90 d"))
 DEFAULT_SAMPLE = 10
-# the controls the pack judges from its own verification (D30): the catalog's rows with this rule
+# the controls the pack judges from its own verification (D25): the catalog's rows with this rule
 REPRODUCIBLE = {(c["framework"], c["id"]) for c in CATALOG["controls"] if c["rule"] == "reproducible"}
 REPRODUCED_CONDITION = "every output recomputed from the week's inputs by the pack's verification"
 
@@ -165,7 +165,7 @@ def _control_key(c: dict) -> str:
 
 def week_controls(w: PublishedWeek, verified: bool | None) -> list[dict]:
     """The week's controls as its kpis.json states them, except that a `reproducible` control (ISO/IEC
-    27001 9.1) is judged from the pack's verification of the week (D30): pass when it verified, fail when
+    27001 9.1) is judged from the pack's verification of the week (D25): pass when it verified, fail when
     it did not, as published (no data) when the pack did not verify."""
     if verified is None:
         return w.kpis["controls"]
