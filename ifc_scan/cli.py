@@ -78,7 +78,8 @@ def cmd_report(a) -> int:
     return 0
 
 
-VERIFY_CHECKS = ("signature", "outputs", "chain", "revision", "published", "inputs", "recomputed")   # verify_week's
+VERIFY_CHECKS = ("signature", "outputs", "attestation", "chain", "revision", "published", "inputs",
+                 "recomputed")   # verify_week's, in order
 
 
 def _skipped(reports: Path, r, log) -> dict[str, str]:
@@ -94,9 +95,11 @@ def _skipped(reports: Path, r, log) -> dict[str, str]:
                            "pass --key to require a signature"
     if published is not None and published.ok and log is None:
         out["published"] = f"no {LOG_FILE} (published by a release without it): a rollback cannot be detected"
+    if "signature" in out and "attestation" not in ran:
+        out["attestation"] = "not signed: a week has its in-toto attestation only when it is signed"
     failed = [c.name for c in r.checks if not c.ok]
     for name in VERIFY_CHECKS:
-        if name not in ran:
+        if name not in ran and name not in out:
             out[name] = (f"not run: the {', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed first"
                          if failed else "not run: " + "; ".join(r.problems or ["an earlier step stopped"]))
             if name == "recomputed" and "manifest" not in failed:
@@ -108,9 +111,12 @@ def _checklist(reports: Path, r, log) -> list[str]:
     """The week's checklist as verify prints it, with SKIP and the reason for each check not performed."""
     skipped = _skipped(reports, r, log)
     head, *rows = r.lines()
-    rows = [f"  SKIP {c.name:<11} {skipped[c.name]}" if c.name in skipped else row for c, row in zip(r.checks, rows)]
-    done = {c.name for c in r.checks}
-    return [head, *rows, *(f"  SKIP {n:<11} {why}" for n, why in skipped.items() if n not in done)]
+    named = [(c.name, f"  SKIP {c.name:<11} {skipped[c.name]}" if c.name in skipped else row)
+             for c, row in zip(r.checks, rows)]
+    named += [(n, f"  SKIP {n:<11} {why}") for n, why in skipped.items() if n not in {c.name for c in r.checks}]
+    # in verify's order; a check outside VERIFY_CHECKS (the manifest could not be read) first
+    named.sort(key=lambda nr: VERIFY_CHECKS.index(nr[0]) if nr[0] in VERIFY_CHECKS else -1)
+    return [head, *(row for _, row in named)]
 
 
 def cmd_verify(a) -> int:

@@ -11,15 +11,16 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
     assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]) == 0
     week = rep / "2026-W09"
-    assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
-                                                      "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "manifest.sig.json", "report.html", "tickets.csv"]
+    assert sorted(p.name for p in week.iterdir()) == ["attestation.dsse.json", "config_and_secrets.csv", "coverage.csv",
+                                                      "deploys.csv", "exceptions.csv", "findings.csv", "kpis.json",
+                                                      "manifest.json", "manifest.sig.json", "oscal", "report.html",
+                                                      "tickets.csv"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] is True and [c["name"] for c in doc["weeks"][0]["checks"]] == [
-        "signature", "outputs", "chain", "revision", "published", "inputs", "recomputed"]
+        "signature", "outputs", "attestation", "chain", "revision", "published", "inputs", "recomputed"]
 
     # one byte changed in a published file is detected
     f = week / "findings.csv"
@@ -87,8 +88,10 @@ def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
 
 
 def _resign(folder, m: dict, key=None):
-    """Write the manifest `m` into the week's folder and, as an insider holding the signing key, sign it again
-    and record it in the publication log, as a publication would."""
+    """Write the manifest `m` into the week's folder and, as an insider holding the signing key, sign it (and
+    its attestation, ifc_scan/report/attestation.py) again and record it in the publication log, as a
+    publication would."""
+    from ifc_scan.report.attestation import envelope
     from ifc_scan.report.publications import PublicationLog
     from ifc_scan.report.signing import load_key
     data = (json.dumps(m, indent=1) + "\n").encode()
@@ -96,6 +99,8 @@ def _resign(folder, m: dict, key=None):
     if key is not None:
         signer = load_key(key)
         (folder / "manifest.sig.json").write_bytes(signer.sign(data))
+        files = {"manifest.json": data, **{n: (folder / n).read_bytes() for n in m["outputs"]}}
+        (folder / "attestation.dsse.json").write_bytes(envelope(m, files, signer))
         PublicationLog(folder.parent, signer).record_week(folder.name, m["revision"], data)
     return data
 
@@ -388,10 +393,10 @@ def test_verify_prints_skip_with_the_reason_for_each_check_it_did_not_perform(tm
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "2026-W09 r1: VERIFIED"
-    assert [line.split()[:2] for line in out[1:8]] == [["SKIP", "signature"], ["ok", "outputs"], ["ok", "chain"],
-                                                       ["ok", "revision"], ["ok", "published"], ["ok", "inputs"],
-                                                       ["ok", "recomputed"]]
-    assert "not signed: no manifest.sig.json" in out[1]
+    assert [line.split()[:2] for line in out[1:9]] == [["SKIP", "signature"], ["ok", "outputs"],
+                                                       ["SKIP", "attestation"], ["ok", "chain"], ["ok", "revision"],
+                                                       ["ok", "published"], ["ok", "inputs"], ["ok", "recomputed"]]
+    assert "not signed: no manifest.sig.json" in out[1] and "only when it is signed" in out[3]
     # as a week published before the publication log existed (unsigned, so its manifest can be edited here
     # without breaking a signature): rollback is not checked, and the checklist says so
     week = rep / "2026-W09"
@@ -402,7 +407,7 @@ def test_verify_prints_skip_with_the_reason_for_each_check_it_did_not_perform(tm
     (rep / "publications.log.jsonl").unlink()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[5].split()[:2] == ["SKIP", "published"] and "a rollback cannot be detected" in out[5]
+    assert out[6].split()[:2] == ["SKIP", "published"] and "a rollback cannot be detected" in out[6]
     for p, data in saved.items():
         p.write_bytes(data)
     # an input changed after publication: the inputs check fails and the recomputation is not run, which
@@ -411,11 +416,12 @@ def test_verify_prints_skip_with_the_reason_for_each_check_it_did_not_perform(tm
     some_input.write_text(some_input.read_text() + " ")
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[6].split()[:2] == ["FAIL", "inputs"]
-    assert out[7].split()[:2] == ["SKIP", "recomputed"] and "not run: the inputs check failed first" in out[7]
+    assert out[7].split()[:2] == ["FAIL", "inputs"]
+    assert out[8].split()[:2] == ["SKIP", "recomputed"] and "not run: the inputs check failed first" in out[8]
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 1
     skipped = json.loads(capsys.readouterr().out)["weeks"][0]["skipped"]
-    assert sorted(skipped) == ["recomputed", "signature"] and skipped["recomputed"].startswith("not run: the inputs")
+    assert sorted(skipped) == ["attestation", "recomputed", "signature"]
+    assert skipped["recomputed"].startswith("not run: the inputs")
 
 
 def test_the_printed_verify_command_works_in_a_copy_of_the_reports_elsewhere(tmp_path, capsys, monkeypatch):

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from ifc_scan.faults import fault_point
 from ifc_scan.ingest.model import SEVERITIES
+from ifc_scan.report.attestation import ATTESTATION_FILE
 from ifc_scan.report.html import ENV, duration, fmt
+from ifc_scan.report.oscal import period_oscal_files
 from ifc_scan.report.period_figures import (DEFAULT_SAMPLE, PeriodPack, PublishedWeek, as_number,
                                             build_period, period_bounds, period_mondays)
 from ifc_scan.report.signing import SIGNATURE_FILE
@@ -151,9 +153,10 @@ def cited_inputs(reports: Path, pack: PeriodPack, landing: Path | None) -> tuple
 
 
 def week_files(w: PublishedWeek) -> dict[str, bytes]:
-    """A published week's files as its manifest lists them, with the manifest and its signature."""
+    """A published week's files as its manifest lists them, with the manifest, its signature and its
+    attestation (so cosign or in-toto can check the week inside the pack)."""
     m = json.loads((w.folder / "manifest.json").read_bytes())
-    names = sorted(m.get("outputs", {})) + [n for n in PACK_FILES if (w.folder / n).is_file()]
+    names = sorted(m.get("outputs", {})) + [n for n in (*PACK_FILES, ATTESTATION_FILE) if (w.folder / n).is_file()]
     return {f"weeks/{w.week}/{n}": (w.folder / n).read_bytes() for n in names}
 
 
@@ -248,11 +251,12 @@ def render_pack_pages(pack: PeriodPack, cites: list[dict], stamp: str | None, ge
 
 
 def pack_tables(pack: PeriodPack) -> dict[str, bytes]:
-    """The files computed from the weekly files alone: CSVs, sample.json, figures.json."""
+    """The files computed from the weekly files alone: CSVs, sample.json, figures.json, oscal/."""
     files = {f"{key}.csv": _csv(pack.populations[key], cols) for key, cols in POPULATION_COLUMNS.items()}
     files["weeks_x_controls.csv"] = _csv(pack.populations["weeks_x_controls"], ("control", *pack.weeks))
     files["sample.json"] = (json.dumps(pack.sample, indent=1, sort_keys=True, default=str) + "\n").encode()
     files["figures.json"] = (json.dumps(pack.figures, indent=1, sort_keys=True, default=str) + "\n").encode()
+    files.update(period_oscal_files(pack))      # the weeks' control results as OSCAL (report/oscal.py)
     return files
 
 

@@ -24,7 +24,9 @@ from ifc_scan import __version__
 from ifc_scan.controls.evaluate import CATALOG
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.stage import POPULATION_COLUMNS
+from ifc_scan.report.attestation import ATTESTATION_FILE, envelope
 from ifc_scan.report.html import render_index, render_report, renderer_digest
+from ifc_scan.report.oscal import oscal_files
 from ifc_scan.report.publications import LOG_FILE
 from ifc_scan.report.signing import SIGNATURE_FILE
 from ifc_scan.timeutil import parse_week, week_label
@@ -215,6 +217,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
                     "next": week_label(parse_week(week) + timedelta(days=7))},
             "verify_command": verify_command(week, signer)}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
+    files.update(oscal_files(k, result.populations, result.inputs, revision=revision, generated_at=generated_at))
     manifest = {
         "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
         "generated_at": generated_at, "project_version": __version__, "git_commit": git_commit(),
@@ -234,17 +237,20 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         manifest["publication_log"] = LOG_FILE
     if signer is not None:
         manifest["signing_key"] = signer.describe()
+        manifest["attestation"] = ATTESTATION_FILE      # the manifest again as a signed in-toto statement
         before_fp = (prev_manifest.get("signing_key") or {}).get("fingerprint") if previous is not None else None
         if before_fp and before_fp != signer.fingerprint:
             manifest["key_rotated_from"] = before_fp     # key rotation, recorded in the signed chain
     files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
     if signer is not None:
         files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
+        files[ATTESTATION_FILE] = envelope(manifest, files, signer)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
     os.chmod(tmp, 0o755)
     try:
         for name, data in files.items():
+            (tmp / name).parent.mkdir(exist_ok=True)       # oscal/
             with open(tmp / name, "wb") as fh:
                 fh.write(data)
                 fh.flush()
