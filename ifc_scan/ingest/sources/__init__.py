@@ -12,7 +12,7 @@
 | CI runs (ci_runs.py)             | ci/github-actions/<run>/           | the whole run                         |
 | scan reports (scans.py)          | trivy/, a run's artifacts/         | nothing: keyed by content (sha256)    |
 
-A new kind is one module (an `EvidenceSource` subclass, see base.py) and one line in SOURCES, plus its
+A new kind is one module (an `EvidenceSource` subclass, see base.py) and one `register(...)` call (here, or beside the module), plus its
 tables in warehouse/schema.sql; the runner does not change. Sources are ingested in this order (CI runs
 and scans last: they are the large ones, stored in batches as they are read).
 """
@@ -28,17 +28,43 @@ from ifc_scan.ingest.sources.inventory import Inventory
 from ifc_scan.ingest.sources.scans import Scans
 from ifc_scan.ingest.sources.tickets import Tickets
 
-SOURCES: tuple[type[EvidenceSource], ...] = (
-    Inventory, Tickets, Approvers, ExceptionChanges, ExceptionSnapshots, CiRuns, Scans)
-
 # what every ingest records about the files themselves, whatever their kind
 FILE_TABLES = {"source_files": ["path", "sha256", "size", "mtime", "kind", "status", "reason"],
                "ingest_errors": ["path", "sha256", "kind", "reason"]}
 
+SOURCES: list[type[EvidenceSource]] = []        # in the order they are ingested
 # every table ingest writes, with its columns (the order tables are written in a transaction)
-TABLE_COLUMNS: dict[str, list[str]] = {t: cols for s in SOURCES for t, cols in s.tables.items()} | FILE_TABLES
+TABLE_COLUMNS: dict[str, list[str]] = dict(FILE_TABLES)
+_BY_KIND: dict[str, type[EvidenceSource]] = {}
 
-_BY_KIND = {kind: s for s in SOURCES for kind in s.kinds}
+
+def register(source: type[EvidenceSource]) -> type[EvidenceSource]:
+    """Adds a kind of evidence (ingested after those registered before it)."""
+    taken = [k for k in source.kinds if k in _BY_KIND]
+    if taken:
+        raise ValueError(f"{source.__name__}: kind {taken[0]!r} is already {_BY_KIND[taken[0]].__name__}'s")
+    SOURCES.append(source)
+    _BY_KIND.update({kind: source for kind in source.kinds})
+    _update_tables()
+    return source
+
+
+def unregister(source: type[EvidenceSource]) -> None:
+    """Takes a kind of evidence out again (a test's own kind, say)."""
+    SOURCES.remove(source)
+    for kind in source.kinds:
+        del _BY_KIND[kind]
+    _update_tables()
+
+
+def _update_tables() -> None:
+    columns = {t: cols for s in SOURCES for t, cols in s.tables.items()} | FILE_TABLES
+    TABLE_COLUMNS.clear()           # updated in place: the runner and the gate hold this dict
+    TABLE_COLUMNS.update(columns)
+
+
+for _source in (Inventory, Tickets, Approvers, ExceptionChanges, ExceptionSnapshots, CiRuns, Scans):
+    register(_source)
 
 
 def classify(rel: str) -> str:
