@@ -178,10 +178,12 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week, repo
 
 
 def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
-    from ifc_scan.report.period import build_period, period_bounds, write_period
+    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.signing import load_or_create
     reports = demo_week.parent
-    pack = build_period(reports, *period_bounds("2026-10", "2026-11"), sample_size=3, seed=7)
-    out = write_period(reports, pack, verify=False)
+    key = load_or_create(tmp_path / "keys" / "k.pem")     # the demo weeks are not signed: the pack is
+    out, pack, _failed, _stamp = publish_period(reports, *period_bounds("2026-10", "2026-11"), signing_key=str(key.path),
+                                                verify=False, sample_size=3, seed=7)
     url = (out / "period.html").as_uri()
     r = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", url)
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]

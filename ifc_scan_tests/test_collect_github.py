@@ -584,3 +584,35 @@ def test_the_environment_sets_the_deadlines_of_a_cli_collection(tmp_path, monkey
         monkeypatch.setenv("IFC_SCAN_HTTP_SECONDS", "nan")
         assert main(argv + ["--base-url", base]) == 1
     assert "IFC_SCAN_HTTP_SECONDS='nan': give a positive number of seconds" in capsys.readouterr().err
+
+
+def _bomb_zip(name: str, megabytes: int) -> bytes:
+    """A zip whose one member inflates to `megabytes` MB of zeros (about 1,000:1), written as a stream."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w", force_zip64=True) as member:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(megabytes):
+            member.write(chunk)
+    return buf.getvalue()
+
+
+def test_the_collector_refuses_a_zip_bomb_in_an_artifact_and_in_logs_zip_within_seconds(tmp_path):
+    """An artifact zip of ~200 KB whose trivy-results.json inflates to 200 MB, and a logs.zip likewise:
+    the artifact member is refused by its headers (not extracted, named with the figures) beside a good
+    member that is extracted; the log archive's problem is noted (the ingest refuses that member again)."""
+    from ifc_scan.collect.github import check_log_archive, safe_extract_json
+    bomb = _bomb_zip("trivy-results.json", 200)
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.json", json.dumps({"SchemaVersion": 2, "Results": []}))
+    with zipfile.ZipFile(io.BytesIO(bomb)) as zf:
+        assert zf.infolist()[0].file_size == 200 << 20
+    started = time.monotonic()
+    written, refused = safe_extract_json(bomb, tmp_path / "a")
+    assert written == [] and "zip bomb" in refused[0] and "trivy-results.json" in refused[0]
+    assert not (tmp_path / "a" / "trivy-results.json").exists()
+    problem = check_log_archive(_bomb_zip("build/1_Build.txt", 200))
+    assert problem and "zip bomb" in problem and "build/1_Build.txt" in problem
+    assert time.monotonic() - started < 10
+    written, refused = safe_extract_json(good.getvalue(), tmp_path / "b")
+    assert written == ["good.json"] and refused == []

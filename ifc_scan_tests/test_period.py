@@ -6,6 +6,7 @@ scanned Mon 22:00 lists only CVE-H (CVE-C fixed after 20 h, SLA 24 h: within); i
 2026-03-09 (nothing matches it). Weeks published: 2026-W10, W11, W12 (Thursdays 5, 12, 19 March)."""
 
 import json
+from pathlib import Path
 import zipfile
 from datetime import date, datetime
 
@@ -19,8 +20,9 @@ from ifc_scan_tests.scenario import Scenario, vuln
 WEEKS = [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)]
 
 
-def publish(sc: Scenario, root, mondays=WEEKS):
-    """Ingest the scenario, build its lifecycle and publish the weeks, as the weekly job does."""
+def publish(sc: Scenario, root, mondays=WEEKS, key=None):
+    """Ingest the scenario, build its lifecycle and publish the weeks, as the weekly job does (signed with
+    `key`, created for them, when given)."""
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
@@ -30,7 +32,8 @@ def publish(sc: Scenario, root, mondays=WEEKS):
     policy = load_policy()
     with connect(root / "w.duckdb") as con:
         derive_lifecycle(con, policy)
-        publish_weeks(con, policy, mondays, root / "reports", landing=str(sc.landing))
+        publish_weeks(con, policy, mondays, root / "reports", landing=str(sc.landing),
+                      signing_key=str(key) if key else None, new_key=bool(key))
     return root / "reports"
 
 
@@ -43,7 +46,16 @@ def reports(tmp_path_factory):
     sc.registry_scan("B", datetime(2026, 3, 2, 22), [h])      # a new image without CVE-C: fixed
     sc.registry_scan("C", datetime(2026, 3, 10, 2), [])       # a new image without CVE-H: fixed
     sc.exceptions("api", date(2026, 3, 2), "# accepted: vendor fix pending, approved SEC-7\nCVE-X exp:2026-03-09\n")
-    return publish(sc, tmp)
+    return publish(sc, tmp, key=tmp / "keys" / "k.pem")
+
+
+def key_of(reports):
+    return str(reports.parent / "keys" / "k.pem")
+
+
+def period(reports, *extra, to="2026-W12"):
+    return main(["period", "--reports", str(reports), "--from", "2026-W10", "--to", to, "--signing-key",
+                 key_of(reports), *map(str, extra)])
 
 
 def test_a_period_is_the_iso_weeks_whose_thursday_it_holds():
@@ -91,8 +103,9 @@ def test_period_figures_worked_by_hand(reports):
 
 
 def test_the_pack_is_written_verified_and_zipped(reports, capsys):
-    assert main(["period", "--reports", str(reports), "--from", "2026-W10", "--to", "2026-W12", "--seed", "5"]) == 0
+    assert period(reports, "--seed", "5") == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["evidence_grade"] is True and out["weeks_failed_verification"] == []
     folder = reports / "periods" / "2026-03-02_2026-03-22"
     assert out["folder"] == str(folder) and out["sample_seed"] == 5
     names = {"period.html", "README.txt", "manifest.json", "verification.txt", "sample.json", "figures.json",
@@ -107,13 +120,18 @@ def test_the_pack_is_written_verified_and_zipped(reports, capsys):
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha, name
     assert [w["week"] for w in manifest["weeks"]] == ["2026-W10", "2026-W11", "2026-W12"]
     with zipfile.ZipFile(folder.with_suffix(".zip")) as zf:
-        assert {n.split("/", 1)[1] for n in zf.namelist()} == set(manifest["files"]) | {"manifest.json"}
-    html = (folder / "period.html").read_text()
-    assert 'href="../../2026-W10/report.html"' in html or "No published week had a failing control" in html
+        assert {n.split("/", 1)[1] for n in zf.namelist()} == set(manifest["files"]) | {"manifest.json",
+                                                                                          "manifest.sig.json"}
+    pub = str(reports.parent / "keys" / "k.pub.pem")
+    for where in (folder, folder.with_suffix(".zip")):      # verify accepts the folder and the zip
+        capsys.readouterr()
+        assert main(["verify", "--pack", str(where), "--key", pub]) == 0, capsys.readouterr().err
+        assert "VERIFIED" in capsys.readouterr().out
 
 
 def test_a_period_without_published_weeks_is_an_error(reports):
-    assert main(["period", "--reports", str(reports), "--from", "2025-01", "--to", "2025-02"]) == 2
+    assert main(["period", "--reports", str(reports), "--from", "2025-01", "--to", "2025-02", "--signing-key",
+                 key_of(reports)]) == 2
 
 
 def test_an_exception_renewed_in_a_later_snapshot_is_one_exception_with_its_renewal(tmp_path):
@@ -136,3 +154,195 @@ def test_an_exception_renewed_in_a_later_snapshot_is_one_exception_with_its_rene
     assert (e["chain_complete"], e["incomplete_weeks"], e["missing_roles"]) == (
         "False", 2, "security-engineer, engineering-lead")
     assert pack.figures["exceptions_with_incomplete_chain"] == 1
+
+
+# ---- the pack as evidence (issue 29, point 3): each attack on a copy of the published weeks
+
+@pytest.fixture
+def copied(reports, tmp_path):
+    """A copy of the published weeks and their key (the manifests name the landing zone absolutely)."""
+    import shutil
+    shutil.copytree(reports, tmp_path / "reports", ignore=shutil.ignore_patterns("periods"))
+    shutil.copytree(reports.parent / "keys", tmp_path / "keys")
+    return tmp_path / "reports"
+
+
+def test_the_zip_is_self_contained(reports, tmp_path, capsys):
+    """Unzipped in a new folder, far from the reports: every href and src of every page, and every file the
+    sample cites, resolves inside it (web addresses of advisories aside)."""
+    import hashlib
+    import re
+    from urllib.parse import unquote
+    assert period(reports, "--seed", "5") == 0
+    zpath = reports / "periods" / "2026-03-02_2026-03-22.zip"
+    with zipfile.ZipFile(zpath) as zf:
+        zf.extractall(tmp_path / "elsewhere")
+    root = tmp_path / "elsewhere" / "2026-03-02_2026-03-22"
+    pages = sorted(root.rglob("*.html"))
+    assert [p.relative_to(root).as_posix() for p in pages] == [
+        "period.html", "weeks/2026-W10/report.html", "weeks/2026-W11/report.html", "weeks/2026-W12/report.html"]
+    followed = 0
+    for page in pages:
+        for link in re.findall(r'(?:href|src)="([^"]*)"', page.read_text()):
+            if link.startswith(("https://", "#", "data:")):     # a web address, an anchor, data inside the page
+                continue
+            target = (page.parent / unquote(link.split("#")[0])).resolve()
+            assert target.is_file() and target.is_relative_to(root), (page.name, link)
+            followed += 1
+    # the weeks that failed (W10, W11, W12 each fail a control) link their reports; each report its files
+    assert followed >= 3 + 3 * 9
+    # by hand: the sample is 10 of each, so all of them: 2 fixes (CVE-C in scan B's, CVE-H in scan C's
+    # file), 1 exception (the api snapshot), no deploy; each cited file is inside with its sha256
+    sample = json.loads((root / "sample.json").read_text())
+    cites = json.loads((root / "sample_evidence.json").read_text())
+    assert [(c["kind"], c["index"]) for c in cites] == [("remediations", 0), ("remediations", 1), ("exceptions", 0)]
+    assert len(sample["remediations"]) == 2 and len(sample["exceptions"]) == 1 and sample["deploys"] == []
+    for c in cites:
+        assert hashlib.sha256((root / c["file"]).read_bytes()).hexdigest() == c["sha256"]
+    assert {c["path"] for c in cites} == {r["source_file"] for r in sample["remediations"]} | {
+        "exceptions/api/2026-03-02/.trivyignore"}
+    html = (root / "period.html").read_text()
+    assert all(f'href="{c["file"]}"' in html for c in cites)
+
+
+def _forge_w11(reports):
+    """An insider writes a better SLA into W11's kpis.json (the HIGH fix of W11 'within' its SLA)."""
+    k11 = reports / "2026-W11" / "kpis.json"
+    k = json.loads(k11.read_text())
+    assert k["sla"]["HIGH"]["closed_late"] == 1
+    k["sla"]["HIGH"].update(closed_late=0, closed_within=1)
+    k11.write_text(json.dumps(k, indent=2) + "\n")
+
+
+def test_a_week_that_fails_verification_is_left_out_and_every_page_says_so(copied, capsys):
+    _forge_w11(copied)
+    capsys.readouterr()
+    assert period(copied) == 1
+    out, err = capsys.readouterr()
+    assert "2026-W11 failed verification: output kpis.json was modified" in err
+    folder = Path(json.loads(out)["folder"])
+    figures = json.loads((folder / "figures.json").read_text())
+    # no figure rests on W11: its HIGH fix (late or, forged, within) is not counted at all
+    assert figures["sla"]["HIGH"] == {"closed_within": 0, "closed_late": 0}
+    assert figures["period"]["weeks_left_out_unverified"] == ["2026-W11"] and figures["verdict"] != "COMPLIANT"
+    assert not (folder / "weeks" / "2026-W11").exists()
+    stamp = "NOT VERIFIED: 1 week(s) failed verification and are left out of every figure (2026-W11)"
+    _every_page_starts_with(folder, stamp)
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder)]) == 1
+    assert "the pack is not audit evidence: NOT VERIFIED" in capsys.readouterr().err
+
+    # asked for explicitly: the forged week is used, and every page says the pack is not evidence
+    assert period(copied, "--allow-unverified") == 0
+    figures = json.loads((folder / "figures.json").read_text())
+    assert figures["sla"]["HIGH"] == {"closed_within": 1, "closed_late": 0}
+    _every_page_starts_with(folder, "UNVERIFIED PACK (--allow-unverified): built from 1 week(s) that failed "
+                                    "verification (2026-W11)")
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder.with_suffix(".zip"))]) == 1
+
+
+def _every_page_starts_with(folder, stamp):
+    html = (folder / "period.html").read_text()
+    body = html[html.index("<body>") + len("<body>"):].lstrip()
+    assert body.startswith(f'<div class="stamp" id="stamp">{stamp}')
+    assert f'@top-center{{content:"{stamp}' in html          # on each printed page too
+    assert (folder / "README.txt").read_text().startswith(f"*** {stamp}")
+    assert (folder / "verification.txt").read_text().startswith(stamp)
+    assert json.loads((folder / "manifest.json").read_text())["evidence_grade"] is False
+
+
+def test_period_pins_the_weeks_key_and_signs_with_it(copied, tmp_path, capsys):
+    from ifc_scan.report.signing import load_or_create
+    other = load_or_create(tmp_path / "other" / "k.pem")
+    capsys.readouterr()
+    # pinned to another key, no week verifies: no pack at all
+    assert period(copied, "--key", tmp_path / "other" / "k.pub.pem") == 2
+    assert "no published week between 2026-03-02 and 2026-03-22" in capsys.readouterr().err
+    assert not (copied / "periods").exists()
+    # the pack is signed with the weeks' key only
+    assert main(["period", "--reports", str(copied), "--from", "2026-W10", "--to", "2026-W12", "--signing-key",
+                 str(other.path)]) == 2
+    assert "is not the key that signed the weeks" in capsys.readouterr().err
+
+
+def test_verify_pack_detects_an_edited_pack_even_re_signed(copied, tmp_path, capsys):
+    import shutil
+
+    from ifc_scan.report.signing import load_key
+    assert period(copied) == 0
+    folder = copied / "periods" / "2026-03-02_2026-03-22"
+    pristine = tmp_path / "pristine"
+    shutil.copytree(folder, pristine)
+
+    def attack(edit, expected, where=folder):
+        shutil.rmtree(folder)
+        shutil.copytree(pristine, folder)
+        edit()
+        capsys.readouterr()
+        assert main(["verify", "--pack", str(where)]) == 1, expected
+        assert expected in capsys.readouterr().err, expected
+
+    def edit_page():        # the verdict rewritten, its hash updated and the manifest signed again by an insider
+        import hashlib
+        page = folder / "period.html"
+        page.write_text(page.read_text().replace("NOT COMPLIANT", "COMPLIANT"))
+        m = json.loads((folder / "manifest.json").read_text())
+        m["files"]["period.html"] = hashlib.sha256(page.read_bytes()).hexdigest()
+        data = (json.dumps(m, indent=1, sort_keys=True) + "\n").encode()
+        (folder / "manifest.json").write_bytes(data)
+        (folder / "manifest.sig.json").write_bytes(load_key(key_of(copied)).sign(data))
+    attack(edit_page, "period.html computed again from weeks/ differs from the pack's")
+    attack(lambda: (folder / "remediations.csv").write_text("week\n"), "remediations.csv is missing or was modified")
+    attack(lambda: (folder / "weeks" / "2026-W10" / "report.html").unlink(),
+           "weeks/2026-W10/report.html is missing")
+
+    def zip_slip():         # a member that leaves the pack's folder
+        with zipfile.ZipFile(folder.with_suffix(".zip"), "a") as zf:
+            zf.writestr("2026-03-02_2026-03-22/../../evil.txt", b"x")
+    attack(zip_slip, "is outside the pack's one folder: refused", where=folder.with_suffix(".zip"))
+
+
+def test_a_failed_or_killed_run_leaves_the_old_pack_or_none(copied, tmp_path, monkeypatch, capsys):
+    """The pack is built in a temporary folder beside it and renamed: a run that fails writing (disk full)
+    leaves the old pack; a run killed at each of its fault points leaves a whole pack or none."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ifc_scan.report import period as period_module
+    from ifc_scan.report.period import verify_pack
+    assert period(copied, "--seed", "1") == 0
+    folder = copied / "periods" / "2026-03-02_2026-03-22"
+    old = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    old_zip = folder.with_suffix(".zip").read_bytes()
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(period_module.zipfile.ZipFile, "writestr", disk_full)
+    capsys.readouterr()
+    assert period(copied, "--seed", "2") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == old
+    assert folder.with_suffix(".zip").read_bytes() == old_zip
+    assert [p.name for p in folder.parent.iterdir()] in (["2026-03-02_2026-03-22", "2026-03-02_2026-03-22.zip"],
+                                                          ["2026-03-02_2026-03-22.zip", "2026-03-02_2026-03-22"])
+    monkeypatch.undo()
+    cmd = [sys.executable, "-m", "ifc_scan.cli", "period", "--reports", str(copied), "--from", "2026-W10", "--to",
+           "2026-W12", "--signing-key", key_of(copied), "--no-verify"]
+    count = tmp_path / "faults"
+    subprocess.run(cmd + ["--seed", "3"], check=True, capture_output=True, env={**os.environ, "IFC_SCAN_FAULT_LOG": str(count)})
+    points = int(count.read_text())
+    assert points == 4
+    for n in range(1, points + 1):
+        r = subprocess.run(cmd + ["--seed", str(10 + n)], capture_output=True,
+                           env={**os.environ, "IFC_SCAN_FAULT_AT": str(n)})
+        assert r.returncode == -signal.SIGKILL, (n, r.stderr[-300:])
+        for where in (folder, folder.with_suffix(".zip")):
+            if where.exists():        # whole: every file its manifest lists, unchanged
+                v = verify_pack(where)
+                assert [c.name for c in v.checks if not c.ok] == ["status"], (n, where, v.problems)
+        assert folder.exists() or n == 2, n       # only between the two renames is there no folder
+    subprocess.run(cmd, check=True, capture_output=True)      # the next run clears what the killed ones left
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["2026-03-02_2026-03-22", "2026-03-02_2026-03-22.zip"]

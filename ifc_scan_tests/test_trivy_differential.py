@@ -27,6 +27,10 @@ JOBS = int(os.environ.get("IFC_SCAN_TRIVY_JOBS", "3"))
 
 @pytest.fixture(scope="module")
 def trivy():
+    return require_trivy()
+
+
+def require_trivy():
     binary = trivy_binary()
     if binary is None:
         where = os.environ.get(ENV_BINARY) or DEFAULT_BINARY
@@ -124,9 +128,15 @@ def test_the_cached_binary_is_verified_and_a_changed_one_is_not(trivy, tmp_path)
     assert not is_verified(copy)
 
 
-def test_without_the_binary_the_tests_know_it(tmp_path, monkeypatch):
+def test_without_the_binary_the_tests_skip_and_under_ci_they_fail(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_BINARY, str(tmp_path / "absent" / "trivy"))
     assert trivy_binary() is None
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="run `make trivy`"):
+        require_trivy()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="under CI its absence is an error"):
+        require_trivy()
 
 
 # --- the generated battery ----------------------------------------------------------------------------
@@ -190,6 +200,7 @@ PLAIN = {
     "line_at_scanner_limit": b"#" + b"x" * (SCANNER_LIMIT - 1) + b"\nCVE-2021-44228\n",
     "entry_then_long_line_then_entry": b"CVE-2023-4911\n" + b"y" * (SCANNER_LIMIT + 1) + b"\nCVE-2021-44228\n",
     "long_entry_line_with_expiry_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2020-01-01\n",
+    "long_entry_line_in_force_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2099-12-31\n",
     "empty_lines": b"\n\n\nCVE-2021-44228\n\n",
     "trailing_whitespace": b"CVE-2021-44228   \t \nCVE-2023-4911 exp:2099-12-31 \t\n",
     "invalid_utf8_other_line": b"CVE-2021-44228\n\xff\xfe\n",
@@ -258,6 +269,17 @@ YAML = {
     "null_section": b"vulnerabilities:\n",
     "invalid_utf8": b"vulnerabilities:\n  - id: CVE-2021-44228\n    statement: r\xe9sum\xe9\n",
     "str_tag_date": b"vulnerabilities:\n  - id: CVE-2021-44228\n    expired_at: !!str 2020-01-01\n",
+    # found by bench/bench_trivy_differential.py
+    "glob_brace_alternatives": b"vulnerabilities:\n  - id: GHSA-c2qf-rxjj-qqgw\n    paths: [\"{usr,app}/**\"]\n",
+    "merge_key_carries_paths": b"vulnerabilities:\n  - &e {id: CVE-2021-23337, paths: [\"app/node_modules/lodash/package.json\"]}\n"
+                               b"  - <<: *e\n    id: CVE-2024-24790\n",
+    "merge_key_timestamp_tag": b"x-defaults: &d {expired_at: !!timestamp 2020-01-01}\nvulnerabilities:\n"
+                               b"  - <<: *d\n    id: CVE-2021-44228\n",
+    "date_empty": b"vulnerabilities:\n  - id: CVE-2021-44228\n    expired_at:\n",
+    "lone_cr_document_marker": b"vulnerabilities:\r---\rvulnerabilities:\r  - id: CVE-2021-44228\r",
+    "purl_empty_string": b"vulnerabilities:\n  - id: CVE-2024-5535\n    purls: [\"\"]\n",
+    "purl_bad_escape": b"vulnerabilities:\n  - id: CVE-2021-23337\n    purls: [\"pkg:npm/%zz\"]\n",
+    "rfc3339_nanoseconds": b"vulnerabilities:\n  - id: CVE-2024-24790\n    expired_at: 2099-12-31T00:00:00.123456789Z\n",
 }
 
 HAND_WRITTEN = [Case(".trivyignore", data, frozenset({name})) for name, data in PLAIN.items()] + \

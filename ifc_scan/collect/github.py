@@ -36,6 +36,7 @@ from pathlib import Path
 from ifc_scan.collect.http import (DeadlineExceeded, HttpClient, HttpError, Limits, UnsafeURL, redact_url,
                                    retry_after_seconds)
 from ifc_scan.timeutil import BadTimestamp, iso_z, parse_ts
+from ifc_scan.zip_budget import BoundedZip, ZipBomb
 
 DEFAULT_WORKFLOWS = ("image-scan.yml", "ci.yml", "cd.yml")
 MAX_DOWNLOAD = 512 * 1024 * 1024
@@ -275,8 +276,8 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
     """Extract the .json/.sarif members of an artifact zip into dest. Returns (written, refused)."""
     written, refused = [], []
     try:
-        zf = zipfile.ZipFile(io.BytesIO(zip_bytes))
-    except zipfile.BadZipFile as exc:
+        zf = BoundedZip(zip_bytes, "artifact zip")
+    except (zipfile.BadZipFile, ValueError) as exc:
         raise CollectError(f"artifact is not a valid zip archive: {exc}") from None
     for info in zf.infolist():
         name = info.filename.replace("\\", "/")
@@ -292,16 +293,37 @@ def safe_extract_json(zip_bytes: bytes, dest: Path, pattern: str = "*") -> tuple
         if not str(target).startswith(str(dest.resolve()) + os.sep):
             refused.append(name)
             continue
+        bomb = zf.refusal(info)
+        if bomb:
+            refused.append(f"{name} (not extracted: {bomb})")
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:    # the CRC is checked as the member is read to its end
+        try:    # the CRC is checked as the member is read to its end; the inflation is bounded as it is read
             with zf.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
-        except ZIP_MEMBER_ERRORS as exc:   # encrypted, Deflate64 or another method, corrupt
+        except (ZipBomb, *ZIP_MEMBER_ERRORS) as exc:   # a bomb, encrypted, Deflate64 or another method, corrupt
             target.unlink(missing_ok=True)
             refused.append(f"{name} (not extracted: {type(exc).__name__}: {str(exc)[:120]})")
             continue
         written.append(name)
     return written, refused
+
+
+def check_log_archive(body: bytes) -> str | None:
+    """Each member read to its end (the CRC checked) within the inflation budget: the first problem, or None.
+    A problem is noted and the archive kept: the ingest reads each member alone and says which failed."""
+    zf = BoundedZip(body, "logs.zip")
+    for info in zf.infolist():
+        bomb = zf.refusal(info)
+        if bomb:
+            return bomb
+        try:
+            with zf.open(info) as member:
+                while member.read():
+                    pass
+        except (ZipBomb, *ZIP_MEMBER_ERRORS) as exc:
+            return f"{info.filename[:200]}: {type(exc).__name__}: {str(exc)[:200]}"
+    return None
 
 
 # what reading one zip member can raise: RuntimeError (encrypted), NotImplementedError (Deflate64 and
@@ -448,11 +470,9 @@ def _collect_run(client: GitHubClient, repo: str, rid: int, run: dict, runs_root
                 summary.expired.append(f"{rid}/logs")
             else:
                 try:
-                    bad = zipfile.ZipFile(io.BytesIO(body)).testzip()
-                except zipfile.BadZipFile as exc:
+                    bad = check_log_archive(body)
+                except (zipfile.BadZipFile, ValueError) as exc:
                     raise CollectError(f"run {rid}: log archive is not a valid zip: {exc}") from None
-                except ZIP_MEMBER_ERRORS as exc:   # kept: the ingest reads each member alone and says which failed
-                    bad = f"{type(exc).__name__}: {str(exc)[:120]}"
                 if bad:
                     notes.setdefault("log_archive_problems", []).append(str(bad))
                 (tmp / "logs.zip").write_bytes(body)

@@ -21,6 +21,8 @@ ifc_scan_tests/test_trivy_differential.py.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import unicodedata
@@ -234,6 +236,7 @@ class _NodeLoader(_Parser, Composer, BaseResolver):
 
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STR_TAG, _MERGE_TAG, _NULL_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:null"
+_BINARY_TAG, _TIMESTAMP_TAG = "tag:yaml.org,2002:binary", "tag:yaml.org,2002:timestamp"
 
 
 def _plain(node) -> bool:
@@ -259,6 +262,11 @@ def _is_merge(node) -> bool:
 def _string(node) -> str:
     if not isinstance(node, yaml.ScalarNode):
         raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a string")
+    if node.tag == _BINARY_TAG:           # yaml.v3 decodes !!binary into the string field
+        try:
+            return base64.b64decode("".join(node.value.split()), validate=True).decode("utf-8", "surrogateescape")
+        except (binascii.Error, ValueError):
+            raise _Refused(f"line {_line(node)}: !!binary value contains invalid base64 data") from None
     return "" if _is_null(node) else node.value
 
 
@@ -275,7 +283,7 @@ def _time(node) -> datetime | None:
         return None
     if not isinstance(node, yaml.ScalarNode):
         raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a time")
-    quoted = not _plain(node) or node.tag == _STR_TAG
+    quoted = not _plain(node) or node.tag not in ("", _TIMESTAMP_TAG)     # a tag other than !!timestamp: text
     ts = None if quoted else yaml_timestamp(node.value)
     if ts is not None:
         return ts

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ifc_scan.ingest.batch import UNREADABLE, Batch, IngestSummary, LandingFile
 from ifc_scan.ingest.readers import ReaderPool, reader_processes, worth_processes
-from ifc_scan.ingest.scan_files import sha256_file
+from ifc_scan.ingest.scan_files import sha256_file, undecodable_name
 from ifc_scan.ingest.sources import SOURCES, TABLE_COLUMNS, landing_folders, source_of
 from ifc_scan.ingest.sources import classify as classify_by_registry
 from ifc_scan.ingest.sources.base import Context, EvidenceSource
@@ -47,9 +47,10 @@ def classify(rel: str) -> str:
 def discover(landing: Path, folder_problems: list | None = None) -> list[LandingFile]:
     """Every file under the landing zone, in path order (a folder's files, then its sub-folders). Hidden
     folders hold tools' working state (the collector's temporary run folders), not evidence, and are
-    skipped. Symbolic links (to files or folders) are listed as `symlink` and non-regular files (FIFOs,
-    devices, sockets) as `special`: both are refused without being opened. Folders that cannot be read
-    go to `folder_problems` as (relative path, reason)."""
+    skipped. Symbolic links (to files or folders) are listed as `symlink`, non-regular files (FIFOs,
+    devices, sockets) as `special` and files whose path is not valid UTF-8 as `badname` (under the path
+    with its bytes escaped): all are refused without being opened. Folders that cannot be read go to
+    `folder_problems` as (relative path, reason)."""
     files: list[LandingFile] = []
     root = str(landing)
     stack = [""]
@@ -60,7 +61,8 @@ def discover(landing: Path, folder_problems: list | None = None) -> list[Landing
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             if folder_problems is not None:
-                folder_problems.append((rel_dir or ".", f"folder could not be read: {exc.strerror or exc}"))
+                folder_problems.append((undecodable_name(rel_dir) or rel_dir or ".",
+                                        f"folder could not be read: {exc.strerror or exc}"))
             continue
         subdirs = []
         for e in entries:
@@ -75,6 +77,9 @@ def discover(landing: Path, folder_problems: list | None = None) -> list[Landing
             except OSError:
                 continue          # vanished while being listed
             kind = "symlink" if link else (classify(rel) if stat.S_ISREG(st.st_mode) else "special")
+            escaped = undecodable_name(rel)
+            if escaped is not None:           # refused unopened, recorded under its escaped name
+                rel, kind = escaped, "badname"
             files.append(LandingFile(rel, e.path, st.st_size, utc_from_epoch(st.st_mtime), kind))
         stack.extend(reversed(subdirs))
     return files
@@ -133,7 +138,7 @@ def _new_files(files: list[LandingFile], stored: list[tuple], max_file_bytes: in
     hashed_by_reader = {k for s in SOURCES if s.hashed_by_reader for k in s.kinds}
     new: list[LandingFile] = []
     for f in files:
-        if f.kind in ("symlink", "special"):      # never opened: a FIFO would block the read forever
+        if f.kind in ("symlink", "special", "badname"):   # never opened: a FIFO would block the read forever
             f.sha256 = ""
             if (f.rel, "") not in known:
                 new.append(f)
@@ -198,6 +203,9 @@ def _settle_unclaimed(ctx: Context, folder_problems: list) -> None:
             ctx.record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
         elif f.kind == "special":
             ctx.record(f, "rejected", "not a regular file (a FIFO, device or socket): not opened")
+        elif f.kind == "badname":
+            ctx.record(f, "rejected", "file name is not valid UTF-8 (its bytes shown as \\xNN): not read, as "
+                                      "evidence must be named by its path; rename it in UTF-8 to have it read")
         elif f.kind.startswith("unreadable:"):
             ctx.record(f, UNREADABLE, f"could not be read: {f.kind[11:]}")
     # folders that could not be walked: recorded anew on every ingest (they are retried every time)

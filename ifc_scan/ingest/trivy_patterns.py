@@ -206,7 +206,7 @@ class Purl:
 @lru_cache(maxsize=4096)
 def parse_purl(text: str) -> Purl:
     """packageurl-go's FromString (the checks that decide whether Trivy refuses an ignore file)."""
-    if not text.startswith("pkg:"):
+    if text[:4].lower() != "pkg:":          # Go's url.Parse folds the scheme's case
         raise BadPattern(f"purl {text!r}: scheme is not \"pkg\"")
     rest = text[4:].lstrip("/")
     rest, _, subpath = rest.partition("#")
@@ -235,9 +235,9 @@ def parse_purl(text: str) -> Purl:
         name = name.replace("_", "-")
     qualifiers = []
     for pair in query.split("&") if query else []:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise BadPattern(f"purl {text!r}: invalid qualifier {pair!r}")
+        key, _eq, value = pair.partition("=")
+        if not key:
+            raise BadPattern(f"purl {text!r}: invalid qualifier key in {pair!r}")
         if value:
             qualifiers.append((key.lower(), unquote(value)))
     subpath = "/".join(unquote(s) for s in subpath.strip("/").split("/") if s not in ("", ".", ".."))

@@ -25,6 +25,7 @@ from ifc_scan.controls.evaluate import CATALOG
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.stage import POPULATION_COLUMNS
 from ifc_scan.report.html import render_index, render_report, renderer_digest
+from ifc_scan.report.publications import LOG_FILE
 from ifc_scan.report.signing import SIGNATURE_FILE
 
 CSV_FILES = {
@@ -160,8 +161,9 @@ def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> lis
 
 
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               memo: dict | None = None, signer=None) -> dict:
-    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
+               memo: dict | None = None, signer=None, log=None) -> dict:
+    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}.
+    `log` (report/publications.py PublicationLog): the week is recorded there before it is renamed into place."""
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     k = result.kpis
@@ -215,6 +217,8 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         "render": {"trend": trend, "data_quality": data_quality, "meta": meta, "renderer": renderer_digest()},
         "reproduce": meta["verify_command"],
     }
+    if log is not None:      # verify then requires the log: deleting it cannot hide a rollback
+        manifest["publication_log"] = LOG_FILE
     if signer is not None:
         manifest["signing_key"] = signer.describe()
         before_fp = (prev_manifest.get("signing_key") or {}).get("fingerprint") if previous is not None else None
@@ -236,6 +240,8 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
     fault_point()
+    if log is not None:     # recorded first: a crash before the renames leaves a record the next run supersedes
+        log.record_week(week, revision, files["manifest.json"])
     # Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place.
     if final.is_dir():
         archive = reports / "revisions" / week
@@ -249,7 +255,7 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
 
-def write_index(reports: str | Path) -> Path:
+def index_html(reports: str | Path) -> bytes:
     """index.html: every published week, newest first, with its verdict and each target's cell coloured by
     the same judgement as the report's cards (ifc_scan/kpis/targets.py)."""
     from ifc_scan.kpis.targets import Targets, judge_targets
@@ -269,8 +275,17 @@ def write_index(reports: str | Path) -> Path:
                                for key in ("zero_critical_in_production", "build_gate_coverage", "nightly_coverage",
                                            "mttr_critical", "mttr_high", "no_open_overdue")],
                      "backlog": v.open_backlog})
+    return render_index(rows).encode("utf-8")
+
+
+def write_index(reports: str | Path, log=None) -> Path:
+    """Write index.html (index_html), recorded in the publication log first when one is given."""
+    reports = Path(reports)
     path = reports / "index.html"
+    html = index_html(reports)
+    if log is not None:
+        log.record_index(html)
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_index(rows), encoding="utf-8")
+    tmp.write_bytes(html)
     os.replace(tmp, path)
     return path
