@@ -25,8 +25,7 @@ from pathlib import Path
 from ifc_scan.ingest.batch import UNREADABLE, Batch, IngestSummary, LandingFile
 from ifc_scan.ingest.readers import ReaderPool, reader_processes, worth_processes
 from ifc_scan.ingest.scan_files import sha256_file, undecodable_name
-from ifc_scan.ingest.sources import SOURCES, TABLE_COLUMNS, landing_folders, source_of
-from ifc_scan.ingest.sources import classify as classify_by_registry
+from ifc_scan.ingest.sources import SOURCES, TABLE_COLUMNS, classify, landing_folders, source_of
 from ifc_scan.ingest.sources.base import Context, EvidenceSource
 from ifc_scan.timeutil import utc_from_epoch
 from ifc_scan.warehouse.db import connect
@@ -37,11 +36,6 @@ __all__ = ["TABLE_COLUMNS", "IngestSummary", "LandingFile", "classify", "discove
 DEFAULT_MAX_FILE_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_FILE_MB", "512")) * 1024 * 1024)
 # flush (commit) after this many input bytes: bounds memory. Tests set it small to get many commit points.
 BATCH_BYTES = int(float(os.environ.get("IFC_SCAN_BATCH_MB", "96")) * 1024 * 1024)
-
-
-def classify(rel: str) -> str:
-    """A landing path's kind: the registry's (ingest/sources/), else "other"."""
-    return classify_by_registry(rel)
 
 
 def discover(landing: Path, folder_problems: list | None = None) -> list[LandingFile]:
