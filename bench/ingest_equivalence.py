@@ -165,13 +165,16 @@ def main() -> int:
     ap.add_argument("--base", type=Path, required=True, help="the old tree (holds ifc_scan/)")
     ap.add_argument("--new", type=Path, default=ROOT)
     ap.add_argument("--weeks", type=int, default=8)
-    ap.add_argument("--only", help="one scenario by name (demo, demo-pooled-small-batches, bad-inputs, shared-corpus)")
+    ap.add_argument("--landing", type=Path, help="also an existing landing zone (copied), e.g. bench_ingest.py's corpus")
+    ap.add_argument("--only", help="one scenario by name (demo, demo-pooled-small-batches, bad-inputs, given-landing, shared-corpus)")
     a = ap.parse_args()
     pooled = {"IFC_SCAN_READERS": "2", "IFC_SCAN_PARALLEL_MIN_FILES": "1", "IFC_SCAN_PARALLEL_MIN_MB": "0",
               "IFC_SCAN_BATCH_MB": "0.05"}
     scenarios = [("demo", lambda d: demo_landing(d, a.weeks), None),
                  ("demo-pooled-small-batches", lambda d: demo_landing(d, a.weeks), pooled),
                  ("bad-inputs", bad_landing, None)]
+    if a.landing:
+        scenarios.append(("given-landing", lambda d: shutil.copytree(a.landing, d, dirs_exist_ok=True), None))
     if CORPUS.is_dir():
         scenarios.append(("shared-corpus", corpus_landing, None))
     else:
