@@ -97,7 +97,10 @@ class PublishedWeek:
         return WeekKpis(self.kpis)
 
     def subject(self) -> str:
+        """The verdict first; a week without new evidence says so, and where to look (D23)."""
         n = len(self.critical_in_prod)
+        if self.view.no_new_evidence:
+            return f"[ifc_scan] {self.week}: {self.view.verdict} - {self.view.evidence_line()}"
         return f"[ifc_scan] {self.week}: {self.view.verdict}" + (f" - {n} CRITICAL in production" if n else "")
 
     def link(self, report_url: str | None) -> str | None:

@@ -114,3 +114,15 @@ def parse_week(label: str) -> date:
 def week_bounds(monday: date) -> tuple[datetime, datetime]:
     start = day_start(monday)
     return start, start + timedelta(days=7)
+
+
+def duration(hours) -> str:
+    """Hours as a reader counts them, the one duration format of every page and message: '18 h', '1 d 6 h',
+    '49 d' ('n/a' when there was nothing to measure)."""
+    if hours is None:
+        return "n/a"
+    if hours < 24:
+        h = round(float(hours), 1)
+        return f"{int(h)} h" if h == int(h) else f"{h:,.1f} h"
+    days, rest = divmod(round(hours), 24)
+    return f"{days:,} d" + (f" {rest} h" if rest else "")

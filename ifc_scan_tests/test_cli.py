@@ -11,15 +11,16 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
     assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]) == 0
     week = rep / "2026-W09"
-    assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
-                                                      "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "manifest.sig.json", "report.html", "tickets.csv"]
+    assert sorted(p.name for p in week.iterdir()) == ["attestation.dsse.json", "config_and_secrets.csv", "coverage.csv",
+                                                      "deploys.csv", "exceptions.csv", "findings.csv", "kpis.json",
+                                                      "manifest.json", "manifest.sig.json", "oscal", "report.html",
+                                                      "tickets.csv"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] is True and [c["name"] for c in doc["weeks"][0]["checks"]] == [
-        "signature", "outputs", "chain", "revision", "published", "inputs", "recomputed"]
+        "signature", "outputs", "attestation", "chain", "revision", "published", "inputs", "recomputed"]
 
     # one byte changed in a published file is detected
     f = week / "findings.csv"
@@ -87,8 +88,10 @@ def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
 
 
 def _resign(folder, m: dict, key=None):
-    """Write the manifest `m` into the week's folder and, as an insider holding the signing key, sign it again
-    and record it in the publication log, as a publication would."""
+    """Write the manifest `m` into the week's folder and, as an insider holding the signing key, sign it (and
+    its attestation, ifc_scan/report/attestation.py) again and record it in the publication log, as a
+    publication would."""
+    from ifc_scan.report.attestation import envelope
     from ifc_scan.report.publications import PublicationLog
     from ifc_scan.report.signing import load_key
     data = (json.dumps(m, indent=1) + "\n").encode()
@@ -96,6 +99,8 @@ def _resign(folder, m: dict, key=None):
     if key is not None:
         signer = load_key(key)
         (folder / "manifest.sig.json").write_bytes(signer.sign(data))
+        files = {"manifest.json": data, **{n: (folder / n).read_bytes() for n in m["outputs"]}}
+        (folder / "attestation.dsse.json").write_bytes(envelope(m, files, signer))
         PublicationLog(folder.parent, signer).record_week(folder.name, m["revision"], data)
     return data
 

@@ -6,6 +6,7 @@ scanned Mon 22:00 lists only CVE-H (CVE-C fixed after 20 h, SLA 24 h: within); i
 2026-03-09 (nothing matches it). Weeks published: 2026-W10, W11, W12 (Thursdays 5, 12, 19 March)."""
 
 import json
+import re
 from pathlib import Path
 import zipfile
 from datetime import date, datetime
@@ -104,14 +105,23 @@ def test_period_figures_worked_by_hand(reports):
 
 def test_the_pack_is_written_verified_and_zipped(reports, capsys):
     assert period(reports, "--seed", "5") == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert out["evidence_grade"] is True and out["weeks_failed_verification"] == []
+    # progress on stderr while it verifies: week n of m and the time left at the pace so far
+    assert "period: verifying week 1 of 3 (2026-W10); time left: estimating after the first week" in captured.err
+    assert re.search(r"period: verifying week 3 of 3 \(2026-W12\); about (\d+ s|\d+ min \d\d s) left", captured.err)
+    assert re.search(r"period: 3 week\(s\) verified in .*, 0 failed; writing the pack", captured.err)
     folder = reports / "periods" / "2026-03-02_2026-03-22"
     assert out["folder"] == str(folder) and out["sample_seed"] == 5
     names = {"period.html", "README.txt", "manifest.json", "verification.txt", "sample.json", "figures.json",
              "remediations.csv", "exceptions.csv", "deploys.csv", "nightly_gaps.csv", "uncovered_builds.csv",
-             "weeks_x_controls.csv", "lineage_days.csv"}
+             "weeks_x_controls.csv", "lineage_days.csv", "sample.csv"}
     assert names <= {p.name for p in folder.iterdir()}
+    # every week verified: ISO/IEC 27001 9.1 passes in each (D25), recorded in the signed manifest
+    figures = json.loads((folder / "figures.json").read_text())
+    (iso91,) = [r for r in figures["controls"] if r["control"] == "ISO/IEC 27001 9.1"]
+    assert [s for _, s in iso91["cells"]] == ["pass", "pass", "pass"]
     verification = (folder / "verification.txt").read_text()
     assert verification.count("VERIFIED") == 3 and "NOT VERIFIED" not in verification
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -179,8 +189,9 @@ def test_the_zip_is_self_contained(reports, tmp_path, capsys):
         zf.extractall(tmp_path / "elsewhere")
     root = tmp_path / "elsewhere" / "2026-03-02_2026-03-22"
     pages = sorted(root.rglob("*.html"))
-    assert [p.relative_to(root).as_posix() for p in pages] == [
-        "period.html", "weeks/2026-W10/report.html", "weeks/2026-W11/report.html", "weeks/2026-W12/report.html"]
+    assert [p.relative_to(root).as_posix() for p in pages] == [       # weeks/index.html: the weeks' own index
+        "period.html", "weeks/2026-W10/report.html", "weeks/2026-W11/report.html", "weeks/2026-W12/report.html",
+        "weeks/index.html"]
     followed = 0
     for page in pages:
         for link in re.findall(r'(?:href|src)="([^"]*)"', page.read_text()):
@@ -203,6 +214,22 @@ def test_the_zip_is_self_contained(reports, tmp_path, capsys):
         "exceptions/api/2026-03-02/.trivyignore"}
     html = (root / "period.html").read_text()
     assert all(f'href="{c["file"]}"' in html for c in cites)
+    # sample.csv: what an auditor opens; each row's weekly report and input file open from the unzipped pack
+    import csv
+    rows = list(csv.DictReader((root / "sample.csv").open(encoding="utf-8")))
+    assert [r["kind"] for r in rows] == ["remediation", "remediation", "exception"]
+    assert sorted(r["item"].split(" in ")[0] + "@" + r["week"] for r in rows if r["kind"] == "remediation") == [
+        "CVE-C@2026-W10", "CVE-H@2026-W11"]
+    for r in rows:
+        assert (root / r["weekly_report"]).is_file() and (root / r["input_file"]).is_file(), r
+        assert hashlib.sha256((root / r["input_file"]).read_bytes()).hexdigest() == r["input_sha256"]
+    (exc,) = [r for r in rows if r["kind"] == "exception"]
+    # the snapshot's line 2 (line 1 is its comment), as written by the scenario
+    assert (exc["input_file"], exc["line"], exc["line_text"]) == (
+        "inputs/exceptions/api/2026-03-02/.trivyignore", "2", "CVE-X exp:2026-03-09")
+    # dates as a reader writes them in the page; full precision stays in the CSVs
+    assert "2026-03-09T00:00:00Z" not in html and "<td>2026-03-09</td>" in html and "2026-03-09T00:00:00Z" in exc["time"]
+    assert not re.search(r">\s*(True|False)\s*<", html)
 
 
 def _forge_w11(reports):
@@ -226,6 +253,8 @@ def test_a_week_that_fails_verification_is_left_out_and_every_page_says_so(copie
     assert figures["sla"]["HIGH"] == {"closed_within": 0, "closed_late": 0}
     assert figures["period"]["weeks_left_out_unverified"] == ["2026-W11"] and figures["verdict"] != "COMPLIANT"
     assert not (folder / "weeks" / "2026-W11").exists()
+    (iso91,) = [r for r in figures["controls"] if r["control"] == "ISO/IEC 27001 9.1"]
+    assert [s for _, s in iso91["cells"]] == ["pass", "fail", "pass"]      # W11 did not reproduce (D25)
     stamp = "NOT VERIFIED: 1 week(s) failed verification and are left out of every figure (2026-W11)"
     _every_page_starts_with(folder, stamp)
     capsys.readouterr()
@@ -346,3 +375,125 @@ def test_a_failed_or_killed_run_leaves_the_old_pack_or_none(copied, tmp_path, mo
         assert folder.exists() or n == 2, n       # only between the two renames is there no folder
     subprocess.run(cmd, check=True, capture_output=True)      # the next run clears what the killed ones left
     assert sorted(p.name for p in folder.parent.iterdir()) == ["2026-03-02_2026-03-22", "2026-03-02_2026-03-22.zip"]
+
+
+# ---- a pack that stands alone (issue 30, point 6)
+
+def test_weeks_that_failed_give_each_condition_once_with_its_value_against_its_target(reports):
+    """W11 by hand: the one image was scanned on 03-10 only (1 of 7 image-days, 14.3 %; target 100 %), a
+    condition that fails seven controls and is listed once; CVE-X (expiry 03-09) still listed; the HIGH fix
+    took 03-02 02:00 -> 03-10 02:00 = 192 h = 8 d against its 168 h = 7 d SLA; the longest scan gap is
+    03-02 22:00 -> 03-10 02:00 = 172 h = 7 d 4 h against the policy's 48 h = 2 d."""
+    from ifc_scan.report.period import render_pack_pages
+    pack = build_period(reports, date(2026, 3, 2), date(2026, 3, 22), seed=1)
+    w11 = next(w for w in pack.figures["failing_weeks"] if w["week"] == "2026-W11")
+    facts = {c["condition"]: (c["value"], c["target"], len(c["controls"])) for c in w11["conditions"]}
+    assert facts == {
+        "nightly coverage 100 %": ("14.3 % (1 of 7 image-days scanned)", ">= 100 %", 7),
+        "exceptions valid (no invalid line, no expired entry still listed)": ("0 invalid, 1 expired still listed",
+                                                                              "0 and 0", 1),
+        "MTTR within the SLA for every severity with fixes": ("HIGH mean 192 h (8 d)", "HIGH <= 168 h (7 d)", 1),
+        "no scan gap over the tolerance": ("1 image(s), longest gap 172 h (7 d 4 h)", "no gap over 48 h (2 d)", 1)}
+    # W12: no scan at all (0 of 7 image-days); its open gap runs from 03-10 02:00 to T (03-23 00:00): 310 h
+    w12 = next(w for w in pack.figures["failing_weeks"] if w["week"] == "2026-W12")
+    values = {c["condition"]: c["value"] for c in w12["conditions"]}
+    assert values["nightly coverage 100 %"] == "0 % (0 of 7 image-days scanned)"
+    assert values["no scan gap over the tolerance"] == "1 image(s), longest gap 310 h (12 d 22 h)"
+    html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
+    failed = html[html.index('<section id="failed">'):html.index('<section id="sla">')]
+    assert ('MTTR within the SLA for every severity with fixes: <b class="v">HIGH mean 192 h (8 d)</b> '
+            '(target HIGH &lt;= 168 h (7 d))') in failed
+    # once per failing week (3), and once in the list of conditions with the controls each makes fail
+    assert failed.count("nightly coverage 100 %") == 4 and failed.count("SOC 2 CC6.6") == 1
+    assert "no open finding overdue" not in failed                 # no rule that did not fail
+    assert [(c["condition"], len(c["weeks"]), len(c["controls"])) for c in pack.figures["failing_conditions"]] == [
+        ("exceptions valid (no invalid line, no expired entry still listed)", 3, 1),
+        ("nightly coverage 100 %", 3, 7), ("no scan gap over the tolerance", 3, 1),
+        ("MTTR within the SLA for every severity with fixes", 1, 1)]
+
+
+def test_iso_27001_9_1_is_judged_from_the_packs_verification(reports):
+    """Published, 9.1 is no data in every week (D14). The pack judges it (D25): pass for a week its
+    verification recomputed and found equal, fail for one that failed, as published when it did not verify."""
+    from ifc_scan.report.period_figures import REPRODUCED_CONDITION
+    span = (reports, date(2026, 3, 2), date(2026, 3, 22))
+    assert all(c["status"] == "no-data" for w in ("2026-W10", "2026-W11", "2026-W12")
+               for c in json.loads((reports / w / "kpis.json").read_text())["controls"] if c["id"] == "9.1")
+
+    def row(pack):
+        return next(r for r in pack.figures["controls"] if r["control"] == "ISO/IEC 27001 9.1")
+    every = build_period(*span, verification={"2026-W10": True, "2026-W11": True, "2026-W12": True})
+    assert row(every)["cells"] == [("2026-W10", "pass"), ("2026-W11", "pass"), ("2026-W12", "pass")]
+    assert row(every)["verdict"] == "pass"
+    # W11 used although it failed (--allow-unverified): fail that week, and it is named among the failures
+    used = build_period(*span, verification={"2026-W10": True, "2026-W11": False, "2026-W12": True})
+    assert row(used)["cells"][1] == ("2026-W11", "fail") and row(used)["verdict"] == "fail"
+    w11 = next(w for w in used.figures["failing_weeks"] if w["week"] == "2026-W11")
+    assert (REPRODUCED_CONDITION, ["ISO/IEC 27001 9.1"]) in [(c["condition"], c["controls"]) for c in w11["conditions"]]
+    # W11 left out: no figure rests on it, but the pack still states that it did not reproduce
+    out = build_period(*span, left_out={"2026-W11": "modified"},
+                       verification={"2026-W10": True, "2026-W11": False, "2026-W12": True})
+    assert row(out)["cells"] == [("2026-W10", "pass"), ("2026-W11", "fail"), ("2026-W12", "pass")]
+    other = next(r for r in out.figures["controls"] if r["control"] == "SOC 2 CC7.1")
+    assert other["cells"][1] == ("2026-W11", "no data")
+    # not verified (--no-verify): as published
+    assert {s for _, s in row(build_period(*span))["cells"]} == {"no-data"}
+
+
+def test_the_strips_are_equal_columns_with_symbols_readable_without_colour(reports):
+    """Every week column has the same width, whatever its status; a period of one failing week gives it
+    0.9 cm (not a third of an A4 landscape page); each cell carries its status as a symbol."""
+    import re
+    from ifc_scan.report.period import render_pack_pages
+    seen = set()
+    for start, weeks in ((date(2026, 3, 9), 1), (date(2026, 3, 2), 3)):
+        pack = build_period(reports, start, date(2026, 3, 22) if weeks == 3 else date(2026, 3, 15),
+                            verification={})
+        html = render_pack_pages(pack, [], None, "2026-03-23T00:00:00Z", {})["period.html"].decode()
+        widths = re.findall(r'<col style="width:([\d.]+)cm">', html)
+        assert len(widths) == 2 * weeks and set(widths) == {"0.900"}
+        assert f'style="width:calc(27em + {0.9 * weeks:.3f}cm)"' in html
+        cells = re.findall(r'<td class="s s-(\w+)" title="[^"]*: ([^"]*)">(.)</td>', html)
+        assert len(cells) == (len(pack.figures["controls"]) + len(pack.figures["targets"])) * weeks
+        symbol = {"pass": "✓", "fail": "✗", "partial": "◐", "nodata": "–"}
+        assert all(symbol[cls] == sym for cls, _status, sym in cells), cells
+        seen |= {cls for cls, _, _ in cells}
+    assert seen >= {"pass", "fail", "nodata"}         # each status met at least once over the two periods
+
+
+def test_tables_show_dates_and_booleans_as_a_reader_writes_them():
+    from ifc_scan.report.period import human_times, yesno
+    assert human_times("renewed in 2026-W11: expiry 2026-03-12T00:00:00Z -> 2026-04-30T00:00:00Z") == \
+        "renewed in 2026-W11: expiry 2026-03-12 -> 2026-04-30"
+    assert human_times("2026-11-20T05:09:04.234148Z") == "2026-11-20 05:09 UTC"
+    assert human_times("2026-11-20T00:00:30Z") == "2026-11-20 00:00 UTC"     # not midnight: the time stays
+    assert human_times("2026-11-20T00:00:00+00:00") == "2026-11-20"
+    assert [yesno(v) for v in ("True", "False", "", None, True)] == ["yes", "no", "–", "–", "yes"]
+
+
+def test_time_left_is_the_mean_pace_of_the_weeks_done():
+    from ifc_scan.report.period import elapsed_text, time_left
+    # 2 of 5 weeks in 60 s: 30 s a week, 3 weeks left: 90 s
+    assert time_left(2, 5, 60.0) == "about 1 min 30 s left"
+    assert time_left(0, 5, 0.0) == "time left: estimating after the first week"
+    assert (elapsed_text(45.4), elapsed_text(3725)) == ("45 s", "1 h 02 min")
+
+
+def test_the_dagster_asset_logs_the_same_progress(copied):
+    """Launched from Dagster, the pack's progress (week n of m, time left) goes to the run's log."""
+    import dagster as dg
+
+    from ifc_scan.defs.period import audit_period_pack, period_job
+    from ifc_scan.defs.resources import IfcScanSettings, resources_for
+    landing = json.loads((copied / "2026-W10" / "manifest.json").read_text())["landing_zone"]
+    settings = IfcScanSettings(landing=landing, warehouse=str(copied.parent / "w.duckdb"), reports=str(copied),
+                               signing_key=key_of(copied))
+    instance = dg.DagsterInstance.ephemeral()
+    d = dg.Definitions(assets=[audit_period_pack], jobs=[period_job], resources=resources_for(settings))
+    result = d.resolve_job_def("period_job").execute_in_process(instance=instance, run_config={"ops": {
+        "audit_period_pack": {"config": {"period_from": "2026-W10", "period_to": "2026-W12", "seed": 3}}}})
+    assert result.success
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("period: verifying week 1 of 3 (2026-W10); time left: estimating after the first week" in m
+               for m in logged)
+    assert any(re.search(r"period: verifying week 2 of 3 \(2026-W11\); about .* left", m) for m in logged)

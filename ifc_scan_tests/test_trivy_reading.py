@@ -256,3 +256,14 @@ def test_openvex_speaks_only_of_the_packages_it_names(tmp_path):
     # names packages, so it is not excepted (unlike a .trivyignore.yaml purls entry, which Trivy skips then)
     res = judge(r, [vex], POLICY, AT)
     assert [f.pkg_name for f in res.excepted] == ["openssl"] and [f.pkg_name for f in res.blocking] == ["libssl3"]
+
+
+@pytest.mark.parametrize("body,left", [
+    (b"# note\n\xef\xbb\xbfvulnerabilities:\n  - id: CVE-2026-1001\n", ["CVE-2026-1001", "CVE-2026-1002"]),
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\n\xef\xbb\xbf  - id: CVE-2026-1002\n", ["CVE-2026-1002"]),
+    (b"\xef\xbb\xbfvulnerabilities:\n  - id: CVE-2026-1001\n", ["CVE-2026-1002"]),
+], ids=["bom-before-the-section", "bom-before-an-item", "bom-at-the-start"])
+def test_a_bom_inside_a_yaml_file_is_an_ordinary_character(tmp_path, body, left):
+    # yaml.v3 skips a BOM only at the very start: later, "<BOM>vulnerabilities" and "<BOM>  - id" are unknown
+    # top-level keys, so their entries are not applied (libyaml would skip the BOM at any line's start)
+    assert blocking(tmp_path, body, ".trivyignore.yaml") == left

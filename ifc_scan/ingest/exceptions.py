@@ -367,10 +367,40 @@ def _validate(section: str, line: int, fields: dict) -> None:
             raise _Refused(f"line {line}: {section}: {exc} (Trivy: purl error)") from None
 
 
+_BOM = "\ufeff".encode()
+
+
+def _inner_bom_stand_in(data: bytes) -> tuple[bytes, str | None]:
+    """yaml.v3 skips a BOM only at the start of the stream; elsewhere it is an ordinary character (a key
+    `<BOM>vulnerabilities` is an unknown key). libyaml skips one at any line's start, so inner BOMs are
+    replaced by a private-use character of the same length that the file does not hold, and put back."""
+    head = len(_BOM) if data.startswith(_BOM) else 0
+    if _BOM not in data[head:]:
+        return data, None
+    text = decode(data)
+    stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+    return data[:head] + data[head:].replace(_BOM, stand_in.encode()), stand_in
+
+
+def _put_back(node, stand_in: str, seen: set) -> None:
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        node.value = node.value.replace(stand_in, "\ufeff")
+    else:
+        for child in (node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]):
+            _put_back(child, stand_in, seen)
+
+
 def first_yaml_document(data: bytes):
     """The first document's node tree (yaml.v3's Decoder.Decode reads one), None for an empty stream."""
+    data, stand_in = _inner_bom_stand_in(data)
     loader = _NodeLoader(data)
-    return Composer.get_node(loader) if Composer.check_node(loader) else None
+    root = Composer.get_node(loader) if Composer.check_node(loader) else None
+    if root is not None and stand_in:
+        _put_back(root, stand_in, set())
+    return root
 
 
 def yaml_lines(text: str) -> list[str]:

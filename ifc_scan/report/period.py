@@ -1,305 +1,34 @@
 """The audit-period evidence pack: every published week of a period in one bundle an auditor reads.
 
-It reads only what the weekly stage published (reports/<week>/kpis.json, the CSVs, manifest.json) and
-never recomputes a weekly figure: a period figure is a count or a distribution over the weekly ones,
-each defined below and in the pack's README. Written to reports/periods/<from>_<to>/ and zipped.
-
-Period figures (new definitions, over the published ISO weeks whose Thursday falls in the period):
-- control and target strips: each week's status as its report states it (no data: no published week);
-- SLA over the period: the sums of the weeks' `sla.<severity>.closed_within` / `closed_late` (each fix
-  counted in the one week it closed); open overdue at the period's end: the last week's figure;
-- time to remediate over the period: every fix of findings.csv closed in the period's weeks
-  (close_reason fixed, its ttr_hours), with n, mean, median, p90 (numpy's linear quantile, as D11),
-  max and a histogram;
-- nightly continuity: the sums of the weeks' nightly `lineage_days` and `days_with_scan`, every gap day
-  of coverage.csv, and per deployable image the sums of its weekly `nightly_days` rows (days with a
-  scan / image-days);
-- exceptions in force: each (scope, file, vulnerability) listed in any week, with the first and last
-  week that listed it, each renewal (its expiry changed), when it was first listed past its expiry,
-  and each flag it ever had;
-- production deploys: every deploys.csv row of the period.
+The figures come from period_figures.py (read from the published weeks, never recomputed); this module
+verifies the weeks, writes the pack's pages, CSVs, sample and copies of the weeks and cited inputs,
+signs it, zips it, and checks a pack (`verify --pack`). Written to reports/periods/<from>_<to>/.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
-import random
+import re
 import shutil
 import tempfile
+import time
 import zipfile
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
-from ifc_scan.ingest.model import SEVERITIES
-from ifc_scan.kpis.targets import Targets, judge_targets
-from ifc_scan.kpis.view import WeekKpis
-from ifc_scan.kpis.weekly import EXCEPTION_FLAGS
 from ifc_scan.faults import fault_point
+from ifc_scan.ingest.model import SEVERITIES
+from ifc_scan.report.attestation import ATTESTATION_FILE
 from ifc_scan.report.html import ENV, duration, fmt
+from ifc_scan.report.oscal import period_oscal_files
+from ifc_scan.report.period_figures import (DEFAULT_SAMPLE, PeriodPack, PublishedWeek, as_number,
+                                            build_period, period_bounds, period_mondays)
 from ifc_scan.report.signing import SIGNATURE_FILE
 from ifc_scan.report.writer import csv_safe, sha256_bytes
-from ifc_scan.timeutil import parse_week, week_label
-
-TTR_BINS = ((24, "under 1 d"), (168, "1-7 d"), (720, "7-30 d"), (2160, "30-90 d"), (None, "over 90 d"))
-DEFAULT_SAMPLE = 10
-
-
-def period_bounds(start: str, end: str) -> tuple[date, date]:
-    """'2026-01' (a month), '2026-W05' (a week) or '2026-01-05' (a day) -> (first day, last day)."""
-    def one(text: str, last: bool) -> date:
-        if len(text) == 7 and text[4] == "-" and text[5:].isdigit():
-            y, m = int(text[:4]), int(text[5:])
-            first = date(y, m, 1)
-            if not last:
-                return first
-            nxt = date(y + (m == 12), m % 12 + 1, 1)
-            return nxt - timedelta(days=1)
-        if "W" in text:
-            monday = parse_week(text)
-            return monday + timedelta(days=6) if last else monday
-        return date.fromisoformat(text)
-    a, b = one(start, False), one(end, True)
-    if b < a:
-        raise ValueError(f"the period ends ({b}) before it starts ({a})")
-    return a, b
-
-
-def period_mondays(first: date, last: date) -> list[date]:
-    """The ISO weeks of the period: those whose Thursday falls in it (ISO 8601's rule for giving a week
-    to a year, applied to any range), so a week is in exactly one of two adjacent periods."""
-    thursday = first + timedelta(days=(3 - first.weekday()) % 7)
-    out = []
-    while thursday <= last:
-        out.append(thursday - timedelta(days=3))
-        thursday += timedelta(days=7)
-    return out
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-@dataclass
-class PublishedWeek:
-    week: str
-    folder: Path
-    kpis: dict
-    findings: list[dict]
-    exceptions: list[dict]
-    coverage: list[dict]
-    deploys: list[dict]
-    manifest_sha256: str
-    revision: int | None
-
-
-def load_published(reports: Path, monday: date) -> PublishedWeek | None:
-    folder = reports / week_label(monday)
-    if not (folder / "kpis.json").is_file():
-        return None
-    manifest = folder / "manifest.json"
-    m = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    return PublishedWeek(week_label(monday), folder, json.loads((folder / "kpis.json").read_text()),
-                         _read_csv(folder / "findings.csv"), _read_csv(folder / "exceptions.csv"),
-                         _read_csv(folder / "coverage.csv"), _read_csv(folder / "deploys.csv"),
-                         sha256_bytes(manifest.read_bytes()) if manifest.is_file() else "",
-                         m.get("revision"))
-
-
-def _num(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def _data_quality(last: PublishedWeek) -> dict:
-    """The last week's data-quality line (whole-warehouse counts at the period's end), from its manifest."""
-    m = last.folder / "manifest.json"
-    dq = (json.loads(m.read_text()).get("render") or {}).get("data_quality") or {} if m.is_file() else {}
-    return {"as_of_week": last.week, "rejected_files": len(dq.get("rejected") or []),
-            "unparsed_log_lines": dq.get("unparsed_lines"), "ci_masked_events": dq.get("ci_masked_events"),
-            "ci_failed_events": dq.get("ci_failed_events"), "scans_without_image": dq.get("scans_without_image")}
-
-
-def ttr_distribution(hours: list[float]) -> dict:
-    if not hours:
-        return {"n": 0, "mean": None, "median": None, "p90": None, "max": None,
-                "histogram": {label: 0 for _, label in TTR_BINS}}
-    arr = np.array(hours, dtype=float)
-    hist = {label: 0 for _, label in TTR_BINS}
-    for h in hours:
-        hist[next(label for top, label in TTR_BINS if top is None or h < top)] += 1
-    return {"n": len(hours), "mean": round(float(arr.mean()), 2), "median": round(float(np.median(arr)), 2),
-            "p90": round(float(np.quantile(arr, 0.9)), 2), "max": round(float(arr.max()), 2), "histogram": hist}
-
-
-@dataclass
-class PeriodPack:
-    start: date
-    end: date
-    weeks: list[str]
-    published: list[PublishedWeek]
-    missing: list[str]
-    figures: dict = field(default_factory=dict)
-    populations: dict = field(default_factory=dict)
-    sample: dict = field(default_factory=dict)
-
-
-def build_period(reports: Path, start: date, end: date, sample_size: int = DEFAULT_SAMPLE, seed: int | None = None,
-                 left_out: dict[str, str] | None = None) -> PeriodPack:
-    """`left_out`: weeks that failed verification (week -> why); no figure of the pack rests on them."""
-    left_out = left_out or {}
-    mondays = period_mondays(start, end)
-    if not mondays:
-        raise ValueError(f"no week starts between {start} and {end}")
-    published, missing = [], []
-    for m in mondays:
-        if week_label(m) in left_out:
-            continue
-        w = load_published(reports, m)
-        (published.append(w) if w is not None else missing.append(week_label(m)))
-    if not published:
-        raise ValueError(f"no published week between {start} and {end} in {reports}"
-                         + (f" verifies ({', '.join(sorted(left_out))} failed verification)" if left_out else
-                            ": publish the weeks first"))
-    pack = PeriodPack(start, end, [week_label(m) for m in mondays], published, missing)
-
-    # strips: each control's and each target's status, week by week, as the weekly report states it
-    controls: dict = {}
-    for w in published:
-        for c in w.kpis["controls"]:
-            key = f"{c['framework']} {c['id']}"
-            controls.setdefault(key, {"framework": c["framework"], "id": c["id"], "weeks": {}})["weeks"][w.week] = c
-    targets: dict = {}
-    for w in published:
-        for t in judge_targets(WeekKpis(w.kpis), Targets.from_policy(w.kpis["policy"]), w.findings):
-            targets.setdefault(t.key, {"label": t.label, "weeks": {}})["weeks"][w.week] = t.passed
-    strip_rows = []
-    for key, c in sorted(controls.items()):
-        cells = [(wk, (c["weeks"].get(wk) or {}).get("status", "no data")) for wk in pack.weeks]
-        strip_rows.append({"control": key, "cells": cells,
-                           "failed_weeks": [wk for wk, s in cells if s == "fail"],
-                           "verdict": "fail" if any(s == "fail" for _, s in cells) else
-                           ("no data" if all(s in ("no data", "no-data") for _, s in cells) else "pass")})
-    target_rows = []
-    for key, t in targets.items():
-        cells = [(wk, ("no data" if wk not in t["weeks"] or t["weeks"][wk] is None else
-                       ("pass" if t["weeks"][wk] else "fail"))) for wk in pack.weeks]
-        target_rows.append({"target": t["label"], "key": key, "cells": cells,
-                            "met_weeks": sum(1 for _, s in cells if s == "pass"),
-                            "judged_weeks": sum(1 for _, s in cells if s != "no data")})
-    failing_weeks = [{"week": w.week, "failing": [f"{c['framework']} {c['id']}: {'; '.join(c.get('failed') or [])}"
-                                                  for c in w.kpis["controls"] if c["status"] == "fail"]}
-                     for w in published if any(c["status"] == "fail" for c in w.kpis["controls"])]
-
-    # SLA and time to remediate over the period
-    sla = {s: {"closed_within": 0, "closed_late": 0} for s in SEVERITIES}
-    for w in published:
-        for s in SEVERITIES:
-            for k in ("closed_within", "closed_late"):
-                sla[s][k] += w.kpis["sla"][s].get(k) or 0
-    last = published[-1]
-    open_overdue_end = {s: last.kpis["sla"][s].get("open_overdue") for s in SEVERITIES}
-    fixes = [dict(f, week=w.week) for w in published for f in w.findings
-             if f.get("close_reason") == "fixed" and _num(f.get("ttr_hours")) is not None]
-    ttr = {s: ttr_distribution([_num(f["ttr_hours"]) for f in fixes if f["severity"] == s]) for s in SEVERITIES}
-
-    # nightly continuity
-    lineage_days = sum(w.kpis["coverage"]["nightly"]["lineage_days"] for w in published)
-    days_scanned = sum(w.kpis["coverage"]["nightly"]["days_with_scan"] for w in published)
-    gaps = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "nightly_gap"]
-    # each deployable image's continuity: the weeks' "days with a scan/image-days" rows summed (weeks published
-    # before these rows existed have none: the image table then covers fewer weeks than the totals, and says so)
-    per_image: dict[str, list[int]] = {}
-    weeks_with_rows = 0
-    for w in published:
-        rows = [g for g in w.coverage if g.get("kind") == "nightly_days"]
-        weeks_with_rows += bool(rows)
-        for g in rows:
-            scanned, days = (int(x) for x in g["item"].split("/"))
-            acc = per_image.setdefault(g["lineage"], [0, 0])
-            acc[0] += scanned
-            acc[1] += days
-    lineage_rows = [{"lineage": lin, "days_with_scan": a, "lineage_days": b,
-                     "pct": round(100 * a / b, 2) if b else None, "gap_days": b - a}
-                    for lin, (a, b) in sorted(per_image.items())]
-    uncovered_builds = [dict(g, week=w.week) for w in published for g in w.coverage if g.get("kind") == "build_uncovered"]
-
-    # exceptions in force during the period: an exception is a (scope, file, vulnerability) across the
-    # weekly snapshots; its life is what the weeks show: listed, renewed (another expiry), expired while
-    # listed, no longer listed
-    exc: dict = {}
-    for w in published:
-        for e in w.exceptions:
-            key = (e["scope"], e["file"], e["id"])
-            row = exc.setdefault(key, {"scope": e["scope"], "file": e["file"], "id": e["id"], "first_week": w.week,
-                                       "last_week": w.week, "flags": set(), "events": [], "expiry": e["expiry"],
-                                       "reason": e["reason"], "snapshot_date": e["snapshot_date"], "line": e["line"],
-                                       "sha256": e["sha256"]})
-            if e["expiry"] != row["expiry"]:
-                row["events"].append(f"renewed in {w.week}: expiry {row['expiry'] or 'none'} -> {e['expiry'] or 'none'}")
-            if e.get("expired_listed") == "True" and "expired_listed" not in row["flags"]:
-                row["events"].append(f"listed past its expiry from {w.week}")
-            row.update(last_week=w.week, expiry=e["expiry"], reason=e["reason"], snapshot_date=e["snapshot_date"],
-                       line=e["line"], sha256=e["sha256"])
-            if e.get("active") == "True":     # the chain as the last week it was in force judged it
-                row.update(approvers=e.get("approvers") or "", missing_roles=e.get("missing_roles") or "",
-                           approval_pull_request=e.get("approval_pull_request") or "",
-                           chain_complete=e.get("chain_complete") or "not judged (week published before 1.1)")
-                if e.get("chain_complete") == "False":
-                    row["incomplete_weeks"] = row.get("incomplete_weeks", 0) + 1
-            row["flags"].update(f for f in EXCEPTION_FLAGS if e.get(f) == "True")
-    exceptions = []
-    for row in exc.values():
-        life = [f"listed from {row['first_week']}", *row.pop("events")]
-        if row["last_week"] != published[-1].week:
-            life.append(f"no longer listed after {row['last_week']}")
-        exceptions.append({**row, "flags": " ".join(sorted(row["flags"])), "life": "; ".join(life)})
-    exceptions.sort(key=lambda e: (e["scope"], e["id"] or "", e["file"]))
-
-    deploys = [dict(d, week=w.week) for w in published for d in w.deploys]
-
-    pack.figures = {
-        "period": {"from": start.isoformat(), "to": end.isoformat(), "weeks": len(pack.weeks),
-                   "weeks_published": len(published), "weeks_missing": missing,
-                   "weeks_left_out_unverified": sorted(left_out)},
-        "verdict": "NOT COMPLIANT" if failing_weeks else ("COMPLIANT" if not missing and not left_out else "INCOMPLETE"),
-        "controls": strip_rows, "targets": target_rows, "failing_weeks": failing_weeks,
-        "sla": sla, "open_overdue_at_end": open_overdue_end, "time_to_remediate": ttr,
-        "nightly": {"lineage_days": lineage_days, "days_with_scan": days_scanned,
-                    "pct": round(100 * days_scanned / lineage_days, 2) if lineage_days else None, "gap_days": len(gaps),
-                    "gap_days_by_image": dict(sorted(Counter(g["lineage"] for g in gaps).items())),
-                    "by_image": lineage_rows, "weeks_with_image_rows": weeks_with_rows},
-        "build_gate": {"builds": sum(w.kpis["coverage"]["build_gate"]["builds"] for w in published),
-                       "covered": sum(w.kpis["coverage"]["build_gate"]["covered"] for w in published)},
-        "exceptions_in_force": len(exceptions),
-        "exceptions_with_incomplete_chain": sum(1 for e in exceptions if e.get("incomplete_weeks")),
-        "production_deploys": len(deploys),
-        "data_quality": _data_quality(published[-1]),
-    }
-    pack.populations = {"remediations": fixes, "exceptions": exceptions, "deploys": deploys, "nightly_gaps": gaps,
-                        "lineage_days": lineage_rows,
-                        "uncovered_builds": uncovered_builds,
-                        "weeks_x_controls": [{"control": r["control"], **dict(r["cells"])} for r in strip_rows]}
-    seed = seed if seed is not None else int.from_bytes(hashlib.sha256(
-        f"{start}{end}{[w.manifest_sha256 for w in published]}".encode()).digest()[:4], "big")
-    rng = random.Random(seed)
-    pack.sample = {"seed": seed, "size": sample_size,
-                   "remediations": rng.sample(fixes, min(sample_size, len(fixes))),
-                   "exceptions": rng.sample(exceptions, min(sample_size, len(exceptions))),
-                   "deploys": rng.sample(deploys, min(sample_size, len(deploys)))}
-    return pack
+from ifc_scan.timeutil import week_label
 
 
 POPULATION_COLUMNS = {
@@ -342,9 +71,11 @@ Files
                          force and production deploys; prints on A4 landscape
   *.csv                  the populations behind the page: weeks x controls, remediations, exceptions,
                          deploys, nightly gaps, builds not scanned
-  sample.json            a reproducible random sample for testing: seed {seed}; each item names its
-                         week (weeks/<week>/report.html) and its input file (sample_evidence.json
-                         maps each item to its copy under inputs/, with its sha256)
+  sample.csv             the sample to test, one row per item: its week, its weekly report
+                         (weeks/<week>/report.html), its input file inside the pack (inputs/...), the
+                         line of that file that shows it and the file's sha256
+  sample.json            the same sample with every field: seed {seed} (sample_evidence.json maps
+                         each item to its input file's copy under inputs/, with its sha256)
   weeks/<week>/          each weekly report the pack rests on, byte for byte as published and signed
   inputs/                the input files the sample cites, byte for byte from the landing zone
   verification.txt       `ifc-scan verify` of every week of the period: signatures, chains of input
@@ -422,14 +153,86 @@ def cited_inputs(reports: Path, pack: PeriodPack, landing: Path | None) -> tuple
 
 
 def week_files(w: PublishedWeek) -> dict[str, bytes]:
-    """A published week's files as its manifest lists them, with the manifest and its signature."""
+    """A published week's files as its manifest lists them, with the manifest, its signature and its
+    attestation (so cosign or in-toto can check the week inside the pack)."""
     m = json.loads((w.folder / "manifest.json").read_bytes())
-    names = sorted(m.get("outputs", {})) + [n for n in PACK_FILES if (w.folder / n).is_file()]
+    names = sorted(m.get("outputs", {})) + [n for n in (*PACK_FILES, ATTESTATION_FILE) if (w.folder / n).is_file()]
     return {f"weeks/{w.week}/{n}": (w.folder / n).read_bytes() for n in names}
 
 
-def render_pack_pages(pack: PeriodPack, cites: list[dict], stamp: str | None, generated_at: str) -> dict[str, bytes]:
-    """period.html and README.txt, from the pack and its citations (verify_pack renders them again)."""
+def weeks_index(files: dict[str, bytes], published: list[PublishedWeek]) -> bytes:
+    """The index of the pack's weeks: each weekly page links to ../index.html and, for the previous and
+    next week, to that week's row there, so inside the pack every such link resolves to a week it holds."""
+    from ifc_scan.report.writer import index_page
+    return index_page([(json.loads(files[f"weeks/{w.week}/kpis.json"]), json.loads(files[f"weeks/{w.week}/manifest.json"]))
+                       for w in sorted(published, key=lambda w: w.week, reverse=True)])
+
+
+_TIMESTAMP = re.compile(r"\b(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(?:\.\d+)?)?(?:Z|\+00:00)")
+
+
+def human_times(text):
+    """Every UTC timestamp in `text` as a reader counts it: '2026-03-12T00:00:00Z' -> '2026-03-12' (a date
+    given as midnight), '2026-11-20T05:09:04.234148Z' -> '2026-11-20 05:09 UTC'. CSV and JSON keep them whole."""
+    if not text:
+        return text
+    def one(m):
+        midnight = m.group(2) == "00:00" and m.group(3) in (None, ":00")
+        return m.group(1) if midnight else f"{m.group(1)} {m.group(2)} UTC"
+    return _TIMESTAMP.sub(one, str(text))
+
+
+def yesno(value) -> str:
+    """A CSV boolean ('True', 'False', '') as 'yes', 'no', '–' (not known)."""
+    return {"true": "yes", "false": "no"}.get(str(value).lower(), "–")
+
+
+SAMPLE_COLUMNS = ("kind", "n", "week", "weekly_report", "item", "lineage_or_scope", "time", "input_file", "line",
+                  "line_text", "input_sha256", "note")
+
+
+def _sample_row(kind: str, item: dict) -> dict:
+    """What a sampled item is, where it was seen (week) and which line of its input file says so."""
+    if kind == "remediations":
+        return {"week": item["week"], "item": f"{item['vulnerability_id']} in {item['pkg_name']} ({item['severity']}), "
+                f"fixed after {duration(as_number(item.get('ttr_hours')))}", "lineage_or_scope": item["lineage"],
+                "time": item.get("closed_at"), "input_sha256": item.get("source_sha256"),
+                "note": "the scan report in which it was no longer found"}
+    if kind == "exceptions":
+        return {"week": item["last_week"], "item": f"{item['id']} excepted ({item['first_week']} to {item['last_week']})",
+                "lineage_or_scope": item["scope"], "time": item.get("expiry"), "line": item.get("line"),
+                "input_sha256": item.get("sha256"), "note": "time: the entry's expiry"}
+    path, _, line = (item.get("evidence") or "").rpartition(":")
+    return {"week": item["week"], "item": f"production deploy, run {item.get('run_id')}",
+            "lineage_or_scope": item["lineage"], "time": item.get("time"), "line": line if path and line.isdigit() else "",
+            "note": "the CI log line of the deploy"}
+
+
+def sample_csv(pack: PeriodPack, cites: list[dict], inputs: dict[str, bytes]) -> bytes:
+    """sample.csv: one row per sampled item with its week, its weekly report, its input file inside the pack
+    (a path relative to this file) and the line of that file that shows it."""
+    where = {(c["kind"], c["index"]): c for c in cites}
+    rows = []
+    for kind in ("remediations", "exceptions", "deploys"):
+        for i, item in enumerate(pack.sample[kind]):
+            row = {"kind": kind[:-1], "n": i + 1, **_sample_row(kind, item)}
+            row["weekly_report"] = f"weeks/{row['week']}/report.html"
+            c = where.get((kind, i))
+            if c is None:
+                row["note"] = "its input file is not in the pack (verification.txt says why)"
+            else:
+                row.update(input_file=c["file"], input_sha256=c["sha256"])
+                lines = inputs.get(c["file"], b"").splitlines()
+                n = int(row["line"]) if str(row.get("line") or "").isdigit() else 0
+                row["line_text"] = lines[n - 1].decode("utf-8", "replace").strip()[:500] if 0 < n <= len(lines) else ""
+            rows.append(row)
+    return _csv(rows, SAMPLE_COLUMNS)
+
+
+def render_pack_pages(pack: PeriodPack, cites: list[dict], stamp: str | None, generated_at: str,
+                      inputs: dict[str, bytes]) -> dict[str, bytes]:
+    """period.html, README.txt and sample.csv, from the pack, its citations and the cited input files
+    (verify_pack renders them again from the pack's own files)."""
     from urllib.parse import quote
 
     from markupsafe import Markup, escape
@@ -440,19 +243,20 @@ def render_pack_pages(pack: PeriodPack, cites: list[dict], stamp: str | None, ge
         return Markup(f'<a href="{escape(quote(href))}">{escape(text)}</a>') if href else escape(text)
     html = ENV.get_template("period.html.j2").render(
         p=pack, f=pack.figures, severities=SEVERITIES, fmt=fmt, duration=duration, generated_at=generated_at,
-        stamp=stamp, cite=cite).encode("utf-8")
+        stamp=stamp, cite=cite, human=human_times, yesno=yesno).encode("utf-8")
     readme = README.format(stamp=f"*** {stamp} ***\n\n" if stamp else "", start=pack.start, end=pack.end,
                            n=len(pack.weeks), published=len(pack.published), seed=pack.sample["seed"],
                            first=pack.weeks[0], last=pack.weeks[-1]).encode()
-    return {"period.html": html, "README.txt": readme}
+    return {"period.html": html, "README.txt": readme, "sample.csv": sample_csv(pack, cites, inputs)}
 
 
 def pack_tables(pack: PeriodPack) -> dict[str, bytes]:
-    """The files computed from the weekly files alone: CSVs, sample.json, figures.json."""
+    """The files computed from the weekly files alone: CSVs, sample.json, figures.json, oscal/."""
     files = {f"{key}.csv": _csv(pack.populations[key], cols) for key, cols in POPULATION_COLUMNS.items()}
     files["weeks_x_controls.csv"] = _csv(pack.populations["weeks_x_controls"], ("control", *pack.weeks))
     files["sample.json"] = (json.dumps(pack.sample, indent=1, sort_keys=True, default=str) + "\n").encode()
     files["figures.json"] = (json.dumps(pack.figures, indent=1, sort_keys=True, default=str) + "\n").encode()
+    files.update(period_oscal_files(pack))      # the weeks' control results as OSCAL (report/oscal.py)
     return files
 
 
@@ -463,17 +267,19 @@ def write_period(reports: Path, pack: PeriodPack, verification: list[str], stamp
     files = pack_tables(pack)
     for w in pack.published:
         files.update(week_files(w))
+    files["weeks/index.html"] = weeks_index(files, pack.published)
     inputs, cites, problems = cited_inputs(reports, pack, landing)
     files.update(inputs)
     files["sample_evidence.json"] = (json.dumps(cites, indent=1) + "\n").encode()
     files["verification.txt"] = "\n".join(([stamp, ""] if stamp else []) + verification + problems + [""]).encode()
     generated_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    files.update(render_pack_pages(pack, cites, stamp, generated_at))
+    files.update(render_pack_pages(pack, cites, stamp, generated_at, inputs))
     manifest = {"period": pack.figures["period"], "sample_seed": pack.sample["seed"], "sample_size": pack.sample["size"],
                 "generated_at": generated_at, "evidence_grade": stamp is None, "stamp": stamp,
                 "weeks": [{"week": w.week, "revision": w.revision, "manifest_sha256": w.manifest_sha256}
                           for w in pack.published],
                 "weeks_left_out_unverified": pack.figures["period"]["weeks_left_out_unverified"],
+                "verification": pack.figures["verification"],    # week -> verified by this pack (None: not run)
                 "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}, "signing_key": signer.describe()}
     files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
@@ -516,28 +322,53 @@ def publish_period(reports: Path, start: date, end: date, *, signing_key: str, l
     from ifc_scan.report.publications import read_log
     from ifc_scan.report.signing import KeyRefused, chain_key_fingerprint, load_key, refuse_if_published
     from ifc_scan.report.verify import verify_week
+    progress = progress or (lambda msg: None)
     refuse_if_published(Path(signing_key), {"reports folder": reports, "landing zone": landing})
     signer = load_key(signing_key)
     chain_fp = chain_key_fingerprint(reports)
     if chain_fp and chain_fp != signer.fingerprint:
         raise KeyRefused(f"signing key {signing_key} ({signer.fingerprint}) is not the key that signed the weeks "
                          f"({chain_fp}): the pack is signed with the weeks' key")
-    lines, failed = [], {}
+    lines, failed, verification = [], {}, None
     if verify:
         log = read_log(reports, trusted)
         weeks = [week_label(m) for m in period_mondays(start, end)
                  if (reports / week_label(m) / "manifest.json").is_file()]
-        for week in weeks:
+        verification, began = {}, time.monotonic()
+        for n, week in enumerate(weeks):
+            progress(f"period: verifying week {n + 1} of {len(weeks)} ({week}); "
+                     f"{time_left(n, len(weeks), time.monotonic() - began)}")
             r = verify_week(reports, week, landing, progress, trusted, log)
             lines += r.lines()
+            verification[week] = r.verified
             if not r.verified:
                 failed[week] = "; ".join(r.problems) or "not verified"
+        progress(f"period: {len(weeks)} week(s) verified in {elapsed_text(time.monotonic() - began)}, "
+                 f"{len(failed)} failed; writing the pack")
         lines.append(f"{len(weeks)} week(s) checked, {len(failed)} failed")
     else:
         lines.append("not run (--no-verify)")
     stamp = pack_stamp(verify, failed, allow_unverified)
-    pack = build_period(reports, start, end, sample_size, seed, left_out={} if allow_unverified else failed)
+    pack = build_period(reports, start, end, sample_size, seed, left_out={} if allow_unverified else failed,
+                        verification=verification)
     return write_period(reports, pack, lines, stamp, signer, landing), pack, failed, stamp
+
+
+def elapsed_text(seconds: float) -> str:
+    """'45 s', '3 min 20 s', '1 h 05 min'."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def time_left(done: int, total: int, elapsed: float) -> str:
+    """The time left after `done` of `total` equal steps took `elapsed` seconds, at their mean pace."""
+    if done == 0:
+        return "time left: estimating after the first week"
+    return f"about {elapsed_text(elapsed / done * (total - done))} left"
 
 
 def _pack_files(path: Path, dest: Path) -> tuple[dict[str, bytes], Path]:
@@ -605,11 +436,13 @@ def _pack_recomputed(files: dict, manifest: dict, weeks_root: Path) -> list[str]
     start, end = (date.fromisoformat(manifest["period"][k]) for k in ("from", "to"))
     left_out = {w: "" for w in manifest.get("weeks_left_out_unverified", [])}
     try:
-        pack = build_period(weeks_root, start, end, manifest["sample_size"], manifest["sample_seed"], left_out)
+        pack = build_period(weeks_root, start, end, manifest["sample_size"], manifest["sample_seed"], left_out,
+                            manifest.get("verification"))
         cites = json.loads(files["sample_evidence.json"])
     except (ValueError, KeyError, OSError) as exc:
         return [f"the period cannot be computed again from weeks/: {exc}"]
-    again = {**pack_tables(pack), **render_pack_pages(pack, cites, manifest.get("stamp"), manifest["generated_at"])}
+    again = {**pack_tables(pack), **render_pack_pages(pack, cites, manifest.get("stamp"), manifest["generated_at"],
+                                                        files)}
     return [f"{name} computed again from weeks/ differs from the pack's" for name, data in again.items()
             if files.get(name) != data]
 

@@ -28,7 +28,11 @@ def trend_point(k: WeekKpis) -> dict:
     return {"week": k.week, "open": {s: k.open_by_severity(s) for s in SEVERITIES},
             "mttr": {s: k.mttr_mean(s) for s in ("CRITICAL", "HIGH")},
             "mttr_n": {s: k.mttr(s)["n"] for s in ("CRITICAL", "HIGH")}, "critical": k.critical_in_prod,
-            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"]}
+            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"], "new": k.new_findings,
+            "resolved": k.resolved,
+            # degree (D24): [met, judged]; absent for a week stored before kpis.json contract 1.3
+            **({"degree": {"requirements": list(k.requirements_met()), "controls": list(k.controls_passing())}}
+               if k.requirements else {})}
 
 
 def stored_trend(con, monday: date) -> list[dict]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ifc_scan.kpis.stage import manifest_hash
+from ifc_scan.report.attestation import check_envelope
+from ifc_scan.report.oscal import oscal_files
 from ifc_scan.report.publications import LOG_FILE, LogState, published_manifests
 from ifc_scan.report.signing import SIGNATURE_FILE, check
 from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, index_html, sha256_bytes, to_csv
@@ -218,6 +220,10 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
             bad.append(f"output {name} was modified (sha256 differs from the manifest)")
     n = len(manifest.get("outputs", {}))
     v.add("outputs", not bad, f"{n - len(bad)}/{n} files match the manifest", bad)
+    if "attestation" in manifest:       # the manifest again as a DSSE-signed in-toto statement
+        bad = check_envelope(folder, manifest)
+        v.add("attestation", not bad, bad[0] if bad else "DSSE envelope signed by the manifest's key; every subject's "
+              "sha256 matches its file", bad)
 
     # 2. the chain: previous week's manifest by hash, full input list rebuilt and hashed
     inputs: list[dict] = []
@@ -297,6 +303,9 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
         html = render_report(r.kpis, r.populations, trend, render["data_quality"], render["meta"]).encode("utf-8")
         if html != (folder / "report.html").read_bytes():
             problems.append("report.html re-rendered from the recomputed figures differs from the published one")
-    n = 2 + len(CSV_FILES)
-    return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html) "
+    oscal = oscal_files(r.kpis, r.populations, inputs, revision=manifest["revision"], generated_at=manifest["generated_at"])
+    problems += [f"{name} re-rendered from the recomputed figures differs from the published one"
+                 for name, data in oscal.items() if name in manifest.get("outputs", {}) and (folder / name).read_bytes() != data]
+    n = 2 + len(CSV_FILES) + sum(name in manifest.get("outputs", {}) for name in oscal)
+    return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html, the OSCAL files) "
             "byte-identical when recomputed from the inputs alone", problems)
