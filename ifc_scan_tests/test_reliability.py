@@ -191,7 +191,11 @@ def test_concurrent_ingests_and_a_report_during_ingest_end_like_a_serial_run(tmp
     wh = tmp_path / "shared.duckdb"
     ingest = CLI + ["ingest", "--landing", str(land), "--warehouse", str(wh)]
     procs = [subprocess.Popen(ingest, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    time.sleep(0.3)
+    # the report starts once an ingest has created the warehouse (a fixed 0.3 s let a report that started
+    # faster than both ingests on a loaded machine find no warehouse, which is its documented refusal)
+    deadline = time.monotonic() + 120
+    while not wh.exists() and time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.05)
     procs.append(subprocess.Popen(CLI + ["report", "--landing", str(land), "--warehouse", str(wh), "--reports",
                                          str(tmp_path / "reports"), "--week", "2026-W09"], cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE))

@@ -58,21 +58,28 @@ def _deploys_ok(deploys: list[dict], key: str):
     return None if not deploys else all(d[key] for d in deploys)
 
 
-def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: list[dict] = (),
-                      exception_entries: list[dict] = ()) -> list[dict]:
-    """Each control's status from its rule's conditions; a failed condition lists the items behind it
-    (`findings`: the week's findings population; `exception_entries`: the entries in force at T)."""
+def _coverage_text(targets: Targets) -> str:
+    """The coverage target as the conditions name it ("100 %")."""
+    return f"{targets.coverage_pct:g} %"
+
+
+def _mttr_within_sla(k: dict) -> list[bool | None]:
+    """Per severity (CRITICAL..LOW): the mean time to remediate within its SLA, None without a fix."""
+    sla_h = k["policy"]["sla_hours"]
+    return [None if k["mttr_hours"][s]["n"] == 0 else k["mttr_hours"][s]["mean"] <= sla_h[s]
+            for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW")]
+
+
+def _rules(k: dict, deploys: list[dict], targets: Targets, verify_logged: bool) -> dict[str, dict]:
+    """Each rule of the catalog: {condition a reader understands: True | False | None (no data)}."""
     cov_b = meets_coverage(k["coverage"]["build_gate"]["pct"], targets)
     cov_n = meets_coverage(k["coverage"]["nightly"]["pct"], targets)
-    cov_text = f"{targets.coverage_pct:g} %"
+    cov_text = _coverage_text(targets)
     crit_overdue = k["sla"]["CRITICAL"]["open_overdue"]
     no_overdue = all((k["sla"][s]["open_overdue"] or 0) == 0 for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW"))
     exc_ok = k["exceptions"]["invalid"] == 0 and k["exceptions"]["expired_listed"] == 0
-    sla_h = k["policy"]["sla_hours"]
-    mttr_ok = [None if k["mttr_hours"][s]["n"] == 0 else k["mttr_hours"][s]["mean"] <= sla_h[s]
-               for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW")]
+    mttr_ok = _mttr_within_sla(k)
     mttr_cond = None if all(m is None for m in mttr_ok) else all(m is not False for m in mttr_ok)
-    verify_logged = any(d["verified_before"] for d in deploys)
     # risk acceptance: judged only once exception history is collected (before that: no data, never a pass)
     appr = k.get("exception_approvals")
     judged = appr is not None and appr["evidence_collected"]
@@ -96,7 +103,7 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
     change_gate = {"every production deploy scanned (same digest) before it": _deploys_ok(deploys, "scanned_before"),
                    "no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
                    None if not deploys else all(not d["critical_unexcepted_before"] for d in deploys)}
-    rules = {
+    return {
         "a06": {**gate, **nightly, **crit},
         "a03_2025": {**gate, **nightly, **crit, **scanned},
         "a08": {**scanned, **({"every production deploy verified (cosign) before it": _deploys_ok(deploys, "verified_before")}
@@ -114,7 +121,15 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond},
         "cis": {**gate, **nightly, "no scan gap over the tolerance": k["cadence"]["lineages_with_gaps"] == 0},
     }
-    # the items behind each condition, so a "not met" names what to look at
+
+
+def _items_behind(k: dict, deploys: list[dict], targets: Targets, findings: list[dict],
+                  exception_entries: list[dict]) -> dict[str, list[dict]]:
+    """The items behind each condition, so a "not met" names what to look at."""
+    cov_text = _coverage_text(targets)
+    sla_h = k["policy"]["sla_hours"]
+    mttr_ok = _mttr_within_sla(k)
+
     def dep(rows):
         return [{"kind": "deploy", "run_id": d["run_id"], "lineage": d["lineage"], "digest": d["digest"],
                  "time": d["time"], "evidence": d["evidence"]} for d in rows]
@@ -123,7 +138,7 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         return [{"kind": "finding", "id": f["vulnerability_id"], "lineage": f["lineage"], "severity": f["severity"],
                  "due_at": f["due_at"], "pkg": f["pkg_name"]} for f in rows]
     overdue = [f for f in findings if f["state"] == "overdue"]
-    offenders = {
+    return {
         "every production deploy scanned (same digest) before it": dep(d for d in deploys if not d["scanned_before"]),
         "every production deploy verified (cosign) before it": dep(d for d in deploys if not d["verified_before"]),
         "no production deploy with an unexcepted CRITICAL in its pre-deploy scan":
@@ -154,7 +169,16 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
             for s_, ok in zip(("CRITICAL", "HIGH", "MEDIUM", "LOW"), mttr_ok) if ok is False],
         "no scan gap over the tolerance": [{"kind": "scan_gap", **g} for g in k["cadence"]["gaps"]],
     }
-    rests_on = condition_requirements(cov_text)
+
+
+def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: list[dict] = (),
+                      exception_entries: list[dict] = ()) -> list[dict]:
+    """Each control's status from its rule's conditions; a failed condition lists the items behind it
+    (`findings`: the week's findings population; `exception_entries`: the entries in force at T)."""
+    verify_logged = any(d["verified_before"] for d in deploys)
+    rules = _rules(k, deploys, targets, verify_logged)
+    offenders = _items_behind(k, deploys, targets, findings, exception_entries)
+    rests_on = condition_requirements(_coverage_text(targets))
     out = []
     for c in CATALOG["controls"]:
         strength = c["strength"]

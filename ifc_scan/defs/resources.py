@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from ifc_scan.policy import DEFAULT_POLICY
-from ifc_scan.settings import ENV
+from ifc_scan.settings import ENV, Settings
 from ifc_scan.warehouse.db import connect
 
 # Monday-based ISO weeks (day_offset=1); partition keys are the Mondays' dates.
@@ -15,16 +15,30 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=str(DEFAULT_POLICY[
                                                   end_offset=0)
 
 
-# Where the landing zone, warehouse, reports and policy are, and every other setting: one field per row of
-# the settings table (ifc_scan/settings.py ENV), so the CLI and Dagster can never disagree. Landing zone,
-# warehouse and reports have no default here: a resource names them.
-_REQUIRED = ("landing", "warehouse", "reports")
-IfcScanSettings = type("IfcScanSettings", (dg.ConfigurableResource,), {
-    "__module__": __name__,
-    "__doc__": "Every ifc_scan setting (env: IFC_SCAN_*; ifc_scan/settings.py lists them with their defaults).",
-    "__annotations__": {name: str for name in ENV},
-    **{name: default for name, (_var, default) in ENV.items() if name not in _REQUIRED},
-})
+_DEFAULT = Settings()     # the settings table's defaults
+
+
+class IfcScanSettings(dg.ConfigurableResource):
+    """Every ifc_scan setting (env: IFC_SCAN_*; ifc_scan/settings.py lists them with their variables and
+    defaults): the same fields as `Settings`, so the CLI and Dagster can never disagree. Landing zone,
+    warehouse and reports have no default here: a resource names them."""
+    landing: str
+    warehouse: str
+    reports: str
+    policy: str = _DEFAULT.policy
+    github_repo: str = _DEFAULT.github_repo
+    github_api: str = _DEFAULT.github_api
+    github_token_env: str = _DEFAULT.github_token_env
+    collector_state: str = _DEFAULT.collector_state
+    exceptions_repo: str = _DEFAULT.exceptions_repo
+    exceptions_git: str = _DEFAULT.exceptions_git
+    exceptions_files: str = _DEFAULT.exceptions_files
+    exceptions_branch: str = _DEFAULT.exceptions_branch
+    tickets_repo: str = _DEFAULT.tickets_repo
+    tickets_label: str = _DEFAULT.tickets_label
+    tickets_query: str = _DEFAULT.tickets_query
+    parquet_dir: str = _DEFAULT.parquet_dir
+    signing_key: str = _DEFAULT.signing_key
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -124,6 +124,12 @@ def read_trivy_json_stream(fh) -> list[ParsedScan]:
         raise Rejected(f"not valid UTF-8 text at byte {exc.start}") from None
     if top.get("SchemaVersion") != 2:
         raise NotStreamable()
+    _report_fields(scan, top)
+    return [scan]
+
+
+def _report_fields(scan: ParsedScan, top: dict) -> None:
+    """The report's own fields (Trivy, ArtifactName, CreatedAt, Metadata ...), collected while streaming."""
     trivy = top.get("Trivy") if isinstance(top.get("Trivy"), dict) else {}
     scan.schema_version = 2
     scan.trivy_version = as_text(trivy.get("Version"), 40)
@@ -134,4 +140,3 @@ def read_trivy_json_stream(fh) -> list[ParsedScan]:
         _metadata(scan, top["Metadata"])
     if scan.artifact_type == "container_image" or (scan.artifact_type is None and scan.image_id):
         scan.lineage = image_lineage(scan.repo_tags, scan.repo_digests, scan.artifact_name)
-    return [scan]
