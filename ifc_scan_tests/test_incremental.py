@@ -126,3 +126,24 @@ def test_reader_version_change_rebuilds_every_lineage(org_zone, tmp_path):
         con.execute("INSERT OR REPLACE INTO derived_meta VALUES ('ci_reader_version', 'a later reader')")
         counts = derive_lifecycle(con, policy)
     assert counts.lineages_rebuilt == 6
+
+
+def test_a_week_read_alone_equals_the_same_week_in_a_backfill(demo_zone, tmp_path):
+    """A week read alone starts from the stored state at its start (lifecycle/state.py _STATE_AT), not from
+    every event before it: weeks read latest first (each one alone) equal the weeks of an ascending backfill,
+    and each equals design/KPIS.md's as-of-T recomputation."""
+    from ifc_scan.kpis.stage import WeeklyStage, data_weeks, oracle_week
+    from ifc_scan.lifecycle.observations import load
+    policy = load_policy()
+    wh, _ = replay(demo_zone, tmp_path, [arrival_units(demo_zone)], policy)
+    with connect(wh) as con:
+        mondays = data_weeks(con, policy)
+        backfill = WeeklyStage(con, policy)
+        ascending = {m: backfill.compute(m).kpis_json for m in mondays}
+        alone = WeeklyStage(con, policy)
+        descending = {m: alone.compute(m).kpis_json for m in reversed(mondays)}
+        full = load(con)
+        for m in mondays[-3:]:
+            assert descending[m] == oracle_week(con, policy, m, full).kpis_json
+    assert len(mondays) >= 8
+    assert descending == ascending

@@ -29,7 +29,7 @@ LINEAGE_STATE_COLUMNS = ("lineage", "processed_until", "inputs_sha256", "current
                          "images", "corrections_sha256")
 FINDING_STATE_COLUMNS = ("finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "detected_at", "cause",
                          "purl", "target", "title", "cls", "fixed", "severity", "due_at", "is_open", "last_image",
-                         "last_seq")
+                         "last_seq", "last_seen_scan", "last_close_time", "last_close_reason", "last_close_scan")
 
 
 @dataclass
@@ -67,25 +67,15 @@ def lineage_digest(obs: Observations, exc: ExceptionIndex, lineage: str, items: 
     retired = obs.retired.get(lineage)
     if retired is not None or until is None:
         until = datetime.max
-    h = hashlib.sha256(repr(("retired", retired)).encode())
-    for s in items.scans:
-        if s.observed_at <= until:
-            h.update(repr(_scan_key(s)).encode())
-    for d in items.deploys:
-        if d.time <= until:
-            h.update(repr((d.time, d.digest, d.image, d.run_id, d.line_no)).encode())
-    for when, digest, image in items.aliases:
-        if when is None or when <= until:
-            h.update(repr(("alias", when, digest, image)).encode())
-    for scope in sorted(obs.snapshots):
-        if not exc.scope_applies(scope, lineage):
-            continue
-        for start in obs.snapshots[scope]:
-            if start <= until:
-                h.update(repr(("snapshot", scope, start)).encode())
-                for e in exc.by_snapshot.get((scope, start), []):
-                    h.update(repr(tuple(e.__dict__.values())).encode())
-    return h.hexdigest()
+    snapshots = [(scope, start, [tuple(e.__dict__.values()) for e in exc.by_snapshot.get((scope, start), [])])
+                 for scope in sorted(obs.snapshots) if exc.scope_applies(scope, lineage)
+                 for start in obs.snapshots[scope] if start <= until]
+    text = repr((retired,
+                 [_scan_key(s) for s in items.scans if s.observed_at <= until],
+                 [(d.time, d.digest, d.image, d.run_id, d.line_no) for d in items.deploys if d.time <= until],
+                 [a for a in items.aliases if a[0] is None or a[0] <= until],
+                 snapshots))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def corrections_digest(ends: list[datetime]) -> str:
@@ -147,46 +137,81 @@ def scans_to_read(plan: Plan, items: dict[str, LineageItems]) -> list[Scan]:
     return list({s.scan_id: s for s in out}.values())
 
 
+# An extended lineage's findings that its new items can touch: the open ones (a new scan may close them) and
+# those a scan it reads shows (a closed one may reopen); each with its last stored event
 _RESTORE_FINDINGS = f"""
 SELECT {', '.join('s.' + c for c in FINDING_STATE_COLUMNS)}, e.time, e.kind, e.severity, e.due_at, e.image_id,
        e.scan_id, e.reason, e.target, e.purl, e.title, e.last_time, e.presences
 FROM lifecycle_finding_state s
 JOIN finding_events e ON e.finding_id = s.finding_id AND e.as_of IS NULL AND e.seq = s.last_seq
-WHERE s.lineage IN (SELECT unnest($lineages))
+WHERE s.lineage IN (SELECT lineage FROM _resumed)
+  AND (s.is_open OR (s.lineage, s.vulnerability_id, s.pkg_name, s.pkg_path) IN (SELECT * FROM _shown))
 ORDER BY s.lineage, s.detected_at, s.finding_id
 """
 
+# Its first moment (how a finding's cause is told) and the moments of the images its new items can make
+# moments of (a new finding's cause looks at the earlier moments of the same image)
+_RESTORE_MOMENTS = """
+SELECT m.lineage, m.time, m.image_id, m.scan_id, m.via_deploy FROM timeline_moments m JOIN _resumed r USING (lineage)
+WHERE m.as_of IS NULL AND (m.seq = 0 OR (m.lineage, m.image_id) IN (SELECT * FROM _images))
+ORDER BY m.lineage, m.seq
+"""
 
-def restore_walks(con, lc, plan: Plan) -> dict[str, tuple]:
-    """Load each extended lineage's stored walk into `lc`; returns finding_id -> its restored state, so the
-    write can leave findings the night did not change untouched."""
+
+def _restore_scope(plan: Plan, scans: list[Scan]):
+    """The frames the restore queries read: extended lineages, the keys their scans to read show, and the
+    images their new items can put on the timeline."""
+    import pandas as pd
     lineages = sorted(plan.extend)
-    if not lineages:
+    shown = {(s.lineage, *key) for s in scans if s.lineage in plan.extend for key in s.findings}
+    images = {(lin, plan.extend[lin][3]) for lin in lineages} | {(s.lineage, s.image) for s in scans
+                                                                 if s.lineage in plan.extend}
+    return (pd.DataFrame({"lineage": lineages}, dtype=object),
+            pd.DataFrame(sorted(shown), columns=["lineage", "vid", "pkg", "ppath"], dtype=object),
+            pd.DataFrame(sorted(images, key=str), columns=["lineage", "image"], dtype=object))
+
+
+def restore_walks(con, lc, plan: Plan, scans: list[Scan]) -> dict[str, tuple]:
+    """Load into `lc` what each extended lineage's walk needs of its stored state (`scans`: those the walk
+    reads, with their findings); returns finding_id -> its restored state, so the write can leave findings
+    the night did not change untouched."""
+    if not plan.extend:
         return {}
+    for name, df in zip(("_resumed", "_shown", "_images"), _restore_scope(plan, scans)):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM df")
+    try:
+        rows = con.execute(_RESTORE_FINDINGS).fetchall()
+        moment_rows = con.execute(_RESTORE_MOMENTS).fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _resumed; DROP TABLE IF EXISTS _shown; DROP TABLE IF EXISTS _images")
     by_lineage: dict[str, list[Finding]] = defaultdict(list)
     restored: dict[str, tuple] = {}
-    for r in con.execute(_RESTORE_FINDINGS, {"lineages": lineages}).fetchall():
-        st = dict(zip(FINDING_STATE_COLUMNS, r[:len(FINDING_STATE_COLUMNS)]))
-        t, kind, sev, due, image, scan_id, reason, target, purl, title, last_time, presences = r[len(FINDING_STATE_COLUMNS):]
-        ev = Event(t, kind, sev, due, image, scan_id, reason, target, purl, title,
-                   last_time if kind == "present" else None, presences)
-        key = (st["vulnerability_id"], st["pkg_name"], st["pkg_path"])
-        f = Finding(st["finding_id"], st["lineage"], *key, st["detected_at"], st["cause"], st["purl"], st["target"],
-                    st["title"], st["cls"], st["fixed"], st["severity"], st["due_at"], st["is_open"], st["last_image"],
-                    [ev], key, st["last_seq"])
+    for r in rows:
+        f = _restored_finding(r)
         by_lineage[f.lineage].append(f)
         restored[f.fid] = finding_fingerprint(f)
     moments: dict[str, list[Moment]] = defaultdict(list)
     by_id = {s.scan_id: s for s in lc.obs.scans}
-    for lineage, t, image, scan_id, via_deploy in con.execute(
-            "SELECT lineage, time, image_id, scan_id, via_deploy FROM timeline_moments WHERE as_of IS NULL "
-            "AND lineage IN (SELECT unnest($lineages)) ORDER BY lineage, seq", {"lineages": lineages}).fetchall():
+    for lineage, t, image, scan_id, via_deploy in moment_rows:
         moments[lineage].append(Moment(t, image, by_id[scan_id], via_deploy))
-    for lineage in lineages:
+    for lineage in sorted(plan.extend):
         st = dict(zip(LINEAGE_STATE_COLUMNS, plan.extend[lineage]))
         lc.restore(lineage, Resume(st["processed_until"], st["current_image"], st["has_deploy"], st["moments"],
                                    st["images"]), by_lineage.get(lineage, []), moments.get(lineage, []))
     return restored
+
+
+def _restored_finding(r: tuple) -> Finding:
+    st = dict(zip(FINDING_STATE_COLUMNS, r[:len(FINDING_STATE_COLUMNS)]))
+    t, kind, sev, due, image, scan_id, reason, target, purl, title, last_time, presences = r[len(FINDING_STATE_COLUMNS):]
+    ev = Event(t, kind, sev, due, image, scan_id, reason, target, purl, title,
+               last_time if kind == "present" else None, presences)
+    key = (st["vulnerability_id"], st["pkg_name"], st["pkg_path"])
+    close = None if st["last_close_time"] is None else (st["last_close_time"], st["last_close_reason"],
+                                                         st["last_close_scan"])
+    return Finding(st["finding_id"], st["lineage"], *key, st["detected_at"], st["cause"], st["purl"], st["target"],
+                   st["title"], st["cls"], st["fixed"], st["severity"], st["due_at"], st["is_open"], st["last_image"],
+                   [ev], key, st["last_seq"], (st["last_seen_scan"], close))
 
 
 def finding_fingerprint(f: Finding) -> tuple:

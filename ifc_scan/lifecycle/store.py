@@ -105,14 +105,17 @@ def _add_columns(cols, lc, as_of: datetime | None = None, write=None) -> None:
                                             e.scan_id, e.target, e.purl, e.title, e.last_time or e.time, e.presences)):
                 e_cols[c].append(v)
         if as_of is None:
+            seen, close = f.last_seen_and_close()
+            close = close or (None, None, None)
             for c, v in zip(FINDING_STATE_COLUMNS, (f.fid, f.lineage, f.vuln_id, f.pkg_name, f.pkg_path, f.detected_at,
                                                     f.cause, f.purl, f.target, f.title, f.cls, f.fixed, f.severity,
-                                                    f.due_at, f.open, f.last_image, f.first_seq + len(f.events) - 1)):
+                                                    f.due_at, f.open, f.last_image, f.first_seq + len(f.events) - 1,
+                                                    seen, *close)):
                 s_cols[c].append(v)
     for lineage in sorted(lc.moments):
         resume = lc.resumed.get(lineage)
-        stored = resume.moments_stored if resume else 0
-        for i, m in enumerate(lc.moments[lineage][stored:], start=stored):
+        new = lc.moments[lineage][resume.moments_restored:] if resume else lc.moments[lineage]
+        for i, m in enumerate(new, start=resume.moments_stored if resume else 0):
             for c, v in zip(MOMENT_COLUMNS, (lineage, as_of, i, m.time, m.image, m.scan.scan_id, m.via_deploy)):
                 m_cols[c].append(v)
     for lineage in sorted(lc.current_images):
@@ -183,9 +186,10 @@ def derive_lifecycle(con, policy: dict, full: bool = False) -> LifecycleCounts:
     ends = retroactive_week_ends(obs)
     stored = None if full else _stored_states(con, policy)
     plan = plan_build(obs, ExceptionIndex(obs), items, ends, stored)
-    attach_findings(con, scans_to_read(plan, items))
+    to_read = scans_to_read(plan, items)
+    attach_findings(con, to_read)
     lc = Lifecycle(obs, policy)
-    restored = restore_walks(con, lc, plan)
+    restored = restore_walks(con, lc, plan, to_read)
     lc.run(only=plan.rebuild | set(plan.extend))
     cols = _empty_columns()
     _add_columns(cols, lc, write=lambda f: f.fid not in restored or finding_fingerprint(f) != restored[f.fid])
@@ -222,8 +226,9 @@ def _lineage_states(lc, plan, items: dict, ends: dict) -> dict:
         current, has_deploy = lc.walk_state.get(lineage, (None, False))
         resume = lc.resumed.get(lineage)
         images = (resume.images_stored if resume else 0) + len(lc.current_images.get(lineage, []))
+        moments = len(lc.moments.get(lineage, [])) + ((resume.moments_stored - resume.moments_restored) if resume else 0)
         for c, v in zip(LINEAGE_STATE_COLUMNS, (lineage, items[lineage].last_time(), plan.digests[lineage], current,
-                                                has_deploy, len(lc.moments.get(lineage, [])), images,
+                                                has_deploy, moments, images,
                                                 corrections_digest(ends.get(lineage, [])))):
             out[c].append(v)
     return out

@@ -64,6 +64,22 @@ class Finding:
     events: list[Event] = field(default_factory=list)
     key: tuple = ()              # (vuln_id, pkg_name, pkg_path): how a scan's findings are keyed
     first_seq: int = 0           # the stored seq of events[0] (resumed: only the last stored event is held)
+    # of a resumed finding, what its stored events before events[0] said: (last presence's scan,
+    # last close's (time, reason, scan) or None)
+    stored_last: tuple = (None, None)
+
+    def last_seen_and_close(self) -> tuple:
+        """The scan of its last presence, and (time, reason, scan) of its last close, or None."""
+        seen, close = self.stored_last
+        seen_found = close_found = False
+        for e in reversed(self.events):
+            if not seen_found and e.kind in ("detect", "present", "reopen"):
+                seen, seen_found = e.scan_id, True
+            if not close_found and e.kind == "close":
+                close, close_found = (e.time, e.reason, e.scan_id), True
+            if seen_found and close_found:
+                break
+        return seen, close
 
 
 @dataclass
@@ -84,6 +100,8 @@ class Resume:
     has_deploy: bool
     moments_stored: int = 0      # seq of the first new timeline moment
     images_stored: int = 0       # seq of the first new current_images entry
+    moments_restored: int = 0    # how many stored moments were restored (the first, and those of the images
+                                 # the new items can make moments of): new moments follow them in the timeline
 
 
 def _sla_hours(policy: dict, severity: str):
@@ -111,6 +129,7 @@ class Lifecycle:
         """Load a lineage's stored walk (its findings, each with its last stored event, and its moments) so
         that run() extends it with the items after resume.after instead of walking from the start."""
         self.resumed[lineage] = resume
+        resume.moments_restored = len(moments)
         for f in findings:
             self.findings[(lineage, *f.key)] = f
             self._by_lineage[lineage].append(f)
