@@ -257,14 +257,13 @@ def _replace_rows(con, plan, frames: dict, everything: bool, policy: dict):
     rebuilt = pd.DataFrame({"lineage": sorted(plan.rebuild)}, dtype=object)  # noqa: F841 (read by DuckDB)
     extended = pd.DataFrame({"lineage": sorted(plan.extend)}, dtype=object)  # noqa: F841
     new_events = frames["finding_events"]  # noqa: F841
-    rewritten = (new_events[new_events["as_of"].isna()].groupby("finding_id", as_index=False)["seq"].min()  # noqa: F841
-                 .rename(columns={"seq": "from_seq"}) if len(new_events) else
-                 pd.DataFrame({"finding_id": [], "from_seq": []}, dtype=object))
     cols = ", ".join(EVENT_COLUMNS)
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, df in (("_rebuilt", rebuilt), ("_extended", extended), ("_rewritten", rewritten)):
+        for name, df in (("_rebuilt", rebuilt), ("_extended", extended)):
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM df")
+        con.execute("CREATE OR REPLACE TEMP TABLE _rewritten AS SELECT finding_id, min(seq) AS from_seq FROM new_events "
+                    "WHERE as_of IS NULL GROUP BY finding_id")
         replaced = "TRUE" if everything else _DELETES["finding_events"]
         con.execute(f"CREATE OR REPLACE TEMP TABLE _replaced AS SELECT {cols} FROM finding_events WHERE {replaced}")
         earliest = con.execute(
