@@ -187,7 +187,7 @@ def derive_lifecycle(con, policy: dict, full: bool = False) -> LifecycleCounts:
     stored = None if full else _stored_states(con, policy)
     plan = plan_build(obs, ExceptionIndex(obs), items, ends, stored)
     to_read = scans_to_read(plan, items)
-    attach_findings(con, to_read)
+    attach_findings(con, to_read, every_scan=stored is None)
     lc = Lifecycle(obs, policy)
     restored = restore_walks(con, lc, plan, to_read)
     lc.run(only=plan.rebuild | set(plan.extend))
@@ -260,15 +260,18 @@ def _replace_rows(con, plan, frames: dict, everything: bool, policy: dict):
     cols = ", ".join(EVENT_COLUMNS)
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, df in (("_rebuilt", rebuilt), ("_extended", extended)):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM df")
-        con.execute("CREATE OR REPLACE TEMP TABLE _rewritten AS SELECT finding_id, min(seq) AS from_seq FROM new_events "
-                    "WHERE as_of IS NULL GROUP BY finding_id")
-        replaced = "TRUE" if everything else _DELETES["finding_events"]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _replaced AS SELECT {cols} FROM finding_events WHERE {replaced}")
+        replaced = "finding_events"      # everything: no copy of the whole table
+        if not everything:
+            for name, df in (("_rebuilt", rebuilt), ("_extended", extended)):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM df")
+            con.execute("CREATE OR REPLACE TEMP TABLE _rewritten AS SELECT finding_id, min(seq) AS from_seq "
+                        "FROM new_events WHERE as_of IS NULL GROUP BY finding_id")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _replaced AS SELECT {cols} FROM finding_events "
+                        f"WHERE {_DELETES['finding_events']}")
+            replaced = "_replaced"
         earliest = con.execute(
-            f"SELECT min(time) FROM ((SELECT {cols} FROM _replaced EXCEPT SELECT {cols} FROM new_events) "
-            f"UNION ALL (SELECT {cols} FROM new_events EXCEPT SELECT {cols} FROM _replaced))").fetchone()[0]
+            f"SELECT min(time) FROM ((SELECT {cols} FROM {replaced} EXCEPT SELECT {cols} FROM new_events) "
+            f"UNION ALL (SELECT {cols} FROM new_events EXCEPT SELECT {cols} FROM {replaced}))").fetchone()[0]
         for table, where in _DELETES.items():
             con.execute(f"DELETE FROM {table}" + ("" if everything else f" WHERE {where}"))
         for table, df in frames.items():
