@@ -63,7 +63,8 @@ def cmd_report(a) -> int:
             publish_parquet(con, parquet)
             source = connect_parquet(parquet)
         statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
-                                 first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None)
+                                 first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None,
+                                 new_key=a.new_key, rotate_key=a.rotate_key)
     for s in statuses:
         v = WeekKpis(s["kpis"])
         print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
@@ -75,37 +76,56 @@ def cmd_report(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    """Check published weeks without trusting their manifests; exit 1 on any difference."""
-    from ifc_scan.report.verify import verify_week
+    """Check published weeks (or an audit-period pack) without trusting their manifests; exit 1 on any difference."""
+    from ifc_scan.report.publications import read_log, starts_with_copy
+    from ifc_scan.report.signing import read_public_key
+    from ifc_scan.report.verify import verify_publication, verify_week
     from ifc_scan.timeutil import parse_week, week_label
+    trusted = [read_public_key(k) for k in a.key]
+    if a.pack:
+        from ifc_scan.report.period import verify_pack
+        r = verify_pack(Path(a.pack), trusted)
+        for problem in r.problems:
+            _err(f"verify {a.pack}: {problem}")
+        print(json.dumps({"verified": r.verified, "pack": r.as_dict()}) if a.json else "\n".join(r.lines()))
+        return 0 if r.verified else 1
     reports = Path(a.reports)
     published = sorted(p.name for p in reports.iterdir() if p.is_dir() and (p / "manifest.json").is_file()) \
         if reports.is_dir() else []
+    whole = bool(a.all)
     if a.all or a.range_from or a.range_to:
         lo = week_label(parse_week(a.range_from)) if a.range_from else ""
         hi = week_label(parse_week(a.range_to)) if a.range_to else "9999"
         weeks = [w for w in published if lo <= w <= hi]
+        bounds = [lo or "0", hi]
     else:
         weeks = [week_label(parse_week(a.week))]
-    if not weeks:
+        bounds = weeks * 2
+    log = read_log(reports, trusted)
+    if log is not None and a.log_copy:
+        log.problems += starts_with_copy(log, Path(a.log_copy))
+    results = []
+    if a.all or a.range_from or a.range_to:     # the set of weeks (and the index) against the publication log
+        results.append(verify_publication(reports, log, bounds, whole))
+    if not weeks and log is None:
         _err(f"verify: no published week in {reports} for that selection")
         return 1
-    from ifc_scan.report.signing import read_public_key
-    trusted = [read_public_key(k) for k in a.key]
-    results = []
     for i, w in enumerate(weeks, 1):
         _err(f"verify: {w} ({i}/{len(weeks)})")
-        r = verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted)
+        results.append(verify_week(reports, w, Path(a.landing) if a.landing else None, progress=_err, trusted=trusted,
+                                   log=log))
+    for r in results:
         for problem in r.problems:
-            _err(f"verify {w}: {problem}")
-        results.append(r)
+            _err(f"verify {r.week}: {problem}")
         if not a.json:
             print("\n".join(r.lines()))
-    ok = all(r.verified for r in results)
+    ok = all(r.verified for r in results) and bool(weeks)
     if a.json:
-        print(json.dumps({"verified": ok, "weeks": [r.as_dict() for r in results]}))
+        print(json.dumps({"verified": ok, "weeks": [r.as_dict() for r in results[len(results) - len(weeks):]],
+                          "publication": results[0].as_dict() if len(results) > len(weeks) else None}))
     else:
-        print(f"{sum(r.verified for r in results)}/{len(results)} weeks verified")
+        checked = results[len(results) - len(weeks):]
+        print(f"{sum(r.verified for r in checked)}/{len(checked)} weeks verified")
     return 0 if ok else 1
 
 
@@ -223,15 +243,24 @@ def cmd_exceptions_prune(a) -> int:
 
 
 def cmd_period(a) -> int:
-    """The audit-period evidence pack from the published weeks of a period."""
-    from ifc_scan.report.period import build_period, period_bounds, write_period
+    """The audit-period evidence pack from the published weeks of a period; exit 1 when a week fails verification
+    (the pack then leaves it out and says so on every page) unless --allow-unverified asks for it as it is."""
+    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.signing import read_public_key
     start, end = period_bounds(a.range_from, a.range_to)
     sample = {} if a.sample is None else {"sample_size": a.sample}     # else the pack's DEFAULT_SAMPLE
-    pack = build_period(Path(a.reports), start, end, seed=a.seed, **sample)
-    out = write_period(Path(a.reports), pack, Path(a.landing) if a.landing else None, verify=not a.no_verify)
+    out, pack, failed, stamp = publish_period(
+        Path(a.reports), start, end, signing_key=a.signing_key, landing=Path(a.landing) if a.landing else None,
+        trusted=[read_public_key(k) for k in a.key], verify=not a.no_verify, allow_unverified=a.allow_unverified,
+        seed=a.seed, progress=_err, **sample)
+    for week, why in failed.items():
+        _err(f"period: {week} failed verification: {why}")
+    if stamp:
+        _err(f"period: {stamp}")
     print(json.dumps({"period": pack.figures["period"], "verdict": pack.figures["verdict"], "folder": str(out),
-                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"]}))
-    return 0
+                      "zip": str(out.with_suffix(".zip")), "sample_seed": pack.sample["seed"],
+                      "evidence_grade": stamp is None, "weeks_failed_verification": sorted(failed)}))
+    return 1 if failed and not a.allow_unverified else 0
 
 
 def cmd_run(a) -> int:
@@ -262,7 +291,11 @@ def main(argv=None) -> int:
     r.add_argument("--reports", default=s.reports)
     r.add_argument("--policy", default=s.policy)
     r.add_argument("--signing-key", default=s.signing_key,
-                   help="Ed25519 key that signs each manifest, created on first use (keep it outside --reports)")
+                   help="Ed25519 key that signs each manifest (outside --reports and --landing); a missing key is an "
+                        "error, except the default path's first use while no published week is signed")
+    r.add_argument("--new-key", action="store_true", help="create the signing key (none may exist at that path)")
+    r.add_argument("--rotate-key", action="store_true",
+                   help="sign with a key other than the published weeks' (recorded in the chain and the publication log)")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--week", help="YYYY-Www or the Monday's date")
     g.add_argument("--all", action="store_true")
@@ -273,11 +306,14 @@ def main(argv=None) -> int:
     vg.add_argument("--week", help="YYYY-Www or the Monday's date")
     vg.add_argument("--all", action="store_true", help="every published week")
     vg.add_argument("--from", dest="range_from", help="first week of a range (with --to)")
+    vg.add_argument("--pack", help="an audit-period pack (its folder or its zip) instead of weeks")
     v.add_argument("--to", dest="range_to", help="last week of a range")
     v.add_argument("--landing", default=None, help="landing zone (default: the one the manifest names)")
     v.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
     v.add_argument("--key", action="append", default=[],
                    help="trusted public key (PEM; repeatable across a key rotation): every manifest must be signed by one")
+    v.add_argument("--log-copy", help="a copy of publications.log.jsonl kept outside the reports folder: the current "
+                                      "log must begin with it (detects a truncated log hiding a rollback)")
     v.set_defaults(fn=cmd_verify)
     c = sub.add_parser("collect", help="pull evidence from a CI system into the landing zone")
     csub = c.add_subparsers(dest="source", required=True)
@@ -329,7 +365,14 @@ def main(argv=None) -> int:
     pe.add_argument("--landing", default=None, help="landing zone for verification (default: each manifest's)")
     pe.add_argument("--sample", type=int, help="items of each population in the auditor's sample (default 10)")
     pe.add_argument("--seed", type=int, help="sample seed (default: derived from the period's manifests)")
-    pe.add_argument("--no-verify", action="store_true", help="skip verifying every week (faster)")
+    pe.add_argument("--no-verify", action="store_true",
+                    help="skip verifying the weeks (faster): the pack is stamped UNVERIFIED on every page")
+    pe.add_argument("--allow-unverified", action="store_true",
+                    help="build from weeks that fail verification too (stamped UNVERIFIED on every page; exit 0)")
+    pe.add_argument("--key", action="append", default=[],
+                    help="trusted public key (PEM; repeatable): every week must be signed by one to verify")
+    pe.add_argument("--signing-key", default=s.signing_key,
+                    help="the weeks' Ed25519 key, which signs the pack's manifest (must exist)")
     pe.set_defaults(fn=cmd_period)
     gt = sub.add_parser("gate", help="judge one Trivy report against the policy (exit 0 pass, 1 blocked, 2 unusable)")
     gt.add_argument("report", help="Trivy JSON (any shape the readers accept)")

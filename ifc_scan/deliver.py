@@ -21,20 +21,21 @@ import os
 import smtplib
 import ssl
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
+from ifc_scan.collect.http import (HttpClient, HttpError, Limits, Watchdog, is_loopback, loopback_http_allowed,
+                                   redact_url, scrub)
 from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.timeutil import iso_z
 
 MAX_ATTEMPTS = 3
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+# one send (connect to last byte) and one whole delivery run: a server that trickles is cut off
+DELIVERY_LIMITS = Limits(request_seconds=30.0, collection_seconds=600.0)
 
 
 class DeliveryError(Exception):
@@ -43,9 +44,10 @@ class DeliveryError(Exception):
 
 @dataclass
 class Channels:
-    email: dict | None            # host, port, starttls, username, password, sender, to, attach, ca_file
-    webhook_url: str | None
-    pagerduty_key: str | None
+    # secrets are kept out of the repr, so no log line or error that shows a Channels shows them
+    email: dict | None = field(repr=False)   # host, port, starttls, username, password, sender, to, attach, ca_file
+    webhook_url: str | None = field(repr=False)
+    pagerduty_key: str | None = field(repr=False)
     pagerduty_url: str
     report_url: str | None
     fresh_days: int
@@ -75,12 +77,6 @@ class Channels:
                                       ("pagerduty", self.pagerduty_key)) if on]
 
 
-def _where(url: str) -> str:
-    """A URL for records and logs: scheme and host only (webhook paths carry their secret)."""
-    p = urllib.parse.urlsplit(url)
-    return f"{p.scheme}://{p.netloc}"
-
-
 def _slack_escape(text: str) -> str:
     """Slack mrkdwn: &, < and > are control characters; everything else shows as written."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -101,7 +97,10 @@ class PublishedWeek:
         return WeekKpis(self.kpis)
 
     def subject(self) -> str:
+        """The verdict first; a week without new evidence says so, and where to look (D23)."""
         n = len(self.critical_in_prod)
+        if self.view.no_new_evidence:
+            return f"[ifc_scan] {self.week}: {self.view.verdict} - {self.view.evidence_line()}"
         return f"[ifc_scan] {self.week}: {self.view.verdict}" + (f" - {n} CRITICAL in production" if n else "")
 
     def link(self, report_url: str | None) -> str | None:
@@ -179,31 +178,61 @@ def pagerduty_event(pw: PublishedWeek, findings: list[dict], key: str, now: date
 
 # ---- sending, with bounded retries ---------------------------------------------------------------
 
-def _post_json(url: str, doc: dict) -> str:
-    req = urllib.request.Request(url, data=json.dumps(doc).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "ifc-scan"})
+def _post_json(http: HttpClient, url: str, doc: dict) -> str:
+    """POST a JSON document; redirects are not followed (a webhook does not move)."""
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return f"HTTP {resp.status}"
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} from {_where(url)}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"{_where(url)} unreachable: {getattr(exc, 'reason', exc)}") from None
+        ans = http.send("POST", url, body=json.dumps(doc).encode(), max_bytes=1 << 20, keep_path=False,
+                        headers={"Content-Type": "application/json"})
+    except HttpError as exc:      # its message names the URL redacted already
+        raise DeliveryError(f"{redact_url(url, keep_path=False)} unreachable: {exc}") from None
+    if not 200 <= ans.status < 300:
+        raise DeliveryError(f"HTTP {ans.status} from {redact_url(url, keep_path=False)}")
+    return f"HTTP {ans.status}"
 
 
-def _send_email(cfg: dict, msg: EmailMessage) -> str:
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib's client, its socket known to a Watchdog from the moment it exists (the greeting too)."""
+
+    def __init__(self, watchdog: Watchdog, timeout: float):
+        self.watchdog = watchdog
+        super().__init__(timeout=timeout)
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)
+        self.watchdog.watch(sock)
+        return sock
+
+
+def _send_email(cfg: dict, msg: EmailMessage, seconds: float) -> str:
+    where = f"SMTP {cfg['host']}:{cfg['port']}"
+    if cfg.get("username") and not cfg["starttls"] and not is_loopback(str(cfg["host"])):
+        raise DeliveryError(f"{where}: not sent, the password would cross the network unencrypted (STARTTLS is off)")
+    if seconds <= 0:
+        raise DeliveryError(f"{where}: not sent, the delivery's deadline has passed")
+    watchdog = Watchdog(seconds)
+    smtp = _WatchedSMTP(watchdog, timeout=seconds)
     try:
-        with smtplib.SMTP(cfg["host"], cfg["port"], timeout=30) as smtp:
+        smtp.connect(cfg["host"], cfg["port"])
+        smtp._host = cfg["host"]    # what STARTTLS checks the certificate against (set by __init__ only)
+        smtp.ehlo()
+        if cfg["starttls"]:
+            smtp.starttls(context=ssl.create_default_context(cafile=cfg.get("ca_file")))
             smtp.ehlo()
-            if cfg["starttls"]:
-                smtp.starttls(context=ssl.create_default_context(cafile=cfg.get("ca_file")))
-                smtp.ehlo()
-            if cfg.get("username"):
-                smtp.login(cfg["username"], cfg.get("password") or "")
-            refused = smtp.send_message(msg)
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        # the server's words, never the password (smtplib does not echo it)
-        raise DeliveryError(f"SMTP {cfg['host']}:{cfg['port']}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        if cfg.get("username"):
+            smtp.login(cfg["username"], cfg.get("password") or "")
+        refused = smtp.send_message(msg)
+        try:              # a polite goodbye; the message is accepted, so a slow or failed QUIT changes nothing
+            smtp.quit()
+        except (smtplib.SMTPException, OSError, ssl.SSLError):
+            pass
+    except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as exc:
+        if watchdog.fired:
+            raise DeliveryError(f"{where}: cut off after {seconds:g} s (total deadline)") from None
+        # the server's words, never the password (scrubbed, also base64-encoded, should a server echo it)
+        raise DeliveryError(f"{where}: {type(exc).__name__}: {scrub(str(exc), [cfg.get('password')])[:200]}") from None
+    finally:
+        watchdog.finish()
+        smtp.close()
     if refused:
         raise DeliveryError(f"SMTP refused {', '.join(sorted(refused))}")
     return f"accepted for {len(cfg['to'])} recipient(s)"
@@ -235,10 +264,19 @@ def _alerted_ids(con, channel: str) -> set:
 
 
 def deliver_week(con, reports: str | Path, week: str, policy: dict, *, now: datetime | None = None, env=None,
-                 sleep=time.sleep, force: bool = False, log=None) -> list[dict]:
-    """Deliver one published week on every configured channel; returns what was done (also recorded)."""
+                 sleep=time.sleep, force: bool = False, log=None, limits: Limits | None = None) -> list[dict]:
+    """Deliver one published week on every configured channel; returns what was done (also recorded).
+    Every send has a total deadline (limits.request_seconds) within one for the whole run (DELIVERY_LIMITS
+    and the environment's IFC_SCAN_HTTP_SECONDS / IFC_SCAN_COLLECT_SECONDS unless `limits` is given)."""
     log = log or (lambda m: None)
+    env = os.environ if env is None else env
     ch = Channels.from_policy(policy, env)
+    try:
+        limits = limits or DELIVERY_LIMITS.from_env(env)
+    except HttpError as exc:
+        raise DeliveryError(str(exc)) from None
+    http = HttpClient(limits, allow_loopback_http=loopback_http_allowed(env),
+                      configured_urls=[ch.webhook_url, ch.pagerduty_key and ch.pagerduty_url])
     if not ch.configured():
         return []
     pw = read_published(reports, week)
@@ -252,11 +290,13 @@ def deliver_week(con, reports: str | Path, week: str, policy: dict, *, now: date
     if ch.email:
         cfg = ch.email
         jobs.append(("weekly", "email", f"smtp://{cfg['host']}:{cfg['port']} to {', '.join(cfg['to'])}", pw.subject(),
-                     lambda: _send_email(cfg, email_message(pw, ch)), []))
+                     lambda: _send_email(cfg, email_message(pw, ch),
+                                         min(limits.request_seconds, http.collection.remaining())), []))
     if ch.webhook_url:
         url = ch.webhook_url
-        jobs.append(("weekly", "webhook", _where(url), pw.subject(),
-                     lambda: _post_json(url, webhook_payload(pw, "weekly", pw.critical_in_prod, ch.report_url)), []))
+        jobs.append(("weekly", "webhook", redact_url(url, keep_path=False), pw.subject(),
+                     lambda: _post_json(http, url, webhook_payload(pw, "weekly", pw.critical_in_prod, ch.report_url)),
+                     []))
     for channel in ("webhook", "pagerduty"):
         target = ch.webhook_url if channel == "webhook" else (ch.pagerduty_key and ch.pagerduty_url)
         if not target:
@@ -265,11 +305,12 @@ def deliver_week(con, reports: str | Path, week: str, policy: dict, *, now: date
         if not new:
             continue
         if channel == "webhook":
-            send = (lambda new=new, url=target: _post_json(url, webhook_payload(pw, "critical", new, ch.report_url)))
+            send = (lambda new=new, url=target: _post_json(http, url,
+                                                           webhook_payload(pw, "critical", new, ch.report_url)))
         else:
             send = (lambda new=new, url=target: _post_json(
-                url, pagerduty_event(pw, new, ch.pagerduty_key, now, ch.report_url)))
-        jobs.append(("critical", channel, _where(target), f"{len(new)} new CRITICAL in production", send,
+                http, url, pagerduty_event(pw, new, ch.pagerduty_key, now, ch.report_url)))
+        jobs.append(("critical", channel, redact_url(target, keep_path=False), f"{len(new)} new CRITICAL in production", send,
                      [f["finding_id"] for f in new]))
     done = []
     for kind, channel, target, subject, send, ids in jobs:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from ifc_scan.ingest.exceptions import (GO_SPACE, Entry, FileRejected, as_bytes, decode, read_exception_file,
-                                        yaml_lines)
+from ifc_scan.ingest.exceptions import (GO_SPACE, Entry, FileRejected, as_bytes, decode, first_yaml_document,
+                                        read_exception_file, yaml_lines)
 from ifc_scan.ingest.model import SEVERITIES, Rejected
 from ifc_scan.ingest.runner import TABLE_COLUMNS
 from ifc_scan.ingest.scan_files import read_scan_file
@@ -289,7 +289,7 @@ def _plain_spans(lines: list[str], e: Entry) -> range:
 def _yaml_spans(text: str, lines: list[str]) -> dict[int, range]:
     """1-based line of each list item -> the 0-based lines it takes (with its '-' line and comments)."""
     spans = {}
-    root = yaml.compose(text)
+    root = first_yaml_document(as_bytes(text))
     if not isinstance(root, yaml.MappingNode):
         return spans
     for _k, seq in root.value:

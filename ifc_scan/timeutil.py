@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 
+# re.ASCII everywhere a time is matched: without it \d takes any Unicode digit ('٢٠٢٦' Arabic-Indic,
+# '２０２６' fullwidth) and int() reads them, so a date no tool writes would be accepted as evidence.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?$", re.ASCII
 )
+_YMD = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})", re.ASCII)
 
 # Plausibility window for scan and CI times: anything outside is a bad date, not evidence.
 EARLIEST_PLAUSIBLE = datetime(2000, 1, 1)
@@ -70,12 +74,19 @@ def parse_date(value) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not _YMD.fullmatch(value):
         raise BadTimestamp(f"not a YYYY-MM-DD date: {value!r:.40}")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise BadTimestamp(f"impossible date {value!r}: {exc}") from None
+
+
+def strptime_ascii(value: str, fmt: str) -> datetime:
+    """datetime.strptime, ASCII only: strptime's patterns take any Unicode digit ('٠٢/Mar/٢٦')."""
+    if not value.isascii():
+        raise ValueError(f"{value!r:.40} is not ASCII text")
+    return datetime.strptime(value, fmt)
 
 
 def day_start(d: date) -> datetime:
@@ -91,7 +102,7 @@ def week_label(monday: date) -> str:
 
 def parse_week(label: str) -> date:
     """'2026-W10' or a partition key '2026-03-02' -> the Monday of that ISO week."""
-    m = re.fullmatch(r"(\d{4})-W(\d{2})", label)
+    m = _ISO_WEEK.fullmatch(label)
     if m:
         return date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
     d = date.fromisoformat(label)
@@ -103,3 +114,15 @@ def parse_week(label: str) -> date:
 def week_bounds(monday: date) -> tuple[datetime, datetime]:
     start = day_start(monday)
     return start, start + timedelta(days=7)
+
+
+def duration(hours) -> str:
+    """Hours as a reader counts them, the one duration format of every page and message: '18 h', '1 d 6 h',
+    '49 d' ('n/a' when there was nothing to measure)."""
+    if hours is None:
+        return "n/a"
+    if hours < 24:
+        h = round(float(hours), 1)
+        return f"{int(h)} h" if h == int(h) else f"{h:,.1f} h"
+    days, rest = divmod(round(hours), 24)
+    return f"{days:,} d" + (f" {rest} h" if rest else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 
@@ -40,8 +41,36 @@ EXPECTED = {
     "ci/github-actions/902/jobs.json": ("rejected", "belongs to run"),
     "ci/github-actions/903/logs/build/1_Build.txt": ("ingested", None),
     "notes/readme.txt": ("ignored", "not in a landing-zone folder"),
+    "trivy/bad/caf\\xe9.json": ("rejected", "file name is not valid UTF-8"),      # recorded under its escaped name
+    "trivy/bad/created-in-arabic-indic-digits.json": ("rejected", "CreatedAt is not a usable time"),
+    "ci/github-actions/905/logs.zip": ("rejected", "logs.zip!build/2_Bomb.txt: its header says"),
 }
-SIZES = {"huge": 200 * 1024 * 1024, "one_line_log": 1024 * 1024 * 1024}
+SIZES = {"huge": 200 * 1024 * 1024, "one_line_log": 1024 * 1024 * 1024, "zip_bomb": 64 * 1024 * 1024}
+BUILD_LINE = "2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done"
+
+
+def write_zip_bomb(path: Path, inflated: int, unit: bytes = b"\0", claim_inflated: int | None = None,
+                   claim_compressed: int | None = None) -> None:
+    """A logs.zip: build/1_Build.txt (one build event), then build/2_Bomb.txt, `inflated` bytes of `unit`
+    repeated, written 1 MB at a time so that the writer's memory stays small (deflate makes 1 GB of zeros
+    about 1 MB). claim_inflated: the central directory then lies that the bomb inflates to only that many
+    bytes, so that its header's ratio looks like a real log's (zipfile yields that many, then finds the
+    CRC wrong); claim_compressed: it lies that the bomb holds that many compressed bytes, to the same end."""
+    piece = unit * (1024 * 1024 // len(unit))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("build/1_Build.txt", BUILD_LINE + "\n")
+        with zf.open("build/2_Bomb.txt", "w") as fh:
+            for _ in range(inflated // len(piece)):
+                fh.write(piece)
+            fh.write(unit * (inflated % len(piece) // len(unit)))
+    if claim_inflated is not None or claim_compressed is not None:
+        data = bytearray(path.read_bytes())
+        entry = data.rindex(b"PK\x01\x02")          # the central directory entry of the last member, the bomb
+        assert data[entry + 46:entry + 62] == b"build/2_Bomb.txt"
+        for offset, claim in ((20, claim_compressed), (24, claim_inflated)):
+            if claim is not None:
+                struct.pack_into("<I", data, entry + offset, claim)
+        path.write_bytes(bytes(data))
 
 
 def _run(d: Path, run_id: int, jobs_run_id: int | None = None) -> None:
@@ -118,6 +147,12 @@ def write_bad_inputs(landing: Path, huge: bool = True) -> dict:
         fh.truncate(SIZES["one_line_log"])
         fh.seek(0, 2)
         fh.write(b"\n2026-03-02T10:04:00.0000000Z #7 writing image sha256:" + b"2" * 64 + b" done\n")
+    with open(os.fsencode(t) + b"/caf\xe9.json", "w") as fh:      # a Latin-1 name (a copy from Windows)
+        fh.write(json.dumps({**GOOD, "ArtifactName": "ghcr.io/bad/latin1-name:1"}))
+    arabic = "2026-03-02T02:00:00Z".translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    (t / "created-in-arabic-indic-digits.json").write_text(json.dumps({**GOOD, "CreatedAt": arabic}))
+    _run(ci / "905", 905)
+    write_zip_bomb(ci / "905" / "logs.zip", SIZES["zip_bomb"])
     (landing / "notes").mkdir(exist_ok=True)
     (landing / "notes" / "readme.txt").write_text("not evidence")
     return expected

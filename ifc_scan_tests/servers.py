@@ -1,5 +1,6 @@
 """Real servers for the end-to-end tests: `dagster dev` and a PostgreSQL cluster, both on 127.0.0.1,
-started in their own sessions with default signal handling and stopped by PID when the test ends."""
+started in their own sessions with default signal handling and stopped by PID when the test ends; and
+misbehaving HTTP and TCP servers (scripted answers, trickling bytes) for the collectors and delivery."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +169,201 @@ def postgres_server():
     finally:
         _stop(proc)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- misbehaving servers for the collectors and delivery (127.0.0.1 only) -----------------------------
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 (a local TLS server's), which the client under test is told to trust."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime as dt
+    import ipaddress
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+
+@dataclass
+class Reply:
+    """One answer of scripted_http. `trickle` sends the whole answer, status line included, one byte at a
+    time that many seconds apart (a server that never quite answers); `delay` waits before answering."""
+    status: int = 200
+    body: object = b""             # bytes, str, or anything json.dumps takes
+    headers: dict = field(default_factory=dict)
+    trickle: float = 0.0
+    delay: float = 0.0
+
+    def raw(self) -> bytes:
+        body = self.body if isinstance(self.body, bytes) else (
+            self.body.encode() if isinstance(self.body, str) else json.dumps(self.body).encode())
+        head = [f"HTTP/1.1 {self.status} Scripted", "Content-Type: application/json",
+                f"Content-Length: {len(body)}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in self.headers.items()]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str                      # with the query
+    query: dict
+    headers: dict
+    body: bytes
+
+
+@contextlib.contextmanager
+def scripted_http(answer, tls: tuple | None = None):
+    """An HTTP server on 127.0.0.1 answering every request with answer(Seen) -> Reply, recording each
+    request; with tls=(cert, key), HTTPS. Yields (base URL, list of Seen)."""
+    seen: list[Seen] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _any(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            req = Seen(self.command, self.path, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)),
+                       dict(self.headers), body)
+            seen.append(req)
+            reply = answer(req)
+            self.close_connection = True
+            time.sleep(reply.delay)
+            raw = reply.raw()
+            try:
+                if not reply.trickle:
+                    self.wfile.write(raw)
+                    return
+                for i in range(len(raw)):
+                    self.wfile.write(raw[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
+            except OSError:        # the client cut us off: what a deadline is for
+                pass
+
+        do_GET = do_POST = _any
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{srv.server_address[1]}", seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@contextlib.contextmanager
+def trickling_tcp(payload: bytes, every: float):
+    """A TCP server on 127.0.0.1 that sends `payload` to each connection one byte every `every` seconds
+    (an SMTP greeting that never ends). Yields the port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve_one(conn):
+        with conn:
+            for i in range(len(payload)):
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(payload[i:i + 1])
+                except OSError:
+                    return
+                time.sleep(every)
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def finishes_within(seconds: float, fn, *args, **kwargs):
+    """fn's result, or AssertionError when it has not returned within `seconds` (it is left running in
+    a daemon thread: a test must fail, not hang, when a deadline is missing)."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["result"] = fn(*args, **kwargs)
+        except BaseException as exc:     # handed to the test as it is
+            out["error"] = exc
+    t = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise AssertionError(f"still running after {seconds:g} s")
+    out["seconds"] = time.monotonic() - started
+    if "error" in out:
+        raise out["error"]
+    return out["result"], out["seconds"]
+
+
+@contextlib.contextmanager
+def connect_proxy():
+    """An HTTP proxy on 127.0.0.1 that only tunnels (CONNECT), recording each tunnel's target and its
+    Proxy-Authorization. Yields (proxy URL without credentials, list of (target, authorization))."""
+    tunnels: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_CONNECT(self):
+            tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+            host, port = self.path.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+                _pipe(self.connection, upstream)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", tunnels
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(a, selectors.EVENT_READ, b)
+    sel.register(b, selectors.EVENT_READ, a)
+    while True:
+        for key, _ev in sel.select(timeout=10):
+            data = key.fileobj.recv(65536)
+            if not data:
+                return
+            key.data.sendall(data)

@@ -59,7 +59,7 @@ def test_report_draws_every_chart_without_console_errors_and_prints(report, tmp_
     r = chromium(tmp_path, "--virtual-time-budget=15000", "--dump-dom", url)
     dom = r.stdout
     charts = re.findall(r'<div id="chart-(\w+)"', dom)
-    assert charts == ["open_trend", "mttr_trend", "coverage_trend", "severity_mix"]
+    assert charts == ["open_trend", "mttr_trend", "coverage_trend", "degree_trend", "flow_trend", "severity_mix"]
     assert dom.count('class="main-svg"') >= 2 * len(charts)   # plotly draws two SVG layers per chart
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console                            # no script error, no CSP violation
@@ -87,12 +87,19 @@ def test_headline_figures_and_counts_match_kpis_json_and_csvs(report):
     k = json.loads((report / "kpis.json").read_text())
     assert re.search(r'CRITICAL in production</div>\s*<div class="v">(\d+)', html).group(1) == \
         str(k["critical_in_prod"]["count"])
-    # the verdict at the top is the control table's: NOT COMPLIANT exactly when a control fails, naming each
+    # the verdict at the top is the control table's: NOT COMPLIANT exactly when a control fails; each failing
+    # control is named once, under the requirement that makes it fail, and links to its row
+    from ifc_scan.report.html import anchor
     failing = [c for c in k["controls"] if c["status"] == "fail"]
     verdict = re.search(r'<section id="verdict"[^>]*>\s*<h2>([^<]+)</h2>', html).group(1)
     assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}')
+    banner = html[html.index('<section id="verdict"'):html.index('<nav id="toc"')]
+    reqs = re.findall(r'<li id="req-.*?</li>', banner, re.S)
     for c in failing:
-        assert f'#controls">{c["framework"]} {c["id"]}</a>' in html
+        name = f'{c["framework"]} {c["id"]}'
+        link = f'href="#{anchor("ctl", name)}">{name}</a>'
+        assert any(link in r for r in reqs) and all(r.count(link) <= 1 for r in reqs), name
+        assert f'<tr id="{anchor("ctl", name)}">' in html
     assert f'{k["new_findings"]["total"]})</h3>' in html and f'{k["open_backlog"]["total"]} open)' in html
     with open(report / "findings.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -133,6 +140,20 @@ def test_a_typical_week_prints_on_at_most_6_a4_pages_with_its_chart_data(demo_we
     data = pdf.read_bytes()
     pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     assert 1 <= pages <= 6, pages
+    # no printed text under 9 pt: every font size (Tf, in CSS px) is 12 px or more, and the page is not shrunk to
+    # fit (Chromium draws CSS px at 300/96 = 3.125 device units each; a page wider than A4 gets a smaller factor)
+    import zlib
+    streams = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            streams.append(zlib.decompress(m.group(1)))
+        except zlib.error:
+            continue
+    sizes = [float(x) for t in streams for x in re.findall(rb"/F\d+ ([\d.]+) Tf", t)]
+    assert sizes and min(sizes) >= 12, sorted(set(sizes))[:5]
+    # each page: the y-flip to 300 dpi, then the page box's scale (the main content's)
+    content_scale = {float(x) for t in streams for x in re.findall(rb"-\.23999999 0 [\d.]+ cm\nq\n([\d.]+) 0 0 \1 ", t)}
+    assert content_scale == {3.125}, content_scale
     # landscape A4 (842 x 595 pt)
     box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", data)
     assert box and float(box.group(1)) > float(box.group(2))
@@ -166,6 +187,9 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week, repo
         html = (week / "report.html").read_text()
         failing = [c for c in k["controls"] if c["status"] == "fail"]
         verdict = re.search(r'<section id="verdict"[^>]*>\s*<h2>([^<]+)</h2>', html).group(1)
+        if k["freshness"]["no_new_evidence"]:        # D23: nothing received is its own verdict, said first
+            assert verdict.startswith(f'{k["week"]}: NO NEW EVIDENCE - no evidence received since'), week.name
+            continue
         assert verdict.startswith(f'{k["week"]}: {"NOT COMPLIANT" if failing else "COMPLIANT"}'), week.name
         if failing:
             assert f"{len(failing)} of {len(k['controls'])} controls fail" in verdict
@@ -178,10 +202,12 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week, repo
 
 
 def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
-    from ifc_scan.report.period import build_period, period_bounds, write_period
+    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.signing import load_or_create
     reports = demo_week.parent
-    pack = build_period(reports, *period_bounds("2026-10", "2026-11"), sample_size=3, seed=7)
-    out = write_period(reports, pack, verify=False)
+    key = load_or_create(tmp_path / "keys" / "k.pem")     # the demo weeks are not signed: the pack is
+    out, pack, _failed, _stamp = publish_period(reports, *period_bounds("2026-10", "2026-11"), signing_key=str(key.path),
+                                                verify=False, sample_size=3, seed=7)
     url = (out / "period.html").as_uri()
     r = chromium(tmp_path, "--virtual-time-budget=8000", "--dump-dom", url)
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
@@ -189,6 +215,20 @@ def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
     # one strip cell per week for every control, each titled with its week and status
     assert r.stdout.count('class="s s-') == len(pack.figures["controls"]) * len(pack.weeks) + \
         len(pack.figures["targets"]) * len(pack.weeks)
+    # readable in black and white: each cell carries its status as a symbol, not only a colour
+    symbol = {"pass": "✓", "fail": "✗", "partial": "◐", "nodata": "–"}
+    cells = re.findall(r'<td class="s s-(\w+)" title="[^"]*">([^<]*)</td>', r.stdout)
+    assert len(cells) == r.stdout.count('class="s s-') and all(symbol[c] == text for c, text in cells), cells[:5]
+    # tables as a reader writes dates and booleans (the demo's deploys and approvals have both)
+    shown = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|head)\b.*?</\1>", "", r.stdout, flags=re.S))
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown) and not re.search(r"<td>\s*(True|False)\s*</td>", r.stdout)
+    assert pack.populations["deploys"] and "<td>yes</td>" in r.stdout
     pdf = tmp_path / "period.pdf"
     chromium(tmp_path, "--virtual-time-budget=8000", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", url)
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    if shutil.which("pdftotext"):       # the symbols are printed as text (a font has them), not lost
+        import subprocess
+        first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert "✗" in first and "✓" in first and "1. Controls, week by week" in first
+        second = subprocess.run(["pdftotext", "-f", "2", "-l", "2", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert second.lstrip().startswith("UNVERIFIED PACK (--no-verify)")     # the stamp on every printed page

@@ -229,19 +229,21 @@ def test_a_broken_team_patterns_file_is_named_in_the_error(tmp_path, monkeypatch
 
 
 def test_a_zip_bomb_of_log_lines_is_read_up_to_the_runs_budget(tmp_path):
-    """A small logs.zip inflating to 24 MB of short lines: with an 8 MB budget the run
-    reads what fits, records its events, and says which log was not read."""
+    """A 2 MB logs.zip inflating to 24 MB of short lines (12:1, like a real log, so not refused as a
+    zip bomb): with an 8 MB budget the run reads what fits, records its events, and says which log was
+    not read."""
     d = tmp_path / "60"
     write_run(d, run_id=60, layout="none")
-    filler = b"2026-03-02T10:00:00.0000000Z .\n" * (24 * 1024 * 1024 // 31)
+    filler = b"".join(b"2026-03-02T10:00:00.%07dZ .\n" % i for i in range(24 * 1024 * 1024 // 31))
     with zipfile.ZipFile(d / "logs.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("0_build-and-scan.txt", BUILD_LOG)
         zf.writestr("1_deploy-production.txt", filler)
-    assert (d / "logs.zip").stat().st_size < 1024 * 1024
+    assert (d / "logs.zip").stat().st_size < 3 * 1024 * 1024
     res = read_run_folder(d, max_log_bytes=8 * 1024 * 1024)
     assert "build" in [e.kind for e in res.events]              # the first log, within the budget
     (reason,) = [r for f, r in res.errors if f == "logs.zip"]
     assert "exceed 8,388,608 bytes" in reason and "1_deploy-production.txt" in reason
+    assert "(25,165,800 bytes, more than the" in reason        # its header says it will not fit: not opened
     # the same with a budget of lines: 24 MB of 31-byte lines is 811,800 lines, over 100,000
     res = read_run_folder(d, max_log_lines=100_000)
     (reason,) = [r for f, r in res.errors if f == "logs.zip"]

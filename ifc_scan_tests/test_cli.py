@@ -11,15 +11,16 @@ def test_ingest_report_verify_tamper_and_revise(tmp_path, capsys):
     assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
     assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week", "2026-W09"]) == 0
     week = rep / "2026-W09"
-    assert sorted(p.name for p in week.iterdir()) == ["config_and_secrets.csv", "coverage.csv", "deploys.csv",
-                                                      "exceptions.csv", "findings.csv", "kpis.json", "manifest.json",
-                                                      "manifest.sig.json", "report.html", "tickets.csv"]
+    assert sorted(p.name for p in week.iterdir()) == ["attestation.dsse.json", "config_and_secrets.csv", "coverage.csv",
+                                                      "deploys.csv", "exceptions.csv", "findings.csv", "kpis.json",
+                                                      "manifest.json", "manifest.sig.json", "oscal", "report.html",
+                                                      "tickets.csv"]
     assert (rep / "index.html").is_file()
     capsys.readouterr()
     assert main(["verify", "--reports", str(rep), "--week", "2026-W09", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["verified"] is True and [c["name"] for c in doc["weeks"][0]["checks"]] == [
-        "signature", "outputs", "chain", "revision", "inputs", "recomputed"]
+        "signature", "outputs", "attestation", "chain", "revision", "published", "inputs", "recomputed"]
 
     # one byte changed in a published file is detected
     f = week / "findings.csv"
@@ -86,18 +87,30 @@ def test_kpis_json_is_identical_across_processes_and_hash_seeds(tmp_path):
     assert outs[0] == outs[1]
 
 
-def _rehash(folder, name, key=None):
-    """What a careful forger does after editing an output: update its hash in the manifest and, as an
-    insider holding the signing key, sign the manifest again."""
-    import hashlib
-
-    from ifc_scan.report.signing import load_or_create
-    m = json.loads((folder / "manifest.json").read_text())
-    m["outputs"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+def _resign(folder, m: dict, key=None):
+    """Write the manifest `m` into the week's folder and, as an insider holding the signing key, sign it (and
+    its attestation, ifc_scan/report/attestation.py) again and record it in the publication log, as a
+    publication would."""
+    from ifc_scan.report.attestation import envelope
+    from ifc_scan.report.publications import PublicationLog
+    from ifc_scan.report.signing import load_key
     data = (json.dumps(m, indent=1) + "\n").encode()
     (folder / "manifest.json").write_bytes(data)
     if key is not None:
-        (folder / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        signer = load_key(key)
+        (folder / "manifest.sig.json").write_bytes(signer.sign(data))
+        files = {"manifest.json": data, **{n: (folder / n).read_bytes() for n in m["outputs"]}}
+        (folder / "attestation.dsse.json").write_bytes(envelope(m, files, signer))
+        PublicationLog(folder.parent, signer).record_week(folder.name, m["revision"], data)
+    return data
+
+
+def _rehash(folder, name, key=None):
+    """What a careful forger does after editing an output: update its hash in the manifest and re-sign it."""
+    import hashlib
+    m = json.loads((folder / "manifest.json").read_text())
+    m["outputs"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    return _resign(folder, m, key)
 
 
 def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, monkeypatch):
@@ -108,7 +121,8 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     args = ["--landing", str(land), "--warehouse", str(wh)]
     assert main(["ingest", *args]) == 0
     for week in ("2026-W08", "2026-W09", "2026-W10"):
-        assert main(["report", *args, "--reports", str(rep), "--week", week, "--signing-key", str(key)]) == 0
+        assert main(["report", *args, "--reports", str(rep), "--week", week, "--signing-key", str(key)]
+                    + (["--new-key"] if week == "2026-W08" else [])) == 0
     pristine = tmp_path / "pristine"
     shutil.copytree(rep, pristine)
     # untouched weeks verify, also from another working directory with the reports folder given relatively
@@ -148,14 +162,11 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     attack(edit_html, "2026-W10", "manifest chain broken")
 
     def other_renderer():     # the page edited and the manifest made to name another renderer, re-signed
-        from ifc_scan.report.signing import load_or_create
         (w09 / "report.html").write_text((w09 / "report.html").read_text().replace("CRITICAL", "LOW", 1))
         _rehash(w09, "report.html", key)
         m = json.loads((w09 / "manifest.json").read_text())
         m["render"]["renderer"] = "0" * 64
-        data = (json.dumps(m, indent=1) + "\n").encode()
-        (w09 / "manifest.json").write_bytes(data)
-        (w09 / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        _resign(w09, m, key)
     attack(other_renderer, "2026-W09", "rendered by another release of ifc_scan")
 
     def swap_weeks():
@@ -165,12 +176,9 @@ def test_verify_detects_tampering_that_rewrites_the_manifest(tmp_path, capsys, m
     attack(swap_weeks, "2026-W09", "holds another week's files")
 
     def outside_input():      # an input path that leaves the landing zone (re-signed by an insider)
-        from ifc_scan.report.signing import load_or_create
         m = json.loads((rep / "2026-W08" / "manifest.json").read_text())
         m["inputs_added"][0]["path"] = "../../etc/passwd"
-        data = (json.dumps(m, indent=1) + "\n").encode()
-        (rep / "2026-W08" / "manifest.json").write_bytes(data)
-        (rep / "2026-W08" / "manifest.sig.json").write_bytes(load_or_create(key).sign(data))
+        _resign(rep / "2026-W08", m, key)
     attack(outside_input, "2026-W08", "outside the landing zone")
 
 
@@ -240,7 +248,11 @@ def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_p
     generate(land, weeks=3, seed=9, end=date(2026, 3, 9))
     args = ["--landing", str(land), "--warehouse", str(wh)]
     main(["ingest", *args])
-    main(["report", *args, "--reports", str(rep), "--week", "2026-W08", "--signing-key", str(key)])
+    # a configured key that does not exist is an error, never a silent new key
+    assert main(["report", *args, "--reports", str(rep), "--week", "2026-W08", "--signing-key", str(key)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not key.exists() and not rep.exists()
+    assert main(["report", *args, "--reports", str(rep), "--week", "2026-W08", "--signing-key", str(key),
+                 "--new-key"]) == 0
     assert key.is_file() and oct(key.stat().st_mode & 0o777) == "0o600" and not str(key).startswith(str(rep))
     pub = str(key.with_suffix(".pub.pem"))
     fp = load_or_create(key).fingerprint
@@ -272,8 +284,13 @@ def test_signed_manifests_resist_a_rewritten_chain_and_record_key_rotation(tmp_p
     assert "signature does not match" in capsys.readouterr().err
 
     # the next week signed with a new key: the rotation is in the signed manifest, both keys verify it
-    main(["report", *args, "--reports", str(tmp_path / "r2"), "--week", "2026-W08", "--signing-key", str(key)])
-    main(["report", *args, "--reports", str(tmp_path / "r2"), "--week", "2026-W09", "--signing-key", str(other)])
+    r2 = ["--reports", str(tmp_path / "r2")]
+    assert main(["report", *args, *r2, "--week", "2026-W08", "--signing-key", str(key)]) == 0
+    capsys.readouterr()
+    # another key is refused unless the rotation is asked for
+    assert main(["report", *args, *r2, "--week", "2026-W09", "--signing-key", str(other)]) == 2
+    assert "pass --rotate-key" in capsys.readouterr().err and not (tmp_path / "r2" / "2026-W09").exists()
+    assert main(["report", *args, *r2, "--week", "2026-W09", "--signing-key", str(other), "--rotate-key"]) == 0
     m9 = json.loads((tmp_path / "r2" / "2026-W09" / "manifest.json").read_text())
     assert m9["key_rotated_from"] == fp and m9["signing_key"]["fingerprint"] == forger.fingerprint
     capsys.readouterr()

@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+import time
 import urllib.parse
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,7 @@ import duckdb
 import pytest
 
 from ifc_scan.collect.github import collect
+from ifc_scan.collect.http import LOOPBACK_ENV
 from ifc_scan.ingest.runner import ingest
 
 TOKEN = "ghp_TESTTOKEN_do_not_leak_123"
@@ -143,6 +145,13 @@ def make_handler(fake: Fake, api_port_ref: dict):
                 return self.send(302, headers={"Location": f"{blob}/art-{art // 100}.zip?sig=SECRET"})
             return self.send(404)
     return H
+
+
+@pytest.fixture(autouse=True)
+def no_loopback_switch(monkeypatch):
+    """Without IFC_SCAN_ALLOW_LOOPBACK_HTTP: a plain-http 127.0.0.1 API base is the explicit configuration
+    that lets these tests speak plain http to loopback."""
+    monkeypatch.delenv(LOOPBACK_ENV, raising=False)
 
 
 @pytest.fixture
@@ -310,3 +319,300 @@ def test_a_log_member_that_cannot_be_read_costs_only_that_log(tmp_path):
     res = read_run_folder(d)
     assert [(e.kind, e.image_ref) for e in res.events] == [("build", "ghcr.io/acme/app:7")]
     assert [(f, "RuntimeError" in r) for f, r in res.errors] == [("logs.zip", True)]
+
+
+# ---- a hostile or broken server (issue 29): each attack is cut off, recorded, and the rest collected ----
+
+from datetime import datetime  # noqa: E402
+
+from ifc_scan.collect.http import Limits  # noqa: E402
+from ifc_scan_tests.servers import Reply, finishes_within, scripted_http  # noqa: E402
+
+NOW = datetime(2026, 3, 10, 12)
+
+
+def github_answer(runs, overrides=None, listing=None):
+    """GitHub's run shapes on one page (image-scan.yml; the other workflows have no run); `overrides` maps a
+    path ending ("/runs/2/logs") to a function Seen -> Reply; `listing` replaces the runs list answer."""
+    overrides = overrides or {}
+
+    def answer(req):
+        path = urllib.parse.urlsplit(req.path).path
+        for ending, fn in overrides.items():
+            if path.endswith(ending):
+                return fn(req)
+        if path.endswith("/workflows/image-scan.yml/runs"):
+            return listing(req) if listing else Reply(body={"total_count": len(runs), "workflow_runs": runs})
+        if "/workflows/" in path:
+            return Reply(body={"total_count": 0, "workflow_runs": []})
+        rid = path.split("/")[6]
+        rid = int(rid) if rid.isdigit() else 0
+        if path.endswith("/jobs"):
+            return Reply(body=jobs_obj(rid, 1))
+        if path.endswith("/logs"):
+            return Reply(body=zip_of({"build/1_Build.txt": f"2026-03-01T10:01:00.0000000Z #9 writing image {CFG} done"}))
+        if path.endswith("/artifacts"):
+            return Reply(body={"total_count": 0, "artifacts": []})
+        return Reply(404, {"message": "Not Found"})
+    return answer
+
+
+def landed(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["file", "ftp"])
+def test_a_redirect_to_another_scheme_is_refused_and_nothing_local_lands(tmp_path, monkeypatch, where):
+    """Run 1's log archive redirects to a local zip (file://) or to ftp:// with a password and a signed
+    query: refused (https only, also after a redirect), named without its secrets; run 2 collected."""
+    private = tmp_path / "private" / "evidence.zip"
+    private.parent.mkdir()
+    private.write_bytes(zip_of({"trivy-results-app.json": '{"LOCAL": "not evidence of this run"}'}))
+    location = {"file": private.as_uri(), "ftp": "ftp://mallory:PASSW0RD@127.0.0.1:1/x.zip?sig=SECRETSIG"}[where]
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    runs = [run_obj(1, 1), run_obj(2, 2)]
+    answer = github_answer(runs, {"/runs/1/logs": lambda req: Reply(302, headers={"Location": location})})
+    land, state, logs = tmp_path / "landing", tmp_path / "state.json", []
+    with scripted_http(answer) as (base, _seen):
+        s = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, log=logs.append, now=NOW)
+    runs_dir = land / "ci" / "github-actions"
+    assert sorted(p.name for p in runs_dir.iterdir()) == ["2"]
+    assert [f.split(":")[0] for f in s.failed] == ["run 1"] and "only https URLs are followed" in s.failed[0]
+    assert not any(private.read_bytes() in data or b"LOCAL" in data for data in landed(land).values())
+    said = json.dumps(s.as_dict()) + "".join(logs) + state.read_text()
+    assert "PASSW0RD" not in said and "SECRETSIG" not in said and "mallory" not in said
+    assert json.loads(state.read_text())["completed"] == [2]
+
+
+def test_a_download_link_to_another_scheme_is_a_bad_item_and_the_run_is_collected(tmp_path, monkeypatch):
+    """Run 1 lists an artifact whose archive_download_url is file:// (a local zip): that artifact is
+    named in collect-notes.json and skipped, nothing local lands, the run and its logs are collected."""
+    private = tmp_path / "private" / "evidence.zip"
+    private.parent.mkdir()
+    private.write_bytes(zip_of({"trivy-results-app.json": '{"LOCAL": "not evidence of this run"}'}))
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    arts = {"total_count": 1, "artifacts": [{"id": 100, "name": "trivy-results-app", "expired": False,
+                                             "archive_download_url": private.as_uri()}]}
+    land = tmp_path / "landing"
+    with scripted_http(github_answer([run_obj(1, 1)], {"/runs/1/artifacts": lambda req: Reply(body=arts)})) as (base, _s):
+        s = collect(REPO, land, tmp_path / "state.json", base_url=base, sleep=lambda _s: None, now=NOW)
+    run = land / "ci" / "github-actions" / "1"
+    assert s.collected == 1 and (run / "logs.zip").is_file() and not (run / "artifacts").exists()
+    notes = json.loads((run / "collect-notes.json").read_text())
+    assert notes["bad_items"] == [f"artifact 'trivy-results-app': download URL refused {private.as_uri()}: "
+                                  "only https URLs are followed"]
+    assert not any(b"LOCAL" in data for data in landed(land).values())
+
+
+@pytest.mark.parametrize("bad_id", ["../../../escape", "12abc", 2.5, True, -4, 2 ** 64])
+def test_a_run_whose_id_is_not_an_integer_is_skipped_and_the_rest_collected(tmp_path, monkeypatch, bad_id):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    runs = [run_obj(1, 1), {**run_obj(7, 2), "id": bad_id}, run_obj(3, 3)]
+    land, state = tmp_path / "landing", tmp_path / "state.json"
+    with scripted_http(github_answer(runs)) as (base, seen):
+        s = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW)
+    # by hand: runs 1 and 3 collected, the bad one named and skipped, the cursor saved (newest complete: 03-03)
+    assert sorted(p.name for p in (land / "ci" / "github-actions").iterdir()) == ["1", "3"]
+    assert (s.collected, len(s.bad_items)) == (2, 1) and "is not an integer in 1..2**63-1" in s.bad_items[0]
+    assert json.loads(state.read_text()) == {"completed": [1, 3], "in_progress": [], "since": "2026-03-03"}
+    assert not [r for r in seen if "escape" in r.path] and not list(tmp_path.rglob("escape*"))
+
+
+def test_a_run_dated_in_the_future_does_not_move_the_cursor_past_now(tmp_path, monkeypatch):
+    """A run created 9999-12-31 would make every later listing ask for runs created since 9999."""
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    runs = [run_obj(1, 1), {**run_obj(9, 2), "created_at": "9999-12-31T00:00:00Z"}, run_obj(2, 2)]
+    land, state = tmp_path / "landing", tmp_path / "state.json"
+    with scripted_http(github_answer(runs)) as (base, seen):
+        s = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW)
+        assert json.loads(state.read_text())["since"] == "2026-03-02"
+        assert [b.split(": ", 1)[0] for b in s.bad_items] == ["image-scan.yml"] and "after now" in s.bad_items[0]
+        runs.append(run_obj(6, 6))          # a later run: listed from 03-02, so collected
+        s = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW)
+        assert s.collected == 1 and (land / "ci" / "github-actions" / "6" / "run.json").is_file()
+        # a state file written before cursors were checked (since 9999-12-31): listed from the beginning
+        state.write_text(json.dumps({"completed": [1, 2], "in_progress": [], "since": "9999-12-31"}))
+        s = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW)
+        listed = [r.query for r in seen if r.path.split("?")[0].endswith("image-scan.yml/runs")]
+        assert "created" not in listed[-1] and s.collected == 1 and s.skipped_complete == 2
+        assert json.loads(state.read_text())["since"] == "2026-03-06"
+    assert not (land / "ci" / "github-actions" / "9").exists()
+
+
+@pytest.mark.parametrize("retry_after, waited", [("-1", 60.0), ("nan", 60.0), ("inf", 60.0), ("1e3", 60.0),
+                                                 ("99999999", 900.0), ("2", 2.0)])
+def test_retry_after_is_validated_and_capped(tmp_path, monkeypatch, retry_after, waited):
+    """By hand: delta-seconds are digits only; anything else waits the default 60 s; at most 900 s."""
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    asked = []
+
+    def listing(req):
+        asked.append(req.path)
+        if len(asked) == 1:
+            return Reply(429, {"message": "slow down"}, headers={"Retry-After": retry_after})
+        return Reply(body={"total_count": 1, "workflow_runs": [run_obj(1, 1)]})
+    waits = []
+
+    def sleep(seconds):       # as strict as time.sleep about its argument, without the wait
+        waits.append(seconds)
+        time.sleep(min(seconds, 0.0))
+    with scripted_http(github_answer([], listing=listing)) as (base, _seen):
+        s = collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base, sleep=sleep, now=NOW)
+    assert waits == [waited] and s.collected == 1 and s.waited_seconds == waited
+
+
+def test_a_next_link_back_to_the_same_page_stops_and_holds_the_cursor(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+
+    def listing(req):
+        here = f"http://{req.headers['Host']}{req.path}"
+        return Reply(body={"total_count": 2, "workflow_runs": [run_obj(1, 1), run_obj(2, 2)]},
+                     headers={"Link": f'<{here}>; rel="next"'})
+    state = tmp_path / "state.json"
+    with scripted_http(github_answer([], listing=listing)) as (base, seen):
+        s, _secs = finishes_within(20, collect, REPO, tmp_path / "landing", state, base_url=base,
+                                   sleep=lambda _s: None, now=NOW)
+    # one page read once; its runs collected; the listing named as incomplete, so the cursor stays
+    assert sum(1 for r in seen if "image-scan.yml/runs" in r.path) == 1 and s.collected == 2
+    assert s.incomplete == [f"image-scan.yml: Link: next of {base}/repos/{REPO}/actions/workflows/image-scan.yml/runs?… "
+                            "points back to a page already read"]
+    assert json.loads(state.read_text()) == {"completed": [1, 2], "in_progress": [], "since": None}
+
+
+def test_endless_pages_stop_at_the_page_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+
+    def listing(req):              # page n links to page n + 1, for ever, each with a new run
+        n = int(req.query.get("page", "1"))
+        nxt = urllib.parse.urlencode({**req.query, "page": str(n + 1)})
+        return Reply(body={"total_count": 10 ** 6, "workflow_runs": [run_obj(n, 1)]},
+                     headers={"Link": f'<http://{req.headers["Host"]}{req.path.split("?")[0]}?{nxt}>; rel="next"'})
+    with scripted_http(github_answer([], listing=listing)) as (base, _seen):
+        s, _secs = finishes_within(20, collect, REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base,
+                                   sleep=lambda _s: None, now=NOW, limits=Limits(max_pages=3))
+    assert (s.runs_listed, s.collected) == (3, 3) and "page budget of 3 pages" in s.incomplete[0]
+
+
+@pytest.mark.parametrize("what, limits", [("jobs", Limits(answer_seconds=1.0)), ("logs", Limits(request_seconds=1.0))])
+def test_a_trickling_server_is_cut_off_at_the_request_deadline(tmp_path, monkeypatch, what, limits):
+    """Run 2's jobs answer (an API answer) or log archive (a download) comes one byte every 0.2 s (a
+    minute and more in all, each read well within any per-read timeout): cut off at the 1 s total
+    deadline; runs 1 and 3 collected, the cursor saved."""
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    runs = [run_obj(1, 1), run_obj(2, 2), run_obj(3, 3)]
+    body = {"jobs": json.dumps(jobs_obj(2, 2)).encode(), "logs": zip_of({"build/1_Build.txt": "x" * 400})}[what]
+    slow = {f"/runs/2/{what}": lambda req: Reply(body=body, trickle=0.2)}
+    state = tmp_path / "state.json"
+    with scripted_http(github_answer(runs, slow)) as (base, _seen):
+        s, secs = finishes_within(20, collect, REPO, tmp_path / "landing", state, base_url=base,
+                                  sleep=lambda _s: None, now=NOW, limits=limits)
+    assert secs < 10, secs
+    assert s.collected == 2 and len(s.failed) == 1 and s.failed[0].startswith("run 2: ")
+    assert "cut off after 1 s (total deadline)" in s.failed[0]
+    assert json.loads(state.read_text()) == {"completed": [1, 3], "in_progress": [2], "since": "2026-03-02"}
+
+
+def test_the_collection_stops_at_its_deadline_and_saves_what_it_has(tmp_path, monkeypatch):
+    """Every jobs answer takes 0.4 s; 20 runs (8 s and more); the collection may take 1.5 s: it stops
+    there, keeps the runs collected, holds the cursor; the next collection (no deadline) collects the rest."""
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    runs = [run_obj(i, 1) for i in range(1, 21)]
+    slow = {"/jobs": lambda req: Reply(body=jobs_obj(int(req.path.split("/")[6]), 1), delay=0.4)}
+    land, state = tmp_path / "landing", tmp_path / "state.json"
+    with scripted_http(github_answer(runs, slow)) as (base, _seen):
+        s, secs = finishes_within(20, collect, REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW,
+                                  limits=Limits(request_seconds=5, collection_seconds=1.5))
+        assert secs < 6, secs
+        assert 1 <= s.collected < 20 and s.incomplete and s.incomplete[0].startswith("collection stopped: ")
+        saved = json.loads(state.read_text())
+        assert len(saved["completed"]) == s.collected and saved["since"] is None
+        assert sorted(int(p.name) for p in (land / "ci" / "github-actions").iterdir()) == saved["completed"]
+        again = collect(REPO, land, state, base_url=base, sleep=lambda _s: None, now=NOW)
+    assert again.collected == 20 - s.collected and json.loads(state.read_text())["since"] == "2026-03-01"
+
+
+def test_plain_http_only_to_loopback_and_only_when_configured(tmp_path, monkeypatch):
+    """Without the switch, a client configured for https refuses a redirect to http://127.0.0.1 (a local
+    service is not evidence); one configured with a plain-http loopback base (a test server) follows it;
+    plain http to any other host is refused either way."""
+    from ifc_scan.collect.github import CollectError
+    from ifc_scan.collect.http import HttpClient, UnsafeURL
+    production = HttpClient(configured_urls=["https://api.github.com"])
+    with pytest.raises(UnsafeURL, match=r"refused http://127.0.0.1:8080/admin\?…: plain http"):
+        production.check("http://127.0.0.1:8080/admin?x=1")
+    assert HttpClient(configured_urls=["http://127.0.0.1:9"]).check("http://localhost:8080/blob").port == 8080
+    with pytest.raises(UnsafeURL, match="refused http://10.0.0.1/x: only https"):
+        HttpClient(configured_urls=["http://127.0.0.1:9"]).check("http://10.0.0.1/x")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+
+    def elsewhere(req):          # another loopback origin than the API's, as a test server's blob host
+        port = req.headers["Host"].rsplit(":", 1)[1]
+        return Reply(302, headers={"Location": f"http://localhost:{port}/blob/logs-1.zip"})
+    with scripted_http(github_answer([run_obj(1, 1)], {"/runs/1/logs": elsewhere,
+                                                       "/blob/logs-1.zip": lambda req: Reply(body=zip_of({"a.txt": "x"}))})) \
+            as (base, seen):
+        s = collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url=base, sleep=lambda _s: None, now=NOW)
+    assert s.collected == 1 and [r.path for r in seen if "/blob/" in r.path] == ["/blob/logs-1.zip"]
+    with pytest.raises(CollectError, match="refused http://api.example.test: only https"):
+        collect(REPO, tmp_path / "landing", tmp_path / "state.json", base_url="http://api.example.test", now=NOW)
+
+
+def test_the_documented_limits_and_clock_skew():
+    """RELIABILITY.md names these defaults; by hand: 10 minutes of skew past NOW (12:00) is 12:10:00."""
+    from ifc_scan.collect.github import BadItem, valid_time
+    from ifc_scan.deliver import DELIVERY_LIMITS
+    d = Limits()
+    assert (d.request_seconds, d.answer_seconds, d.collection_seconds, d.max_pages, d.max_wait) == (
+        600, 60, 3 * 3600, 1000, 900)
+    assert (DELIVERY_LIMITS.request_seconds, DELIVERY_LIMITS.collection_seconds) == (30, 600)
+    assert valid_time("2026-03-10T12:10:00Z", "run 1 created_at", NOW) == datetime(2026, 3, 10, 12, 10)
+    with pytest.raises(BadItem, match="run 1 created_at: dated '2026-03-10T12:10:01Z', after now"):
+        valid_time("2026-03-10T12:10:01Z", "run 1 created_at", NOW)
+
+
+
+def test_the_environment_sets_the_deadlines_of_a_cli_collection(tmp_path, monkeypatch, capsys):
+    """IFC_SCAN_HTTP_SECONDS=1: `ifc-scan collect tickets` against a server trickling its answer exits 1
+    within seconds, naming the cut-off; a value that is not a positive number is refused by name."""
+    from ifc_scan.cli import main
+    argv = ["collect", "tickets", "--repo", REPO, "--landing", str(tmp_path / "l"), "--state", str(tmp_path / "s.json")]
+    with scripted_http(lambda req: Reply(body=[], trickle=0.2)) as (base, _seen):
+        monkeypatch.setenv("IFC_SCAN_HTTP_SECONDS", "1")
+        rc, secs = finishes_within(20, main, argv + ["--base-url", base])
+        err = capsys.readouterr().err
+        assert rc == 1 and secs < 10 and "cut off after 1 s (total deadline)" in err
+        monkeypatch.setenv("IFC_SCAN_HTTP_SECONDS", "nan")
+        assert main(argv + ["--base-url", base]) == 1
+    assert "IFC_SCAN_HTTP_SECONDS='nan': give a positive number of seconds" in capsys.readouterr().err
+
+
+def _bomb_zip(name: str, megabytes: int) -> bytes:
+    """A zip whose one member inflates to `megabytes` MB of zeros (about 1,000:1), written as a stream."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(name, "w", force_zip64=True) as member:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(megabytes):
+            member.write(chunk)
+    return buf.getvalue()
+
+
+def test_the_collector_refuses_a_zip_bomb_in_an_artifact_and_in_logs_zip_within_seconds(tmp_path):
+    """An artifact zip of ~200 KB whose trivy-results.json inflates to 200 MB, and a logs.zip likewise:
+    the artifact member is refused by its headers (not extracted, named with the figures) beside a good
+    member that is extracted; the log archive's problem is noted (the ingest refuses that member again)."""
+    from ifc_scan.collect.github import check_log_archive, safe_extract_json
+    bomb = _bomb_zip("trivy-results.json", 200)
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.json", json.dumps({"SchemaVersion": 2, "Results": []}))
+    with zipfile.ZipFile(io.BytesIO(bomb)) as zf:
+        assert zf.infolist()[0].file_size == 200 << 20
+    started = time.monotonic()
+    written, refused = safe_extract_json(bomb, tmp_path / "a")
+    assert written == [] and "zip bomb" in refused[0] and "trivy-results.json" in refused[0]
+    assert not (tmp_path / "a" / "trivy-results.json").exists()
+    problem = check_log_archive(_bomb_zip("build/1_Build.txt", 200))
+    assert problem and "zip bomb" in problem and "build/1_Build.txt" in problem
+    assert time.monotonic() - started < 10
+    written, refused = safe_extract_json(good.getvalue(), tmp_path / "b")
+    assert written == ["good.json"] and refused == []

@@ -67,13 +67,13 @@ def demo(tmp_path_factory):
     return root, settings
 
 
-def _range_run(settings, start, end, policy_file=None):
+def _range_run(settings, start, end, policy_file=None, instance=None):
     if policy_file:
         settings = IfcScanSettings(**{**settings.__dict__, "policy": str(policy_file)})
     d = dg.Definitions(assets=[weekly_kpis, weekly_report], asset_checks=[weekly_targets], jobs=[weekly_job],
                        resources=resources_for(settings))
     return d.resolve_job_def("weekly_job").execute_in_process(
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
+        instance=instance, tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
 
 
 def _per_partition(result, asset):
@@ -107,9 +107,10 @@ def test_range_run_gives_each_partition_its_own_figures_and_checks(demo):
     for key in weeks:
         k = kp[key]
         zc = by[(key, "zero_critical_in_production")]
-        assert zc.passed == (k["critical_in_prod"]["count"] == 0)
+        # a 0 read from a stale scan is not a pass (D23)
+        assert zc.passed == (k["critical_in_prod"]["count"] == 0 and k["freshness"]["stale"] == 0)
         nc = by[(key, "nightly_coverage")]
-        assert nc.passed == (k["coverage"]["nightly"]["pct"] in (None, 100.0))
+        assert nc.passed == (k["coverage"]["nightly"]["pct"] == 100.0)     # no data is not a pass
         assert nc.metadata["offending_items"].value == k["coverage"]["nightly"]["gaps"]
         overdue = sum(k["sla"][s]["open_overdue"] or 0 for s in k["sla"])
         od = by[(key, "no_open_overdue")]
@@ -118,6 +119,52 @@ def test_range_run_gives_each_partition_its_own_figures_and_checks(demo):
             assert {"finding", "lineage", "due_at"} <= set(od.metadata["offending_items"].value[0])
         ctl = by[(key, "every_control_passes")]
         assert ctl.passed == all(c["status"] != "fail" for c in k["controls"])
+
+
+def test_each_checks_partitions_view_shows_every_week_passed_or_failed(demo):
+    """The Partitions view of a check reads the check's state per partition: an evaluation counts only when
+    it names the partition's materialization it judged. Without that every week showed "Missing"."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionResolvedStatus as Status
+    from dagster._core.storage.asset_check_state import AssetCheckState, bulk_update_asset_check_state
+
+    from ifc_scan.defs.resources import weekly_partitions
+    root, settings = demo
+    instance = dg.DagsterInstance.ephemeral()
+    r = _range_run(settings, "2026-02-16", "2026-03-02", instance=instance)
+    weeks = ["2026-02-16", "2026-02-23", "2026-03-02"]
+    by = {(e.partition, e.check_name): e.passed for e in r.get_asset_check_evaluations()}
+    keys = [(dg.AssetCheckKey(dg.AssetKey("weekly_kpis"), name), weekly_partitions) for name in CHECKS]
+    states = bulk_update_asset_check_state(instance, keys, {k: AssetCheckState.empty() for k, _ in keys})
+    for check_key, _ in keys:
+        subsets = states[check_key].subsets
+        passed = set(subsets[Status.SUCCEEDED].subset_value.get_partition_keys())
+        failed = set(subsets[Status.FAILED].subset_value.get_partition_keys())
+        assert passed | failed == set(weeks), check_key.name          # none Missing
+        assert passed == {w for w in weeks if by[(w, check_key.name)]}, check_key.name
+    assert any(not p for p in by.values())          # the demo has failing weeks
+    # the run is green (checks do not block publishing) but its log names what failed
+    logs = [e.user_message for e in instance.all_logs(r.run_id) if e.user_message]
+    warning = next(m for m in logs if "check(s) did not pass" in m)
+    assert f"{sum(1 for p in by.values() if not p)} check(s) did not pass" in warning
+
+
+def test_a_week_without_builds_is_no_data_not_a_pass_and_a_failure_is_an_error(tmp_path):
+    from ifc_scan.defs.weekly import judge_checks
+    from ifc_scan.kpis.targets import Targets
+    from ifc_scan.policy import load_policy
+    from ifc_scan_tests.scenario import Scenario, vuln
+    sc = Scenario(tmp_path)
+    for day in (2, 3, 5, 6, 7, 8):          # registry scans only (no CI build), no scan on Wed 03-04
+        sc.registry_scan("A", datetime(2026, 3, day, 2), [vuln("CVE-1", "zlib", "LOW")])
+    k = sc.kpis(date(2026, 3, 2))
+    assert k["coverage"]["build_gate"]["builds"] == 0
+    checks = judge_checks(sc.result.view, sc.result.populations["findings"], Targets.from_policy(load_policy()))
+    gate = checks["build_gate_coverage"]
+    assert (gate["passed"], gate["status"], gate["severity"]) == (False, "no data", dg.AssetCheckSeverity.WARN)
+    night = checks["nightly_coverage"]                          # 6 of 7 nights: a failure, shown as an error
+    assert (night["passed"], night["status"], night["severity"]) == (False, "not met", dg.AssetCheckSeverity.ERROR)
+    assert checks["mttr_critical"]["passed"] and checks["mttr_critical"]["status"] == "no data"   # no fix: nothing to judge
+    assert checks["evidence_current"]["passed"]                # newest scan Sun 02:00, 22 h before T
 
 
 def test_a_policy_target_edit_changes_the_check_and_the_control(demo, tmp_path):
@@ -240,3 +287,21 @@ def test_backfill_of_older_weeks_targets_only_those_weeks_on_any_date():
             all_partitions=False)
         for key in ("weekly_kpis", "weekly_report"):
             assert sorted(plan.target_subset.get_partitions_subset(dg.AssetKey(key)).get_partition_keys()) == asked, key
+
+
+def test_a_week_without_evidence_fails_evidence_current_and_says_since_when(tmp_path):
+    from ifc_scan.defs.weekly import judge_checks, week_metadata
+    from ifc_scan.kpis.targets import Targets
+    from ifc_scan.policy import load_policy
+    from ifc_scan_tests.scenario import Scenario, vuln
+    sc = Scenario(tmp_path)
+    sc.registry_scan("A", datetime(2026, 2, 27, 2), [vuln("CVE-1", "zlib", "LOW")])    # W09; nothing in W10
+    sc.kpis(date(2026, 3, 2))
+    checks = judge_checks(sc.result.view, sc.result.populations["findings"], Targets.from_policy(load_policy()))
+    ev = checks["evidence_current"]
+    assert (ev["passed"], ev["status"], ev["severity"]) == (False, "not met", dg.AssetCheckSeverity.ERROR)
+    assert ev["value"] == "no evidence received since 2026-02-27 02:00Z, check the collectors"
+    meta = week_metadata(sc.result, "computed")
+    assert meta["verdict"] == "NO NEW EVIDENCE" and meta["evidence"] == ev["value"]
+    # the image's one scan is 238 h old at T (Fri 02-27 02:00 -> Mon 03-09 00:00)
+    assert meta["stale_images"].value == ["ghcr.io/acme/api"]

@@ -4,7 +4,7 @@ Events v2) and can fail on demand. Nothing leaves 127.0.0.1."""
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
 import email
 import json
 import ssl
@@ -18,34 +18,11 @@ from ifc_scan.deliver import deliver_week
 from ifc_scan.policy import load_policy
 from ifc_scan.warehouse.db import connect
 from ifc_scan_tests.scenario import Scenario, vuln
-from ifc_scan_tests.servers import free_port
+from ifc_scan_tests.servers import free_port, self_signed
 
 PASSWORD = "smtp-secret-do-not-log-789"
 WEBHOOK_SECRET_PATH = "/services/T000/B000/XXXXsecretXXXX"
 ROUTING_KEY = "R0UTINGKEY0000000000000000000000"
-
-
-def self_signed(tmp_path):
-    """A certificate for 127.0.0.1 (the server's), which the client is told to trust via IFC_SCAN_SMTP_CA_FILE."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @pytest.fixture
@@ -257,3 +234,88 @@ def test_the_delivery_job_fails_when_a_delivery_failed_after_its_retries(tmp_pat
     with connect(tmp_path / "w.duckdb", read_only=True) as con:
         assert con.execute("SELECT channel, result, attempts FROM deliveries ORDER BY kind DESC").fetchall() == [
             ("webhook", "failed", 3), ("webhook", "failed", 3)]
+
+
+# ---- secrets and deadlines against misbehaving servers (issue 29) ------------------------------------
+
+HOOK_USER, HOOK_PASSWORD, HOOK_PATH_SECRET, HOOK_QUERY_TOKEN = "hookuser", "hook-pw-Zq81", "XXpathSECRETxx", "qtok-77"
+
+
+def test_a_webhook_url_with_a_password_and_a_token_leaks_into_no_output(tmp_path, monkeypatch, capsys):
+    """The webhook URL carries userinfo, a secret path and a query token. `ifc-scan deliver` sends to it
+    (the password as Basic authentication), fails on a 500, then on a closed port, then succeeds; the
+    secrets are in no log line, printed line, deliveries row, nor in the warehouse file's bytes."""
+    from ifc_scan.cli import main
+    from ifc_scan_tests.servers import Reply, scripted_http
+    reports = published(tmp_path)
+    db = tmp_path / "w.duckdb"
+    codes = [500] * 6 + [200] * 2
+    with scripted_http(lambda req: Reply(codes.pop(0), b"ok")) as (base, seen):
+        port = base.rsplit(":", 1)[1]
+        url = f"http://{HOOK_USER}:{HOOK_PASSWORD}@127.0.0.1:{port}/services/T1/B1/{HOOK_PATH_SECRET}?token={HOOK_QUERY_TOKEN}"
+        for var in ("IFC_SCAN_SMTP_HOST", "IFC_SCAN_PAGERDUTY_ROUTING_KEY", "IFC_SCAN_POLICY"):
+            monkeypatch.delenv(var, raising=False)
+            monkeypatch.setattr("ifc_scan.deliver.time.sleep", lambda _s: None)
+        monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", url)
+        argv = ["deliver", "--week", "2026-W10", "--reports", str(reports), "--warehouse", str(db), "--force"]
+        assert main(argv) == 1                       # 500 three times, for the weekly message and the alert
+        monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", url.replace(f":{port}/", ":1/"))   # nothing listens on port 1
+        assert main(argv) == 1
+        monkeypatch.setenv("IFC_SCAN_WEBHOOK_URL", url)
+        assert main(argv) == 0
+    expected_auth = "Basic " + base64.b64encode(f"{HOOK_USER}:{HOOK_PASSWORD}".encode()).decode()
+    assert len(seen) == 8 and all(r.headers["Authorization"] == expected_auth for r in seen)
+    assert seen[0].path == f"/services/T1/B1/{HOOK_PATH_SECRET}?token={HOOK_QUERY_TOKEN}"
+    out = capsys.readouterr()
+    with connect(db, read_only=True) as con:
+        rows = con.execute("SELECT * FROM deliveries ORDER BY sent_at, result").fetchall()
+    assert [(r[3], r[8]) for r in rows].count(("webhook", "failed")) == 4 and len(rows) == 6
+    assert {r[4] for r in rows} == {f"http://127.0.0.1:{port}", "http://127.0.0.1:1"}
+    assert any("Connection refused" in str(r[9]) for r in rows)        # the reason is kept, without secrets
+    everything = out.out + out.err + repr(rows)
+    for secret in (HOOK_PASSWORD, HOOK_USER, HOOK_PATH_SECRET, HOOK_QUERY_TOKEN):
+        assert secret not in everything, secret
+        assert secret.encode() not in db.read_bytes(), secret
+
+
+def test_a_trickling_webhook_is_cut_off_at_the_deadline(tmp_path):
+    """The webhook answers one byte every 0.2 s: each attempt is cut off at 1 s, three attempts, recorded
+    failed; deliver returns in seconds, not the minutes the trickle would take."""
+    from ifc_scan.collect.http import Limits
+    from ifc_scan_tests.servers import Reply, finishes_within, scripted_http
+    reports = published(tmp_path)
+    with scripted_http(lambda req: Reply(200, b"ok" * 200, trickle=0.2)) as (base, seen):
+        env = {"IFC_SCAN_WEBHOOK_URL": base + WEBHOOK_SECRET_PATH}
+        with connect(tmp_path / "w.duckdb") as con:
+            done, secs = finishes_within(30, deliver_week, con, reports, "2026-W10", load_policy(), now=NOW, env=env,
+                                         sleep=lambda _s: None, limits=Limits(request_seconds=1.0))
+    assert secs < 15, secs
+    assert [(d["kind"], d["result"], d["attempts"]) for d in done] == [("weekly", "failed", 3), ("critical", "failed", 3)]
+    assert done[0]["detail"] == f"{base} unreachable: {base}: cut off after 1 s (total deadline)"
+    assert len(seen) == 6
+
+
+def test_a_trickling_smtp_server_is_cut_off_at_the_deadline(tmp_path):
+    """An SMTP server whose greeting never ends (one byte every 0.1 s): each attempt cut off at 1 s."""
+    from ifc_scan.collect.http import Limits
+    from ifc_scan_tests.servers import finishes_within, trickling_tcp
+    reports = published(tmp_path)
+    with trickling_tcp(b"220-" + b"x" * 5000 + b"\r\n", every=0.1) as port:
+        env = {"IFC_SCAN_SMTP_HOST": "127.0.0.1", "IFC_SCAN_SMTP_PORT": str(port), "IFC_SCAN_SMTP_USER": "ifc-scan",
+               "IFC_SCAN_SMTP_PASSWORD": PASSWORD, "IFC_SCAN_SMTP_TO": "security@acme.test"}
+        with connect(tmp_path / "w.duckdb") as con:
+            done, secs = finishes_within(30, deliver_week, con, reports, "2026-W10", load_policy(), now=NOW, env=env,
+                                         sleep=lambda _s: None, limits=Limits(request_seconds=1.0))
+    assert secs < 15, secs
+    assert [(d["channel"], d["result"], d["attempts"]) for d in done] == [("email", "failed", 3)]
+    assert done[0]["detail"] == f"SMTP 127.0.0.1:{port}: cut off after 1 s (total deadline)"
+
+
+def test_the_smtp_password_is_never_sent_without_starttls_off_this_machine(tmp_path):
+    reports = published(tmp_path)
+    env = {"IFC_SCAN_SMTP_HOST": "smtp.acme.test", "IFC_SCAN_SMTP_STARTTLS": "false", "IFC_SCAN_SMTP_USER": "ifc-scan",
+           "IFC_SCAN_SMTP_PASSWORD": PASSWORD, "IFC_SCAN_SMTP_TO": "security@acme.test"}
+    with connect(tmp_path / "w.duckdb") as con:
+        (done,) = deliver_week(con, reports, "2026-W10", load_policy(), now=NOW, env=env, sleep=lambda _s: None)
+    assert (done["result"], done["detail"]) == ("failed", "SMTP smtp.acme.test:587: not sent, the password would cross "
+                                                          "the network unencrypted (STARTTLS is off)")

@@ -716,3 +716,50 @@ def test_a_record_from_before_signatures_were_checked_counts_no_trailer(tmp_path
     assert e["evidence"].endswith("Sam: asserted, not verified (commit not signed)")
     collect_git_history(repo, [FileSpec(".trivyignore", "_global")], sc.landing, tmp_path / "state.json")
     assert by_id(sc.kpis(date(2026, 2, 2)))["CVE-2026-1000"]["missing_roles"] == "engineering-lead"
+
+
+def test_a_commit_sha_that_is_a_path_or_a_future_date_is_refused_and_the_rest_collected(tmp_path, monkeypatch):
+    """The API lists five commits of .trivyignore: one whose `sha` is '../../../../escaped' (used as a
+    file name it would write outside the landing zone), one dated 9999, one whose `commit` is not an
+    object (so it has no date), one whose content is a download link to a local file (file://), and a
+    good one."""
+    from ifc_scan.collect.exception_history import FileSpec
+    from ifc_scan_tests.servers import Reply, scripted_http
+    good, future, garbled, evil = sha_of("good"), sha_of("future"), sha_of("garbled"), "../../../../escaped"
+    local, private = sha_of("local"), tmp_path / "private.txt"
+    private.write_text("CVE-LOCAL-FILE exp:2099-01-01\n")
+    listed = [FakeGitHub.commit(evil, "2026-02-03T10:00:00Z", "mallory", "escape", L2000),
+              FakeGitHub.commit(local, "2026-02-02T12:00:00Z", "mallory", "big file", L2000),
+              FakeGitHub.commit(future, "9999-12-31T00:00:00Z", "mallory", "from the future", L2000),
+              {**FakeGitHub.commit(garbled, "2026-02-02T10:00:00Z", "mallory", "x", L2000), "commit": "garbled"},
+              FakeGitHub.commit(good, "2026-02-01T10:00:00Z", "dev", "Accept CVE-2026-1000", L1000)]
+
+    def answer(req):
+        path = urllib.parse.urlsplit(req.path).path
+        if path == f"/repos/{REPO}/commits":
+            return Reply(body=[{k: v for k, v in c.items() if k != "_content"} for c in listed])
+        if path.endswith("/pulls"):
+            return Reply(body=[])
+        if "/contents/" in path and req.query.get("ref") == local:     # over 1 MB: a download link instead
+            return Reply(body={"type": "file", "encoding": "none", "content": "", "download_url": private.as_uri()})
+        if "/contents/" in path:
+            text = L1000 if req.query.get("ref") == good else L2000
+            return Reply(body={"type": "file", "encoding": "base64", "content": base64.b64encode(text.encode()).decode()})
+        return Reply(404, {"message": "Not Found"})
+    monkeypatch.setenv("GH_TEST_TOKEN", TOKEN)
+    landing, state = tmp_path / "a" / "landing", tmp_path / "state" / "exception-history.json"
+    with scripted_http(answer) as (base, _seen):
+        s = collect_github_history(REPO, [FileSpec(".trivyignore", "_global")], landing, state, base_url=base,
+                                   token_env="GH_TEST_TOKEN", sleep=lambda _s: None)
+    assert not list(tmp_path.rglob("escaped*"))
+    assert s.bad_items[0] == ".trivyignore: a listed commit: sha '../../../../escaped' is not 40 hexadecimal digits"
+    # the listing's bad sha first, then the changes from the listing's end (its oldest) up: garbled,
+    # future, local
+    assert len(s.bad_items) == 4 and s.bad_items[1] == f"commit {garbled[:12]} date: no time given"
+    assert f"commit {future[:12]} date: dated '9999-12-31T00:00:00Z', after now" in s.bad_items[2]
+    assert s.bad_items[3] == (f".trivyignore at {local[:12]}: download URL refused {private.as_uri()}: "
+                              "only https URLs are followed")
+    assert not any(b"CVE-LOCAL-FILE" in p.read_bytes() for p in landing.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*") if p.is_file()) == [
+        f"approvals/_global/2026-02-01/{good}.json", "exceptions/_global/2026-02-01/.trivyignore"]
+    assert json.loads(state.read_text())["files"][f"github:{REPO}:main:.trivyignore"]["history"] == [good]

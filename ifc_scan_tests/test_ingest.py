@@ -1,4 +1,5 @@
 import json
+import os
 from datetime import datetime
 
 import duckdb
@@ -456,4 +457,98 @@ def test_a_report_rewritten_while_ingest_reads_it_is_stored_only_as_the_bytes_ha
     assert con.execute("SELECT DISTINCT vulnerability_id FROM scan_vulnerabilities ORDER BY 1").fetchall() == [
         ("CVE-FIRST",), ("CVE-NEW-LONGER",)]
     assert con.execute("SELECT status FROM source_files WHERE sha256 = ?", (sha,)).fetchall() == [("ingested",)]
+    con.close()
+
+
+# Unicode digits Python's int(), re's \d and strptime read as 0-9, though no scanner, runner or export writes them
+OTHER_DIGITS = {"arabic-indic": "٠١٢٣٤٥٦٧٨٩", "extended-arabic-indic": "۰۱۲۳۴۵۶۷۸۹", "devanagari": "०१२३४५६७८९",
+                "fullwidth": "０１２３４５６７８９", "bengali": "০১২৩৪৫৬৭৮৯", "mathematical-bold": "𝟎𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗"}
+
+
+@pytest.mark.parametrize("digits", OTHER_DIGITS.values(), ids=OTHER_DIGITS.keys())
+def test_times_and_dates_written_in_other_digits_are_refused(digits):
+    from ifc_scan.ingest.gha_log import classify
+    from ifc_scan.ingest.tickets import TicketRejected, parse_jira_csv
+    from ifc_scan.timeutil import BadTimestamp, parse_date, parse_week
+
+    def other(text: str) -> str:
+        return text.translate(str.maketrans("0123456789", digits))
+
+    # every digit replaced, and only one (the year's last): both refused, where the ASCII form reads
+    for ts in ("2026-03-02T10:00:00Z", "2026-03-02T10:00:00.1234567+01:00"):
+        assert parse_ts(ts) is not None
+        for odd in (other(ts), ts[:3] + other(ts[3]) + ts[4:]):
+            with pytest.raises(BadTimestamp, match="not an RFC 3339 timestamp"):
+                parse_ts(odd)
+    assert str(parse_date("2026-03-02")) == "2026-03-02"
+    with pytest.raises(BadTimestamp, match="not a YYYY-MM-DD date"):
+        parse_date(other("2026-03-02"))
+    with pytest.raises(ValueError):
+        parse_week(other("2026-W10"))
+    # a runner log line stamped in other digits is text: no time of its own, the stamp left in its text
+    raw = "2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done"
+    (ascii_line,) = classify([raw])
+    (odd_line,) = classify([other(raw[:28]) + raw[28:]])
+    assert ascii_line.time == datetime(2026, 3, 2, 10, 1) and ascii_line.text.startswith("#5 writing")
+    assert odd_line.time is None and odd_line.text == other(raw[:28]) + raw[28:]
+    # a Jira CSV export's date: strptime's %Y alone reads '05/Mar/٢٠٢٦' and '٢٠٢٦-03-05 09:00'
+    head = "Summary,Issue key,Issue id,Status,Created\n"
+    for created in ("05/Mar/2026 9:00 AM", "2026-03-05 09:00"):
+        assert parse_jira_csv(head + f"x,SEC-7,10007,To Do,{created}\n")[0].created_at == datetime(2026, 3, 5, 9)
+        with pytest.raises(TicketRejected, match="no date format Jira exports"):
+            parse_jira_csv(head + "x,SEC-7,10007,To Do," + created.replace("2026", other("2026")) + "\n")
+
+
+def test_a_report_dated_in_other_digits_is_rejected_and_the_rest_ingested(tmp_path):
+    t = tmp_path / "landing" / "trivy"
+    t.mkdir(parents=True)
+    good = {"SchemaVersion": 2, "CreatedAt": "2026-03-02T02:00:00Z", "ArtifactName": "ghcr.io/a/b:1",
+            "ArtifactType": "container_image", "Metadata": {"ImageID": "sha256:" + "1" * 64},
+            "Results": [{"Target": "x", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH"}]}]}
+    (t / "good.json").write_text(json.dumps(good))
+    for name, digits in OTHER_DIGITS.items():
+        created = "2026-03-02T02:00:00Z".translate(str.maketrans("0123456789", digits))
+        (t / f"{name}.json").write_text(json.dumps({**good, "CreatedAt": created, "ArtifactName": f"ghcr.io/a/{name}:1"}))
+    s = ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=lambda m: None)
+    reasons = dict(s.rejections)
+    assert s.ingested == 1 and sorted(reasons) == sorted(f"trivy/{n}.json" for n in OTHER_DIGITS)
+    assert all("CreatedAt is not a usable time" in r for r in reasons.values())
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped_and_the_rest_stored(tmp_path):
+    """Names in Latin-1 (a Windows copy), random bytes and a folder so named: each refused unopened and
+    recorded under its escaped name; the good report and the run (whose one log has such a name) stored."""
+    from ifc_scan_tests.badinputs import GOOD, _run
+    land = tmp_path / "landing"
+    (land / "trivy").mkdir(parents=True)
+    (land / "trivy" / "good.json").write_text(json.dumps(GOOD))
+    root = os.fsencode(land)
+    other = json.dumps({**GOOD, "ArtifactName": "ghcr.io/bad/latin1:1", "Metadata": {"ImageID": "sha256:" + "c" * 64}})
+    os.makedirs(root + b"/trivy/dir\xff")
+    for name in (b"/trivy/caf\xe9.json", b"/trivy/\xff\xfe.json", b"/trivy/dir\xff/a.json"):
+        with open(root + name, "w") as fh:
+            fh.write(other)
+    _run(land / "ci" / "github-actions" / "904", 904)
+    logs = land / "ci" / "github-actions" / "904" / "logs" / "build"
+    logs.mkdir(parents=True)
+    (logs / "1_Build.txt").write_text("2026-03-02T10:01:00.0000000Z #5 writing image sha256:" + "1" * 64 + " done\n")
+    with open(os.fsencode(logs) + b"/2_Pu\xdfh.txt", "w") as fh:
+        fh.write("2026-03-02T10:02:00.0000000Z #6 writing image sha256:" + "2" * 64 + " done\n")
+    wh = tmp_path / "w.duckdb"
+    s = ingest(land, wh, progress=lambda m: None)
+    escaped = {"trivy/caf\\xe9.json", "trivy/\\xff\\xfe.json", "trivy/dir\\xff/a.json",
+               "ci/github-actions/904/logs/build/2_Pu\\xdfh.txt"}
+    reasons = dict(s.rejections)
+    assert set(reasons) == escaped and all("file name is not valid UTF-8" in r for r in reasons.values())
+    con = duckdb.connect(str(wh), read_only=True)
+    assert {r[0] for r in con.execute("select path from ingest_errors").fetchall()} == escaped
+    assert con.execute("select source_path from scans").fetchall() == [("trivy/good.json",)]
+    assert con.execute("select distinct log_file from ci_events where run_id = 904").fetchall() == [
+        ("logs/build/1_Build.txt",)]       # the run stored, without the log whose name is not UTF-8
+    before = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("source_files", "ingest_errors", "scans")}
+    con.close()
+    again = ingest(land, wh, progress=lambda m: None)        # stable: nothing new, nothing added twice
+    assert again.new_files == 0 and again.rejected == 0
+    con = duckdb.connect(str(wh), read_only=True)
+    assert {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in before} == before
     con.close()

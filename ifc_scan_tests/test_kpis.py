@@ -217,6 +217,11 @@ def test_kpis_json_follows_the_published_schema_and_is_range_independent(tmp_pat
         alone = WeeklyStage(con, policy).compute(mondays[5])
     for r in in_range:
         jsonschema.validate(json.loads(r.kpis_json), schema)
+        # requirements, then controls: every failing control is named by a requirement, and a requirement
+        # names only failing controls, each once
+        failing = {f"{c['framework']} {c['id']}" for c in r.kpis["controls"] if c["status"] == "fail"}
+        named = [n for q in r.kpis["requirements"] for n in q["controls"]]
+        assert set(named) == failing and all(len(q["controls"]) == len(set(q["controls"])) for q in r.kpis["requirements"])
     assert alone.kpis_json == in_range[5].kpis_json
     bad = json.loads(in_range[0].kpis_json)
     bad["coverage"]["nightly"]["pct"] = 0 if bad["coverage"]["nightly"]["pct"] is None else None

@@ -1,4 +1,5 @@
 import csv
+import pytest
 import json
 
 from ifc_scan.report.writer import csv_safe
@@ -210,3 +211,172 @@ def test_a_warehouse_of_an_older_release_rebuilds_its_lifecycle_and_weeks(tmp_pa
         publish_weeks(con, policy, [date(2026, 3, 2)], tmp_path / "reports", landing=str(s.landing))
         kpis = json.loads(con.execute("SELECT kpis_json FROM weekly_kpis").fetchone()[0])
     assert kpis["new_findings"]["total"] == 1          # the one HIGH finding, detected Tuesday
+
+
+# ---- signing keys and the publication log (issue 29, point 4): each attack an insider or a careless
+# operator could try, on a 4-week demo landing zone published by the CLI with a signing key
+
+
+def _cli(*args):
+    from ifc_scan.cli import main
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """W08-W10 published with a key made for them (--new-key), then a late exception snapshot revises all
+    three (r2): reports/revisions/ holds each week's r1, the publication log every record."""
+    from ifc_scan.demo.generator import generate
+    root = tmp_path_factory.mktemp("signed")
+    land, wh, rep, key = root / "landing", root / "w.duckdb", root / "reports", root / "keys" / "k.pem"
+    generate(land, weeks=4, seed=9, end=date(2026, 3, 9))
+    args = ("--landing", land, "--warehouse", wh, "--reports", rep, "--signing-key", key)
+    assert _cli("ingest", "--landing", land, "--warehouse", wh) == 0
+    assert _cli("report", *args, "--week", "2026-W08", "--new-key") == 0
+    assert _cli("report", *args, "--week", "2026-W09") == 0
+    assert _cli("report", *args, "--week", "2026-W10") == 0
+    snap = land / "exceptions" / "_global" / "2026-02-17"
+    snap.mkdir(parents=True)
+    (snap / ".trivyignore").write_text("CVE-2099-0001  # late, never matches\n")
+    assert _cli("ingest", "--landing", land, "--warehouse", wh) == 0
+    assert _cli("report", *args, "--week", "2026-W08") == 0
+    return root
+
+
+@pytest.fixture
+def copy(signed, tmp_path):
+    """A fresh copy of the signed publication (the manifests name the landing zone by its absolute path)."""
+    import shutil
+    shutil.copytree(signed / "reports", tmp_path / "reports")
+    shutil.copytree(signed / "keys", tmp_path / "keys")
+    return tmp_path / "reports"
+
+
+def test_a_signing_key_is_never_created_or_replaced_silently(tmp_path, monkeypatch, capsys):
+    from ifc_scan.demo.generator import generate
+    from ifc_scan.settings import ENV
+    land, wh, rep = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "reports"
+    generate(land, weeks=2, seed=3, end=date(2026, 3, 9))
+    assert _cli("ingest", "--landing", land, "--warehouse", wh) == 0
+    args = ("report", "--landing", land, "--warehouse", wh, "--reports", rep)
+    monkeypatch.chdir(tmp_path)          # the default key path is relative: data/signing/... here
+    default = tmp_path / ENV["signing_key"][1]
+    # a private key inside the reports folder or the landing zone is refused, and not created
+    for inside in (rep / "keys" / "k.pem", land / "k.pem"):
+        capsys.readouterr()
+        assert _cli(*args, "--week", "2026-W09", "--signing-key", inside, "--new-key") == 2
+        assert "refused" in capsys.readouterr().err and not inside.exists() and not rep.exists()
+    # first use of the default path creates it (documented), while no published week is signed
+    assert _cli(*args, "--week", "2026-W09") == 0 and default.is_file()
+    first = json.loads((rep / "2026-W09" / "manifest.json").read_text())["signing_key"]["fingerprint"]
+    # the default key lost: an error now that weeks are signed by it, not a new key and a rotation
+    old_pub = tmp_path / "old.pub.pem"
+    default.with_suffix(".pub.pem").rename(old_pub)          # the auditor's copy of the first public key
+    default.unlink()
+    capsys.readouterr()
+    assert _cli(*args, "--week", "2026-W10") == 2
+    assert "does not exist" in capsys.readouterr().err and not default.exists() and not (rep / "2026-W10").exists()
+    # a new key asked for is still a rotation, so it needs --rotate-key too
+    assert _cli(*args, "--week", "2026-W10", "--new-key") == 2 and not default.exists()
+    assert _cli(*args, "--week", "2026-W10", "--new-key", "--rotate-key") == 0
+    m = json.loads((rep / "2026-W10" / "manifest.json").read_text())
+    assert m["key_rotated_from"] == first != m["signing_key"]["fingerprint"]
+    log = [json.loads(x) for x in (rep / "publications.log.jsonl").read_text().splitlines()]
+    assert [r.get("key_rotated_from") for r in log if r["kind"] == "week"] == [None, first]
+    assert _cli(*args, "--week", "2026-W10") == 0        # publishing goes on with the new key, no flag needed
+    # the key reached through a link inside the reports folder: published with it, so refused too
+    (rep / "k-link.pem").symlink_to(default)
+    capsys.readouterr()
+    assert _cli(*args, "--week", "2026-W10", "--signing-key", rep / "k-link.pem") == 2
+    assert "is inside the reports folder" in capsys.readouterr().err
+    (rep / "k-link.pem").unlink()
+    # a rotation record is written by whoever holds the new key: it counts only with --key naming both keys
+    capsys.readouterr()
+    assert _cli("verify", "--reports", rep, "--all") == 1
+    assert "a rotation is accepted only with --key naming the new public key" in capsys.readouterr().err
+    assert _cli("verify", "--reports", rep, "--all", "--key", old_pub, "--key", default.with_suffix(".pub.pem")) == 0, \
+        capsys.readouterr().err
+
+
+def test_verify_all_notices_a_deleted_newest_week_and_an_edited_index(copy, capsys):
+    import shutil
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--all") == 0, capsys.readouterr().err
+    index = (copy / "index.html").read_bytes()
+    (copy / "index.html").write_bytes(index.replace(b"NOT COMPLIANT", b"COMPLIANT", 1))
+    assert index != (copy / "index.html").read_bytes()
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--all") == 1
+    err = capsys.readouterr().err
+    assert "index.html is not the one recorded in publications.log.jsonl" in err
+    assert "index.html differs from the index rendered again from the published weeks" in err
+    (copy / "index.html").write_bytes(index)
+    # the newest week deleted, and the index rendered again without it, as a careful insider would
+    from ifc_scan.report.writer import write_index
+    shutil.rmtree(copy / "2026-W10")
+    write_index(copy)
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--all") == 1
+    err = capsys.readouterr().err
+    assert "2026-W10 r2 is recorded in publications.log.jsonl but its folder is gone (deleted)" in err
+    assert "index.html is not the one recorded" in err
+
+
+def test_a_week_re_signed_by_another_key_fails_without_key(copy, capsys):
+    """An insider edits the newest week and signs it with a key of their own, manifest and signature
+    consistent: without --key the chain's key (the previous week's) still refuses it."""
+    import hashlib
+
+    from ifc_scan.report.signing import load_or_create
+    w10 = copy / "2026-W10"
+    k = json.loads((w10 / "kpis.json").read_text())
+    k["critical_in_prod"]["count"] = 0
+    (w10 / "kpis.json").write_text(json.dumps(k, indent=2) + "\n")
+    m = json.loads((w10 / "manifest.json").read_text())
+    m["outputs"]["kpis.json"] = hashlib.sha256((w10 / "kpis.json").read_bytes()).hexdigest()
+    forger = load_or_create(copy.parent / "forger.pem")
+    m["signing_key"] = forger.describe()
+    data = (json.dumps(m, indent=1) + "\n").encode()
+    (w10 / "manifest.json").write_bytes(data)
+    (w10 / "manifest.sig.json").write_bytes(forger.sign(data))
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10") == 1
+    err = capsys.readouterr().err
+    assert "signed by " + forger.fingerprint + ", but the chain's key (previous week 2026-W09)" in err
+    assert "no rotation from it is recorded" in err
+    # ... nor with a rotation written by the forger into the manifest and the publication log
+    from ifc_scan.report.publications import PublicationLog
+    m["key_rotated_from"] = json.loads((copy / "2026-W09" / "manifest.json").read_text())["signing_key"]["fingerprint"]
+    data = (json.dumps(m, indent=1) + "\n").encode()
+    (w10 / "manifest.json").write_bytes(data)
+    (w10 / "manifest.sig.json").write_bytes(forger.sign(data))
+    PublicationLog(copy, forger).record_week("2026-W10", m["revision"], data)
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10") == 1
+    err = capsys.readouterr().err
+    assert f"signed by {forger.fingerprint} after a key rotation from {m['key_rotated_from']}" in err
+    assert "rotates the key from" in err
+
+
+def test_a_rolled_back_week_is_detected_from_the_publication_log(copy, tmp_path, capsys):
+    """The older signed revision of W10 put back, the newer one deleted, nothing else touched: every
+    signature and the chain behind it still hold; the publication log says r2 is the latest."""
+    import shutil
+    kept = tmp_path / "auditor-copy.jsonl"          # what the auditor kept at the last review
+    shutil.copy(copy / "publications.log.jsonl", kept)
+    shutil.rmtree(copy / "2026-W10")
+    (copy / "revisions" / "2026-W10" / "r1").rename(copy / "2026-W10")
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10") == 1
+    assert "rolled back: publications.log.jsonl records r2" in capsys.readouterr().err
+    # ... the insider also cuts the log back to before r2 was recorded: only the kept copy shows it
+    lines = (copy / "publications.log.jsonl").read_bytes().splitlines(keepends=True)
+    cut = next(i for i, x in enumerate(lines) if b'"2026-W10":{"manifest_sha256"' in x and b'"revision":2' in x)
+    (copy / "publications.log.jsonl").write_bytes(b"".join(lines[:cut]))
+    capsys.readouterr()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10", "--log-copy", kept) == 1
+    assert "no longer begins with the" in capsys.readouterr().err
+    # ... or deletes the log: the signed manifests name it
+    (copy / "publications.log.jsonl").unlink()
+    assert _cli("verify", "--reports", copy, "--week", "2026-W10") == 1
+    assert "publications.log.jsonl, which is missing" in capsys.readouterr().err

@@ -205,3 +205,44 @@ def test_ticket_files_outside_a_date_folder_or_unreadable_are_rejected_by_name(t
     assert "no date format Jira exports" in reasons["tickets/jira/2026-03-08/export.csv"]
     assert "unknown ticket system folder 'gitlab'" in reasons["tickets/gitlab/2026-03-08/issues.json"]
     assert "tickets/github/2026-03-08/ok.json" not in reasons
+
+
+def test_an_issue_dated_in_the_future_does_not_move_the_cursor_past_now(tmp_path, monkeypatch):
+    """#2 claims updated_at 9999-12-31: skipped and named; the cursor stays at #1's time, so #3, updated
+    later, is collected next time (with #2 taken as the cursor, nothing ever would be)."""
+    from ifc_scan.collect.tickets import collect_github_issues
+    from ifc_scan_tests.servers import Reply, scripted_http
+    issues = [issue(1, "CVE-2026-1001 openssl", "2026-03-01T10:00:00Z"),
+              issue(2, "CVE-2026-2001 zlib", "2026-03-02T10:00:00Z"), issue(4, "no number", "2026-03-02T11:00:00Z")]
+    issues[1]["updated_at"] = "9999-12-31T00:00:00Z"
+    issues[2]["number"] = "4/../../x"
+
+    def answer(req):
+        return Reply(body=[i for i in issues if not req.query.get("since") or i["updated_at"] > req.query["since"]])
+    state = tmp_path / "state.json"
+    with scripted_http(answer) as (base, seen):
+        s = collect_github_issues("acme/app", tmp_path / "landing", state, base_url=base, now=datetime(2026, 3, 8, 6))
+        assert s["issues"] == 1 and len(s["bad_items"]) == 2
+        assert "issue #2 updated_at: dated '9999-12-31T00:00:00Z', after now" in s["bad_items"][0]
+        assert "is not an integer" in s["bad_items"][1]
+        assert json.loads(state.read_text()) == {"acme/app|labels=security": "2026-03-01T10:00:00Z"}
+        issues.append(issue(3, "CVE-2026-3001 curl", "2026-03-08T09:00:00Z"))
+        s = collect_github_issues("acme/app", tmp_path / "landing", state, base_url=base, now=datetime(2026, 3, 9, 6))
+    assert seen[-1].query["since"] == "2026-03-01T10:00:00Z" and s["issues"] == 1
+    written = json.loads((tmp_path / "landing" / s["written"]).read_text())
+    assert [i["number"] for i in written] == [3]
+
+
+def test_a_server_trickling_its_answer_is_cut_off_at_the_deadline(tmp_path, monkeypatch):
+    """The whole answer, status line included, one byte every 0.2 s: cut off at the 1 s total deadline
+    with an error naming the URL (no query), not held for the minutes the trickle would take."""
+    from ifc_scan.collect.github import CollectError
+    from ifc_scan.collect.http import Limits
+    from ifc_scan.collect.tickets import collect_github_issues
+    from ifc_scan_tests.servers import Reply, finishes_within, scripted_http
+    with scripted_http(lambda req: Reply(body=[issue(1, "x", "2026-03-01T10:00:00Z")], trickle=0.2)) as (base, _s):
+        with pytest.raises(CollectError) as err:
+            finishes_within(20, collect_github_issues, "acme/app", tmp_path / "landing", tmp_path / "state.json",
+                            base_url=base, limits=Limits(answer_seconds=1.0))
+    assert str(err.value) == f"{base}/repos/acme/app/issues?…: cut off after 1 s (total deadline)"
+    assert not (tmp_path / "state.json").exists() and not (tmp_path / "landing").exists()

@@ -23,11 +23,14 @@ from ifc_scan_tests.trivy_oracle import (DEFAULT_BINARY, ENV_BINARY, FINDING_KEY
 PLAIN_CASES = int(os.environ.get("IFC_SCAN_TRIVY_PLAIN_CASES", "1100"))
 YAML_CASES = int(os.environ.get("IFC_SCAN_TRIVY_YAML_CASES", "900"))
 JOBS = int(os.environ.get("IFC_SCAN_TRIVY_JOBS", "3"))
-ISSUE_27 = pytest.mark.xfail(strict=False, reason="issue 27: reader rewrite in progress")
 
 
 @pytest.fixture(scope="module")
 def trivy():
+    return require_trivy()
+
+
+def require_trivy():
     binary = trivy_binary()
     if binary is None:
         where = os.environ.get(ENV_BINARY) or DEFAULT_BINARY
@@ -125,21 +128,25 @@ def test_the_cached_binary_is_verified_and_a_changed_one_is_not(trivy, tmp_path)
     assert not is_verified(copy)
 
 
-def test_without_the_binary_the_tests_know_it(tmp_path, monkeypatch):
+def test_without_the_binary_the_tests_skip_and_under_ci_they_fail(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_BINARY, str(tmp_path / "absent" / "trivy"))
     assert trivy_binary() is None
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="run `make trivy`"):
+        require_trivy()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="under CI its absence is an error"):
+        require_trivy()
 
 
 # --- the generated battery ----------------------------------------------------------------------------
 
-@ISSUE_27
 def test_generated_trivyignore_files_are_read_as_trivy_reads_them(trivy):
     outcomes = run_battery(plain_ignore_files(), PLAIN_CASES, seed=27, binary=trivy, jobs=JOBS)
     assert len(outcomes) == PLAIN_CASES
     assert all(o.agree for o in outcomes), disagreement_report(outcomes)
 
 
-@ISSUE_27
 def test_generated_trivyignore_yaml_files_are_read_as_trivy_reads_them(trivy):
     outcomes = run_battery(yaml_ignore_files(), YAML_CASES, seed=2027, binary=trivy, jobs=JOBS)
     assert len(outcomes) == YAML_CASES
@@ -193,6 +200,7 @@ PLAIN = {
     "line_at_scanner_limit": b"#" + b"x" * (SCANNER_LIMIT - 1) + b"\nCVE-2021-44228\n",
     "entry_then_long_line_then_entry": b"CVE-2023-4911\n" + b"y" * (SCANNER_LIMIT + 1) + b"\nCVE-2021-44228\n",
     "long_entry_line_with_expiry_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2020-01-01\n",
+    "long_entry_line_in_force_past_limit": b"CVE-2021-44228 " + b" " * SCANNER_LIMIT + b"exp:2099-12-31\n",
     "empty_lines": b"\n\n\nCVE-2021-44228\n\n",
     "trailing_whitespace": b"CVE-2021-44228   \t \nCVE-2023-4911 exp:2099-12-31 \t\n",
     "invalid_utf8_other_line": b"CVE-2021-44228\n\xff\xfe\n",
@@ -261,6 +269,17 @@ YAML = {
     "null_section": b"vulnerabilities:\n",
     "invalid_utf8": b"vulnerabilities:\n  - id: CVE-2021-44228\n    statement: r\xe9sum\xe9\n",
     "str_tag_date": b"vulnerabilities:\n  - id: CVE-2021-44228\n    expired_at: !!str 2020-01-01\n",
+    # found by bench/bench_trivy_differential.py
+    "glob_brace_alternatives": b"vulnerabilities:\n  - id: GHSA-c2qf-rxjj-qqgw\n    paths: [\"{usr,app}/**\"]\n",
+    "merge_key_carries_paths": b"vulnerabilities:\n  - &e {id: CVE-2021-23337, paths: [\"app/node_modules/lodash/package.json\"]}\n"
+                               b"  - <<: *e\n    id: CVE-2024-24790\n",
+    "merge_key_timestamp_tag": b"x-defaults: &d {expired_at: !!timestamp 2020-01-01}\nvulnerabilities:\n"
+                               b"  - <<: *d\n    id: CVE-2021-44228\n",
+    "date_empty": b"vulnerabilities:\n  - id: CVE-2021-44228\n    expired_at:\n",
+    "lone_cr_document_marker": b"vulnerabilities:\r---\rvulnerabilities:\r  - id: CVE-2021-44228\r",
+    "purl_empty_string": b"vulnerabilities:\n  - id: CVE-2024-5535\n    purls: [\"\"]\n",
+    "purl_bad_escape": b"vulnerabilities:\n  - id: CVE-2021-23337\n    purls: [\"pkg:npm/%zz\"]\n",
+    "rfc3339_nanoseconds": b"vulnerabilities:\n  - id: CVE-2024-24790\n    expired_at: 2099-12-31T00:00:00.123456789Z\n",
 }
 
 HAND_WRITTEN = [Case(".trivyignore", data, frozenset({name})) for name, data in PLAIN.items()] + \
@@ -272,7 +291,6 @@ def hand_written_outcomes(trivy):
     return {next(iter(o.case.tags)) + o.case.name: o for o in compare(HAND_WRITTEN, trivy, jobs=JOBS)}
 
 
-@ISSUE_27
 @pytest.mark.parametrize("case", HAND_WRITTEN, ids=[f"{c.name}:{next(iter(c.tags))}" for c in HAND_WRITTEN])
 def test_hand_written_oddity_is_read_as_trivy_reads_it(case, hand_written_outcomes):
     outcome = hand_written_outcomes[next(iter(case.tags)) + case.name]

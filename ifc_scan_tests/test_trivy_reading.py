@@ -224,3 +224,46 @@ def test_prune_keeps_a_plain_line_trivy_reads_as_one_entry_and_writes_atomically
     assert [r["id"] for r in prune(ig, AT)] == ["CVE-1"]
     assert ig.read_bytes() == b"CVE-2 exp:2099-01-01\n"
     assert stat.S_IMODE(ig.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("body,left", [
+    (b"vulnerabilities:\n  - id:\tCVE-2026-1001\n", ["CVE-2026-1002"]),           # a tab after ':' separates
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\t\n", ["CVE-2026-1002"]),          # a trailing tab is blank
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\tx\n", ["CVE-2026-1001", "CVE-2026-1002"]),   # inside the ID
+    (b"a: &x {id: CVE-2026-1001}\nb: &x {id: CVE-2026-1002}\nvulnerabilities: [*x]\n", ["CVE-2026-1001"]),  # anchor again
+], ids=["tab-after-colon", "trailing-tab", "tab-inside", "anchor-redefined"])
+def test_yaml_tabs_and_anchors_as_libyaml_reads_them(tmp_path, body, left):
+    # yaml.v3 is a port of libyaml: tabs are blanks after an indicator, and a later anchor replaces an earlier
+    # one (PyYAML's own scanner refused the first two files and its composer the last)
+    assert blocking(tmp_path, body, ".trivyignore.yaml") == left
+
+
+def test_openvex_speaks_only_of_the_packages_it_names(tmp_path):
+    r = tmp_path / "r.json"
+    r.write_text(json.dumps({"SchemaVersion": 2, "ArtifactName": "img:1", "ArtifactType": "container_image",
+                             "Results": [{"Target": "img:1 (debian 12)", "Class": "os-pkgs", "Type": "debian",
+                                          "Vulnerabilities": [
+                                              {"VulnerabilityID": "CVE-1", "PkgName": "openssl", "Severity": "CRITICAL",
+                                               "PkgIdentifier": {"PURL": "pkg:deb/debian/openssl@3.0.11-1?arch=amd64"},
+                                               "InstalledVersion": "3.0.11-1"},
+                                              {"VulnerabilityID": "CVE-1", "PkgName": "libssl3", "Severity": "CRITICAL",
+                                               "InstalledVersion": "3.0.11-1"}]}]}))
+    vex = tmp_path / "img.openvex.json"
+    vex.write_text(json.dumps({"@context": "https://openvex.dev/ns/v0.2.0", "statements": [
+        {"vulnerability": {"name": "CVE-1"}, "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path",
+         "products": [{"@id": "pkg:deb/debian/openssl@3.0.11-1"}]}]}))
+    # openssl's purl is covered (version given, qualifiers not): excepted; libssl3 has no purl: a VEX statement
+    # names packages, so it is not excepted (unlike a .trivyignore.yaml purls entry, which Trivy skips then)
+    res = judge(r, [vex], POLICY, AT)
+    assert [f.pkg_name for f in res.excepted] == ["openssl"] and [f.pkg_name for f in res.blocking] == ["libssl3"]
+
+
+@pytest.mark.parametrize("body,left", [
+    (b"# note\n\xef\xbb\xbfvulnerabilities:\n  - id: CVE-2026-1001\n", ["CVE-2026-1001", "CVE-2026-1002"]),
+    (b"vulnerabilities:\n  - id: CVE-2026-1001\n\xef\xbb\xbf  - id: CVE-2026-1002\n", ["CVE-2026-1002"]),
+    (b"\xef\xbb\xbfvulnerabilities:\n  - id: CVE-2026-1001\n", ["CVE-2026-1002"]),
+], ids=["bom-before-the-section", "bom-before-an-item", "bom-at-the-start"])
+def test_a_bom_inside_a_yaml_file_is_an_ordinary_character(tmp_path, body, left):
+    # yaml.v3 skips a BOM only at the very start: later, "<BOM>vulnerabilities" and "<BOM>  - id" are unknown
+    # top-level keys, so their entries are not applied (libyaml would skip the BOM at any line's start)
+    assert blocking(tmp_path, body, ".trivyignore.yaml") == left

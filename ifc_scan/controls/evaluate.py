@@ -26,6 +26,34 @@ def _status(conds: dict) -> str:
     return "pass"
 
 
+def condition_requirements(cov_text: str) -> dict[str, tuple[str, ...]]:
+    """Each control condition -> the policy requirements (kpis/requirements.py keys) it rests on: a failed
+    condition is explained by these, so the report names the requirement once, not each framework's control."""
+    return {
+        f"build-gate coverage {cov_text}": ("build_gate_coverage",),
+        f"nightly coverage {cov_text}": ("nightly_coverage",),
+        "no CRITICAL finding overdue": ("no_open_overdue",),
+        "no open finding overdue": ("no_open_overdue",),
+        "every production deploy scanned (same digest) before it": ("deploys_gated",),
+        "every production deploy verified (cosign) before it": ("deploys_gated",),
+        "no production deploy with an unexcepted CRITICAL in its pre-deploy scan": ("deploys_gated",),
+        "no production deploy of an unscanned or unknown digest": ("deploys_gated",),
+        "exceptions valid (no invalid line, no expired entry still listed)":
+            ("no_expired_exception_listed", "exception_lines_valid"),
+        "exceptions in force approved by the policy's chain in time": ("exception_approvals",),
+        "no CRITICAL exception without CTO sign-off": ("exception_approvals",),
+        "HIGH/CRITICAL findings ticketed within the escalation window": ("tickets",),
+        "no ticket closed while its finding is open": ("tickets",),
+        REPRODUCIBLE: ("reproducible",),
+        "MTTR within the SLA for every severity with fixes": ("mttr_critical", "mttr_high", "mttr_medium_low"),
+        "no scan gap over the tolerance": ("scans_current",),
+    }
+
+
+REPRODUCIBLE = ("recomputed from the manifest's inputs by `ifc-scan verify` (run it; not checked at "
+                "publication)")
+
+
 def _deploys_ok(deploys: list[dict], key: str):
     return None if not deploys else all(d[key] for d in deploys)
 
@@ -79,8 +107,7 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         "change_gate": change_gate,
         # Publishing cannot prove its own reproducibility: `ifc-scan verify` recomputes the week from the
         # manifest's inputs alone (CONTROLS.md's rule), so at publication this condition has no data.
-        "reproducible": {"recomputed from the manifest's inputs by `ifc-scan verify` (run it; not checked at "
-                         "publication)": None},
+        "reproducible": {REPRODUCIBLE: None},
         "cc7_1": {**nightly, **gate},
         "cc6_8": {"no production deploy of an unscanned or unknown digest":
                   None if not deploys else all(d["image_known"] and d["scanned_before"] for d in deploys)},
@@ -127,6 +154,7 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
             for s_, ok in zip(("CRITICAL", "HIGH", "MEDIUM", "LOW"), mttr_ok) if ok is False],
         "no scan gap over the tolerance": [{"kind": "scan_gap", **g} for g in k["cadence"]["gaps"]],
     }
+    rests_on = condition_requirements(cov_text)
     out = []
     for c in CATALOG["controls"]:
         strength = c["strength"]
@@ -135,6 +163,8 @@ def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: 
         out.append({"framework": c["framework"], "edition": c["edition"], "id": c["id"], "policy_id": c["policy_id"],
                     "strength": strength, "status": _status(rules[c["rule"]]), "evidence": c["evidence"],
                     "failed": [name for name, ok in rules[c["rule"]].items() if ok is False],
+                    "rests_on": sorted({key for name, ok in rules[c["rule"]].items() if ok is False
+                                        for key in rests_on[name]}),
                     "items": [{"condition": name, **item}
                               for name, ok in rules[c["rule"]].items() if ok is False for item in offenders.get(name, [])],
                     "no_data": [name for name, ok in rules[c["rule"]].items() if ok is None],

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from ifc_scan.defs.resources import IfcScanSettings
-from ifc_scan.report.period import DEFAULT_SAMPLE, build_period, period_bounds, write_period
+from ifc_scan.report.period import DEFAULT_SAMPLE, period_bounds, publish_period
 
 
 class PeriodConfig(dg.Config):
@@ -14,7 +14,8 @@ class PeriodConfig(dg.Config):
     period_to: str = "2026-12"        # inclusive
     sample: int = DEFAULT_SAMPLE
     seed: int | None = None           # default: derived from the period's weekly manifests
-    verify: bool = True
+    verify: bool = True               # False: the pack is stamped UNVERIFIED on every page
+    allow_unverified: bool = False    # True: weeks that fail verification are used, the pack stamped UNVERIFIED
 
 
 @dg.asset(group_name="audit", kinds={"html"}, owners=["team:security-engineering"], deps=["weekly_report"],
@@ -25,13 +26,18 @@ class PeriodConfig(dg.Config):
 def audit_period_pack(context: dg.AssetExecutionContext, config: PeriodConfig,
                       settings: IfcScanSettings) -> dg.MaterializeResult:
     start, end = period_bounds(config.period_from, config.period_to)
-    pack = build_period(Path(settings.reports), start, end, sample_size=config.sample, seed=config.seed)
-    out = write_period(Path(settings.reports), pack, Path(settings.landing), verify=config.verify)
-    context.log.info(f"period pack {out} ({pack.figures['verdict']})")
+    out, pack, failed, stamp = publish_period(
+        Path(settings.reports), start, end, signing_key=settings.signing_key, landing=Path(settings.landing),
+        verify=config.verify, allow_unverified=config.allow_unverified, sample_size=config.sample, seed=config.seed,
+        progress=context.log.info)
+    context.log.info(f"period pack {out} ({pack.figures['verdict']}){': ' + stamp if stamp else ''}")
+    if failed and not config.allow_unverified:      # the pack is written and says so on every page; the run fails
+        raise dg.Failure(description=stamp, metadata={"pack_path": dg.MetadataValue.path(str(out.resolve())),
+                                                      "weeks_failed_verification": dg.MetadataValue.json(failed)})
     return dg.MaterializeResult(metadata={
         "period": f"{start} to {end}", "verdict": pack.figures["verdict"],
         "weeks_published": len(pack.published), "weeks_missing": dg.MetadataValue.json(pack.missing),
-        "sample_seed": pack.sample["seed"], "pack_path": dg.MetadataValue.path(str(out.resolve())),
+        "sample_seed": pack.sample["seed"], "evidence_grade": stamp is None, "pack_path": dg.MetadataValue.path(str(out.resolve())),
         "zip_path": dg.MetadataValue.path(str(out.with_suffix(".zip").resolve()))})
 
 

@@ -21,6 +21,8 @@ ifc_scan_tests/test_trivy_differential.py.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import unicodedata
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import yaml
+from yaml.composer import Composer
+from yaml.resolver import BaseResolver
 
 from ifc_scan.ingest.go_time import GoTimeError, parse_exp_field, parse_rfc3339, yaml_timestamp
 from ifc_scan.ingest.trivy_patterns import BadPattern, compiled_glob, parse_purl
@@ -195,15 +199,49 @@ class _Refused(Exception):
     """yaml.v3 fails to decode the document into Trivy's struct, or Trivy's validation fails."""
 
 
-class _NodeLoader(yaml.SafeLoader):
-    """Composes nodes without resolving implicit tags: tag "" means none was written, as yaml.v3 sees it."""
+try:       # libyaml: the scanner yaml.v3 was ported from (PyYAML's own refuses tabs libyaml accepts)
+    from yaml._yaml import CParser as _Parser
+except ImportError:                                   # pragma: no cover - PyPI's wheels carry libyaml
+    from yaml.parser import Parser as _Parser
+    from yaml.reader import Reader as _Reader
+    from yaml.scanner import Scanner as _Scanner
+else:
+    _Reader = _Scanner = object
+
+
+class _NodeLoader(_Parser, Composer, BaseResolver):
+    """Composes a document's nodes from libyaml's events, as yaml.v3 sees them: implicit tags are left
+    unresolved (tag "" means none was written), and an anchor defined again replaces the earlier one."""
+
+    def __init__(self, stream: bytes):
+        if _Parser.__module__ == "yaml._yaml":
+            _Parser.__init__(self, stream)
+        else:
+            _Reader.__init__(self, stream)
+            _Scanner.__init__(self)
+            _Parser.__init__(self)
+        Composer.__init__(self)
+        BaseResolver.__init__(self)
 
     def resolve(self, kind, value, implicit):
         return ""
 
+    def compose_node(self, parent, index):
+        if not self.check_event(yaml.AliasEvent):
+            anchor = getattr(self.peek_event(), "anchor", None)
+            if anchor is not None:
+                self.anchors.pop(anchor, None)
+        return Composer.compose_node(self, parent, index)
+
 
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STR_TAG, _MERGE_TAG, _NULL_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:null"
+_BINARY_TAG, _TIMESTAMP_TAG = "tag:yaml.org,2002:binary", "tag:yaml.org,2002:timestamp"
+
+
+def _plain(node) -> bool:
+    """A plain (unquoted, not block) scalar: libyaml's events give style '', PyYAML's None."""
+    return node.style in (None, "")
 
 
 def _line(node) -> int:
@@ -213,17 +251,22 @@ def _line(node) -> int:
 def _is_null(node) -> bool:
     if not isinstance(node, yaml.ScalarNode):
         return False
-    return node.tag == _NULL_TAG or (node.tag == "" and node.style is None and node.value in _NULLS)
+    return node.tag == _NULL_TAG or (node.tag == "" and _plain(node) and node.value in _NULLS)
 
 
 def _is_merge(node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.value == "<<" and (
-        node.tag == _MERGE_TAG or (node.tag == "" and node.style is None))
+        node.tag == _MERGE_TAG or (node.tag == "" and _plain(node)))
 
 
 def _string(node) -> str:
     if not isinstance(node, yaml.ScalarNode):
         raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a string")
+    if node.tag == _BINARY_TAG:           # yaml.v3 decodes !!binary into the string field
+        try:
+            return base64.b64decode("".join(node.value.split()), validate=True).decode("utf-8", "surrogateescape")
+        except (binascii.Error, ValueError):
+            raise _Refused(f"line {_line(node)}: !!binary value contains invalid base64 data") from None
     return "" if _is_null(node) else node.value
 
 
@@ -240,7 +283,7 @@ def _time(node) -> datetime | None:
         return None
     if not isinstance(node, yaml.ScalarNode):
         raise _Refused(f"line {_line(node)}: cannot unmarshal a {node.id} into a time")
-    quoted = node.style is not None or node.tag == _STR_TAG
+    quoted = not _plain(node) or node.tag not in ("", _TIMESTAMP_TAG)     # a tag other than !!timestamp: text
     ts = None if quoted else yaml_timestamp(node.value)
     if ts is not None:
         return ts
@@ -324,18 +367,40 @@ def _validate(section: str, line: int, fields: dict) -> None:
             raise _Refused(f"line {line}: {section}: {exc} (Trivy: purl error)") from None
 
 
-def _first_document(data: bytes):
+_BOM = "\ufeff".encode()
+
+
+def _inner_bom_stand_in(data: bytes) -> tuple[bytes, str | None]:
+    """yaml.v3 skips a BOM only at the start of the stream; elsewhere it is an ordinary character (a key
+    `<BOM>vulnerabilities` is an unknown key). libyaml skips one at any line's start, so inner BOMs are
+    replaced by a private-use character of the same length that the file does not hold, and put back."""
+    head = len(_BOM) if data.startswith(_BOM) else 0
+    if _BOM not in data[head:]:
+        return data, None
+    text = decode(data)
+    stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+    return data[:head] + data[head:].replace(_BOM, stand_in.encode()), stand_in
+
+
+def _put_back(node, stand_in: str, seen: set) -> None:
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        node.value = node.value.replace(stand_in, "\ufeff")
+    else:
+        for child in (node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]):
+            _put_back(child, stand_in, seen)
+
+
+def first_yaml_document(data: bytes):
     """The first document's node tree (yaml.v3's Decoder.Decode reads one), None for an empty stream."""
+    data, stand_in = _inner_bom_stand_in(data)
     loader = _NodeLoader(data)
-    try:
-        return next(iter(_documents(loader)), None)
-    finally:
-        loader.dispose()
-
-
-def _documents(loader):
-    while loader.check_node():
-        yield loader.get_node()
+    root = Composer.get_node(loader) if Composer.check_node(loader) else None
+    if root is not None and stand_in:
+        _put_back(root, stand_in, set())
+    return root
 
 
 def yaml_lines(text: str) -> list[str]:
@@ -397,7 +462,7 @@ def parse_trivyignore_yaml(data: bytes | str) -> tuple[list[Entry], FileNotes]:
         raise FileRejected(problem, [])
     root = None
     try:
-        root = _first_document(data)
+        root = first_yaml_document(data)
         config: dict = {}
         _decode_struct(root, _CONFIG, config)
         sections = {s: config[s][0] for s in YAML_SECTIONS if s in config}

@@ -22,9 +22,11 @@ from typing import Iterable, Iterator, NamedTuple
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 
 # The runner writes 7 fractional digits; a timestamp without a fraction at the start of a line is the
-# tool's own log (trivy's `2026-02-01T00:23:47Z INFO ...`), not the runner's.
-_RAW = re.compile(r"^\ufeff?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z)(?: |$)(.*)$")
-_GH_CLI = re.compile(r"^\ufeff?([^\t]*)\t([^\t]*)\t\ufeff?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z)(?: |$)(.*)$")
+# tool's own log (trivy's `2026-02-01T00:23:47Z INFO ...`), not the runner's. ASCII digits only (the
+# runner writes no others): a line stamped in other digits is text, not a time.
+_RAW = re.compile(r"^\ufeff?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z)(?: |$)(.*)$", re.ASCII)
+_GH_CLI = re.compile(r"^\ufeff?([^\t]*)\t([^\t]*)\t\ufeff?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z)(?: |$)(.*)$",
+                     re.ASCII)
 _COLOUR = re.compile(r"(?:\x1b|\u241b)?\[\d{1,3}(?:;\d{1,3})*m")
 _STEP_HEADER = re.compile(r"^##\[group\]Run (.+)$")
 _SECTION_START = re.compile(r"^##\[section\]Starting: (.+)$")      # the 2019-2021 runner's step marker

@@ -26,24 +26,31 @@ from ifc_scan.ingest.gha_events import CiEvent, CiPattern, JobLogReader, LogIssu
 from ifc_scan.ingest.gha_log import classify
 from ifc_scan.ingest.gha_models import JobsList, WorkflowRun, why
 from ifc_scan.ingest.model import Rejected
+from ifc_scan.ingest.scan_files import undecodable_name
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 from ifc_scan.yaml_budget import load_user_yaml
+from ifc_scan.zip_budget import BoundedZip, ZipBomb
 
 # Bump when the log reader reads differently: the next ingest reads every run folder again.
 CI_READER_VERSION = "2"
 MAX_LINE = 64 * 1024          # longer lines (progress bars, a 1 GB single line) are cut, not held
 LOG_READ_ERRORS = (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 MAX_ZIP_MEMBER = 512 * 1024 * 1024
-# A run's logs, decompressed, are read up to these many bytes and lines (a 2 MB logs.zip can inflate to
-# GBs of short lines; reading costs per line, about 25 us): what lies beyond is not read, and the run
-# says so. Sizes, not seconds, so that the same landing zone always gives the same warehouse whatever
+# A run's logs, decompressed, are read up to these many bytes and lines (logs.zip inflates at most 100:1,
+# ifc_scan/zip_budget.py, but 40 MB of it is still 4 GB; reading costs per line, about 17 us): what lies
+# beyond is not read, and the run says so; a zip member whose header says it would not fit is not
+# opened. Sizes, not seconds, so that the same landing zone always gives the same warehouse whatever
 # the machine's speed. A real job's log has thousands to a few hundred thousand lines.
 DEFAULT_MAX_RUN_LOG_BYTES = int(float(os.environ.get("IFC_SCAN_MAX_RUN_LOG_MB", "4096")) * 1024 * 1024)
 DEFAULT_MAX_RUN_LOG_LINES = int(os.environ.get("IFC_SCAN_MAX_RUN_LOG_LINES", "5000000"))
 
 
 class LogBudgetExceeded(Exception):
-    pass
+    """The run's log budget is spent: of bytes (lines=False) or of lines. The message says what was not read."""
+
+    def __init__(self, lines: bool, not_read: str | None = None):
+        super().__init__(not_read)
+        self.lines, self.not_read = lines, not_read
 
 
 def _compile(rows, source: str) -> list[CiPattern]:
@@ -95,9 +102,11 @@ def sanitize_job_name(name: str) -> str:
 
 def iter_lines(stream, max_line: int = MAX_LINE, budget: list | None = None):
     """Yield decoded lines from a binary stream, never holding more than max_line bytes of one.
-    budget: [bytes left, lines left] shared by the logs of one run; LogBudgetExceeded once one is spent."""
-    buf = b""
-    truncated = False
+    budget: [bytes left, lines left] shared by the logs of one run; LogBudgetExceeded once one is spent.
+    Lines are cut out of each chunk by position: taking each off the front of the chunk instead copies
+    the rest of the chunk per line (1 MB of 31-byte lines: 33,000 copies of half a megabyte)."""
+    rest = b""              # the unfinished line carried into the next chunk (at most max_line bytes)
+    truncated = False       # the line being read was cut at max_line: the rest of it is skipped
     while True:
         chunk = stream.read(1 << 20)
         if not chunk:
@@ -105,26 +114,24 @@ def iter_lines(stream, max_line: int = MAX_LINE, budget: list | None = None):
         if budget is not None:
             budget[0] -= len(chunk)
             if budget[0] < 0:
-                raise LogBudgetExceeded()
-        buf += chunk
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                if len(buf) > max_line:
-                    if not truncated:
-                        yield buf[:max_line].decode("utf-8", "replace").rstrip("\r")
-                    truncated, buf = True, b""
-                break
-            line, buf = buf[:nl], buf[nl + 1:]
+                raise LogBudgetExceeded(lines=False)
+        buf = rest + chunk if rest else chunk
+        start = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
             if budget is not None:
                 budget[1] -= 1
                 if budget[1] < 0:
-                    raise LogBudgetExceeded()
+                    raise LogBudgetExceeded(lines=True)
             if not truncated:
-                yield line[:max_line].decode("utf-8", "replace").rstrip("\r")
-            truncated = False
-    if buf and not truncated:
-        yield buf[:max_line].decode("utf-8", "replace").rstrip("\r")
+                yield buf[start:min(nl, start + max_line)].decode("utf-8", "replace").rstrip("\r")
+            truncated, start = False, nl + 1
+        rest = buf[start:]
+        if len(rest) > max_line:
+            if not truncated:
+                yield rest[:max_line].decode("utf-8", "replace").rstrip("\r")
+            truncated, rest = True, b""
+    if rest and not truncated:
+        yield rest[:max_line].decode("utf-8", "replace").rstrip("\r")
 
 
 @dataclass
@@ -133,6 +140,7 @@ class LogFile:
     opener: object       # () -> binary stream
     job_hint: str | None = None
     step_number: int | None = None
+    size: int | None = None   # a zip member's inflated size as its header says: checked against the budget unopened
 
 
 @dataclass
@@ -152,16 +160,22 @@ def _load_json(path: Path):
         raise Rejected(f"{path.name} is not valid JSON: {str(exc)[:200]}") from None
 
 
+# `<n>_<step name>.txt`: one step's log; ASCII digits only, as int() would read '٣' as 3
+_STEP_FILE = re.compile(r"^(\d+)_(.*)\.(?:txt|log)$", re.ASCII)
+
+
 def collect_logs(run_dir: Path, result: RunResult) -> list[LogFile]:
     logs: list[LogFile] = []
     logdir = run_dir / "logs"
     if logdir.is_dir():
         for p in sorted([*logdir.rglob("*.txt"), *logdir.rglob("*.log")]):
+            if undecodable_name(str(p.relative_to(run_dir))) is not None:
+                continue      # not read: ingest's discovery records it, rejected under its escaped name
             if p.is_symlink():
                 result.errors.append((str(p.relative_to(run_dir)), "symlink in logs/ not followed"))
                 continue
             rel = p.relative_to(logdir)
-            m = re.match(r"^(\d+)_(.*)\.(?:txt|log)$", rel.name)
+            m = _STEP_FILE.match(rel.name)
             if len(rel.parts) == 2 and m:
                 logs.append(LogFile(str(p.relative_to(run_dir)), lambda p=p: p.open("rb"), rel.parts[0], int(m.group(1))))
             else:
@@ -169,9 +183,9 @@ def collect_logs(run_dir: Path, result: RunResult) -> list[LogFile]:
     zpath = run_dir / "logs.zip"
     if zpath.is_file():
         try:
-            zf = zipfile.ZipFile(zpath)
-            members = zf.infolist()
-        except (zipfile.BadZipFile, OSError) as exc:
+            archive = BoundedZip(zpath, "logs.zip")
+            members = archive.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:   # ValueError: a member name flagged UTF-8 that is not
             result.errors.append(("logs.zip", f"not a readable zip archive: {exc}"))
             return logs
         for info in members:
@@ -188,12 +202,16 @@ def collect_logs(run_dir: Path, result: RunResult) -> list[LogFile]:
             if info.file_size > MAX_ZIP_MEMBER:
                 result.errors.append(("logs.zip", f"member {name[:200]!r} is {info.file_size} bytes, over the limit"))
                 continue
-            m = re.match(r"^(\d+)_(.*)\.txt$", parts[-1])
-            opener = (lambda zf=zf, info=info: zf.open(info))
+            bomb = archive.refusal(info)
+            if bomb:
+                result.errors.append(("logs.zip", bomb))
+                continue
+            m = _STEP_FILE.match(parts[-1])
+            opener = (lambda info=info: archive.open(info))
             if len(parts) == 2 and m:
-                logs.append(LogFile(f"logs.zip!{name}", opener, parts[0], int(m.group(1))))
+                logs.append(LogFile(f"logs.zip!{name}", opener, parts[0], int(m.group(1)), info.file_size))
             elif len(parts) == 1:
-                logs.append(LogFile(f"logs.zip!{name}", opener, m.group(2) if m else parts[0][:-4]))
+                logs.append(LogFile(f"logs.zip!{name}", opener, m.group(2) if m else parts[0][:-4], size=info.file_size))
     return logs
 
 
@@ -277,14 +295,21 @@ def read_run_folder(run_dir: Path, patterns: dict | None = None, max_log_bytes: 
     budget = [max_log_bytes, max_log_lines]
     for log in collect_logs(run_dir, result):
         try:
+            if log.size is not None and log.size > budget[0]:     # its header alone spends the budget: not opened
+                raise LogBudgetExceeded(lines=False, not_read=f"{log.name} ({log.size:,} bytes, more than the "
+                                                              f"{max(budget[0], 0):,} left) and the logs after it, not read")
             unparsed += _scan_log(run_id, log, jobs, patterns, run_vars, result, budget)
-        except LogBudgetExceeded:
-            what = (f"{max_log_bytes:,} bytes decompressed (IFC_SCAN_MAX_RUN_LOG_MB)" if budget[0] < 0 else
-                    f"{max_log_lines:,} lines (IFC_SCAN_MAX_RUN_LOG_LINES)")
-            reason = f"the run's logs exceed {what}: {log.name} from the line where the budget ran out, and the logs after it, not read"
+        except LogBudgetExceeded as exc:
+            what = (f"{max_log_lines:,} lines (IFC_SCAN_MAX_RUN_LOG_LINES)" if exc.lines else
+                    f"{max_log_bytes:,} bytes decompressed (IFC_SCAN_MAX_RUN_LOG_MB)")
+            not_read = exc.not_read or f"{log.name} from the line where the budget ran out, and the logs after it, not read"
+            reason = f"the run's logs exceed {what}: {not_read}"
             result.errors.append((log.name.split("!", 1)[0], reason))
             result.issues.append(LogIssue(run_id, log.name, None, reason, None))
             break
+        except ZipBomb as exc:            # this member only (the reason names it); the archive's later members
+            # are held to what its count has left
+            result.errors.append(("logs.zip", str(exc)))
         except LOG_READ_ERRORS as exc:    # this log only (an encrypted or Deflate64 member, a truncated one)
             result.errors.append((log.name.split("!", 1)[0],
                                   f"{log.name}: not read ({type(exc).__name__}: {str(exc)[:200]}); the run's other logs are"))
@@ -366,8 +391,8 @@ def _scan_log(run_id: int, log: LogFile, jobs: list[dict], patterns: dict, run_v
 
     reader = JobLogReader(run_id, log.name, patterns, job_for, step_for, run_vars)
     with log.opener() as stream:
-        step_file = re.match(r"^\d+_(.*)\.(?:txt|log)$", log.name.replace("\\", "/").rsplit("/", 1)[-1])
-        step_name = step_file.group(1) if step_file and log.step_number is not None else None
+        step_file = _STEP_FILE.match(log.name.replace("\\", "/").rsplit("/", 1)[-1])
+        step_name = step_file.group(2) if step_file and log.step_number is not None else None
         for line in classify(iter_lines(stream, budget=budget), step_name=step_name):
             reader.feed(line)
     reader.close()

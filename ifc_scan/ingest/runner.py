@@ -32,7 +32,7 @@ from ifc_scan.ingest.github_actions import CI_READER_VERSION, load_patterns, rea
 from ifc_scan.ingest.inventory import parse_inventory
 from ifc_scan.ingest.model import ParsedScan, Rejected
 from ifc_scan.ingest.readers import ReaderPool, reader_processes, worth_processes
-from ifc_scan.ingest.scan_files import read_landing_scans, sha256_file
+from ifc_scan.ingest.scan_files import read_landing_scans, sha256_file, undecodable_name
 from ifc_scan.timeutil import EARLIEST_PLAUSIBLE, BadTimestamp, parse_date, utc_from_epoch
 from ifc_scan.warehouse.db import connect
 
@@ -140,9 +140,10 @@ def classify(rel: str) -> str:
 def discover(landing: Path, folder_problems: list | None = None) -> list[LandingFile]:
     """Every file under the landing zone, in path order (a folder's files, then its sub-folders). Hidden
     folders hold tools' working state (the collector's temporary run folders), not evidence, and are
-    skipped. Symbolic links (to files or folders) are listed as `symlink` and non-regular files (FIFOs,
-    devices, sockets) as `special`: both are refused without being opened. Folders that cannot be read
-    go to `folder_problems` as (relative path, reason)."""
+    skipped. Symbolic links (to files or folders) are listed as `symlink`, non-regular files (FIFOs,
+    devices, sockets) as `special` and files whose path is not valid UTF-8 as `badname` (under the path
+    with its bytes escaped): all are refused without being opened. Folders that cannot be read go to
+    `folder_problems` as (relative path, reason)."""
     files: list[LandingFile] = []
     root = str(landing)
     stack = [""]
@@ -153,7 +154,8 @@ def discover(landing: Path, folder_problems: list | None = None) -> list[Landing
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             if folder_problems is not None:
-                folder_problems.append((rel_dir or ".", f"folder could not be read: {exc.strerror or exc}"))
+                folder_problems.append((undecodable_name(rel_dir) or rel_dir or ".",
+                                        f"folder could not be read: {exc.strerror or exc}"))
             continue
         subdirs = []
         for e in entries:
@@ -168,6 +170,9 @@ def discover(landing: Path, folder_problems: list | None = None) -> list[Landing
             except OSError:
                 continue          # vanished while being listed
             kind = "symlink" if link else (classify(rel) if stat.S_ISREG(st.st_mode) else "special")
+            escaped = undecodable_name(rel)
+            if escaped is not None:           # refused unopened, recorded under its escaped name
+                rel, kind = escaped, "badname"
             files.append(LandingFile(rel, e.path, st.st_size, utc_from_epoch(st.st_mtime), kind))
         stack.extend(reversed(subdirs))
     return files
@@ -365,7 +370,7 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
 
         new: list[LandingFile] = []
         for f in files:
-            if f.kind in ("symlink", "special"):      # never opened: a FIFO would block the read forever
+            if f.kind in ("symlink", "special", "badname"):   # never opened: a FIFO would block the read forever
                 f.sha256 = ""
                 if (f.rel, "") not in known:
                     new.append(f)
@@ -658,6 +663,9 @@ def ingest(landing: str | Path, warehouse: str | Path, max_file_bytes: int = DEF
                 record(f, "rejected", "symbolic link: not followed (evidence must be a regular file in the landing zone)")
             elif f.kind == "special":
                 record(f, "rejected", "not a regular file (a FIFO, device or socket): not opened")
+            elif f.kind == "badname":
+                record(f, "rejected", "file name is not valid UTF-8 (its bytes shown as \\xNN): not read, as "
+                                      "evidence must be named by its path; rename it in UTF-8 to have it read")
             elif f.kind.startswith("unreadable:"):
                 record(f, UNREADABLE, f"could not be read: {f.kind[11:]}")
         # folders that could not be walked: recorded anew on every ingest (they are retried every time)

@@ -205,6 +205,17 @@ def _digest_or_empty(path: Path, known: str | None) -> str:
         return ""
 
 
+def undecodable_name(name: str) -> str | None:
+    """None for a file name that is valid UTF-8; else the name with its undecodable bytes written as \\xNN.
+    Python holds such bytes as lone surrogates, which DuckDB, JSON and HTML cannot take: the escaped form
+    is what is recorded and shown (the file itself is not read: its name could not be given as evidence)."""
+    try:
+        name.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:

@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import NamedTuple
 
-from ifc_scan.timeutil import BadTimestamp, parse_ts
+from ifc_scan.timeutil import BadTimestamp, parse_ts, strptime_ascii
 
 # the advisory ID families Trivy reports (NVD, GitHub, Go, OSV ecosystems, distributions)
 VULN_ID = re.compile(r"\b(?:CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}|GO-\d{4}-\d{4,}|PYSEC-\d{4}-\d+|"
@@ -141,7 +141,7 @@ def parse_jira_search(text: str, base_url: str | None = None) -> list[Ticket]:
     return out
 
 
-_JIRA_TZ = re.compile(r"([+-]\d{2})(\d{2})$")
+_JIRA_TZ = re.compile(r"([+-]\d{2})(\d{2})$", re.ASCII)
 
 
 def _jira_time(value, key: str, what: str) -> datetime | None:
@@ -165,7 +165,7 @@ def _csv_time(value: str, key: str, what: str) -> datetime | None:
         pass
     for fmt in _CSV_FORMATS:
         try:
-            return datetime.strptime(value, fmt)
+            return strptime_ascii(value, fmt)
         except ValueError:
             continue
     raise TicketRejected(f"ticket {key}: {what} {value!r:.40} is in no date format Jira exports")

@@ -12,11 +12,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote
+from urllib.parse import unquote as _unquote
 
 
 class BadPattern(ValueError):
     pass
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def unquote(text: str) -> str:
+    """Go's url.PathUnescape: a '%' not followed by two hex digits is an error, not a literal."""
+    if _BAD_ESCAPE.search(text):
+        raise BadPattern(f"invalid URL escape in {text!r}")
+    return _unquote(text)
 
 
 # --- doublestar globs ----------------------------------------------------------------------------------
@@ -196,7 +206,7 @@ class Purl:
 @lru_cache(maxsize=4096)
 def parse_purl(text: str) -> Purl:
     """packageurl-go's FromString (the checks that decide whether Trivy refuses an ignore file)."""
-    if not text.startswith("pkg:"):
+    if text[:4].lower() != "pkg:":          # Go's url.Parse folds the scheme's case
         raise BadPattern(f"purl {text!r}: scheme is not \"pkg\"")
     rest = text[4:].lstrip("/")
     rest, _, subpath = rest.partition("#")
@@ -225,9 +235,9 @@ def parse_purl(text: str) -> Purl:
         name = name.replace("_", "-")
     qualifiers = []
     for pair in query.split("&") if query else []:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise BadPattern(f"purl {text!r}: invalid qualifier {pair!r}")
+        key, _eq, value = pair.partition("=")
+        if not key:
+            raise BadPattern(f"purl {text!r}: invalid qualifier key in {pair!r}")
         if value:
             qualifiers.append((key.lower(), unquote(value)))
     subpath = "/".join(unquote(s) for s in subpath.strip("/").split("/") if s not in ("", ".", ".."))

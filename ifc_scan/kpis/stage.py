@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
+from ifc_scan.kpis.requirements import judge_requirements, link_controls
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
 from ifc_scan.kpis.tickets import TICKET_COLUMNS, TicketEvidence
@@ -351,7 +352,11 @@ def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, mon
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
     kpis["inputs_manifest_sha256"] = inputs_sha
     findings = findings_population(con, ctx)
-    kpis["controls"] = evaluate_controls(kpis, deploys, Targets.from_policy(policy), findings, entries)
+    targets = Targets.from_policy(policy)
+    requirements = judge_requirements(kpis, targets, findings, deploys, entries)
+    kpis["controls"] = evaluate_controls(kpis, deploys, targets, findings, entries)
+    link_controls(requirements, kpis["controls"])
+    kpis["requirements"] = requirements
     populations = {"findings": findings, "exceptions": entries,
                    "coverage": coverage_population(kpis, nightly_by_lineage(ctx)), "deploys": deploys,
                    "config_and_secrets": config_and_secrets_population(con, ctx), "tickets": ticket_rows}

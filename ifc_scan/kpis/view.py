@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+NO_EVIDENCE = "NO NEW EVIDENCE"     # the third verdict (D23), neither COMPLIANT nor NOT COMPLIANT
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,46 @@ class WeekKpis:
         return self.doc["remediated"]["total"]
 
     @property
+    def resolved(self) -> int:
+        """Findings closed in the week for any reason (fixed, withdrawn by the scanner, lineage retired): with
+        the new ones and the regressions, what moved the open backlog (D24)."""
+        r = self.doc["remediated"]
+        return r["total"] + r["withdrawn"] + r["retired"]
+
+    @property
     def expired_exceptions_listed(self) -> int:
         return self.doc["exceptions"]["expired_listed"]
+
+    @property
+    def freshness(self) -> dict | None:
+        """D23 (contract 1.3); None in a document of an earlier contract."""
+        return self.doc.get("freshness")
+
+    @property
+    def stale_images(self) -> int:
+        return (self.freshness or {}).get("stale", 0)
+
+    @property
+    def no_new_evidence(self) -> bool:
+        return bool((self.freshness or {}).get("no_new_evidence"))
+
+    @property
+    def requirements(self) -> list[dict]:
+        return self.doc.get("requirements", [])
+
+    @property
+    def unmet_requirements(self) -> list[dict]:
+        return [r for r in self.requirements if r["status"] in ("not met", "stale")]
+
+    def requirements_met(self) -> tuple[int, int]:
+        """(met, judged): a stale figure is judged and not met; no data is not judged."""
+        judged = [r for r in self.requirements if r["status"] != "no data"]
+        return sum(1 for r in judged if r["status"] == "met"), len(judged)
+
+    def controls_passing(self) -> tuple[int, int]:
+        """(passing, judged): a partial control (no condition fails, some have no data) passes."""
+        judged = [c for c in self.controls if c["status"] != "no-data"]
+        return sum(1 for c in judged if c["status"] in ("pass", "partial")), len(judged)
 
     @property
     def controls(self) -> list[dict]:
@@ -74,13 +113,27 @@ class WeekKpis:
 
     @property
     def verdict(self) -> str:
-        """COMPLIANT only when no control fails; the control table is the only source of it."""
+        """NO NEW EVIDENCE first (D23: a week nothing was received for is not judged on old evidence);
+        else COMPLIANT only when no control fails: the control table is the only source of it."""
+        if self.no_new_evidence:
+            return NO_EVIDENCE
         return "NOT COMPLIANT" if self.failing_controls else "COMPLIANT"
 
+    def evidence_line(self) -> str:
+        since = self.freshness["last_evidence_at"]
+        return (f"no evidence received since {since[:10] + ' ' + since[11:16] + 'Z' if since else 'ever'}, "
+                "check the collectors")
+
     def verdict_line(self) -> str:
+        if self.no_new_evidence:
+            return f"{self.week}: {NO_EVIDENCE} - {self.evidence_line()}"
+        met, judged = self.requirements_met()
+        unmet = "; ".join(r["label"] for r in self.unmet_requirements)
+        degree = f"{met} of {judged} requirements met" + (f" (not met: {unmet})" if unmet else "") + " - " \
+            if self.requirements else ""
         failing = self.failing_controls
         if not failing:
             judged = sum(1 for c in self.controls if c["status"] != "no-data")
-            return f"{self.week}: COMPLIANT - no control fails ({judged} of {len(self.controls)} judged)"
-        names = "; ".join(f"{c['framework']} {c['id']} ({', '.join(c['failed'])})" for c in failing)
-        return f"{self.week}: NOT COMPLIANT - {len(failing)} of {len(self.controls)} controls fail: {names}"
+            return f"{self.week}: COMPLIANT - {degree}no control fails ({judged} of {len(self.controls)} judged)"
+        names = "; ".join(f"{c['framework']} {c['id']}" for c in failing)
+        return f"{self.week}: NOT COMPLIANT - {degree}{len(failing)} of {len(self.controls)} controls fail: {names}"

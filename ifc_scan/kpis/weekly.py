@@ -219,19 +219,25 @@ def _uncovered(b: dict, reason: str) -> dict:
             "reason": reason, "evidence": run_path(b["run_id"], b["log_file"], b["line_no"])}
 
 
-def nightly_by_lineage(ctx: WeekContext) -> list[dict]:
-    """Per deployable lineage: its image-days in the week (from the day it was first seen, until it
-    retired), the days among them with a scan, and the days without (the `coverage.nightly` KPI sums these)."""
+def first_seen_at(ctx: WeekContext) -> dict[str, datetime]:
+    """Each deployable lineage seen before T (its first scan or build), by name, with when it was first seen."""
     first_build: dict[str, datetime] = {}
     for b in ctx.obs.builds:
         if b["time"] is not None and b["time"] < ctx.T:
             first_build.setdefault(b["lineage"], b["time"])     # builds are in time order
-    out = []
+    out = {}
     for lineage in sorted(ctx.obs.deployable):
         seen = [t for t in (ctx.index.first_time(lineage, ctx.T), first_build.get(lineage)) if t is not None]
-        if not seen:
-            continue
-        first_seen = min(seen)
+        if seen:
+            out[lineage] = min(seen)
+    return out
+
+
+def nightly_by_lineage(ctx: WeekContext) -> list[dict]:
+    """Per deployable lineage: its image-days in the week (from the day it was first seen, until it
+    retired), the days among them with a scan, and the days without (the `coverage.nightly` KPI sums these)."""
+    out = []
+    for lineage, first_seen in first_seen_at(ctx).items():
         scan_days = {t.date() for t in ctx.index.times(lineage, ctx.T) if t >= ctx.S}
         retired_at = ctx.obs.retired.get(lineage)
         row = {"lineage": lineage, "lineage_days": 0, "days_with_scan": 0, "gaps": []}
@@ -362,6 +368,38 @@ def cadence(ctx: WeekContext) -> dict:
     return {"lineages_with_gaps": len({g["lineage"] for g in gaps}), "gaps": gaps, "stale_evidence": stale_evidence}
 
 
+def freshness(ctx: WeekContext) -> dict:
+    """D23: how current the week's evidence is at T. Per deployable lineage in service at T (seen before T,
+    not retired): the newest scan of the image it runs at T and that scan's age; older than the policy's
+    `scan_gap_hours` (or no scan at all) makes the image `stale`: its findings are not known at T. The
+    week has `no_new_evidence` when no scan and no CI build, push or deploy event falls in [S, T)."""
+    window = ctx.policy["scan_gap_hours"]
+    images = []
+    for lineage in first_seen_at(ctx):
+        if ctx.retired(lineage):
+            continue
+        img = ctx.state.current_image(lineage)
+        scan = ctx.index.latest(lineage, img, ctx.T) if img else None
+        age = r2(hours(ctx.T - scan.observed_at)) if scan is not None else None
+        images.append({"lineage": lineage, "image": img, "last_scan_at": iso_z(scan.observed_at) if scan else None,
+                       "age_hours": age, "stale": age is None or age > window})
+    # the observations before T are time-ordered lists: the week's share and the newest, by bisection
+    seen = [_since(ctx.obs.scans, ctx.S, lambda x: x.observed_at), _since(ctx.obs.builds, ctx.S, lambda x: x["time"]),
+            _since(ctx.obs.pushes, ctx.S, lambda x: x["time"]), _since(ctx.obs.deploys, ctx.S, lambda x: x.time)]
+    scans_in_week, ci_in_week = seen[0][0], sum(n for n, _ in seen[1:])
+    last = max((t for _, t in seen if t is not None), default=None)
+    return {"window_hours": window, "images": images, "stale": sum(1 for i in images if i["stale"]),
+            "scans_in_week": scans_in_week, "ci_events_in_week": ci_in_week, "last_evidence_at": iso_z(last),
+            "no_new_evidence": scans_in_week + ci_in_week == 0}
+
+
+def _since(items: list, start: datetime, key) -> tuple[int, datetime | None]:
+    """(how many of these time-ordered observations, all before T, are at or after `start`; the newest one's time)."""
+    if not items:
+        return 0, None
+    return len(items) - bisect.bisect_left(items, start, key=key), key(items[-1])
+
+
 def compute_week(ctx: WeekContext) -> dict:
     """The KPI keys of kpis.json for the week [ctx.S, ctx.T), and the exception entries behind them."""
     start, end = ctx.S, ctx.T
@@ -373,7 +411,7 @@ def compute_week(ctx: WeekContext) -> dict:
         "coverage": coverage(ctx), "exceptions": exceptions(ctx, entries),
         **({"exception_approvals": approval_summary(entries, ctx.governance.has_evidence)}
            if ctx.governance is not None else {}),
-        "stale_images": stale_images(ctx), "cadence": cadence(ctx),
+        "stale_images": stale_images(ctx), "cadence": cadence(ctx), "freshness": freshness(ctx),
     }, entries
 
 

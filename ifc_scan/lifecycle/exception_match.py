@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 
+from ifc_scan.ingest.exceptions import exception_format
 from ifc_scan.ingest.trivy_patterns import BadPattern, glob_matches, parse_purl, purl_or_none
 from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
 
@@ -64,8 +65,9 @@ class ExceptionIndex:
             if e.paths and not any(glob_matches(p, path) for p in e.paths for path in (target or "", pkg_path or "")):
                 return False
             found = purl_or_none(purl)
-            if e.purls and found is not None and not any(parse_purl(p).covers(found) for p in e.purls):
-                return False
+            if e.purls and (found is not None or exception_format(e.file) == "openvex") and not (
+                    found is not None and any(parse_purl(p).covers(found) for p in e.purls if purl_or_none(p))):
+                return False      # an OpenVEX statement speaks only of the packages it names
         except BadPattern:      # a file with an invalid pattern is refused whole when read: never here
             return False
         return True

@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
+from ifc_scan.timeutil import duration
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEV_COLORS = {"CRITICAL": "#b3261e", "HIGH": "#e8710a", "MEDIUM": "#f2b600", "LOW": "#3d7bd9", "UNKNOWN": "#8a8a8a"}
@@ -71,16 +72,6 @@ def fmt(v, suffix=""):
     return f"{v}{suffix}"
 
 
-def duration(hours):
-    """Hours as a reader counts them: '18 h', '1 d 6 h', '49 d' (n/a when there was nothing to measure)."""
-    if hours is None:
-        return "n/a"
-    if hours < 24:
-        return fmt(round(hours, 1), " h")
-    days, rest = divmod(round(hours), 24)
-    return f"{days:,} d" + (f" {rest} h" if rest else "")
-
-
 def period(start: str, end: str) -> str:
     """'2026-11-23T00:00:00Z', '2026-11-30T00:00:00Z' (end exclusive) -> 'Mon 23 – Sun 29 Nov 2026 (UTC)'."""
     try:
@@ -110,6 +101,24 @@ def when(v):
     return v[:10] + " " + v[11:16] + "Z" if len(v) >= 16 and v[10] == "T" else v
 
 
+def anchor(kind: str, *parts) -> str:
+    """The id of a table row an item of a requirement links to (the same call on both ends): kind and a short
+    hash of what identifies the row, so untrusted text never reaches an id or a URL fragment."""
+    return kind + "-" + hashlib.sha256("\x00".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:12]
+
+
+def overdue_for(due_at: str | None, as_of: str) -> str:
+    """How long an overdue finding is past due at T, in the report's one duration format ('22 h', '3 d 4 h')."""
+    try:
+        due = datetime.strptime(due_at[:19], "%Y-%m-%dT%H:%M:%S")
+        t = datetime.strptime(as_of[:19], "%Y-%m-%dT%H:%M:%S")
+    except (TypeError, ValueError):
+        return "n/a"
+    return duration((t - due).total_seconds() / 3600)
+
+
+ENV.globals["anchor"] = anchor
+ENV.filters["overdue_for"] = overdue_for
 ENV.filters["fmt"] = fmt
 ENV.filters["when"] = when
 # "sam (security-engineer, 2026-02-03T10:00:00Z); ..." -> "sam (security-engineer); ...": the times are in
@@ -119,9 +128,9 @@ ENV.filters["duration"] = duration
 ENV.filters["wrapid"] = wrapid
 
 
-LAYOUT = {"margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "height": 320, "paper_bgcolor": "white",
+LAYOUT = {"margin": {"l": 44, "r": 24, "t": 56, "b": 40}, "height": 320, "paper_bgcolor": "white",
           "plot_bgcolor": "white", "font": {"color": "#2a3f5f"}, "legend": {"orientation": "h"},
-          "xaxis": {"gridcolor": "#EBF0F8", "automargin": True}, "yaxis": {"gridcolor": "#EBF0F8", "zeroline": False}}
+          "xaxis": {"gridcolor": "#EBF0F8", "automargin": True, "tickangle": 0}, "yaxis": {"gridcolor": "#EBF0F8", "zeroline": False}}
 
 
 def _layout(title: str, **extra) -> dict:
@@ -144,6 +153,12 @@ def _hline(y: float, color: str, text: str) -> tuple[dict, dict]:
              "showarrow": False})
 
 
+def _week_ticks(weeks: list[str]) -> dict:
+    """x-axis labels 'W41' (whole labels clip or collide when printed), the year kept when the window spans two."""
+    same_year = len({w[:4] for w in weeks}) <= 1
+    return {"tickmode": "array", "tickvals": weeks, "ticktext": [w[5:] if same_year else w for w in weeks]}
+
+
 def _figures(trend: list[dict], k: dict) -> list[dict]:
     weeks = [t["week"] for t in trend]       # ISO year and week: a window can span a new year
     figs = []
@@ -155,7 +170,7 @@ def _figures(trend: list[dict], k: dict) -> list[dict]:
            "y": [t["mttr"][s] for t in trend], "line": {"color": SEV_COLORS[s]}, "connectgaps": False,
            # each point says how many fixes it averages: one fix is not a trend
            "text": [f"n={t.get('mttr_n', {}).get(s)}" if t["mttr"][s] is not None else "" for t in trend],
-           "textposition": "top center"}
+           "textposition": "top center", "cliponaxis": False}
           for s in ("CRITICAL", "HIGH")]
     lines = [_hline(k["policy"]["sla_hours"]["CRITICAL"] or 24, SEV_COLORS["CRITICAL"], "CRITICAL SLA"),
              _hline(k["policy"]["sla_hours"]["HIGH"] or 168, SEV_COLORS["HIGH"], "HIGH SLA")]
@@ -165,20 +180,49 @@ def _figures(trend: list[dict], k: dict) -> list[dict]:
                  [[t["week"], duration(t["mttr"]["CRITICAL"]), t.get("mttr_n", {}).get("CRITICAL"),
                    duration(t["mttr"]["HIGH"]), t.get("mttr_n", {}).get("HIGH")] for t in trend]))
     f3 = [{"type": "scatter", "mode": "lines+markers", "name": "Build gate %", "x": weeks,
-           "y": [t["build_gate"] for t in trend]},
-          {"type": "scatter", "mode": "lines+markers", "name": "Nightly %", "x": weeks, "y": [t["nightly"] for t in trend]}]
+           "y": [t["build_gate"] for t in trend], "cliponaxis": False},
+          {"type": "scatter", "mode": "lines+markers", "name": "Nightly %", "x": weeks, "y": [t["nightly"] for t in trend],
+           "cliponaxis": False}]
     cov_target = Targets.from_policy(k["policy"]).coverage_pct
     target = _hline(cov_target, "#2a7a2a", f"target {fmt(float(cov_target), ' %')}")
     figs.append(("coverage_trend", f3, _layout("Scan coverage (%)", yaxis={"range": [0, 105]}, shapes=[target[0]],
                                                annotations=[target[1]]),
                  ["week", "build gate %", "nightly %"],
                  [[t["week"], fmt(t["build_gate"]), fmt(t["nightly"])] for t in trend]))
+    figs += _direction_figures(trend)
     mix = [k["open_backlog"][s]["total"] for s in SEVERITIES]
     f4 = [{"type": "bar", "x": list(SEVERITIES), "y": mix, "marker": {"color": [SEV_COLORS[s] for s in SEVERITIES]}}]
     figs.append(("severity_mix", f4, _layout("Severity mix of the open backlog at T"), ["severity", "open"],
                  [[s, m] for s, m in zip(SEVERITIES, mix)]))
+    for key, _, layout, _, _ in figs:
+        if key != "severity_mix":
+            layout["xaxis"].update(_week_ticks(weeks))
     return [{"id": key, "title": layout["title"]["text"], "json": {"data": data, "layout": layout}, "head": head,
              "rows": rows} for key, data, layout, head, rows in figs]
+
+
+def _direction_figures(trend: list[dict]) -> list[tuple]:
+    """Degree and direction: requirements met and controls passing (of those judged) per week, and the
+    findings that arrived and were resolved each week. Weeks stored before contract 1.3 have no point."""
+    weeks = [t["week"] for t in trend]
+    pts = [t.get("degree") or {} for t in trend]
+
+    def line(name, key, color):
+        return {"type": "scatter", "mode": "lines+markers+text", "name": name, "x": weeks, "cliponaxis": False,
+                "y": [p[key][0] if key in p else None for p in pts], "line": {"color": color}, "textposition": "top center",
+                "text": [f"{p[key][0]}/{p[key][1]}" if key in p else "" for p in pts]}
+    most = max([p[key][1] for p in pts for key in ("requirements", "controls") if key in p] or [1])
+    f5 = [line("Requirements met", "requirements", "#1e7d32"), line("Controls passing", "controls", "#3d7bd9")]
+    f6 = [{"type": "bar", "name": "New", "x": weeks, "y": [t.get("new") for t in trend], "marker": {"color": "#b3261e"}},
+          {"type": "bar", "name": "Resolved", "x": weeks, "y": [t.get("resolved") for t in trend],
+           "marker": {"color": "#1e7d32"}}]
+    return [("degree_trend", f5, _layout("Requirements met and controls passing (of those judged)",
+                                         yaxis={"range": [0, most + 1.5]}),
+             ["week", "requirements met", "controls passing"],
+             [[t["week"], "{}/{}".format(*p["requirements"]) if "requirements" in p else "n/a",
+               "{}/{}".format(*p["controls"]) if "controls" in p else "n/a"] for t, p in zip(trend, pts)]),
+            ("flow_trend", f6, _layout("Findings new and resolved each week", barmode="group"),
+             ["week", "new", "resolved"], [[t["week"], t.get("new"), t.get("resolved")] for t in trend])]
 
 
 APP_JS = """
@@ -202,21 +246,22 @@ APP_JS = """
   }
   [q, sev, st].forEach(function (e) { if (e) { e.addEventListener('input', apply); } });
   if (q) { apply(); }
-  // printed: charts sized to half an A4 landscape page (their tables print below them)
-  function fit(h) {
+  // printed: charts two to a row of an A4 landscape page, each narrower than half its printable width (281 mm,
+  // about 1,060 CSS px) so nothing is wider than the page and the browser does not shrink every font to fit
+  function fit(h, w) {
     data.forEach(function (c) {
       var el = document.getElementById('chart-' + c.id);
-      if (el && window.Plotly && el.data) { Plotly.relayout(el, {height: h}); }
+      if (el && window.Plotly && el.data) { Plotly.relayout(el, {height: h, width: w}); }
     });
   }
   var closed = [];
   window.addEventListener('beforeprint', function () {
-    fit(180);
+    fit(145, 500);
     closed = Array.prototype.filter.call(document.querySelectorAll('details'), function (d) { return !d.open; });
     closed.forEach(function (d) { d.open = true; });      // the data behind each chart prints too
   });
   window.addEventListener('afterprint', function () {
-    fit(320);
+    fit(320, null);
     closed.forEach(function (d) { d.open = false; });
   });
   // report.html#only-<section id>: that section alone (to share or screenshot one part of the week)
@@ -301,4 +346,24 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
 
 
 def render_index(rows: list[dict]) -> str:
-    return ENV.get_template("index.html.j2").render(rows=rows)
+    """rows: newest first. The 12 newest weeks draw the trend of requirements met and controls passing."""
+    recent = [r for r in rows[:12] if r.get("requirements")][::-1]
+    return ENV.get_template("index.html.j2").render(rows=rows, recent=recent, direction=direction(recent))
+
+
+def direction(points: list[dict], back: int = 4) -> str:
+    """'2026-W48: 11 of 12 requirements met, up from 9 of 12 in 2026-W44 (4 weeks before)': the newest week
+    against the one `back` weeks before it (or the oldest shown), compared as shares of those judged."""
+    if not points:
+        return ""
+    last = points[-1]
+    met, judged = last["requirements"]
+    head = f"{last['week']}: {met} of {judged} requirements met"
+    if len(points) < 2:
+        return head + "."
+    before = points[max(0, len(points) - 1 - back)]
+    m0, j0 = before["requirements"]
+    now, then = (met / judged if judged else 0), (m0 / j0 if j0 else 0)
+    word = "up" if now > then else "down" if now < then else "level"
+    return f"{head}, {word} {'with' if word == 'level' else 'from'} {m0} of {j0} in {before['week']}" + \
+        f" ({len(points) - 1 - points.index(before)} weeks before)."

@@ -28,7 +28,11 @@ def trend_point(k: WeekKpis) -> dict:
     return {"week": k.week, "open": {s: k.open_by_severity(s) for s in SEVERITIES},
             "mttr": {s: k.mttr_mean(s) for s in ("CRITICAL", "HIGH")},
             "mttr_n": {s: k.mttr(s)["n"] for s in ("CRITICAL", "HIGH")}, "critical": k.critical_in_prod,
-            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"]}
+            "build_gate": k.build_gate["pct"], "nightly": k.nightly["pct"], "new": k.new_findings,
+            "resolved": k.resolved,
+            # degree (D24): [met, judged]; absent for a week stored before kpis.json contract 1.3
+            **({"degree": {"requirements": list(k.requirements_met()), "controls": list(k.controls_passing())}}
+               if k.requirements else {})}
 
 
 def stored_trend(con, monday: date) -> list[dict]:
@@ -41,11 +45,16 @@ def stored_trend(con, monday: date) -> list[dict]:
 
 
 def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                        signing_key: str | None = None) -> list[dict]:
+                        signing_key: str | None = None, new_key: bool = False, rotate_key: bool = False) -> list[dict]:
     """Write reports/<week>/ for each stored week; returns one status dict per week (path, status, revision, kpis).
-    `signing_key`: the Ed25519 key that signs each manifest (created there on first use)."""
-    from ifc_scan.report.signing import load_or_create
-    signer = load_or_create(signing_key) if signing_key else None
+    `signing_key`: the Ed25519 key that signs each manifest (report/signing.py signer_for_publication: when it
+    may be created or rotated). Every week written and the index are recorded in the publication log."""
+    from ifc_scan.report.publications import PublicationLog
+    from ifc_scan.report.signing import signer_for_publication
+    signer = signer_for_publication(signing_key, Path(reports), Path(landing), new_key=new_key,
+                                    rotate=rotate_key) if signing_key else None
+    Path(reports).mkdir(parents=True, exist_ok=True)
+    log = PublicationLog(Path(reports), signer)
     memo: dict = {}     # manifest sha256 -> full input list: each week's chain is read once per run
     out = []
     for m in sorted(set(mondays)):
@@ -53,11 +62,11 @@ def render_stored_weeks(con, mondays: list[date], reports, landing: str, run_id:
         if r is None:
             raise ValueError(f"week {week_label(m)} has no stored KPIs: run the weekly_kpis step first")
         status = write_week(reports, r, stored_trend(con, m), r.data_quality, landing=str(landing), run_id=run_id,
-                            memo=memo, signer=signer)
+                            memo=memo, signer=signer, log=log)
         status["kpis"] = r.kpis
         status["verdict"] = r.view.verdict
         out.append(status)
-    write_index(reports)
+    write_index(reports, log)
     return out
 
 
@@ -77,7 +86,8 @@ def later_published(reports, mondays: list[date]) -> list[date]:
 
 
 def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                  source=None, first_week: date | None = None, signing_key: str | None = None) -> list[dict]:
+                  source=None, first_week: date | None = None, signing_key: str | None = None, new_key: bool = False,
+                  rotate_key: bool = False) -> list[dict]:
     """CLI path: compute (or reuse) the weeks, their trend windows and the later published weeks, then
     render them all (a later week whose figures did not change is left untouched). Returns the statuses
     of `mondays` followed by those of the later weeks."""
@@ -89,4 +99,4 @@ def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str,
         first_week = next(iter(data_weeks(con, policy)), None)
     window = {w for m in wanted + later for w in trend_weeks(m) if first_week is None or w >= first_week}
     compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source)
-    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key)
+    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key, new_key, rotate_key)

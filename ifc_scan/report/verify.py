@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ifc_scan.kpis.stage import manifest_hash
+from ifc_scan.report.attestation import check_envelope
+from ifc_scan.report.oscal import oscal_files
+from ifc_scan.report.publications import LOG_FILE, LogState, published_manifests
 from ifc_scan.report.signing import SIGNATURE_FILE, check
-from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, sha256_bytes, to_csv
+from ifc_scan.report.writer import CSV_FILES, ChainBroken, chain_inputs, find_manifest, index_html, sha256_bytes, to_csv
 
 
 @dataclass
@@ -50,7 +53,7 @@ class WeekVerification:
                 "checks": [c.__dict__ for c in self.checks], "problems": self.problems}
 
     def lines(self) -> list[str]:
-        out = [f"{self.week} r{self.revision if self.revision is not None else '?'}: "
+        out = [f"{self.week}{f' r{self.revision}' if self.revision is not None else ''}: "
                f"{'VERIFIED' if self.verified else 'NOT VERIFIED'}"]
         out += [f"  {'ok  ' if c.ok else 'FAIL'} {c.name:<11} {c.detail}" for c in self.checks]
         return out
@@ -63,8 +66,124 @@ def _inside(landing: Path, rel: str) -> Path | None:
     return landing / Path(*p.parts)
 
 
+def _key_continuity(reports: Path, manifest: dict, trusted: list[bytes]) -> str | None:
+    """The chain says which key may sign: the previous week's. Another key fails unless this manifest
+    records the rotation from it, and a recorded rotation counts only with --key naming the new key (a
+    rotation record is written by whoever holds the new key, so it proves nothing by itself)."""
+    prev = manifest.get("previous_week")
+    data = find_manifest(reports, prev["week"], prev["manifest_sha256"]) if prev else None
+    prev_fp = (json.loads(data).get("signing_key") or {}).get("fingerprint") if data else None
+    if prev_fp is None:
+        return None
+    fp = (manifest.get("signing_key") or {}).get("fingerprint")
+    if fp is None:
+        return f"not signed, but the chain's previous week {prev['week']} is signed by {prev_fp}"
+    if fp != prev_fp and manifest.get("key_rotated_from") != prev_fp:
+        return (f"signed by {fp}, but the chain's key (previous week {prev['week']}) is {prev_fp} and no rotation "
+                "from it is recorded")
+    if fp != prev_fp and not trusted:
+        return (f"signed by {fp} after a key rotation from {prev_fp} (previous week {prev['week']}): a rotation is "
+                "accepted only with --key naming the new public key")
+    return None
+
+
+def _publication_check(week: str, raw: bytes, manifest: dict, log: LogState | None) -> tuple[bool, str, list[str]]:
+    """The published manifest against the publication log's latest record of the week."""
+    if log is None:
+        if manifest.get("publication_log"):
+            return False, f"{LOG_FILE} is missing", [f"the week was recorded in {LOG_FILE}, which is missing "
+                                                     "(deleted to hide a rollback or a deleted week?)"]
+        return True, "no publication log (published by an earlier release): rollback cannot be checked", []
+    problems = [f"publication log: {p}" for p in log.problems]
+    sha, latest = sha256_bytes(raw), log.weeks.get(week)
+    if latest is None:
+        problems.append(f"{week} is not in {LOG_FILE}: never published by ifc-scan, or the log was cut")
+    elif latest["manifest_sha256"] != sha:
+        old = log.history.get(week, {}).get(sha, "missing")
+        problems.append(f"rolled back: {LOG_FILE} records r{latest.get('revision')} (manifest sha256 "
+                        f"{latest['manifest_sha256'][:12]}…) as the latest of {week}, but the published folder holds "
+                        + (f"r{old}, an earlier revision" if old != "missing" else "a manifest the log never recorded")
+                        + " (or a publication was interrupted: run report for the week again)")
+    detail = (f"the latest of {week} in {LOG_FILE} ({len(log.lines)} records)" if not problems
+              else f"{len(problems)} problem(s) against {LOG_FILE}")
+    return not problems, detail, problems
+
+
+def verify_publication(reports: Path, log: LogState | None, weeks: list[str], whole: bool) -> WeekVerification:
+    """The set of published weeks (those of `weeks`' range) and, with `whole`, index.html against the log."""
+    v = WeekVerification("publication log")
+    if log is None:
+        named = [w for w, d in published_manifests(reports).items() if b'"publication_log"' in d]
+        v.add("log", not named, f"{LOG_FILE} is missing" + (f" although {', '.join(named[:3])} name it" if named else
+                                                             " (weeks published by an earlier release)"),
+              [f"{LOG_FILE} is missing although the published weeks were recorded in it"] if named else [])
+        return v
+    v.add("log", not log.problems, f"{len(log.lines)} records, hash chain and signatures "
+          + ("intact" if not log.problems else "broken"), [f"publication log: {p}" for p in log.problems])
+    lo, hi = (weeks[0], weeks[-1]) if weeks and not whole else ("", "9999")
+    published = set(published_manifests(reports))
+    gone = sorted(w for w in log.weeks if lo <= w <= hi and w not in published)
+    v.add("weeks", not gone, f"{len(published)} published week(s); {len(gone)} recorded in the log but missing",
+          [f"{w} r{log.weeks[w].get('revision')} is recorded in {LOG_FILE} but its folder is gone (deleted)"
+           for w in gone])
+    if whole:
+        index = reports / "index.html"
+        current = index.read_bytes() if index.is_file() else None
+        problems = []
+        if current is None:
+            problems.append("index.html is missing")
+        else:
+            if log.index_sha256 and sha256_bytes(current) != log.index_sha256:
+                problems.append(f"index.html is not the one recorded in {LOG_FILE} (edited or replaced)")
+            if current != index_html(reports):
+                problems.append("index.html differs from the index rendered again from the published weeks")
+        v.add("index", not problems, "index.html " + ("matches the log and the published weeks" if not problems
+                                                      else "does not match"), problems)
+    return v
+
+
+def _revision_check(reports: Path, week: str, manifest: dict) -> tuple[str, bool, str, list[str]]:
+    """The superseded revision is where the manifest says, and no newer revision sits in the archive."""
+    revision = manifest.get("revision")
+    archive = reports / "revisions" / week
+    archived = sorted(int(p.name[1:]) for p in archive.glob("r*") if p.name[1:].isdigit()) if archive.is_dir() else []
+    rev_problems = []
+    sup = manifest.get("supersedes")
+    if sup:
+        found = find_manifest(reports, week, sup["manifest_sha256"])
+        if found is None or not (reports / sup["path"] / "manifest.json").is_file():
+            rev_problems.append(f"the superseded revision r{sup['revision']} ({sup['path']}) is missing or was modified")
+    if archived and revision is not None and max(archived) >= revision:
+        rev_problems.append(f"revision r{revision} is published but revisions/{week}/r{max(archived)} exists: "
+                            "a newer revision was rolled back or the folders were swapped")
+    return ("revision", not rev_problems,
+            f"r{revision}" + (f", supersedes r{sup['revision']} (kept in {sup['path']})" if sup else ", no earlier revision"),
+            rev_problems)
+
+
+def _inputs_check(inputs: list[dict], landing: Path) -> tuple[str, bool, str, list[str]]:
+    """Every input of the week inside the landing zone, present, with its recorded sha256."""
+    missing, changed, outside = [], [], []
+    for item in inputs:
+        src = _inside(landing, item["path"])
+        if src is None:
+            outside.append(item["path"])
+        elif not src.is_file():
+            missing.append(item["path"])
+        elif sha256_bytes(src.read_bytes()) != item["sha256"]:
+            changed.append(item["path"])
+    ok_inputs = len(inputs) - len(missing) - len(changed) - len(outside)
+    problems = ([f"input {p} is outside the landing zone: refused" for p in outside] +
+                [f"input {p} is missing from {landing}" for p in missing[:20]] +
+                [f"input {p} changed since the report (sha256 differs)" for p in changed[:20]])
+    if len(missing) > 20:
+        problems.append(f"... and {len(missing) - 20} more missing inputs: is {landing} the landing zone the report "
+                        "used? (pass --landing DIR)")
+    return "inputs", not problems, f"{ok_inputs:,}/{len(inputs):,} present and unchanged in {landing}", problems
+
+
 def verify_week(reports: Path, week: str, landing: Path | None = None, progress=None,
-                trusted: list[bytes] | None = None) -> WeekVerification:
+                trusted: list[bytes] | None = None, log: LogState | None = None) -> WeekVerification:
     progress = progress or (lambda msg: None)
     v = WeekVerification(week)
     folder = reports / week
@@ -84,6 +203,9 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
     # 0. the manifest's signature (Ed25519), against the pinned keys when given
     sig_path = folder / SIGNATURE_FILE
     ok, detail = check(raw, sig_path.read_bytes() if sig_path.is_file() else None, trusted or [])
+    broken = _key_continuity(reports, manifest, trusted or []) if ok else None
+    if broken:
+        ok, detail = False, broken
     v.add("signature", ok, detail + (f"; key rotated from {manifest['key_rotated_from']}"
                                      if manifest.get("key_rotated_from") else ""),
           [] if ok else [f"signature: {detail}"])
@@ -98,6 +220,10 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
             bad.append(f"output {name} was modified (sha256 differs from the manifest)")
     n = len(manifest.get("outputs", {}))
     v.add("outputs", not bad, f"{n - len(bad)}/{n} files match the manifest", bad)
+    if "attestation" in manifest:       # the manifest again as a DSSE-signed in-toto statement
+        bad = check_envelope(folder, manifest)
+        v.add("attestation", not bad, bad[0] if bad else "DSSE envelope signed by the manifest's key; every subject's "
+              "sha256 matches its file", bad)
 
     # 2. the chain: previous week's manifest by hash, full input list rebuilt and hashed
     inputs: list[dict] = []
@@ -115,42 +241,14 @@ def verify_week(reports: Path, week: str, landing: Path | None = None, progress=
         v.add("chain", False, str(exc), [f"manifest chain broken: {exc}"])
 
     # 3. revisions: the superseded one is where the manifest says; nothing newer was rolled back
-    archive = reports / "revisions" / week
-    archived = sorted(int(p.name[1:]) for p in archive.glob("r*") if p.name[1:].isdigit()) if archive.is_dir() else []
-    rev_problems = []
-    sup = manifest.get("supersedes")
-    if sup:
-        found = find_manifest(reports, week, sup["manifest_sha256"])
-        if found is None or not (reports / sup["path"] / "manifest.json").is_file():
-            rev_problems.append(f"the superseded revision r{sup['revision']} ({sup['path']}) is missing or was modified")
-    if archived and v.revision is not None and max(archived) >= v.revision:
-        rev_problems.append(f"revision r{v.revision} is published but revisions/{week}/r{max(archived)} exists: "
-                            "a newer revision was rolled back or the folders were swapped")
-    v.add("revision", not rev_problems,
-          f"r{v.revision}" + (f", supersedes r{sup['revision']} (kept in {sup['path']})" if sup else ", no earlier revision"),
-          rev_problems)
+    v.add(*_revision_check(reports, week, manifest))
+    v.add("published", *_publication_check(week, raw, manifest, log))
 
     # 4. inputs in the landing zone
     if landing is None:
         recorded = Path(manifest.get("landing_zone", ""))
         landing = recorded if recorded.is_absolute() else (reports.parent / recorded)
-    missing, changed, outside = [], [], []
-    for item in inputs:
-        src = _inside(landing, item["path"])
-        if src is None:
-            outside.append(item["path"])
-        elif not src.is_file():
-            missing.append(item["path"])
-        elif sha256_bytes(src.read_bytes()) != item["sha256"]:
-            changed.append(item["path"])
-    ok_inputs = len(inputs) - len(missing) - len(changed) - len(outside)
-    problems = ([f"input {p} is outside the landing zone: refused" for p in outside] +
-                [f"input {p} is missing from {landing}" for p in missing[:20]] +
-                [f"input {p} changed since the report (sha256 differs)" for p in changed[:20]])
-    if len(missing) > 20:
-        problems.append(f"... and {len(missing) - 20} more missing inputs: is {landing} the landing zone the report "
-                        "used? (pass --landing DIR)")
-    v.add("inputs", not problems, f"{ok_inputs:,}/{len(inputs):,} present and unchanged in {landing}", problems)
+    v.add(*_inputs_check(inputs, landing))
     if v.problems:
         return v
 
@@ -205,6 +303,9 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
         html = render_report(r.kpis, r.populations, trend, render["data_quality"], render["meta"]).encode("utf-8")
         if html != (folder / "report.html").read_bytes():
             problems.append("report.html re-rendered from the recomputed figures differs from the published one")
-    n = 2 + len(CSV_FILES)
-    return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html) "
+    oscal = oscal_files(r.kpis, r.populations, inputs, revision=manifest["revision"], generated_at=manifest["generated_at"])
+    problems += [f"{name} re-rendered from the recomputed figures differs from the published one"
+                 for name, data in oscal.items() if name in manifest.get("outputs", {}) and (folder / name).read_bytes() != data]
+    n = 2 + len(CSV_FILES) + sum(name in manifest.get("outputs", {}) for name in oscal)
+    return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html, the OSCAL files) "
             "byte-identical when recomputed from the inputs alone", problems)

@@ -17,15 +17,19 @@ import os
 import shutil
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import CATALOG
 from ifc_scan.faults import fault_point
 from ifc_scan.kpis.stage import POPULATION_COLUMNS
+from ifc_scan.report.attestation import ATTESTATION_FILE, envelope
 from ifc_scan.report.html import render_index, render_report, renderer_digest
+from ifc_scan.report.oscal import oscal_files
+from ifc_scan.report.publications import LOG_FILE
 from ifc_scan.report.signing import SIGNATURE_FILE
+from ifc_scan.timeutil import parse_week, week_label
 
 CSV_FILES = {
     "findings.csv": "findings",
@@ -160,8 +164,9 @@ def chain_inputs(reports: Path, manifest: dict, memo: dict | None = None) -> lis
 
 
 def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               memo: dict | None = None, signer=None) -> dict:
-    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}."""
+               memo: dict | None = None, signer=None, log=None) -> dict:
+    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}.
+    `log` (report/publications.py PublicationLog): the week is recorded there before it is renamed into place."""
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     k = result.kpis
@@ -197,9 +202,15 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
             "signing_public_key": signer.public_key_b64 if signer else None,
+            # the weeks before and after, as rows of the index: a week's page never changes once published, so
+            # it links to where the next week will be listed, and a pack that holds some weeks and its own
+            # index.html (writer.index_html of its weeks/ folder) keeps every link inside it
+            "nav": {"index": "../index.html", "previous": previous["week"] if previous else None,
+                    "next": week_label(parse_week(week) + timedelta(days=7))},
             "verify_command": f"ifc-scan verify --reports {reports.resolve()} --week {week}"
                               + (f" --key {signer.path.with_suffix('.pub.pem').resolve()}" if signer else "")}
     files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
+    files.update(oscal_files(k, result.populations, result.inputs, revision=revision, generated_at=generated_at))
     manifest = {
         "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
         "generated_at": generated_at, "project_version": __version__, "git_commit": git_commit(),
@@ -215,19 +226,24 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         "render": {"trend": trend, "data_quality": data_quality, "meta": meta, "renderer": renderer_digest()},
         "reproduce": meta["verify_command"],
     }
+    if log is not None:      # verify then requires the log: deleting it cannot hide a rollback
+        manifest["publication_log"] = LOG_FILE
     if signer is not None:
         manifest["signing_key"] = signer.describe()
+        manifest["attestation"] = ATTESTATION_FILE      # the manifest again as a signed in-toto statement
         before_fp = (prev_manifest.get("signing_key") or {}).get("fingerprint") if previous is not None else None
         if before_fp and before_fp != signer.fingerprint:
             manifest["key_rotated_from"] = before_fp     # key rotation, recorded in the signed chain
     files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
     if signer is not None:
         files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
+        files[ATTESTATION_FILE] = envelope(manifest, files, signer)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
     os.chmod(tmp, 0o755)
     try:
         for name, data in files.items():
+            (tmp / name).parent.mkdir(exist_ok=True)       # oscal/
             with open(tmp / name, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -236,6 +252,8 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
     fault_point()
+    if log is not None:     # recorded first: a crash before the renames leaves a record the next run supersedes
+        log.record_week(week, revision, files["manifest.json"])
     # Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place.
     if final.is_dir():
         archive = reports / "revisions" / week
@@ -249,28 +267,49 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
 
 
-def write_index(reports: str | Path) -> Path:
+def index_html(reports: str | Path) -> bytes:
     """index.html: every published week, newest first, with its verdict and each target's cell coloured by
     the same judgement as the report's cards (ifc_scan/kpis/targets.py)."""
-    from ifc_scan.kpis.targets import Targets, judge_targets
-    from ifc_scan.kpis.view import WeekKpis
     reports = Path(reports)
-    rows = []
+    weeks = []
     for d in sorted((p for p in reports.iterdir() if p.is_dir() and p.name[:2] == "20" and (p / "kpis.json").is_file()),
                     reverse=True):
-        k = json.loads((d / "kpis.json").read_text())
         m = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
+        weeks.append((json.loads((d / "kpis.json").read_text()), m))
+    return index_page(weeks)
+
+
+def index_page(weeks: list[tuple[dict, dict]]) -> bytes:
+    """The index of these weeks ((kpis.json, manifest.json) pairs, newest first): also the page a folder
+    holding only some weeks (an audit pack's weeks/) needs, since each week's page links to `../index.html`."""
+    from ifc_scan.kpis.targets import Targets, judge_targets
+    from ifc_scan.kpis.view import WeekKpis
+    rows = []
+    for k, m in weeks:
         v = WeekKpis(k)
         judged = {t.key: t for t in judge_targets(v, Targets.from_policy(k["policy"]))} if "targets" in k["policy"] else {}
         rows.append({"week": k["week"], "period_start": k["period_start"], "verdict": v.verdict,
+                     "evidence": v.evidence_line() if v.no_new_evidence else None,
                      "failing": [f"{c['framework']} {c['id']}" for c in v.failing_controls], "revision": m.get("revision", 1),
+                     # (value, status, key): a stale or no-data figure is never coloured as met
                      "cells": [(judged[key].value if key in judged else None,
-                                None if key not in judged else judged[key].passed)
+                                judged[key].status if key in judged else "no data", key)
                                for key in ("zero_critical_in_production", "build_gate_coverage", "nightly_coverage",
                                            "mttr_critical", "mttr_high", "no_open_overdue")],
-                     "backlog": v.open_backlog})
+                     "requirements": v.requirements_met() if v.requirements else None,
+                     "controls": v.controls_passing(), "unmet": [r["label"] for r in v.unmet_requirements],
+                     "new": v.new_findings, "resolved": v.resolved, "backlog": v.open_backlog})
+    return render_index(rows).encode("utf-8")
+
+
+def write_index(reports: str | Path, log=None) -> Path:
+    """Write index.html (index_html), recorded in the publication log first when one is given."""
+    reports = Path(reports)
     path = reports / "index.html"
+    html = index_html(reports)
+    if log is not None:
+        log.record_index(html)
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_index(rows), encoding="utf-8")
+    tmp.write_bytes(html)
     os.replace(tmp, path)
     return path
