@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple
 
+import pandas as pd
+
 
 class ShownVuln(NamedTuple):
     """One finding as a scan shows it (a row of scan_vulnerabilities, minus its identity)."""
@@ -154,17 +156,24 @@ def _split_set(value: str | None) -> frozenset | None:
 _ATTRS = "severity, fixed_version, status, class, suppressed, purl, target, title"
 
 
-def _attach_findings(con, by_id: dict) -> None:
+def attach_findings(con, scans: list[Scan], every_scan: bool = False) -> None:
     """Each scan's findings, (vuln_id, pkg_name, pkg_path) -> ShownVuln, the first row winning where a scan
     lists one twice. Read as integer codes: a finding is shown by every nightly scan, so a year at org
-    scale is millions of rows but few distinct keys and values, each made into a Python object once."""
+    scale is millions of rows but few distinct keys and values, each made into a Python object once.
+    Only the given scans' rows are read (an incremental lifecycle reads the night's), all when every_scan."""
+    by_id = {s.scan_id: s for s in scans}
+    if not by_id:
+        return
+    wanted = pd.DataFrame({"scan_id": list(by_id)}, dtype=object)  # noqa: F841 (read by DuckDB)
+    rows = ("scan_vulnerabilities WHERE vulnerability_id IS NOT NULL" if every_scan else
+            "scan_vulnerabilities WHERE vulnerability_id IS NOT NULL AND scan_id IN (SELECT scan_id FROM wanted)")
     con.execute("CREATE OR REPLACE TEMP TABLE _keys AS SELECT row_number() OVER () - 1 AS k, * FROM ("
                 "SELECT DISTINCT vulnerability_id AS vid, coalesce(pkg_name, '') AS pkg, coalesce(pkg_path, '') AS ppath "
-                "FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+                f"FROM {rows})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _attrs AS SELECT row_number() OVER () - 1 AS a, * FROM ("
-                f"SELECT DISTINCT {_ATTRS} FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+                f"SELECT DISTINCT {_ATTRS} FROM {rows})")
     con.execute("CREATE OR REPLACE TEMP TABLE _scans AS SELECT row_number() OVER () - 1 AS s, scan_id FROM ("
-                "SELECT DISTINCT scan_id FROM scan_vulnerabilities WHERE vulnerability_id IS NOT NULL)")
+                f"SELECT DISTINCT scan_id FROM {rows})")
     try:
         keys = [(v, p, pp) for _, v, p, pp in con.execute("SELECT * FROM _keys ORDER BY k").fetchall()]
         attrs = [ShownVuln(*r[1:]) for r in con.execute("SELECT * FROM _attrs ORDER BY a").fetchall()]
@@ -259,8 +268,8 @@ def load(con, with_findings: bool = True) -> Observations:
                 s.scope_severity = None
         scans.append(s)
         by_id[scan_id] = s
-    if by_id and with_findings:
-        _attach_findings(con, by_id)
+    if with_findings:
+        attach_findings(con, scans, every_scan=True)
     scans.sort(key=lambda s: (s.observed_at, s.scan_id))
 
     deploys = []

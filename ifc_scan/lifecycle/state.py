@@ -186,6 +186,23 @@ FROM finding_events e WHERE e.as_of IS NULL AND e.time >= $A AND e.time < $B
 GROUP BY e.finding_id
 """
 
+# Every finding of the main lifecycle as it stands at instant $S (the state StoreReader carries): read from its
+# stored final state (lifecycle_finding_state) when it has no event at or after $S, else aggregated from its
+# events before $S. A week read alone so reads the findings and the events of those still changing, not
+# every event of history.
+_STATE_AT = f"""
+WITH later AS (SELECT DISTINCT finding_id FROM finding_events WHERE as_of IS NULL AND time >= $S),
+agg AS (SELECT e.finding_id,{_AGGREGATE.format(e="e")}
+        FROM finding_events e WHERE e.as_of IS NULL AND e.time < $S AND e.finding_id IN (SELECT finding_id FROM later)
+        GROUP BY e.finding_id)
+SELECT finding_id, CASE WHEN is_open THEN 'detect' ELSE 'close' END, severity, target, purl, title, last_seen_scan,
+       due_at, last_close_time, last_close_reason, last_close_scan
+FROM lifecycle_finding_state WHERE detected_at < $S AND finding_id NOT IN (SELECT finding_id FROM later)
+UNION ALL
+SELECT finding_id, state_kind, severity, target, purl, title, last_seen_scan, due_at, last_close_time,
+       last_close_reason, last_close_scan FROM agg
+"""
+
 # Closes and reopens in [S, T) of the main lifecycle, with the presences in [A, T) that precede each close
 _WEEK_EVENTS = """
 SELECT finding_id, seq, time, kind, reason, severity, due_at FROM finding_events
@@ -199,7 +216,8 @@ ORDER BY finding_id, seq
 class StoreReader:
     """Reads the persisted lifecycle at successive week ends, carrying each finding's state forward: week
     T aggregates only the events since the previous T it read, so a backfill of N weeks reads every event
-    once (linear in history), not N times. Weeks may come in any order; going back restarts from zero.
+    once (linear in history), not N times. The first week read (and any week read after a later one)
+    starts from the state at its start S (_STATE_AT), so a week read alone reads its own events.
     Lineages with a correction at T (lifecycle_corrections) are read from their as-of-T version."""
 
     def __init__(self, con):
@@ -229,9 +247,16 @@ class StoreReader:
                 old[7:10] = [close_t, close_r, close_s]
         self.read_until = end
 
+    def _jump(self, start: datetime) -> None:
+        """Start from the stored state at `start` instead of aggregating every event before it."""
+        self.state = {r[0]: list(r[1:]) for r in self.con.execute(_STATE_AT, {"S": start}).fetchall()}
+        self.read_until = start
+
     def read(self, start: datetime, end: datetime) -> LifecycleAtT:
         if self.read_until > start:      # an earlier or the same week again: start over
             self._reset()
+        if self.read_until == datetime.min:
+            self._jump(start)
         before_sev = {fid: v[1] for fid, v in self.state.items()}   # severities at the last week end read
         lower = self.read_until
         self._advance(end)

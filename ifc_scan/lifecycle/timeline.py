@@ -63,6 +63,23 @@ class Finding:
     last_image: str | None = None
     events: list[Event] = field(default_factory=list)
     key: tuple = ()              # (vuln_id, pkg_name, pkg_path): how a scan's findings are keyed
+    first_seq: int = 0           # the stored seq of events[0] (resumed: only the last stored event is held)
+    # of a resumed finding, what its stored events before events[0] said: (last presence's scan,
+    # last close's (time, reason, scan) or None)
+    stored_last: tuple = (None, None)
+
+    def last_seen_and_close(self) -> tuple:
+        """The scan of its last presence, and (time, reason, scan) of its last close, or None."""
+        seen, close = self.stored_last
+        seen_found = close_found = False
+        for e in reversed(self.events):
+            if not seen_found and e.kind in ("detect", "present", "reopen"):
+                seen, seen_found = e.scan_id, True
+            if not close_found and e.kind == "close":
+                close, close_found = (e.time, e.reason, e.scan_id), True
+            if seen_found and close_found:
+                break
+        return seen, close
 
 
 @dataclass
@@ -71,6 +88,20 @@ class Moment:
     image: str
     scan: Scan
     via_deploy: bool
+
+
+@dataclass
+class Resume:
+    """Where a lineage's stored walk stopped (ifc_scan/lifecycle/incremental.py): items at or before `after`
+    were walked; the walker's own state then was `current` and `has_deploy`. The lineage's findings and
+    moments are restored into the Lifecycle before the walk resumes."""
+    after: datetime
+    current: str | None
+    has_deploy: bool
+    moments_stored: int = 0      # seq of the first new timeline moment
+    images_stored: int = 0       # seq of the first new current_images entry
+    moments_restored: int = 0    # how many stored moments were restored (the first, and those of the images
+                                 # the new items can make moments of): new moments follow them in the timeline
 
 
 def _sla_hours(policy: dict, severity: str):
@@ -91,6 +122,20 @@ class Lifecycle:
         self._moments_by_image: dict[tuple, list[Moment]] = defaultdict(list)   # (lineage, image) -> moments
         self.current_images: dict[str, list[tuple[datetime, str]]] = defaultdict(list)  # lineage -> [(since, image)]
         self._by_lineage: dict[str, list[Finding]] = defaultdict(list)
+        self.resumed: dict[str, Resume] = {}                       # lineage -> where its walk resumed
+        self.walk_state: dict[str, tuple] = {}                     # lineage -> (current, has_deploy) at the end
+
+    def restore(self, lineage: str, resume: Resume, findings: list[Finding], moments: list[Moment]) -> None:
+        """Load a lineage's stored walk (its findings, each with its last stored event, and its moments) so
+        that run() extends it with the items after resume.after instead of walking from the start."""
+        self.resumed[lineage] = resume
+        resume.moments_restored = len(moments)
+        for f in findings:
+            self.findings[(lineage, *f.key)] = f
+            self._by_lineage[lineage].append(f)
+        for m in moments:
+            self.moments[lineage].append(m)
+            self._moments_by_image[(lineage, m.image)].append(m)
 
     # --- "not looked at" ----------------------------------------------------------------------
     def _in_scope(self, scan: Scan, severity: str, fixed, cls) -> bool:
@@ -136,12 +181,17 @@ class Lifecycle:
         items = [(d.time, 0, i, "deploy", d) for i, d in enumerate(deploys)] + \
                 [(s.observed_at, 1, i, "scan", s) for i, s in enumerate(scans)]
         items.sort(key=lambda x: x[:3])
-        current = None
-        has_deploy = False
+        resume = self.resumed.get(lineage)
+        current = resume.current if resume else None
+        has_deploy = resume.has_deploy if resume else False
         scans_by_image: dict[str, list[Scan]] = defaultdict(list)
         for t, _, _, kind, x in items:
             if retired_at is not None and t >= retired_at:
                 break
+            if resume is not None and t <= resume.after:   # walked before: only what a later deploy looks back at
+                if kind == "scan":
+                    scans_by_image[x.image].append(x)
+                continue
             if kind == "scan":
                 scans_by_image[x.image].append(x)
                 if not has_deploy and x.is_registry and x.image != current:
@@ -158,6 +208,7 @@ class Lifecycle:
                     prior = scans_by_image.get(img)
                     if prior:
                         self._moment(lineage, Moment(t, img, prior[-1], True))
+        self.walk_state[lineage] = (current, has_deploy)
         if retired_at is not None:
             for f in self.findings_of(lineage):
                 if f.open:

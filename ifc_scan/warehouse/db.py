@@ -16,11 +16,12 @@ SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_t
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "8"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog;
+DERIVED_VERSION = "9"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog;
 # 7: approvals judged on their evidence (D22: unsigned trailers stop counting; entries gain `evidence`)
 # 8: weeks gain freshness and requirements (D23, kpis.json contract 1.3)
+# 9: each lineage's walk state stored, so the lifecycle is extended rather than rebuilt (issue 28)
 DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
-                  "weekly_kpis", "input_catalog")
+                  "weekly_kpis", "input_catalog", "lifecycle_lineage_state", "lifecycle_finding_state")
 
 
 # derived_meta keys that describe the raw tables (kept when the derived tables are rebuilt)

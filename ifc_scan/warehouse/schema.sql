@@ -101,6 +101,19 @@ CREATE TABLE IF NOT EXISTS timeline_moments (
 CREATE TABLE IF NOT EXISTS current_images (
   lineage VARCHAR, as_of TIMESTAMP, seq INTEGER, since TIMESTAMP, image_id VARCHAR);
 CREATE TABLE IF NOT EXISTS lifecycle_corrections (lineage VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, reason VARCHAR);
+-- Where each lineage's stored walk stopped, so the next build extends it instead of walking all history again
+-- (ifc_scan/lifecycle/incremental.py): the time of its last scan or production deploy walked, a digest of
+-- everything the walk read up to then, the walker's current image, and how many moments and images it stored.
+CREATE TABLE IF NOT EXISTS lifecycle_lineage_state (
+  lineage VARCHAR NOT NULL, processed_until TIMESTAMP, inputs_sha256 VARCHAR, current_image VARCHAR,
+  has_deploy BOOLEAN, moments INTEGER, images INTEGER, corrections_sha256 VARCHAR);
+-- Each finding of the main lifecycle as the walker holds it after its last event (seq last_seq), with what its
+-- events say of it then (lifecycle/state.py reads a week's start from it instead of aggregating all history)
+CREATE TABLE IF NOT EXISTS lifecycle_finding_state (
+  finding_id VARCHAR NOT NULL, lineage VARCHAR, vulnerability_id VARCHAR, pkg_name VARCHAR, pkg_path VARCHAR,
+  detected_at TIMESTAMP, cause VARCHAR, purl VARCHAR, target VARCHAR, title VARCHAR, cls VARCHAR, fixed VARCHAR,
+  severity VARCHAR, due_at TIMESTAMP, is_open BOOLEAN, last_image VARCHAR, last_seq INTEGER, last_seen_scan VARCHAR,
+  last_close_time TIMESTAMP, last_close_reason VARCHAR, last_close_scan VARCHAR);
 CREATE TABLE IF NOT EXISTS weekly_kpis (
   week VARCHAR PRIMARY KEY, period_start TIMESTAMP, period_end TIMESTAMP, inputs_manifest_sha256 VARCHAR,
   policy_sha256 VARCHAR, verdict VARCHAR, failing_controls VARCHAR[], critical_in_prod INTEGER,
