@@ -130,8 +130,8 @@ def test_the_pack_is_written_verified_and_zipped(reports, capsys):
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha, name
     assert [w["week"] for w in manifest["weeks"]] == ["2026-W10", "2026-W11", "2026-W12"]
     with zipfile.ZipFile(folder.with_suffix(".zip")) as zf:
-        assert {n.split("/", 1)[1] for n in zf.namelist()} == set(manifest["files"]) | {"manifest.json",
-                                                                                          "manifest.sig.json"}
+        assert {n.split("/", 1)[1] for n in zf.namelist()} == set(manifest["files"]) | {
+            "manifest.json", "manifest.sig.json", "attestation.dsse.json"}     # the pack's own signature and attestation
     pub = str(reports.parent / "keys" / "k.pub.pem")
     for where in (folder, folder.with_suffix(".zip")):      # verify accepts the folder and the zip
         capsys.readouterr()

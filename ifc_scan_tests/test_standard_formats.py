@@ -289,3 +289,38 @@ def test_a_period_packs_oscal_file_validates_and_verify_pack_recomputes_it(publi
     capsys.readouterr()
     assert main(["verify", "--pack", str(folder)]) == 1
     assert "oscal/assessment-results.json computed again from weeks/ differs from the pack's" in capsys.readouterr().err
+
+
+def test_a_period_pack_has_its_own_attestation_that_verifies_without_ifc_scan(published, tmp_path, capsys):
+    """The pack's attestation.dsse.json: an in-toto Statement whose subjects are the pack's manifest.json and
+    every file it lists, signed with the pack's key; securesystemslib verifies it, a from-spec PAE check too;
+    an envelope signed by another key makes `verify --pack` fail."""
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import SSlibKey
+    from ifc_scan.report.attestation import pack_statement, sign_statement
+    from ifc_scan.report.signing import Signer
+    rep = tmp_path / "reports"
+    shutil.copytree(published["reports"], rep)
+    assert main(["period", "--reports", str(rep), "--from", WEEKS[0], "--to", WEEKS[-1],
+                 "--signing-key", str(published["key"]), "--landing", str(published["land"])]) == 0, capsys.readouterr().err
+    folder = rep / "periods" / "2026-02-16_2026-03-08"
+    raw = json.loads((folder / "attestation.dsse.json").read_text())
+    pub = serialization.load_pem_public_key(published["key"].with_suffix(".pub.pem").read_bytes())
+    keyid = raw["signatures"][0]["keyid"]
+    env = Envelope.from_dict(json.loads(json.dumps(raw)))
+    assert list(env.verify([SSlibKey.from_crypto(pub, keyid=keyid)], 1)) == [keyid]
+    pub.verify(base64.b64decode(raw["signatures"][0]["sig"]), independent_pae(raw["payloadType"], env.payload))
+    st = json.loads(env.payload)
+    on_disk = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+               if p.is_file() and p.relative_to(folder).as_posix() not in ("attestation.dsse.json", "manifest.sig.json")}
+    assert {s["name"]: s["digest"]["sha256"] for s in st["subject"]} == on_disk
+    assert [w["week"] for w in st["predicate"]["weeks"]] == list(WEEKS) and st["predicate"]["evidence_grade"] is True
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder)]) == 0, capsys.readouterr().err
+    # the same statement signed by a key that is not the pack's
+    m = json.loads((folder / "manifest.json").read_text())
+    files = {n: (folder / n).read_bytes() for n in ["manifest.json", *m["files"]]}
+    (folder / "attestation.dsse.json").write_bytes(sign_statement(pack_statement(m, files), Signer(Ed25519PrivateKey.generate(), tmp_path / "other.pem")))
+    capsys.readouterr()
+    assert main(["verify", "--pack", str(folder)]) == 1
+    assert "attestation.dsse.json: no signature by the pack's key" in capsys.readouterr().err

@@ -43,8 +43,28 @@ def statement(manifest: dict, files: dict[str, bytes]) -> dict:
                           "generated_at": manifest["generated_at"]}}
 
 
+PACK_PREDICATE_TYPE = "https://ifc-scan.invalid/attestation/period-evidence/v1"
+
+
+def pack_statement(manifest: dict, files: dict[str, bytes]) -> dict:
+    """An audit-period pack: subjects are its manifest.json and every file the manifest lists (by path inside
+    the pack); the predicate names the period, the weeks it rests on and whether it is evidence grade."""
+    names = ["manifest.json", *sorted(manifest["files"])]
+    return {"_type": STATEMENT_TYPE,
+            "subject": [{"name": n, "digest": {"sha256": hashlib.sha256(files[n]).hexdigest()}} for n in names],
+            "predicateType": PACK_PREDICATE_TYPE,
+            "predicate": {"period": manifest["period"], "weeks": manifest["weeks"],
+                          "evidence_grade": manifest["evidence_grade"], "stamp": manifest["stamp"],
+                          "generated_at": manifest["generated_at"]}}
+
+
 def envelope(manifest: dict, files: dict[str, bytes], signer) -> bytes:
-    payload = json.dumps(statement(manifest, files), sort_keys=True, separators=(",", ":")).encode()
+    return sign_statement(statement(manifest, files), signer)
+
+
+def sign_statement(st: dict, signer) -> bytes:
+    """The statement in a DSSE envelope, signed over its PAE with the signer's Ed25519 key."""
+    payload = json.dumps(st, sort_keys=True, separators=(",", ":")).encode()
     sig = signer.key.sign(pae(PAYLOAD_TYPE, payload))
     doc = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
            "signatures": [{"keyid": signer.fingerprint, "sig": base64.b64encode(sig).decode()}]}
@@ -85,6 +105,32 @@ def check_envelope(folder, manifest: dict) -> list[str]:
         p = folder / str(subject)
         if subject in expected and (not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != digest):
             problems.append(f"{name}: subject {subject} does not match its sha256")
+    return problems
+
+
+def check_pack_envelope(files: dict[str, bytes], manifest: dict) -> list[str]:
+    """Problems with a pack's attestation: signed by the key its manifest names (whose trust the pack's
+    signature check settles), an in-toto Statement of the pack type, each subject's sha256 its file's."""
+    raw = files.get(ATTESTATION_FILE)
+    if raw is None:
+        return [f"the pack's attestation {ATTESTATION_FILE} is missing"]
+    try:
+        env = json.loads(raw)
+        payload = base64.b64decode(env["payload"], validate=True)
+        public = base64.b64decode(manifest["signing_key"]["public_key"])
+        if env["payloadType"] != PAYLOAD_TYPE or not any(_signed(public, s, payload) for s in env["signatures"]):
+            return [f"{ATTESTATION_FILE}: no signature by the pack's key over the envelope (DSSE PAE)"]
+        st = json.loads(payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{ATTESTATION_FILE} cannot be read as a DSSE envelope: {exc}"]
+    if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PACK_PREDICATE_TYPE:
+        return [f"{ATTESTATION_FILE}: not an in-toto Statement v1 of type {PACK_PREDICATE_TYPE}"]
+    subjects = {s.get("name"): (s.get("digest") or {}).get("sha256") for s in st.get("subject", [])}
+    expected = {"manifest.json", *manifest.get("files", {})}
+    problems = [] if set(subjects) == expected else [
+        f"{ATTESTATION_FILE}: its subjects are not the pack's files (differ in {', '.join(sorted(set(subjects) ^ expected)[:5])})"]
+    problems += [f"{ATTESTATION_FILE}: subject {n} does not match its sha256" for n, d in sorted(subjects.items())
+                 if n in expected and (n not in files or hashlib.sha256(files[n]).hexdigest() != d)]
     return problems
 
 

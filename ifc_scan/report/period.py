@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ifc_scan.faults import fault_point
 from ifc_scan.ingest.model import SEVERITIES
-from ifc_scan.report.attestation import ATTESTATION_FILE
+from ifc_scan.report.attestation import ATTESTATION_FILE, check_pack_envelope, pack_statement, sign_statement
 from ifc_scan.report.html import ENV, duration, fmt
 from ifc_scan.report.oscal import period_oscal_files
 from ifc_scan.report.period_figures import (DEFAULT_SAMPLE, PeriodPack, PublishedWeek, as_number,
@@ -93,7 +93,7 @@ How to check it
      as period.py does (remediations, then exceptions, then deploys).
 """
 
-PACK_FILES = ("manifest.json", SIGNATURE_FILE)
+PACK_FILES = ("manifest.json", SIGNATURE_FILE, ATTESTATION_FILE)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)      # fixed member times: the same pack zips to the same bytes
 MAX_PACK_BYTES = 4 << 30              # a zip to verify may unpack to at most this (and 100,000 members)
 
@@ -156,7 +156,7 @@ def week_files(w: PublishedWeek) -> dict[str, bytes]:
     """A published week's files as its manifest lists them, with the manifest, its signature and its
     attestation (so cosign or in-toto can check the week inside the pack)."""
     m = json.loads((w.folder / "manifest.json").read_bytes())
-    names = sorted(m.get("outputs", {})) + [n for n in (*PACK_FILES, ATTESTATION_FILE) if (w.folder / n).is_file()]
+    names = sorted(m.get("outputs", {})) + [n for n in PACK_FILES if (w.folder / n).is_file()]
     return {f"weeks/{w.week}/{n}": (w.folder / n).read_bytes() for n in names}
 
 
@@ -283,6 +283,7 @@ def write_period(reports: Path, pack: PeriodPack, verification: list[str], stamp
                 "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}, "signing_key": signer.describe()}
     files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
+    files[ATTESTATION_FILE] = sign_statement(pack_statement(manifest, files), signer)    # for in-toto / cosign
     return _publish_pack(reports / "periods", name, files)
 
 
@@ -466,6 +467,8 @@ def verify_pack(path: Path, trusted: list[bytes] | None = None):
                if n not in files or sha256_bytes(files[n]) != sha]
         bad += [f"{n} is not listed in the pack's manifest" for n in sorted(set(files) - set(listed) - set(PACK_FILES))]
         v.add("files", not bad, f"{len(listed) - len(bad)}/{len(listed)} files match the manifest", bad)
+        bad = check_pack_envelope(files, manifest)
+        v.add("attestation", not bad, "in-toto statement of the pack's files, signed by the pack's key", bad)
         bad = _pack_weeks(files, manifest, trusted)
         v.add("weeks", not bad, f"{len(manifest.get('weeks', []))} weekly manifests, signed and unchanged", bad)
         cites = json.loads(files.get("sample_evidence.json", b"[]"))
