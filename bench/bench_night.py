@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from measure import run_measured  # noqa: E402
+import measure  # noqa: E402
 
 from ifc_scan_tests.arrivals import arrival_units, deliver, unit_day  # noqa: E402
 
@@ -38,11 +38,7 @@ LIFECYCLE = ("import sys, json; from ifc_scan.lifecycle.store import derive_life
 
 
 def timed(cmd: list[str], log: Path) -> tuple[float, int]:
-    m = run_measured(cmd, cwd=ROOT)
-    log.write_text(m.stdout + m.stderr)
-    if m.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{m.stderr[-2000:]}")
-    return m.wall_s, m.peak_mb
+    return measure.timed(cmd, log, cwd=ROOT)
 
 
 def run(images: int, days: int, findings: int, work: Path) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured  # noqa: E402
+import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -37,12 +37,7 @@ WORKLOADS = {   # name: (images, days, findings per report)
 
 
 def timed(cmd: list[str], log: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MB) of one command, its reader processes included (bench/measure.py)."""
-    m = run_measured(cmd, cwd=ROOT)
-    log.write_text(m.stdout + m.stderr)
-    if m.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{m.stderr[-2000:]}")
-    return m.wall_s, m.peak_mb
+    return measure.timed(cmd, log, cwd=ROOT)
 
 
 def run(name: str, work: Path) -> dict:

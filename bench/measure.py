@@ -75,3 +75,14 @@ def run_measured(cmd: list[str], cwd: Path | str | None = None, env: dict | None
     err, _, last = err.rstrip("\n").rpartition("\n")
     single = int(last) if last.strip().isdigit() else 0
     return Measured(wall, max(peak[0], single) // 1024, single // 1024, proc.returncode, out, err)
+
+
+def timed(cmd: list[str], log, cwd=None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB) of one command, its reader processes included; its output goes to
+    `log`, and a failure stops the benchmark with the command's last words."""
+    r = run_measured(cmd, cwd=cwd)
+    log.write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
+    return r.wall_s, r.peak_mb
+
