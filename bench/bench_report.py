@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ifc_scan.ingest.runner import ingest  # noqa: E402
 from ifc_scan.lifecycle.store import derive_lifecycle  # noqa: E402
 from ifc_scan.policy import load_policy  # noqa: E402
-from ifc_scan.report.run import publish_weeks  # noqa: E402
+from ifc_scan.pipeline import publish_weeks  # noqa: E402
 from ifc_scan.warehouse.db import connect  # noqa: E402
 from ifc_scan_tests.scenario import Scenario, vuln  # noqa: E402
 

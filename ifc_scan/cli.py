@@ -47,7 +47,7 @@ def cmd_report(a) -> int:
     from ifc_scan.lifecycle.store import derive_lifecycle, lifecycle_is_current
     from ifc_scan.policy import load_policy
     from ifc_scan.progress import waiting
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.timeutil import parse_week
     from ifc_scan.warehouse.db import connect
     policy = load_policy(a.policy)

@@ -35,8 +35,8 @@ def chromium(tmp_path, *args, timeout=120):
 def report(tmp_path_factory):
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect
     tmp = tmp_path_factory.mktemp("browser")
     sc = Scenario(tmp)
@@ -118,8 +118,8 @@ def demo_week(tmp_path_factory):
     from ifc_scan.demo.generator import generate
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect
     tmp = tmp_path_factory.mktemp("demo-week")
     generate(tmp / "landing", weeks=8, seed=7, end=date(2026, 11, 30))

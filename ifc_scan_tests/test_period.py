@@ -26,8 +26,8 @@ def publish(sc: Scenario, root, mondays=WEEKS, key=None):
     `key`, created for them, when given)."""
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
     from ifc_scan.warehouse.db import connect
     ingest(sc.landing, root / "w.duckdb", progress=lambda m: None)
     policy = load_policy()

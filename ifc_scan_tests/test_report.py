@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 
 def test_hostile_text_is_escaped_and_csv_cells_neutralised(tmp_path):
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
     from ifc_scan.warehouse.db import connect
@@ -46,7 +46,7 @@ def test_misconfigurations_and_secrets_of_production_images_are_shown(tmp_path):
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.warehouse.db import connect
     sc = Scenario(tmp_path)
     p = sc.registry_scan("A", datetime(2026, 3, 2, 2), [vuln("CVE-1", "a", "LOW")])
@@ -92,7 +92,7 @@ def test_findings_link_their_advisory_only_when_it_is_a_web_address(tmp_path):
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.warehouse.db import connect
     sc = Scenario(tmp_path)
     good, bad = vuln("CVE-2026-1", "openssl", "HIGH"), vuln("CVE-2026-2", "zlib", "HIGH")
@@ -153,7 +153,8 @@ def test_a_weeks_inputs_are_read_from_the_catalog_and_a_late_file_makes_the_stor
     from ifc_scan.kpis.stage import StaleWeek, compute_and_store, load_week, manifest_hash
     from ifc_scan.lifecycle.store import derive_lifecycle
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks, render_stored_weeks
+    from ifc_scan.pipeline import publish_weeks
+    from ifc_scan.report.run import render_stored_weeks
     from ifc_scan.warehouse.db import connect
     s = Scenario(tmp_path)
     monday = date(2026, 3, 2)
@@ -192,7 +193,7 @@ def test_a_warehouse_of_an_older_release_rebuilds_its_lifecycle_and_weeks(tmp_pa
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle, lifecycle_is_current
     from ifc_scan.policy import load_policy
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.warehouse.db import connect
     s = Scenario(tmp_path)
     s.registry_scan("v1", datetime(2026, 3, 3, 2), [vuln("CVE-2026-1", "openssl", "HIGH")])

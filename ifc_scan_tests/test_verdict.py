@@ -106,7 +106,7 @@ def publish(sc, mondays: list[date]):
     """Ingest the scenario and publish these weeks as `ifc-scan report` does; returns the reports folder."""
     from ifc_scan.ingest.runner import ingest
     from ifc_scan.lifecycle.store import derive_lifecycle
-    from ifc_scan.report.run import publish_weeks
+    from ifc_scan.pipeline import publish_weeks
     from ifc_scan.warehouse.db import connect
     ingest(sc.landing, sc.root / "w.duckdb", progress=lambda m: None)
     policy = load_policy()

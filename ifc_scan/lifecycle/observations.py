@@ -200,9 +200,9 @@ def attach_findings(con, scans: list[Scan], every_scan: bool = False) -> None:
 EVENT_HAPPENED = "coalesce(status, 'ok') <> 'failed'"
 
 
-def load(con, with_findings: bool = True) -> Observations:
-    """Everything observed, over all time. with_findings=False leaves each scan's findings empty (the
-    weekly stage reads the persisted lifecycle instead of raw findings)."""
+def _image_aliases(con) -> tuple[dict, list]:
+    """(lineage, digest) -> image ID, from CI builds and scans' repo digests, the earliest source winning;
+    and the sources themselves, (time, lineage, digest, image_id) in that order."""
     alias_sources = []
     for t, lineage, digest, image_id in con.execute(
             "SELECT time, lineage, digest, image_id FROM ci_events WHERE kind='build' AND digest IS NOT NULL "
@@ -220,17 +220,47 @@ def load(con, with_findings: bool = True) -> Observations:
     aliases: dict = {}
     for _t, lineage, digest, image_id in alias_sources:
         aliases.setdefault((lineage, digest), image_id)
+    return aliases, alias_sources
 
-    # CI scan steps: their completion time dates an artifact without CreatedAt; their `with:` the scope
+
+def _ci_scan_steps(con) -> dict:
+    """CI scan steps by run: their completion time dates an artifact without CreatedAt; their `with:` the scope."""
     ci_scans = defaultdict(list)
     for run_id, lineage, t, sev, unfixed, vtype, output in con.execute(
             "SELECT run_id, lineage, time, scope_severity, scope_ignore_unfixed, scope_vuln_type, scan_output "
             "FROM ci_events WHERE kind='scan' ORDER BY time, line_no").fetchall():
         ci_scans[run_id].append(dict(lineage=lineage, time=t, severity=sev, unfixed=unfixed, vtype=vtype,
                                      output=os.path.basename(output) if output else None))
+    return ci_scans
 
+
+def _ci_step_of(ci_scans: dict, ci_run_id, path: str, lineage: str) -> dict | None:
+    """The CI scan step that wrote this scan file: the one naming its output file, else the run's only
+    step for its lineage."""
+    if ci_run_id is None:
+        return None
+    cands = ci_scans.get(ci_run_id, [])
+    base = os.path.basename(path)
+    step = next((c for c in cands if c["output"] == base), None)
+    if step is None:
+        same = [c for c in cands if c["lineage"] == lineage]
+        step = same[0] if len(same) == 1 else None
+    return step
+
+
+def _apply_ci_scope(s: Scan, step: dict) -> None:
+    """The scan's scope as its CI step's `with:` declared it; every severity listed is no restriction."""
+    s.scope_severity = _split_set(step["severity"])
+    s.scope_ignore_unfixed = bool(step["unfixed"])
+    s.scope_vuln_type = _split_set(step["vtype"])
+    if s.scope_severity and s.scope_severity >= {"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}:
+        s.scope_severity = None
+
+
+def _load_scans(con, aliases: dict, ci_scans: dict) -> tuple[list[Scan], int]:
+    """Every scan of a known lineage whose image can be identified (by its ID or a digest alias), dated by
+    CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image."""
     scans: list[Scan] = []
-    by_id: dict[str, Scan] = {}
     no_image = 0
     for (scan_id, lineage, image_id, digests, created_at, mtime, ci_run_id, path, sha, lists_sup,
          image_created) in con.execute(
@@ -244,14 +274,7 @@ def load(con, with_findings: bool = True) -> Observations:
         if image is None:
             no_image += 1
             continue
-        step = None
-        if ci_run_id is not None:
-            cands = ci_scans.get(ci_run_id, [])
-            base = os.path.basename(path)
-            step = next((c for c in cands if c["output"] == base), None)
-            if step is None:
-                same = [c for c in cands if c["lineage"] == lineage]
-                step = same[0] if len(same) == 1 else None
+        step = _ci_step_of(ci_scans, ci_run_id, path, lineage)
         if created_at is not None:
             observed, source = created_at, "created_at"
         elif step is not None and step["time"] is not None:
@@ -261,25 +284,22 @@ def load(con, with_findings: bool = True) -> Observations:
         s = Scan(scan_id, lineage, image, observed, source, ci_run_id is None, ci_run_id, path, sha, bool(lists_sup),
                  image_created=image_created)
         if step is not None:
-            s.scope_severity = _split_set(step["severity"])
-            s.scope_ignore_unfixed = bool(step["unfixed"])
-            s.scope_vuln_type = _split_set(step["vtype"])
-            if s.scope_severity and s.scope_severity >= {"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}:
-                s.scope_severity = None
+            _apply_ci_scope(s, step)
         scans.append(s)
-        by_id[scan_id] = s
-    if with_findings:
-        attach_findings(con, scans, every_scan=True)
-    scans.sort(key=lambda s: (s.observed_at, s.scan_id))
+    return scans, no_image
 
-    deploys = []
-    for lineage, digest, t, env, run_id, log_file, line_no, outcome in con.execute(
-            "SELECT lineage, digest, time, environment, run_id, log_file, line_no, "
-            "CASE WHEN status = 'failed' THEN 'failure' ELSE outcome END FROM ci_events "
-            "WHERE kind='deploy' AND digest IS NOT NULL AND lineage IS NOT NULL AND time IS NOT NULL "
-            "ORDER BY time, run_id, line_no").fetchall():
-        deploys.append(Deploy(lineage, digest, aliases.get((lineage, digest)), t, env, run_id, log_file, line_no, outcome))
 
+def _deploys(con, aliases: dict) -> list[Deploy]:
+    return [Deploy(lineage, digest, aliases.get((lineage, digest)), t, env, run_id, log_file, line_no, outcome)
+            for lineage, digest, t, env, run_id, log_file, line_no, outcome in con.execute(
+                "SELECT lineage, digest, time, environment, run_id, log_file, line_no, "
+                "CASE WHEN status = 'failed' THEN 'failure' ELSE outcome END FROM ci_events "
+                "WHERE kind='deploy' AND digest IS NOT NULL AND lineage IS NOT NULL AND time IS NOT NULL "
+                "ORDER BY time, run_id, line_no").fetchall()]
+
+
+def _builds_and_pushes(con, aliases: dict) -> tuple[list[dict], list[dict]]:
+    """Builds and pushes that happened, each with the image it produced where known."""
     builds = [dict(zip(("run_id", "lineage", "digest", "image_id", "time", "log_file", "line_no", "job_name", "outcome"), r))
               for r in con.execute("SELECT run_id, lineage, digest, image_id, time, log_file, line_no, job_name, outcome "
                                    f"FROM ci_events WHERE kind='build' AND lineage IS NOT NULL AND {EVENT_HAPPENED} "
@@ -291,14 +311,22 @@ def load(con, with_findings: bool = True) -> Observations:
         "ORDER BY time").fetchall()]
     for p in pushes:
         p["image"] = aliases.get((p["lineage"], p["digest"]))
+    return builds, pushes
 
+
+def _inventory(con, builds: list[dict]) -> tuple[dict, dict, dict]:
+    """(deployable lineage -> name, name -> lineage, retired lineage -> when)."""
     deployable = dict(con.execute("SELECT lineage, name FROM inventory_deployable").fetchall())
     if not deployable:  # without an inventory, every lineage with a CI build event is deployable
         deployable = {b["lineage"]: b["lineage"].rsplit("/", 1)[-1] for b in builds}
     scope_lineage = {name: lin for lin, name in deployable.items()}
     retired = {lin: at for lin, at in con.execute(
         "SELECT lineage, min(retired_at) FROM inventory_retired GROUP BY lineage").fetchall()}
+    return deployable, scope_lineage, retired
 
+
+def _exception_records(con) -> tuple[list[ExceptionEntry], dict]:
+    """Every exception entry of every snapshot, and each scope's snapshot dates in order."""
     exceptions = [ExceptionEntry(*r) for r in con.execute(
         "SELECT scope, CAST(snapshot_date AS TIMESTAMP), file, line_no, section, vuln_id, expiry, declared_expiry, reason, "
         "paths, purls, valid, invalid_reason, sha256 FROM exceptions ORDER BY scope, snapshot_date, file, line_no").fetchall()]
@@ -306,7 +334,22 @@ def load(con, with_findings: bool = True) -> Observations:
     for scope, d in con.execute("SELECT DISTINCT scope, CAST(snapshot_date AS TIMESTAMP) FROM exception_snapshots "
                                 "ORDER BY 1, 2").fetchall():
         snapshots[scope].append(d)
-    return Observations(scans, deploys, builds, pushes, aliases, exceptions, dict(snapshots), deployable,
+    return exceptions, dict(snapshots)
+
+
+def load(con, with_findings: bool = True) -> Observations:
+    """Everything observed, over all time. with_findings=False leaves each scan's findings empty (the
+    weekly stage reads the persisted lifecycle instead of raw findings)."""
+    aliases, alias_sources = _image_aliases(con)
+    scans, no_image = _load_scans(con, aliases, _ci_scan_steps(con))
+    if with_findings:
+        attach_findings(con, scans, every_scan=True)
+    scans.sort(key=lambda s: (s.observed_at, s.scan_id))
+    deploys = _deploys(con, aliases)
+    builds, pushes = _builds_and_pushes(con, aliases)
+    deployable, scope_lineage, retired = _inventory(con, builds)
+    exceptions, snapshots = _exception_records(con)
+    return Observations(scans, deploys, builds, pushes, aliases, exceptions, snapshots, deployable,
                         scope_lineage, retired, no_image, alias_sources)
 
 

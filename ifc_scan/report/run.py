@@ -1,7 +1,8 @@
 """The report stage: render stored weeks (table weekly_kpis) into report folders and the index.
 
 It never computes a figure: kpis.json, the populations, the inputs and the trend are read from what
-the weekly-KPI stage stored (ifc_scan/kpis/stage.py).
+the weekly-KPI stage stored (ifc_scan/kpis/stage.py). Running the stages in order is the caller's:
+ifc_scan/pipeline.py for the CLI, the Dagster assets (ifc_scan/defs/weekly.py) for the jobs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-from ifc_scan.kpis.stage import compute_and_store, data_weeks, load_week
+from ifc_scan.kpis.stage import load_week
 from ifc_scan.kpis.view import SEVERITIES, WeekKpis
 from ifc_scan.progress import Progress
 from ifc_scan.report.writer import write_index, write_week
@@ -87,22 +88,3 @@ def later_published(reports, mondays: list[date]) -> list[date]:
             if m > min(mondays) and m not in mondays:
                 out.append(m)
     return sorted(out)
-
-
-def publish_weeks(con, policy: dict, mondays: list[date], reports, landing: str, run_id: str | None = None,
-                  source=None, first_week: date | None = None, signing_key: str | None = None, new_key: bool = False,
-                  rotate_key: bool = False, progress=None) -> list[dict]:
-    """CLI path: compute (or reuse) the weeks, their trend windows and the later published weeks, then
-    render them all (a later week whose figures did not change is left untouched). Returns the statuses
-    of `mondays` followed by those of the later weeks. `progress`: a log function told the weeks done and
-    the time left."""
-    if not mondays:
-        return []
-    wanted = sorted(set(mondays))
-    later = later_published(reports, wanted)
-    if first_week is None:      # no trend point before the first evidence (a week of nothing is no zero)
-        first_week = next(iter(data_weeks(con, policy)), None)
-    window = {w for m in wanted + later for w in trend_weeks(m) if first_week is None or w >= first_week}
-    compute_and_store(con, policy, sorted(window | set(wanted) | set(later)), source=source, progress=progress)
-    return render_stored_weeks(con, wanted + later, reports, landing, run_id, signing_key, new_key, rotate_key,
-                               progress=progress)

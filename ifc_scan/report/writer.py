@@ -171,42 +171,38 @@ def verify_command(week: str, signer=None) -> str:
     return f"ifc-scan verify --reports . --week {week}{key}"
 
 
-def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
-               memo: dict | None = None, signer=None, log=None) -> dict:
-    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}.
-    `log` (report/publications.py PublicationLog): the week is recorded there before it is renamed into place."""
-    reports = Path(reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    k = result.kpis
-    week = k["week"]
-    final = reports / week
-    kpis_bytes = result.kpis_json.encode("utf-8")
-    if (final / "kpis.json").is_file() and (final / "kpis.json").read_bytes() == kpis_bytes:
-        try:
-            current = json.loads((final / "manifest.json").read_text()).get("revision", 1)
-        except (OSError, ValueError):
-            current = None
-        return {"path": str(final), "status": "unchanged", "week": week, "revision": current}
+def _unchanged(final: Path, kpis_bytes: bytes) -> dict | None:
+    """The week's published folder when its kpis.json already holds these figures: nothing to write."""
+    if not ((final / "kpis.json").is_file() and (final / "kpis.json").read_bytes() == kpis_bytes):
+        return None
+    try:
+        current = json.loads((final / "manifest.json").read_text()).get("revision", 1)
+    except (OSError, ValueError):
+        current = None
+    return {"path": str(final), "status": "unchanged", "week": final.name, "revision": current}
 
-    clean_stale_temp(reports, week)
-    files: dict[str, bytes] = {"kpis.json": kpis_bytes}
-    for name, key in CSV_FILES.items():
-        files[name] = to_csv(result.populations.get(key, []), POPULATION_COLUMNS[key])
-    supersedes = latest_revision(reports, week)
-    revision = supersedes["revision"] + 1 if supersedes else 1
-    generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+def _inputs_since_previous(reports: Path, week: str, inputs: list[dict], memo: dict | None):
+    """The nearest earlier published week, its manifest (None if none) and the inputs added and removed
+    since its full input list: a manifest records only this difference (the chain)."""
     previous = previous_published(reports, week)
+    prev_manifest = None
+    prev_inputs: list[dict] = []
     if previous is not None:
         prev_manifest = json.loads(find_manifest(reports, previous["week"], previous["manifest_sha256"]))
         prev_manifest["_sha256"] = previous["manifest_sha256"]
         prev_inputs = chain_inputs(reports, prev_manifest, memo)
-    else:
-        prev_inputs = []
     before = {(e["path"], e["sha256"]) for e in prev_inputs}
-    now = {(e["path"], e["sha256"]) for e in result.inputs}
-    added = [e for e in result.inputs if (e["path"], e["sha256"]) not in before]
+    now = {(e["path"], e["sha256"]) for e in inputs}
+    added = [e for e in inputs if (e["path"], e["sha256"]) not in before]
     removed = [e for e in prev_inputs if (e["path"], e["sha256"]) not in now]
-    meta = {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
+    return previous, prev_manifest, added, removed
+
+
+def _render_meta(week: str, revision: int, generated_at: str, previous: dict | None, *, landing: str,
+                 run_id: str | None, signer) -> dict:
+    """What report.html shows besides the figures (recorded in the manifest so verify can render it again)."""
+    return {"generated_at": generated_at, "revision": revision, "earlier_revisions": revision - 1,
             "project_version": __version__, "catalog_version": CATALOG["version"], "run_id": run_id,
             "landing": landing, "signing_fingerprint": signer.fingerprint if signer else None,
             "signing_public_key": signer.public_key_b64 if signer else None,
@@ -216,11 +212,16 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
             "nav": {"index": "../index.html", "previous": previous["week"] if previous else None,
                     "next": week_label(parse_week(week) + timedelta(days=7))},
             "verify_command": verify_command(week, signer)}
-    files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
-    files.update(oscal_files(k, result.populations, result.inputs, revision=revision, generated_at=generated_at))
+
+
+def _manifest(result, files: dict, trend: list[dict], data_quality: dict, meta: dict, *, supersedes: dict | None,
+              previous: dict | None, prev_manifest: dict | None, added: list, removed: list, landing: str,
+              run_id: str | None, signer, log) -> dict:
+    """manifest.json of the new revision: provenance, the input chain link and every output's sha256."""
+    k = result.kpis
     manifest = {
-        "week": week, "as_of": k["as_of"], "revision": revision, "supersedes": supersedes,
-        "generated_at": generated_at, "project_version": __version__, "git_commit": git_commit(),
+        "week": k["week"], "as_of": k["as_of"], "revision": meta["revision"], "supersedes": supersedes,
+        "generated_at": meta["generated_at"], "project_version": __version__, "git_commit": git_commit(),
         "policy_version": k["policy"]["version"], "policy_source": k["policy"]["source"],
         "catalog_version": CATALOG["version"], "dagster_run_id": run_id, "landing_zone": str(Path(landing).resolve()),
         "inputs_manifest_sha256": k["inputs_manifest_sha256"], "inputs_count": len(result.inputs),
@@ -241,11 +242,11 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         before_fp = (prev_manifest.get("signing_key") or {}).get("fingerprint") if previous is not None else None
         if before_fp and before_fp != signer.fingerprint:
             manifest["key_rotated_from"] = before_fp     # key rotation, recorded in the signed chain
-    files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
-    if signer is not None:
-        files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
-        files[ATTESTATION_FILE] = envelope(manifest, files, signer)
+    return manifest
 
+
+def _write_to_temp(reports: Path, week: str, files: dict[str, bytes]) -> Path:
+    """Every file of the new revision, synced to disk in a temporary folder beside the published ones."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{week}-", dir=reports))
     os.chmod(tmp, 0o755)
     try:
@@ -258,10 +259,12 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # nothing published or moved yet
         raise
-    fault_point()
-    if log is not None:     # recorded first: a crash before the renames leaves a record the next run supersedes
-        log.record_week(week, revision, files["manifest.json"])
-    # Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place.
+    return tmp
+
+
+def _publish(reports: Path, week: str, tmp: Path, supersedes: dict | None) -> Path:
+    """Publish by renames only: old folder -> revisions/<week>/r<N>, then the new folder into place."""
+    final = reports / week
     if final.is_dir():
         archive = reports / "revisions" / week
         archive.mkdir(parents=True, exist_ok=True)
@@ -269,6 +272,46 @@ def write_week(reports: str | Path, result, trend: list[dict], data_quality: dic
         fault_point()
     os.rename(tmp, final)
     fault_point()
+    return final
+
+
+def write_week(reports: str | Path, result, trend: list[dict], data_quality: dict, *, landing: str, run_id: str | None,
+               memo: dict | None = None, signer=None, log=None) -> dict:
+    """Write (or leave untouched) reports/<week>/. Returns {"path", "status": unchanged|written|revised, ...}.
+    `log` (report/publications.py PublicationLog): the week is recorded there before it is renamed into place."""
+    reports = Path(reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    k = result.kpis
+    week = k["week"]
+    kpis_bytes = result.kpis_json.encode("utf-8")
+    unchanged = _unchanged(reports / week, kpis_bytes)
+    if unchanged is not None:
+        return unchanged
+
+    clean_stale_temp(reports, week)
+    files: dict[str, bytes] = {"kpis.json": kpis_bytes}
+    for name, key in CSV_FILES.items():
+        files[name] = to_csv(result.populations.get(key, []), POPULATION_COLUMNS[key])
+    supersedes = latest_revision(reports, week)
+    revision = supersedes["revision"] + 1 if supersedes else 1
+    generated_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    previous, prev_manifest, added, removed = _inputs_since_previous(reports, week, result.inputs, memo)
+    meta = _render_meta(week, revision, generated_at, previous, landing=landing, run_id=run_id, signer=signer)
+    files["report.html"] = render_report(k, result.populations, trend, data_quality, meta).encode("utf-8")
+    files.update(oscal_files(k, result.populations, result.inputs, revision=revision, generated_at=generated_at))
+    manifest = _manifest(result, files, trend, data_quality, meta, supersedes=supersedes, previous=previous,
+                         prev_manifest=prev_manifest, added=added, removed=removed, landing=landing, run_id=run_id,
+                         signer=signer, log=log)
+    files["manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode("utf-8")
+    if signer is not None:
+        files[SIGNATURE_FILE] = signer.sign(files["manifest.json"])
+        files[ATTESTATION_FILE] = envelope(manifest, files, signer)
+
+    tmp = _write_to_temp(reports, week, files)
+    fault_point()
+    if log is not None:     # recorded first: a crash before the renames leaves a record the next run supersedes
+        log.record_week(week, revision, files["manifest.json"])
+    final = _publish(reports, week, tmp, supersedes)
     if memo is not None:        # the next week of a range continues the chain from here
         memo[sha256_bytes(files["manifest.json"])] = list(result.inputs)
     return {"path": str(final), "status": "revised" if supersedes else "written", "week": week, "revision": revision}
