@@ -293,7 +293,8 @@ def cmd_exceptions_prune(a) -> int:
 def cmd_period(a) -> int:
     """The audit-period evidence pack from the published weeks of a period; exit 1 when a week fails verification
     (the pack then leaves it out and says so on every page) unless --allow-unverified asks for it as it is."""
-    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.period import publish_period
+    from ifc_scan.report.period_figures import period_bounds
     from ifc_scan.report.signing import read_public_key
     start, end = period_bounds(a.range_from, a.range_to)
     sample = {} if a.sample is None else {"sample_size": a.sample}     # else the pack's DEFAULT_SAMPLE

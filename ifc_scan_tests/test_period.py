@@ -14,7 +14,8 @@ from datetime import date, datetime
 import pytest
 
 from ifc_scan.cli import main
-from ifc_scan.report.period import build_period, period_bounds, period_mondays
+from ifc_scan.report.period import build_period, period_mondays
+from ifc_scan.report.period_figures import period_bounds
 from ifc_scan_tests.scenario import Scenario, vuln
 
 

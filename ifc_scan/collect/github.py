@@ -18,7 +18,6 @@ budget, the collection's deadline) holds the cursor; no cursor moves past now.
 from __future__ import annotations
 
 import fnmatch
-import io
 import json
 import os
 import re

@@ -6,7 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from ifc_scan.defs.resources import IfcScanSettings
-from ifc_scan.report.period import DEFAULT_SAMPLE, period_bounds, publish_period
+from ifc_scan.report.period import DEFAULT_SAMPLE, publish_period
+from ifc_scan.report.period_figures import period_bounds
 
 
 class PeriodConfig(dg.Config):

@@ -235,7 +235,7 @@ class _NodeLoader(_Parser, Composer, BaseResolver):
 
 
 _NULLS = ("", "~", "null", "Null", "NULL")
-_STR_TAG, _MERGE_TAG, _NULL_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:null"
+_MERGE_TAG, _NULL_TAG = "tag:yaml.org,2002:merge", "tag:yaml.org,2002:null"
 _BINARY_TAG, _TIMESTAMP_TAG = "tag:yaml.org,2002:binary", "tag:yaml.org,2002:timestamp"
 
 

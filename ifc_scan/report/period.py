@@ -25,7 +25,7 @@ from ifc_scan.report.attestation import ATTESTATION_FILE, check_pack_envelope, p
 from ifc_scan.report.html import ENV, duration, fmt
 from ifc_scan.report.oscal import period_oscal_files
 from ifc_scan.report.period_figures import (DEFAULT_SAMPLE, PeriodPack, PublishedWeek, as_number,
-                                            build_period, period_bounds, period_mondays)
+                                            build_period, period_mondays)
 from ifc_scan.report.signing import SIGNATURE_FILE
 from ifc_scan.report.writer import csv_safe, sha256_bytes
 from ifc_scan.timeutil import week_label
