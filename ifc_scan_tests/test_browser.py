@@ -202,7 +202,8 @@ def test_the_demo_weeks_verdicts_agree_with_their_control_tables(demo_week, repo
 
 
 def test_the_period_pack_opens_offline_and_prints(demo_week, tmp_path):
-    from ifc_scan.report.period import period_bounds, publish_period
+    from ifc_scan.report.period import publish_period
+    from ifc_scan.report.period_figures import period_bounds
     from ifc_scan.report.signing import load_or_create
     reports = demo_week.parent
     key = load_or_create(tmp_path / "keys" / "k.pem")     # the demo weeks are not signed: the pack is
