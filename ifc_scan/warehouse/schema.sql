@@ -84,6 +84,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
   subject VARCHAR, sent_at TIMESTAMP, attempts INTEGER, result VARCHAR, detail VARCHAR, finding_ids VARCHAR[]);
 CREATE TABLE IF NOT EXISTS inventory_deployable (name VARCHAR, lineage VARCHAR NOT NULL, source_path VARCHAR);
 CREATE TABLE IF NOT EXISTS inventory_retired (lineage VARCHAR NOT NULL, retired_at TIMESTAMP NOT NULL, source_path VARCHAR);
+-- Vulnerability intelligence (issue 31), each file known from its date D (ifc_scan/intel/asof.py: a week ending
+-- T uses the newest file with D < T). KEV: CISA's known_exploited_vulnerabilities.json, one row per catalog file
+-- in kev_catalogs and one per listed CVE in kev_entries. EPSS: FIRST's daily epss_scores-YYYY-MM-DD.csv.gz; every
+-- file is recorded in epss_files, but only the newest file of each ISO week keeps its rows in epss_scores (the
+-- only file any week can use: the newest before the week's end), so a year holds 52 files' rows, not 365.
+CREATE TABLE IF NOT EXISTS kev_catalogs (
+  catalog_date DATE NOT NULL, catalog_version VARCHAR, date_released TIMESTAMP, entries INTEGER,
+  source_path VARCHAR NOT NULL, source_sha256 VARCHAR);
+CREATE TABLE IF NOT EXISTS kev_entries (
+  catalog_date DATE NOT NULL, cve_id VARCHAR NOT NULL, vendor_project VARCHAR, product VARCHAR,
+  vulnerability_name VARCHAR, date_added DATE, due_date DATE, known_ransomware_campaign_use VARCHAR,
+  required_action VARCHAR, source_path VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS epss_files (
+  score_date DATE NOT NULL, model_version VARCHAR, rows_read INTEGER, rows_kept BOOLEAN,
+  source_path VARCHAR NOT NULL, source_sha256 VARCHAR);
+CREATE TABLE IF NOT EXISTS epss_scores (
+  score_date DATE NOT NULL, cve VARCHAR NOT NULL, epss DOUBLE, percentile DOUBLE);
 -- Derived tables (lifecycle and weekly stages). Rebuilt from the raw tables above when
 -- ifc_scan/warehouse/db.py DERIVED_VERSION changes, so a warehouse of an older release upgrades itself.
 CREATE TABLE IF NOT EXISTS derived_meta (key VARCHAR PRIMARY KEY, value VARCHAR);

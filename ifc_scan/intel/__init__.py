@@ -1,0 +1,1 @@
+"""Vulnerability intelligence: CISA's Known Exploited Vulnerabilities catalog and FIRST's EPSS scores (issue 31)."""
