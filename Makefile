@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11 and pip:
 #   make run    venv + install + demo landing zone + ingest + every week through Dagster + reports
-#   make test   venv + install + the whole test suite
+#   make test   venv + install + the whole test suite (its two layers: make unit, make e2e)
 # make ui opens the Dagster UI on the same instance and data (http://127.0.0.1:3000).
 PY ?= python3
 VENV := .venv
@@ -45,7 +45,15 @@ trivy: $(BIN)/ifc-scan
 test: install trivy
 	$(BIN)/python -m pytest -q
 
+# The two layers of `make test`: unit (in-process, no server, no browser, no Trivy binary) and the slow rest
+UNIT := not e2e and not browser and not slow
+unit: install
+	$(BIN)/python -m pytest -q -m "$(UNIT)"
+
+e2e: install trivy
+	$(BIN)/python -m pytest -q -m "not ($(UNIT))"
+
 bench: install
 	$(BIN)/python bench/bench_ingest.py && $(BIN)/python bench/bench_kpis.py
 
-.PHONY: install run ui ui-postgres run-postgres trivy test bench
+.PHONY: install run ui ui-postgres run-postgres trivy test unit e2e bench

@@ -21,6 +21,8 @@ from ifc_scan.warehouse.db import connect
 from ifc_scan_tests.arrivals import (arrival_units, assert_same_as_full_rebuild, lifecycle_rows, nightly_batches,
                                      random_batches, replay)
 
+pytestmark = pytest.mark.slow   # the slow layer (make e2e): minutes of subprocesses or generated batteries
+
 BENCH_GEN = Path(__file__).resolve().parent.parent / "bench" / "gen_org.py"
 
 

@@ -14,9 +14,12 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ifc_scan.demo.generator import generate
 from ifc_scan_tests.badinputs import SIZES, _run, write_bad_inputs, write_zip_bomb
+
+pytestmark = pytest.mark.slow   # the slow layer (make e2e): minutes of subprocesses or generated batteries
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ifc_scan.cli"]

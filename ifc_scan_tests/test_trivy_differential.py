@@ -19,6 +19,8 @@ from ifc_scan_tests.trivy_oracle import (DEFAULT_BINARY, ENV_BINARY, FINDING_KEY
                                          ifc_scan_answer, is_verified, now_utc, plain_ignore_files, run_battery,
                                          sha256_of, trivy_answer, trivy_binary, write_report, yaml_ignore_files)
 
+pytestmark = pytest.mark.slow   # the slow layer (make e2e): minutes of subprocesses or generated batteries
+
 # Cases per generated battery and Trivy processes at a time: ~0.1 s a case on 2 busy cores
 PLAIN_CASES = int(os.environ.get("IFC_SCAN_TRIVY_PLAIN_CASES", "1100"))
 YAML_CASES = int(os.environ.get("IFC_SCAN_TRIVY_YAML_CASES", "900"))
