@@ -41,6 +41,12 @@ class _Escalation(BaseModel):
     HIGH: float = Field(gt=0)
 
 
+class _Exploitation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epss_threshold: float = Field(default=0.1, ge=0, le=1)     # on the EPSS probability, not the percentile
+    kev_target_open: int = Field(default=0, ge=0)
+
+
 class _Email(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: list[str] = []
@@ -71,6 +77,7 @@ class _Policy(BaseModel):
     week_start: str | None = None
     targets: _Targets
     escalation_hours: _Escalation | None = None
+    exploitation: _Exploitation | None = None
     delivery: _Delivery | None = None    # webhook URLs and keys only from the environment (deliver.py)
     source: str
 
