@@ -214,7 +214,7 @@ def _exploitation_items(k: dict, findings: list[dict], fnd, overdue: list[dict])
 
     def kev(rows):
         return [{"kind": "finding", "id": f["vulnerability_id"], "lineage": f["lineage"], "severity": f["severity"],
-                 "kev_due_date": f.get("kev_due_date"), "pkg": f["pkg_name"]} for f in rows]
+                 "due_at": f["due_at"], "kev_due_date": f.get("kev_due_date"), "pkg": f["pkg_name"]} for f in rows]
     return {KEV_DUE: kev(f for f in findings if f["finding_id"] in past_due),
             KEV_OPEN: kev(f for f in findings if f["finding_id"] in kev_open),
             CRIT_30D: fnd(f for f in findings if f["severity"] == "CRITICAL" and f["state"].startswith(OPEN_STATES)
