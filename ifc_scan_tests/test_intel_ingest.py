@@ -216,3 +216,22 @@ def test_first_lines_of_both_eras_are_read(line, tmp_path):
     read = intel_files.read_epss_file(path, date(2026, 12, 2), keep_rows=True)
     assert (read.score_date, read.rows_read, read.cves, read.epss, read.percentile) == (
         date(2026, 12, 2), 1, ["CVE-1999-0001"], [0.0046], [0.7385])
+
+
+def test_a_weeks_inputs_manifest_lists_each_intel_file_from_its_date(tmp_path):
+    # KEV of 11-29 and 11-30, EPSS of 11-29: the week ending 2026-11-30 00:00 rests on the two files dated 11-29
+    # (D < T); the week ending 12-07 on all three. A rejected file is in no manifest.
+    from ifc_scan.kpis.stage import InputCatalog
+    from ifc_scan.lifecycle.observations import load
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    kev29 = put_kev(landing, "2026-11-29")
+    kev30 = put_kev(landing, "2026-11-30")
+    epss29 = put_epss(landing, "2026-11-29")
+    put_epss(landing, "2026-11-28", epss_text("2026-11-28", [("CVE-2021-44228", "2", "0.5")]))     # rejected
+    ingest(landing, wh)
+    with connect(wh) as con:
+        catalog = InputCatalog(con, load(con, with_findings=False))
+        paths = lambda end: sorted(e["path"] for e in catalog.week_inputs(end)[0])   # noqa: E731
+        assert paths(datetime(2026, 11, 29)) == []
+        assert paths(datetime(2026, 11, 30)) == sorted([kev29, epss29])
+        assert paths(datetime(2026, 12, 7)) == sorted([kev29, kev30, epss29])

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
+from ifc_scan.intel.asof import known_from
 from ifc_scan.kpis.requirements import judge_requirements, link_controls
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
@@ -101,6 +102,8 @@ class InputCatalog:
             elif kind in ("exception", "approval", "ticket"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
+            elif kind in ("kev", "epss"):         # known from its folder's date D (the as-of rule, intel/asof.py)
+                t = known_from(date.fromisoformat(parts[2]))
             else:
                 t = datetime.min
             if t is not None:
