@@ -30,6 +30,7 @@ CVE_RECORD_HOSTS = frozenset((
     "nvd.nist.gov", "cve.org", "cve.mitre.org", "avd.aquasec.com", "suse.com", "access.redhat.com",
     "ubuntu.com", "people.canonical.com", "security-tracker.debian.org", "linux.oracle.com",
     "security.alpinelinux.org", "alas.aws.amazon.com", "explore.alas.aws.amazon.com", "vmware.github.io"))
+_NAMES_A_CVE = re.compile(r"cve-\d{4}-\d", re.ASCII | re.IGNORECASE)
 MAX_ALIASES = 64          # a report naming more CVEs for one advisory is not read past this many
 
 
@@ -39,8 +40,8 @@ def is_cve(vulnerability_id: str | None) -> bool:
 
 def _cve_of_url(url) -> str | None:
     """The CVE id a CVE record page's URL names, else None."""
-    if not isinstance(url, str) or len(url) > 500:
-        return None
+    if not isinstance(url, str) or len(url) > 500 or _NAMES_A_CVE.search(url) is None:
+        return None          # most references name no CVE: no parsing for them
     try:
         parts = urlsplit(url.strip())
     except ValueError:
