@@ -27,9 +27,9 @@ from ifc_scan.collect.http import (DeadlineExceeded, HttpClient, HttpError, Limi
                                    retry_after_seconds)
 from ifc_scan.intel.files import (MAX_EPSS_GZ_BYTES, MAX_KEV_BYTES, IntelRejected, epss_landing_path,
                                   kev_landing_path, parse_kev, read_epss)
+from ifc_scan.settings import Settings
 
-KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
-EPSS_URL = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"
+KEV_URL, EPSS_URL = Settings().kev_url, Settings().epss_url      # the defaults of the settings table
 MAX_RETRIES = 3
 MAX_REDIRECTS = 5
 FUTURE_SLACK = timedelta(days=1)       # a file dated after tomorrow (UTC) is a clock's or a mirror's error
