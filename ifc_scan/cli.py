@@ -218,6 +218,15 @@ def cmd_collect_tickets(a) -> int:
     return 0
 
 
+def cmd_collect_intel(a) -> int:
+    """Exit 0: every source written or already there; 1: one failed or was refused (the other still written)."""
+    from ifc_scan.collect.intel import as_dicts, collect_intel
+    got = collect_intel(a.landing, kev_url=a.kev_url, epss_url=a.epss_url,
+                        only=(a.only,) if a.only else ("kev", "epss"), log=_err, ca_file=a.ca_file)
+    print(json.dumps(as_dicts(got)))
+    return 1 if any(f.outcome in ("failed", "refused") for f in got) else 0
+
+
 def cmd_deliver(a) -> int:
     from ifc_scan.deliver import Channels, DeliveryError, deliver_week
     from ifc_scan.policy import load_policy
@@ -438,6 +447,15 @@ def _collect_commands(sub, s: Settings) -> None:
     tk.add_argument("--base-url", default=s.github_api, help=BASE_URL)
     tk.add_argument("--token-env", default=s.github_token_env, help=TOKEN_ENV)
     tk.set_defaults(fn=cmd_collect_tickets)
+    it = csub.add_parser("intel", help="CISA's KEV catalog and FIRST's EPSS scores into enrichment/ (one file per day, "
+                                       "checked before it is written)")
+    it.add_argument("--landing", default=s.landing, help=LANDING)
+    it.add_argument("--kev-url", default=s.kev_url, help="KEV catalog URL, https (default: CISA's feed; IFC_SCAN_KEV_URL)")
+    it.add_argument("--epss-url", default=s.epss_url, help="EPSS scores URL, https (default: FIRST's current file; "
+                                                           "IFC_SCAN_EPSS_URL)")
+    it.add_argument("--only", choices=["kev", "epss"], help="fetch only this one")
+    it.add_argument("--ca-file", help="trust this CA bundle (PEM) for the mirrors' certificates")
+    it.set_defaults(fn=cmd_collect_intel)
 
 
 def _policy_commands(sub, s: Settings) -> None:

@@ -100,11 +100,11 @@ class InputCatalog:
                 t = scan_time.get(path)   # None: a report with no image lineage is evidence for no KPI
             elif kind == "ci-run":
                 t = run_created.get(parts[2])
-            elif parts[0] == "enrichment":   # KEV catalog / EPSS file dated D: known from D 00:00 (intel/asof.py)
-                t = known_from(date.fromisoformat(parts[2])) if len(parts) > 2 and len(parts[2]) == 10 else None
             elif kind in ("exception", "approval", "ticket"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
+            elif kind in ("kev", "epss"):         # known from its folder's date D (the as-of rule, intel/asof.py)
+                t = known_from(date.fromisoformat(parts[2]))
             else:
                 t = datetime.min
             if t is not None:
