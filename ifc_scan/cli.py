@@ -257,10 +257,12 @@ def _instant(value: str | None):
 
 def cmd_gate(a) -> int:
     """Exit 0: passed; 1: blocked (or, with --strict, an exception the policy forbids); 2: unusable input."""
-    from ifc_scan.gate import UnusableInput, judge, summary_lines
-    from ifc_scan.policy import load_policy
+    from ifc_scan.gate import UnusableInput, judge, load_kev, summary_lines
+    from ifc_scan.policy import gate_blocks_kev, load_policy
     try:
-        r = judge(a.report, a.ignorefile, load_policy(a.policy), _instant(a.at))
+        policy, at = load_policy(a.policy), _instant(a.at)
+        kev = load_kev(a.kev, a.landing, at) if a.block_kev or gate_blocks_kev(policy) else None
+        r = judge(a.report, a.ignorefile, policy, at, kev)
     except UnusableInput as exc:
         _err(f"ifc-scan gate: {exc}")
         return 2
@@ -491,6 +493,11 @@ def _policy_commands(sub, s: Settings) -> None:
     gt.add_argument("--at", help=AT)
     gt.add_argument("--json", action="store_true", help=JSON)
     gt.add_argument("--strict", action="store_true", help="also block on exceptions the policy forbids")
+    gt.add_argument("--block-kev", action="store_true",
+                    help="also block findings in CISA's KEV catalog, whatever their severity (policy gate: block_kev)")
+    gt.add_argument("--kev", metavar="FILE", help="the KEV catalog (known_exploited_vulnerabilities.json; default: the "
+                                                  "newest in the landing zone dated on or before --at)")
+    gt.add_argument("--landing", default=s.landing, help=LANDING)
     gt.set_defaults(fn=cmd_gate)
     ex = sub.add_parser("exceptions", help="exception files: lint against the policy, prune expired entries")
     exsub = ex.add_subparsers(dest="action", required=True)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, Rejection, Removal, Unit
 from ifc_scan.intel.files import EPSS_FOLDER, EpssRead, IntelRejected, epss_name_date, folder_date, read_epss_file
 
-ROW_BYTES = 320      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cell), counted
+ROW_BYTES = 400      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cells), counted
                      # toward the batch's size so a week's rows are stored before the next week's are read
 
 
