@@ -43,8 +43,8 @@ class _Escalation(BaseModel):
 
 class _Exploitation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    epss_threshold: float = Field(default=0.1, ge=0, le=1)     # on the EPSS probability, not the percentile
-    kev_target_open: int = Field(default=0, ge=0)
+    epss_threshold: float = Field(ge=0, le=1)     # on the EPSS probability, not the percentile
+    kev_target_open: int = Field(ge=0)
 
 
 class _Email(BaseModel):
@@ -82,7 +82,7 @@ class _Policy(BaseModel):
     week_start: str | None = None
     targets: _Targets
     escalation_hours: _Escalation | None = None
-    exploitation: _Exploitation | None = None
+    exploitation: _Exploitation          # the package default always has it; a user's file overrides its keys
     delivery: _Delivery | None = None    # webhook URLs and keys only from the environment (deliver.py)
     gate: _Gate | None = None
     source: str
