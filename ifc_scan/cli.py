@@ -218,6 +218,15 @@ def cmd_collect_tickets(a) -> int:
     return 0
 
 
+def cmd_collect_intel(a) -> int:
+    """Exit 0: every source written or already there; 1: one failed or was refused (the other still written)."""
+    from ifc_scan.collect.intel import as_dicts, collect_intel
+    got = collect_intel(a.landing, kev_url=a.kev_url, epss_url=a.epss_url,
+                        only=(a.only,) if a.only else ("kev", "epss"), log=_err, ca_file=a.ca_file)
+    print(json.dumps(as_dicts(got)))
+    return 1 if any(f.outcome in ("failed", "refused") for f in got) else 0
+
+
 def cmd_deliver(a) -> int:
     from ifc_scan.deliver import Channels, DeliveryError, deliver_week
     from ifc_scan.policy import load_policy
@@ -248,10 +257,12 @@ def _instant(value: str | None):
 
 def cmd_gate(a) -> int:
     """Exit 0: passed; 1: blocked (or, with --strict, an exception the policy forbids); 2: unusable input."""
-    from ifc_scan.gate import UnusableInput, judge, summary_lines
-    from ifc_scan.policy import load_policy
+    from ifc_scan.gate import UnusableInput, judge, load_kev, summary_lines
+    from ifc_scan.policy import gate_blocks_kev, load_policy
     try:
-        r = judge(a.report, a.ignorefile, load_policy(a.policy), _instant(a.at))
+        policy, at = load_policy(a.policy), _instant(a.at)
+        kev = load_kev(a.kev, a.landing, at) if a.block_kev or gate_blocks_kev(policy) else None
+        r = judge(a.report, a.ignorefile, policy, at, kev)
     except UnusableInput as exc:
         _err(f"ifc-scan gate: {exc}")
         return 2
@@ -438,6 +449,15 @@ def _collect_commands(sub, s: Settings) -> None:
     tk.add_argument("--base-url", default=s.github_api, help=BASE_URL)
     tk.add_argument("--token-env", default=s.github_token_env, help=TOKEN_ENV)
     tk.set_defaults(fn=cmd_collect_tickets)
+    it = csub.add_parser("intel", help="CISA's KEV catalog and FIRST's EPSS scores into enrichment/ (one file per day, "
+                                       "checked before it is written)")
+    it.add_argument("--landing", default=s.landing, help=LANDING)
+    it.add_argument("--kev-url", default=s.kev_url, help="KEV catalog URL, https (default: CISA's feed; IFC_SCAN_KEV_URL)")
+    it.add_argument("--epss-url", default=s.epss_url, help="EPSS scores URL, https (default: FIRST's current file; "
+                                                           "IFC_SCAN_EPSS_URL)")
+    it.add_argument("--only", choices=["kev", "epss"], help="fetch only this one")
+    it.add_argument("--ca-file", help="trust this CA bundle (PEM) for the mirrors' certificates")
+    it.set_defaults(fn=cmd_collect_intel)
 
 
 def _policy_commands(sub, s: Settings) -> None:
@@ -473,6 +493,11 @@ def _policy_commands(sub, s: Settings) -> None:
     gt.add_argument("--at", help=AT)
     gt.add_argument("--json", action="store_true", help=JSON)
     gt.add_argument("--strict", action="store_true", help="also block on exceptions the policy forbids")
+    gt.add_argument("--block-kev", action="store_true",
+                    help="also block findings in CISA's KEV catalog, whatever their severity (policy gate: block_kev)")
+    gt.add_argument("--kev", metavar="FILE", help="the KEV catalog (known_exploited_vulnerabilities.json; default: the "
+                                                  "newest in the landing zone dated on or before --at)")
+    gt.add_argument("--landing", default=s.landing, help=LANDING)
     gt.set_defaults(fn=cmd_gate)
     ex = sub.add_parser("exceptions", help="exception files: lint against the policy, prune expired entries")
     exsub = ex.add_subparsers(dest="action", required=True)

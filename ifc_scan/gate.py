@@ -29,6 +29,8 @@ from ifc_scan.ingest.exceptions import (GO_SPACE, Entry, FileRejected, as_bytes,
 from ifc_scan.ingest.model import SEVERITIES, Rejected
 from ifc_scan.ingest.runner import TABLE_COLUMNS
 from ifc_scan.ingest.scan_files import read_scan_file
+from ifc_scan.intel.aliases import row_cves
+from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, KevCatalog, KevEntry, folder_date, read_kev_file
 from ifc_scan.kpis.weekly import exception_flags
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
@@ -97,6 +99,61 @@ def where(e: ExceptionEntry) -> str:
 
 
 @dataclass
+class KevListed:
+    """The KEV entry a finding matched (through its CVE ids, intel/aliases.py), as the output names it."""
+    cve_id: str
+    date_added: str
+    due_date: str | None
+    known_ransomware_campaign_use: str | None
+    vendor_project: str | None
+    product: str | None
+
+
+@dataclass
+class KevInUse:
+    """The catalog the gate judged with: --kev FILE, else the landing zone's newest dated on or before --at."""
+    path: str
+    catalog_version: str | None
+    date_released: str
+    entries: int
+    by_cve: dict = field(default_factory=dict, repr=False)    # CVE id -> KevEntry (not in the output)
+
+
+def load_kev(path: str | Path | None, landing: str | Path | None, at: datetime) -> KevInUse:
+    """Raises UnusableInput (exit 2) when no catalog is found or the one named is bad."""
+    if path is None:
+        found = []
+        for p in (Path(landing) / KEV_FOLDER).glob(f"*/{KEV_NAME}") if landing else []:
+            try:
+                day = folder_date(f"{KEV_FOLDER}/{p.parent.name}/{KEV_NAME}")
+            except IntelRejected:
+                continue
+            if day <= at.date():             # a file dated D is known from D 00:00 (intel/asof.py)
+                found.append((day, p))
+        if not found:
+            raise UnusableInput(f"--block-kev: no KEV catalog dated on or before {at.date()} in "
+                                f"{Path(landing or '.') / KEV_FOLDER}; give --kev FILE or run `ifc-scan collect intel`")
+        path = max(found)[1]
+    try:
+        catalog: KevCatalog = read_kev_file(path, None)
+    except (OSError, IntelRejected) as exc:
+        raise UnusableInput(f"KEV catalog {path}: {exc}") from None
+    # entries added after the instant judged are not counted (the as-of rule: a catalog cannot list them yet)
+    by_cve = {e.cve_id: e for e in catalog.entries if e.date_added <= at.date()}
+    return KevInUse(str(path), catalog.catalog_version, iso_z(catalog.date_released), len(catalog.entries), by_cve)
+
+
+def kev_listing(cves: tuple[str, ...], kev: KevInUse | None) -> KevListed | None:
+    """The first of a finding's CVE ids the catalog lists (the same aliases rule as the weekly figures)."""
+    for cve in cves if kev is not None else ():
+        e: KevEntry | None = kev.by_cve.get(cve)
+        if e is not None:
+            return KevListed(e.cve_id, e.date_added.isoformat(), e.due_date.isoformat() if e.due_date else None,
+                             e.known_ransomware_campaign_use, e.vendor_project, e.product)
+    return None
+
+
+@dataclass
 class GateFinding:
     vulnerability_id: str
     severity: str
@@ -106,6 +163,7 @@ class GateFinding:
     target: str | None
     pkg_path: str | None
     excepted_by: list[str] = field(default_factory=list)   # file:line of the entries in force that match
+    kev: KevListed | None = None                            # the KEV entry it matched (with --block-kev)
 
 
 @dataclass
@@ -119,6 +177,7 @@ class GateResult:
     suppressed_in_report: int              # rows Trivy itself marked suppressed
     exception_problems: list[dict]         # entries the policy forbids (expired, over the CRITICAL limit, ...)
     refused_files: list[dict]
+    kev_catalog: KevInUse | None = None    # with --block-kev: KEV-listed findings block whatever their severity
 
     @property
     def passed(self) -> bool:
@@ -127,6 +186,8 @@ class GateResult:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["passed"] = self.passed
+        if d["kev_catalog"] is not None:
+            del d["kev_catalog"]["by_cve"]
         return d
 
 
@@ -167,9 +228,12 @@ def read_report(path: str | Path):
     return scans
 
 
-def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: datetime) -> GateResult:
+def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: datetime,
+          kev: KevInUse | None = None) -> GateResult:
     """Raises UnusableInput (exit 2) for a report that is not a scan report and for an exception file
-    Trivy refuses: Trivy fails the scan step then, so no judgement of the findings stands."""
+    Trivy refuses: Trivy fails the scan step then, so no judgement of the findings stands. With `kev`
+    (--block-kev), a finding the catalog lists blocks whatever its severity, unless an exception in force
+    covers it, as for any blocking finding."""
     scans = read_report(report)
     loaded = load_exception_files(ignorefiles)
     if loaded.refused:
@@ -185,20 +249,22 @@ def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: d
             suppressed += 1
             continue
         key = (lineage, v["vulnerability_id"], v["pkg_name"], v["pkg_path"], v["target"])
-        if v["severity"] not in blocking_set or key in seen:
+        listed = kev_listing(row_cves(v["vulnerability_id"], v["cve_aliases"]), kev)
+        if (v["severity"] not in blocking_set and listed is None) or key in seen:
             continue
         seen.add(key)
         matches = exc.matching(lineage, at, v["vulnerability_id"], v["pkg_path"], v["target"], v["purl"])
         f = GateFinding(v["vulnerability_id"], v["severity"], v["pkg_name"], v["installed_version"],
-                        v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches])
+                        v["fixed_version"], v["target"], v["pkg_path"] or None, [where(e) for e in matches], listed)
         (excepted if matches else blocking).append(f)
     problems = reading_problems(loaded) + [p for p in lint_entries(loaded.entries, policy, at, critical_ids)
                                            if p["rule"] != "unknown_severity"]
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    blocking.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
-    excepted.sort(key=lambda f: (order[f.severity], f.vulnerability_id, f.pkg_name or ""))
+    rank = lambda f: (f.kev is None, order[f.severity], f.vulnerability_id, f.pkg_name or "")   # noqa: E731
+    blocking.sort(key=rank)
+    excepted.sort(key=rank)
     return GateResult(str(report), scans[0].artifact_name, iso_z(at), list(blocking_set), blocking, excepted,
-                      suppressed, problems, [{"file": f, "reason": r} for f, r in loaded.refused])
+                      suppressed, problems, [{"file": f, "reason": r} for f, r in loaded.refused], kev)
 
 
 # --- exception hygiene ------------------------------------------------------------------------------
@@ -381,14 +447,23 @@ def prune(path: str | Path, at: datetime, output: str | Path | None = None) -> l
 def summary_lines(r: GateResult) -> list[str]:
     head = "PASSED" if r.passed else "BLOCKED"
     out = [f"{head}: {r.report} ({r.artifact or 'unknown artifact'}) at {r.at}, blocking severities "
-           f"{', '.join(r.blocking_severities)}: {len(r.blocking)} blocking, {len(r.excepted)} covered by an "
-           f"exception, {r.suppressed_in_report} suppressed in the report"]
+           f"{', '.join(r.blocking_severities)}{' and KEV-listed' if r.kev_catalog else ''}: {len(r.blocking)} "
+           f"blocking, {len(r.excepted)} covered by an exception, {r.suppressed_in_report} suppressed in the report"]
+    if r.kev_catalog:
+        k = r.kev_catalog
+        out.append(clean_cell(f"  KEV catalog {k.path} (version {k.catalog_version or '?'}, released "
+                              f"{k.date_released}, {k.entries} entries)"))
     for f in r.blocking:
         fix = f"fixed in {f.fixed_version}" if f.fixed_version else "no fix released"
         out.append(clean_cell(f"  {f.severity:8} {f.vulnerability_id:20} {f.pkg_name or '?'} "
                               f"{f.installed_version or '?'} ({fix}){' in ' + f.target if f.target else ''}"))
+        if f.kev:
+            out.append(clean_cell(f"    in CISA KEV: {f.kev.cve_id} added {f.kev.date_added}, due "
+                                  f"{f.kev.due_date or '?'}, known ransomware use: "
+                                  f"{f.kev.known_ransomware_campaign_use or '?'}"))
     for f in r.excepted:
-        out.append(clean_cell(f"  excepted {f.vulnerability_id} {f.pkg_name or '?'} by {', '.join(f.excepted_by)}"))
+        kev = f" (in CISA KEV: {f.kev.cve_id}, due {f.kev.due_date or '?'})" if f.kev else ""
+        out.append(clean_cell(f"  excepted {f.vulnerability_id} {f.pkg_name or '?'}{kev} by {', '.join(f.excepted_by)}"))
     for p in r.exception_problems:
         out.append(clean_cell(f"  policy: {p['file']}:{p['line']}: {p['id']}: {p['message']}"))
     for f in r.refused_files:

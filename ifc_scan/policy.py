@@ -41,6 +41,12 @@ class _Escalation(BaseModel):
     HIGH: float = Field(gt=0)
 
 
+class _Exploitation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epss_threshold: float = Field(ge=0, le=1)     # on the EPSS probability, not the percentile
+    kev_target_open: int = Field(ge=0)
+
+
 class _Email(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: list[str] = []
@@ -59,6 +65,11 @@ class _Delivery(BaseModel):
     fresh_days: int = Field(default=8, gt=0)
 
 
+class _Gate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block_kev: bool = False              # `ifc-scan gate` blocks KEV-listed findings whatever their severity
+
+
 class _Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str
@@ -71,7 +82,9 @@ class _Policy(BaseModel):
     week_start: str | None = None
     targets: _Targets
     escalation_hours: _Escalation | None = None
+    exploitation: _Exploitation          # the package default always has it; a user's file overrides its keys
     delivery: _Delivery | None = None    # webhook URLs and keys only from the environment (deliver.py)
+    gate: _Gate | None = None
     source: str
 
 
@@ -81,6 +94,11 @@ def _validate(policy: dict, where: str) -> None:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise ValueError(f"policy {where}: {problems}") from None
+
+
+def gate_blocks_kev(policy: dict) -> bool:
+    """The policy's `gate: block_kev` (default false)."""
+    return bool((policy.get("gate") or {}).get("block_kev", False))
 
 
 def load_policy(path: str | Path | None = None) -> dict:

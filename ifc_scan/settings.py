@@ -36,6 +36,10 @@ class Settings:
     tickets_repo: str = setting("IFC_SCAN_TICKETS_REPO", "")
     tickets_label: str = setting("IFC_SCAN_TICKETS_LABEL", "security")
     tickets_query: str = setting("IFC_SCAN_TICKETS_QUERY", "")
+    # vulnerability intelligence (issue 31): the official feeds, or a mirror's https URLs
+    kev_url: str = setting("IFC_SCAN_KEV_URL",
+                           "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json")
+    epss_url: str = setting("IFC_SCAN_EPSS_URL", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz")
     parquet_dir: str = setting("IFC_SCAN_PARQUET_DIR", "")   # set: the warehouse is also published as Parquet
     signing_key: str = setting("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem")   # outside reports/
 

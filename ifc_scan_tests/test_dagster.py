@@ -17,14 +17,15 @@ from ifc_scan.report.markdown import md_escape
 
 # The graph as users see it in the UI; a change here is a change of the product, made on purpose.
 SNAPSHOT = {
-    "assets": {"github_evidence": [], "exception_history": [], "ticket_evidence": [],
-               "warehouse_ingest": ["exception_history", "github_evidence", "ticket_evidence"],
+    "assets": {"github_evidence": [], "exception_history": [], "ticket_evidence": [], "intel_evidence": [],
+               "warehouse_ingest": ["exception_history", "github_evidence", "intel_evidence", "ticket_evidence"],
                "finding_lifecycle": ["warehouse_ingest"], "weekly_kpis": ["finding_lifecycle"],
                "weekly_report": ["weekly_kpis"], "audit_period_pack": ["weekly_report"]},
     "partitioned": ["weekly_kpis", "weekly_report"],
     "checks": sorted(f"weekly_kpis:{c}" for c in CHECKS),
-    "jobs": ["collect_job", "deliver_job", "ingest_job", "period_job", "weekly_job"],
-    "schedules": {"collect_github_schedule": "0 5 * * 1", "weekly_job_schedule": "0 6 * * 1"},
+    "jobs": ["collect_intel_job", "collect_job", "deliver_job", "ingest_job", "period_job", "weekly_job"],
+    "schedules": {"collect_github_schedule": "0 5 * * 1", "collect_intel_schedule": "30 4 * * *",
+                  "weekly_job_schedule": "0 6 * * 1"},
     "sensors": ["delivery_sensor", "landing_zone_sensor"],
     "resources": ["settings", "warehouse"],
 }
@@ -52,6 +53,12 @@ def test_definitions_snapshot():
     res = collect_sched.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 3, 9, 5, tzinfo=timezone.utc)))
     assert res.run_requests == [] and "IFC_SCAN_GITHUB_REPO" in res.skip_message
+    # the daily KEV/EPSS collection is off by default (it reaches the internet); once on, one run per day
+    intel_sched = d.resolve_schedule_def("collect_intel_schedule")
+    assert intel_sched.default_status == dg.DefaultScheduleStatus.STOPPED
+    reqs = intel_sched.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 9, 4, 30, tzinfo=timezone.utc))).run_requests
+    assert [r.run_key for r in reqs] == ["intel:2026-03-09"]
     # descriptions render as text: no angle-bracket placeholder that Markdown would swallow
     assert all("<" not in (s.description or "") for s in specs.values())
 

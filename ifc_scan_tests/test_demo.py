@@ -175,3 +175,41 @@ def test_the_story_of_make_run_over_52_weeks(tmp_path, capsys):
     assert len(weeks) == 52
     assert sorted(w for w, v in weeks.items() if v != "COMPLIANT") == [
         "2025-W49", "2025-W50", "2025-W51", "2025-W52", "2026-W01", "2026-W02", "2026-W03", "2026-W45"]
+
+
+def test_the_demo_ships_kev_and_epss_files_about_its_own_findings(tmp_path):
+    """12 weeks ending 2026-11-30 (start Monday 2026-09-07), the story. ifc_scan/demo/intel.py lists from the
+    first catalog the onboarding CVE that stays longest in production: in this demo one of intelliflow-ai-worker,
+    whose registry scans show it up to 2026-09-23. The last week end it is in production at is Monday 09-21, so
+    the first files are dated the Wednesday before, 09-16; the entry was added 8 days before (09-08) and is due
+    14 days after that (09-22). The other dates: start + 6 weeks + 2 days (10-21) and end - 5 days (11-25)."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.intel.asof import intel_as_of
+    from ifc_scan.warehouse.db import connect
+    land, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    generate(land, weeks=12, seed=7, end=date(2026, 11, 30), story=True)
+    days = ["2026-09-16", "2026-10-21", "2026-11-25"]
+    assert sorted(p.parent.name for p in land.glob("enrichment/kev/*/known_exploited_vulnerabilities.json")) == days
+    assert sorted(p.parent.name for p in land.glob("enrichment/epss/*/epss_scores-*.csv.gz")) == days
+    s = ingest(land, wh)
+    assert not [r for r in s.rejections if r[0].startswith("enrichment/")]
+    with connect(wh) as con:
+        week = intel_as_of(con, datetime(2026, 9, 21))                 # the week ending Monday 09-21 uses 09-16
+        demo_cves = sorted(c for c in week.kev if c != "CVE-2021-44228")
+        assert week.kev_catalog.file_date == date(2026, 9, 16) and len(demo_cves) == 1
+        listed = week.kev[demo_cves[0]]
+        assert (listed.date_added, listed.due_date) == (date(2026, 9, 8), date(2026, 9, 22))
+        # the finding is shown by registry scans of the production image during that week and up to 09-23
+        last = con.execute(
+            "SELECT max(s.created_at) FROM scan_vulnerabilities v JOIN scans s USING (scan_id) WHERE "
+            "v.vulnerability_id = ? AND s.lineage = 'ghcr.io/intelliflow/intelliflow-ai-worker' "
+            "AND s.source_path LIKE 'trivy/registry/%'", (demo_cves[0],)).fetchone()[0]
+        assert last.date() == date(2026, 9, 23)
+        # EPSS: every CVE disclosed by the file's date is scored; the KEV-listed ones at 0.9 or more
+        epss = intel_as_of(con, datetime(2026, 9, 21), cves=demo_cves + ["CVE-2021-44228"]).epss
+        assert sorted(epss) == sorted(demo_cves + ["CVE-2021-44228"]) and min(e.epss for e in epss.values()) >= 0.9
+    # deterministic: the same seed writes the same bytes
+    again = tmp_path / "again"
+    generate(again, weeks=12, seed=7, end=date(2026, 11, 30), story=True)
+    for p in land.glob("enrichment/*/*/*"):
+        assert (again / p.relative_to(land)).read_bytes() == p.read_bytes()

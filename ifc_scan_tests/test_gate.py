@@ -4,11 +4,12 @@ CRITICAL exceptions at most 90 days. Instant judged: 2026-03-04T12:00:00Z unless
 
 import json
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
 from ifc_scan.cli import main
-from ifc_scan.gate import judge, lint, prune
+from ifc_scan.gate import judge, lint, load_kev, prune, summary_lines
 from ifc_scan.policy import load_policy
 from ifc_scan_tests.scenario import Scenario, vuln
 
@@ -196,3 +197,88 @@ def test_prune_yaml_removes_whole_items_and_stays_valid(tmp_path):
 @pytest.mark.parametrize("args", [["exceptions", "prune"], ["exceptions", "lint"]])
 def test_exception_commands_on_a_missing_file_exit_2(tmp_path, args):
     assert main([*args, str(tmp_path / "nope")]) == 2
+
+
+# --- --block-kev (issue 31) -------------------------------------------------------------------------
+# The KEV fixture (ifc_scan_tests/fixtures/intel/known_exploited_vulnerabilities.json, released 2026-11-27)
+# lists CVE-2021-44228 (added 2021-12-10, due 2021-12-24, ransomware Known), CVE-2024-3094 (added 2026-11-20,
+# due 2026-12-11) and CVE-2023-2975 (added 2026-11-25, due 2026-12-16).
+KEV_FILE = Path(__file__).parent / "fixtures" / "intel" / "known_exploited_vulnerabilities.json"
+KEV_AT = datetime(2026, 12, 1, 12, 0)
+
+
+def kev_report(tmp_path):
+    # log4j LOW (KEV, by its id), openSUSE advisory MEDIUM (KEV through its SUSE CVE page: CVE-2023-2975),
+    # a GHSA HIGH naming no CVE record (not KEV), a CRITICAL not in KEV (blocks by severity)
+    return report(tmp_path, [
+        vuln("CVE-2021-44228", "log4j-core", "LOW"),
+        {**vuln("openSUSE-SU-2024:13065-1", "libopenssl3", "MEDIUM"),
+         "References": ["https://www.suse.com/security/cve/CVE-2023-2975/", "https://www.suse.com/support/security/rating/"]},
+        {**vuln("GHSA-5crp-9r3c-p9vr", "Newtonsoft.Json", "HIGH"), "References": ["https://github.com/advisories/GHSA-5crp-9r3c-p9vr"]},
+        vuln("CVE-2026-0001", "openssl", "CRITICAL")])
+
+
+def test_block_kev_blocks_kev_listed_findings_whatever_their_severity(tmp_path):
+    r = kev_report(tmp_path)
+    without = judge(r, [], POLICY, KEV_AT)
+    assert ids(without.blocking) == ["CVE-2026-0001"]                     # severity alone
+    res = judge(r, [], POLICY, KEV_AT, load_kev(KEV_FILE, None, KEV_AT))
+    # KEV-listed first (by severity among them: MEDIUM, LOW), then by severity; the GHSA (HIGH, no CVE) does not block
+    assert ids(res.blocking) == ["openSUSE-SU-2024:13065-1", "CVE-2021-44228", "CVE-2026-0001"]
+    log4j = res.blocking[1].kev
+    assert (log4j.cve_id, log4j.date_added, log4j.due_date, log4j.known_ransomware_campaign_use) == (
+        "CVE-2021-44228", "2021-12-10", "2021-12-24", "Known")
+    assert res.blocking[0].kev.cve_id == "CVE-2023-2975" and res.blocking[2].kev is None
+    lines = "\n".join(summary_lines(res))
+    assert "in CISA KEV: CVE-2021-44228 added 2021-12-10, due 2021-12-24, known ransomware use: Known" in lines
+    assert "KEV catalog " + str(KEV_FILE) + " (version 2026.11.27, released 2026-11-27T17:02:40.046200Z, 3 entries)" in lines
+
+
+def test_an_entry_added_after_the_instant_judged_does_not_block(tmp_path):
+    # judged at 2026-11-24: CVE-2023-2975 (added 11-25) is not yet listed, so the openSUSE advisory passes
+    at = datetime(2026, 11, 24, 12, 0)
+    res = judge(kev_report(tmp_path), [], POLICY, at, load_kev(KEV_FILE, None, at))
+    assert ids(res.blocking) == ["CVE-2021-44228", "CVE-2026-0001"]
+
+
+def test_an_exception_in_force_covers_a_kev_finding_and_says_so(tmp_path):
+    r = report(tmp_path, [vuln("CVE-2021-44228", "log4j-core", "LOW")])
+    ig = ignore(tmp_path, "# compensating control: JNDI lookups disabled\nCVE-2021-44228 exp:2026-12-15\n")
+    res = judge(r, [ig], POLICY, KEV_AT, load_kev(KEV_FILE, None, KEV_AT))
+    assert res.passed and ids(res.excepted) == ["CVE-2021-44228"] and res.excepted[0].kev.cve_id == "CVE-2021-44228"
+
+
+def test_cli_block_kev_uses_the_landing_zones_newest_catalog_and_the_policy_setting(tmp_path, capsys):
+    r = report(tmp_path, [vuln("CVE-2021-44228", "log4j-core", "LOW")])
+    landing = tmp_path / "landing"
+    at = "2026-12-01T12:00:00Z"
+    assert main(["gate", str(r), "--at", at, "--landing", str(landing)]) == 0          # a LOW: passes
+    # no catalog anywhere: exit 2 with the reason
+    assert main(["gate", str(r), "--at", at, "--landing", str(landing), "--block-kev"]) == 2
+    assert "no KEV catalog dated on or before 2026-12-01" in capsys.readouterr().err
+    older = landing / "enrichment" / "kev" / "2021-12-09" / "known_exploited_vulnerabilities.json"
+    older.parent.mkdir(parents=True)
+    older.write_text(json.dumps({**json.loads(KEV_FILE.read_text()), "dateReleased": "2021-12-09T10:00:00Z",
+                                 "count": 0, "vulnerabilities": []}))
+    assert main(["gate", str(r), "--at", at, "--landing", str(landing), "--block-kev"]) == 0   # newest: 2021-12-09
+    newest = landing / "enrichment" / "kev" / "2026-11-27" / "known_exploited_vulnerabilities.json"
+    newest.parent.mkdir(parents=True)
+    newest.write_bytes(KEV_FILE.read_bytes())
+    later = landing / "enrichment" / "kev" / "2026-12-02" / "known_exploited_vulnerabilities.json"   # after --at
+    later.parent.mkdir(parents=True)
+    later.write_text("not json")
+    capsys.readouterr()
+    assert main(["gate", str(r), "--at", at, "--landing", str(landing), "--block-kev", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["kev_catalog"]["path"] == str(newest) and out["blocking"][0]["kev"]["due_date"] == "2021-12-24"
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("gate:\n  block_kev: true\n")
+    assert main(["gate", str(r), "--at", at, "--landing", str(landing), "--policy", str(pol)]) == 1
+
+
+def test_a_bad_kev_catalog_is_exit_2_with_the_reason(tmp_path, capsys):
+    r = report(tmp_path, [vuln("CVE-2021-44228", "log4j-core", "LOW")])
+    bad = tmp_path / "kev.json"
+    bad.write_text(json.dumps({**json.loads(KEV_FILE.read_text()), "count": 7}))
+    assert main(["gate", str(r), "--at", "2026-12-01T12:00:00Z", "--block-kev", "--kev", str(bad)]) == 2
+    assert f"KEV catalog {bad}: count says 7 entries but the catalog lists 3" in capsys.readouterr().err

@@ -95,11 +95,12 @@ def test_one_missed_night_is_one_unmet_requirement_explaining_seven_controls(sc)
     # judged: scans current, CRITICAL in prod, nightly, overdue, expired listed, exception lines = 6;
     # no data: build gate (no build), MTTR x3 (no fix), deploys, approvals and tickets (not collected), verify
     assert v.requirements_met() == (5, 6)
-    # 13 controls: 7 fail; 9.1 (verify), 8.32 / CC8.1 / CC6.8 (no deploy) and CC9.1 (no approvals) have no data;
-    # A08 has no data too (no deploy): 13 - 6 = 7 judged, none passing
+    # 17 controls: 7 fail; 9.1 (verify), 8.32 / CC8.1 / CC6.8 (no deploy) and CC9.1 (no approvals) have no data;
+    # A08 has no data too (no deploy); CISA BOD 22-01 and PCI DSS 6.3.1, 6.3.3, 11.3.1 have no data (no KEV
+    # catalog collected, D26): 17 - 10 = 7 judged, none passing
     assert v.controls_passing() == (0, 7)
     assert v.verdict_line().startswith("2026-W10: NOT COMPLIANT - 5 of 6 requirements met (not met: Nightly "
-                                       "coverage %) - 7 of 13 controls fail")
+                                       "coverage %) - 7 of 17 controls fail")
 
 
 def publish(sc, mondays: list[date]):
@@ -149,8 +150,9 @@ def test_the_verdict_names_each_unmet_requirement_with_its_items_linked_to_their
     html = (three_weeks / "2026-W10" / "report.html").read_text()
     verdict = section(html, "verdict")
     # judged: current scans, CRITICAL in prod, nightly, overdue, expired listed, exception lines = 6; met: current
-    # scans (newest Sun 02:00, 22 h), expired listed (0), exception lines (0) = 3
-    assert "<h2>2026-W10: NOT COMPLIANT - 3 of 6 requirements met - 7 of 13 controls fail</h2>" in verdict
+    # scans (newest Sun 02:00, 22 h), expired listed (0), exception lines (0) = 3; 17 controls (the 4 of issue 31
+    # have no data without a KEV catalog)
+    assert "<h2>2026-W10: NOT COMPLIANT - 3 of 6 requirements met - 7 of 17 controls fail</h2>" in verdict
     reqs = re.findall(r'<li id="req-([a-z_]+)"><b>([^<]+)</b>', verdict)
     assert reqs == [("zero_critical_in_production", "CRITICAL in production"),
                     ("nightly_coverage", "Nightly coverage %"), ("no_open_overdue", "Open findings past due")]

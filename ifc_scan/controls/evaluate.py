@@ -47,7 +47,38 @@ def condition_requirements(cov_text: str) -> dict[str, tuple[str, ...]]:
         REPRODUCIBLE: ("reproducible",),
         "MTTR within the SLA for every severity with fixes": ("mttr_critical", "mttr_high", "mttr_medium_low"),
         "no scan gap over the tolerance": ("scans_current",),
+        KEV_DUE: ("known_exploited",), KEV_OPEN: ("known_exploited",), KEV_KNOWN: ("known_exploited",),
+        EPSS_KNOWN: ("known_exploited",), CRIT_30D: ("no_open_overdue", "zero_critical_in_production"),
+        HIGH_OVERDUE: ("no_open_overdue",),
     }
+
+
+# the exploitation conditions (issue 31, D26)
+KEV_DUE = "no KEV-listed finding open past its KEV due date"
+KEV_OPEN = "KEV-listed findings open in production within the policy's target"
+KEV_KNOWN = "a KEV catalog known at T"
+EPSS_KNOWN = "an EPSS file known at T"
+CRIT_30D = "no CRITICAL finding open over 30 days"
+HIGH_OVERDUE = "no HIGH or CRITICAL finding overdue"
+
+
+def _exploitation_rules(k: dict, nightly: dict) -> dict[str, dict]:
+    """CISA BOD 22-01 and PCI DSS 4.0's rules. Without a KEV catalog known before T every condition of these is
+    None (no data, never a pass); NIST's KEV condition is None too (it keeps its other conditions)."""
+    ex = k.get("exploitation") or {}
+    known = ex.get("kev_catalog") is not None
+    due = {KEV_DUE: ex["kev_past_due"]["count"] == 0 if known else None}
+    kev_open = {KEV_OPEN: ex["kev_open_in_prod"]["count"] <= ex["kev_open_in_prod"]["target"] if known else None}
+    crit_30d = {CRIT_30D: k["open_backlog"]["CRITICAL"]["30-90d"] + k["open_backlog"]["CRITICAL"][">90d"] == 0}
+    high = {HIGH_OVERDUE: all((k["sla"][s]["open_overdue"] or 0) == 0 for s in ("CRITICAL", "HIGH"))}
+
+    def gated(conds: dict) -> dict:
+        return conds if known else {name: None for name in conds}
+    return {"bod_22_01": due,
+            "pci_6_3_1": gated({KEV_KNOWN: True, EPSS_KNOWN: True if ex.get("epss_file") else None, **nightly}),
+            "pci_6_3_3": gated({**crit_30d, **due}),
+            "pci_11_3_1": gated({**nightly, **high, **kev_open}),
+            "nist_kev": due}
 
 
 REPRODUCIBLE = ("recomputed from the manifest's inputs by `ifc-scan verify` (run it; not checked at "
@@ -96,6 +127,7 @@ def _rules(k: dict, deploys: list[dict], targets: Targets, verify_logged: bool) 
         "no ticket closed while its finding is open": (tix["closed_without_fix"] == 0) if tix_judged else None}
     # each rule: {condition a reader understands: True | False | None (no data)}
     gate, nightly = {f"build-gate coverage {cov_text}": cov_b}, {f"nightly coverage {cov_text}": cov_n}
+    exploitation = _exploitation_rules(k, nightly)
     crit = {"no CRITICAL finding overdue": crit_overdue == 0}
     scanned = {"every production deploy scanned (same digest) before it": _deploys_ok(deploys, "scanned_before")}
     # a deploy with no scan before it did not pass the scan gate: it fails change control, never passes
@@ -118,8 +150,10 @@ def _rules(k: dict, deploys: list[dict], targets: Targets, verify_logged: bool) 
         "cc7_1": {**nightly, **gate},
         "cc6_8": {"no production deploy of an unscanned or unknown digest":
                   None if not deploys else all(d["image_known"] and d["scanned_before"] for d in deploys)},
-        "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond},
+        "nist": {**gate, **nightly, "MTTR within the SLA for every severity with fixes": mttr_cond,
+                 **exploitation.pop("nist_kev")},
         "cis": {**gate, **nightly, "no scan gap over the tolerance": k["cadence"]["lineages_with_gaps"] == 0},
+        **exploitation,
     }
 
 
@@ -168,7 +202,25 @@ def _items_behind(k: dict, deploys: list[dict], targets: Targets, findings: list
             {"kind": "mttr", "severity": s_, "mean_h": k["mttr_hours"][s_]["mean"], "sla_h": sla_h[s_]}
             for s_, ok in zip(("CRITICAL", "HIGH", "MEDIUM", "LOW"), mttr_ok) if ok is False],
         "no scan gap over the tolerance": [{"kind": "scan_gap", **g} for g in k["cadence"]["gaps"]],
+        **_exploitation_items(k, findings, fnd, overdue),
     }
+
+
+def _exploitation_items(k: dict, findings: list[dict], fnd, overdue: list[dict]) -> dict[str, list[dict]]:
+    from ifc_scan.kpis.stage import OPEN_STATES    # at call time: stage.py imports this module
+    ex = k.get("exploitation") or {}
+    past_due = set((ex.get("kev_past_due") or {}).get("finding_ids", ()))
+    kev_open = set((ex.get("kev_open_in_prod") or {}).get("finding_ids", ()))
+
+    def kev(rows):
+        return [{"kind": "finding", "id": f["vulnerability_id"], "lineage": f["lineage"], "severity": f["severity"],
+                 "due_at": f["due_at"], "kev_due_date": f.get("kev_due_date"), "pkg": f["pkg_name"]} for f in rows]
+    return {KEV_DUE: kev(f for f in findings if f["finding_id"] in past_due),
+            KEV_OPEN: kev(f for f in findings if f["finding_id"] in kev_open),
+            CRIT_30D: fnd(f for f in findings if f["severity"] == "CRITICAL" and f["state"].startswith(OPEN_STATES)
+                          and f["age_hours"] >= 720),
+            HIGH_OVERDUE: fnd(f for f in overdue if f["severity"] in ("CRITICAL", "HIGH"))}
+
 
 
 def evaluate_controls(k: dict, deploys: list[dict], targets: Targets, findings: list[dict] = (),

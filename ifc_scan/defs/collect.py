@@ -1,5 +1,6 @@
 """Collect: GitHub Actions evidence and the exception files' history into the landing zone (each off until
-its repository is configured)."""
+its repository is configured); CISA's KEV catalog and FIRST's EPSS scores (public files) daily, by their own
+schedule (off by default: it reaches the internet)."""
 
 import os
 
@@ -7,6 +8,7 @@ import dagster as dg
 
 from ifc_scan.collect.exception_history import collect_exception_history, state_path_beside
 from ifc_scan.collect.github import collect
+from ifc_scan.collect.intel import as_dicts, collect_intel
 from ifc_scan.collect.tickets import collect_github_issues
 from ifc_scan.collect.tickets import state_path_beside as tickets_state_path
 from ifc_scan.defs.resources import IfcScanSettings
@@ -65,6 +67,34 @@ def ticket_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings
                               base_url=settings.github_api, token_env=settings.github_token_env, log=context.log.info)
     return dg.MaterializeResult(metadata={"configured": True, "issues": s["issues"], "requests": s["requests"],
                                           "written": s["written"] or "nothing new"})
+
+
+@dg.asset(group_name="collect", kinds={"python"}, owners=OWNERS,
+          description="CISA's Known Exploited Vulnerabilities catalog (IFC_SCAN_KEV_URL) and FIRST's EPSS scores "
+                      "(IFC_SCAN_EPSS_URL) into enrichment/kev/ and enrichment/epss/, one file per day by the file's "
+                      "own date, each checked by the ingest's reader before it is written (a bad answer is refused "
+                      "and not written). Fails when a source failed or was refused, after writing the other.")
+def intel_evidence(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
+    got = collect_intel(settings.landing, kev_url=settings.kev_url, epss_url=settings.epss_url, log=context.log.info)
+    bad = [f for f in got if f.outcome in ("failed", "refused")]
+    if bad:
+        raise dg.Failure(description="; ".join(f"{f.source} {f.outcome}: {f.reason}" for f in bad),
+                         metadata={"sources": dg.MetadataValue.json(as_dicts(got))})
+    return dg.MaterializeResult(metadata={f.source: f"{f.outcome} {f.path}" for f in got})
+
+
+collect_intel_job = dg.define_asset_job("collect_intel_job", selection=["intel_evidence", "warehouse_ingest",
+                                                                        "finding_lifecycle"],
+                                        description="Collect the KEV catalog and the EPSS scores, then ingest them.")
+
+
+@dg.schedule(cron_schedule="30 4 * * *", job=collect_intel_job, execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Daily 04:30 UTC (CISA and FIRST publish the day before, US time): collect the KEV catalog "
+                         "and the EPSS scores, then ingest. Off by default: it reaches the internet (or the mirrors "
+                         "IFC_SCAN_KEV_URL / IFC_SCAN_EPSS_URL name).")
+def collect_intel_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(run_key=f"intel:{context.scheduled_execution_time.date().isoformat()}")
 
 
 collect_job = dg.define_asset_job("collect_job", selection=["github_evidence", "exception_history", "ticket_evidence",

@@ -10,9 +10,10 @@ from ifc_scan.settings import Settings
 OWNERS = ["team:security-engineering"]
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS, deps=["github_evidence", "exception_history", "ticket_evidence"],
-          description="Load new landing-zone files (Trivy reports, GitHub Actions runs, exceptions, inventory) "
-                      "into the DuckDB warehouse. Files already loaded (same path and sha256) are skipped.")
+@dg.asset(group_name="ingest", kinds={"duckdb", "python"}, pool="duckdb", owners=OWNERS,
+          deps=["github_evidence", "exception_history", "ticket_evidence", "intel_evidence"],
+          description="Load new landing-zone files (Trivy reports, GitHub Actions runs, exceptions, inventory, KEV "
+                      "and EPSS) into the DuckDB warehouse. Files already loaded (same path and sha256) are skipped.")
 def warehouse_ingest(context: dg.AssetExecutionContext, settings: IfcScanSettings) -> dg.MaterializeResult:
     s = ingest(settings.landing, settings.warehouse, progress=context.log.info)
     rej = "\n".join(f"- {md_escape(p)}: {md_escape(r)}" for p, r in s.rejections[:50]) or "none"

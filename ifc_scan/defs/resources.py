@@ -37,6 +37,8 @@ class IfcScanSettings(dg.ConfigurableResource):
     tickets_repo: str = _DEFAULT.tickets_repo
     tickets_label: str = _DEFAULT.tickets_label
     tickets_query: str = _DEFAULT.tickets_query
+    kev_url: str = _DEFAULT.kev_url
+    epss_url: str = _DEFAULT.epss_url
     parquet_dir: str = _DEFAULT.parquet_dir
     signing_key: str = _DEFAULT.signing_key
 

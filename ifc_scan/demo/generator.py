@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from ifc_scan.demo.intel import write_intel
+
 REGISTRY = "ghcr.io/intelliflow"
 APPS = ("intelliflow-api", "intelliflow-web", "intelliflow-ai-worker")
 RETIRED_APP = "intelliflow-legacy-worker"
@@ -239,6 +241,7 @@ class Demo:
         stats["registry_scans"] += self.write_base_image_scans()
         self.write_inventory()
         stats["tickets"] = self.write_tickets(apps)
+        stats["intel_files"] = write_intel(self)
         return stats
 
     # --- the demo's choices, one method each (ifc_scan/demo/story.py makes other ones) -------------

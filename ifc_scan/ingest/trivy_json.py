@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ifc_scan.ingest.model import SEVERITIES, ParsedScan, Rejected, as_int, as_text, norm_severity
+from ifc_scan.intel.aliases import is_cve, report_cve_aliases
 from ifc_scan.lineage import digest_of, lineage_of, looks_like_image_ref
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 
@@ -58,13 +59,17 @@ def vuln_row(target, cls, typ, v: dict, suppressed=False, sup=(None, None, None)
     ident = get("PkgIdentifier")
     purl = ident.get("PURL") if isinstance(ident, dict) else None
     sev = get("Severity")
+    vid = get("VulnerabilityID")
     return (
-        _s(target, 500), cls, typ, _s(get("VulnerabilityID"), 200), _s(get("PkgName"), 500),
+        _s(target, 500), cls, typ, _s(vid, 200), _s(get("PkgName"), 500),
         _s(get("PkgPath"), 1000) or "", _s(get("PkgID"), 500), _s(purl, 1000),
         _s(get("InstalledVersion"), 200), _s(get("FixedVersion"), 500), _s(get("Status"), 40),
         sev if sev in _SEVERITY_SET else norm_severity(sev), _s(get("SeveritySource"), 40),
         _s(get("Title"), 1000), _s(get("PrimaryURL"), 1000), _cvss_score(get("CVSS")),
         _ts_or_none(get("PublishedDate")), suppressed, *sup,
+        # CVE ids are their own alias: only other ids (GHSA, distribution advisories) look at their references
+        None if type(vid) is str and vid.startswith("CVE-") and is_cve(vid) else
+        report_cve_aliases(vid, get("References"), get("VendorIDs")),
     )
 
 

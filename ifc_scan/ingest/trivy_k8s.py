@@ -97,7 +97,7 @@ def read_operator(doc) -> list[ParsedScan]:
                         "PkgPath": v.get("pkgPath"), "InstalledVersion": v.get("installedVersion"),
                         "FixedVersion": v.get("fixedVersion"), "Severity": v.get("severity"),
                         "Title": v.get("title"), "PrimaryURL": v.get("primaryLink"),
-                        "Status": v.get("status"),
+                        "Status": v.get("status"), "References": v.get("links"),
                         "CVSS": {"operator": {"V3Score": v.get("score")}} if v.get("score") is not None else None,
                     }))
         elif kind in ("ConfigAuditReport", "ClusterConfigAuditReport", "InfraAssessmentReport", "ClusterInfraAssessmentReport"):

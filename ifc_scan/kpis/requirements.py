@@ -97,6 +97,23 @@ def _mttr_other(k: WeekKpis) -> TargetResult:
                         f"MEDIUM <= {duration(sla['MEDIUM'])}, LOW <= {duration(sla['LOW'])}", _judged(value, not late), late)
 
 
+def _known_exploited(k: WeekKpis, findings: list[dict]) -> TargetResult:
+    """Issue 31 (D26): KEV-listed findings open in production at T within the policy's target, none past its
+    KEV due date; no data before a KEV catalog is known at T."""
+    ex = k.doc.get("exploitation")
+    label = "KEV-listed findings open in production"
+    if not ex or ex["kev_catalog"] is None:
+        return TargetResult("known_exploited", label, None, "no KEV catalog known at T", None)
+    listed, past_due = ex["kev_open_in_prod"], set(ex["kev_past_due"]["finding_ids"])
+    ids = set(listed["finding_ids"])
+    items = [{"kind": "finding", "finding": f["vulnerability_id"], "lineage": f["lineage"], "pkg": f["pkg_name"],
+              "kev_due_date": f["kev_due_date"], "past_kev_due": f["finding_id"] in past_due,
+              "finding_id": f["finding_id"]} for f in findings if f["finding_id"] in ids]
+    ok = listed["count"] <= listed["target"] and not past_due
+    return TargetResult("known_exploited", label, listed["count"], f"<= {listed['target']}, none past its KEV due date",
+                        ok, sorted(items, key=lambda i: (not i["past_kev_due"], i["kev_due_date"] or "", i["finding"])))
+
+
 def _reproducible() -> TargetResult:
     return TargetResult("reproducible", "Figures reproducible from their inputs", None,
                         "`ifc-scan verify` recomputes them (not checked at publication)", None)
@@ -124,7 +141,8 @@ def judge_requirements(kpis: dict, targets: Targets, findings: list[dict], deplo
     k = WeekKpis(kpis)
     results = [_freshness(k, float(kpis["policy"]["scan_gap_hours"])),
                *(_with_items(t, findings, entries) for t in judge_targets(k, targets, findings)), _mttr_other(k),
-               _deploys(deploys), _exception_lines(k, entries), _approvals(k, entries), _tickets(k), _reproducible()]
+               _known_exploited(k, findings), _deploys(deploys), _exception_lines(k, entries), _approvals(k, entries),
+               _tickets(k), _reproducible()]
     return [{"key": t.key, "label": t.label, "value": t.value, "target": t.target, "status": t.status,
              "items_total": len(t.items),
              "items": [{"kind": ITEM_KIND.get(t.key), **i} if "kind" not in i else i for i in t.items[:ITEMS_KEPT]]}

@@ -16,9 +16,11 @@ from datetime import date, datetime, timedelta, timezone
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
+from ifc_scan.intel.asof import known_from
 from ifc_scan.kpis.requirements import judge_requirements, link_controls
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
+from ifc_scan.kpis.exploitation import EXPLOITATION_COLUMNS, exploitation_week
 from ifc_scan.kpis.tickets import TICKET_COLUMNS, TicketEvidence
 from ifc_scan.kpis.view import WeekKpis
 from ifc_scan.kpis.weekly import (WeekContext, compute_week, days_overdue, nightly_by_lineage, open_sla_state,
@@ -101,6 +103,8 @@ class InputCatalog:
             elif kind in ("exception", "approval", "ticket"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
+            elif kind in ("kev", "epss"):         # known from its folder's date D (the as-of rule, intel/asof.py)
+                t = known_from(date.fromisoformat(parts[2]))
             else:
                 t = datetime.min
             if t is not None:
@@ -208,7 +212,7 @@ def deploy_evidence(con, ctx: WeekContext, verified: dict) -> list[dict]:
 POPULATION_COLUMNS["findings"] = FINDING_COLUMNS = ("finding_id", "lineage", "vulnerability_id", "pkg_name", "pkg_path", "installed_version",
                    "fixed_version", "severity", "state", "cause", "detected_at", "due_at", "closed_at", "close_reason",
                    "ttr_hours", "closed_by", "excepted_by", "age_hours", "title", "last_seen_scan", "source_file",
-                   "source_sha256", "image", "advisory_url", "days_overdue")
+                   "source_sha256", "image", "advisory_url", "days_overdue", *EXPLOITATION_COLUMNS)
 
 
 def _versions(con, wanted: list[tuple]) -> dict:
@@ -353,6 +357,7 @@ def week_result(con, obs_T: Observations, state: LifecycleAtT, policy: dict, mon
     kpis["policy"] = {k: policy[k] for k in POLICY_KEYS}
     kpis["inputs_manifest_sha256"] = inputs_sha
     findings = findings_population(con, ctx)
+    kpis["exploitation"] = exploitation_week(con, ctx, findings)     # also the findings' KEV and EPSS columns
     targets = Targets.from_policy(policy)
     requirements = judge_requirements(kpis, targets, findings, deploys, entries)
     kpis["controls"] = evaluate_controls(kpis, deploys, targets, findings, entries)

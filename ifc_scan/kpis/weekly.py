@@ -17,7 +17,7 @@ from ifc_scan.kpis.approvals import approval_summary
 from ifc_scan.kpis.tickets import reconcile
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import Observations, ScanIndex, is_production_attempt
-from ifc_scan.lifecycle.state import FindingAtT, LifecycleAtT
+from ifc_scan.lifecycle.state import CloseAtT, FindingAtT, LifecycleAtT
 from ifc_scan.timeutil import iso_z, week_label
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
@@ -94,20 +94,31 @@ def remediated(ctx: WeekContext) -> dict:
     return out
 
 
+def remediation_hours(c: CloseAtT) -> float | None:
+    """The time to remediate one close of the week (KPIS.md `mttr_hours`): closed_at - detected_at of a
+    `fixed` close; None for a withdrawn or retired close, which is no remediation. The one definition:
+    `mttr_hours` and the KEV figures (kpis/exploitation.py) both use it."""
+    return hours(c.time - c.detected_at) if c.reason == "fixed" else None
+
+
+def ttr_stats(durations: list[float]) -> dict:
+    """{n, mean, median, p90, max} of times to remediate (median: mean of the two middle values; p90: linear
+    interpolation, numpy's default); statistics over nothing are null."""
+    xs = sorted(durations)
+    if not xs:
+        return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}
+    arr = np.array(xs, dtype=float)
+    return {"n": len(xs), "mean": r2(arr.mean()), "median": r2(np.median(arr)),
+            "p90": r2(np.quantile(arr, 0.9)), "max": r2(arr.max())}
+
+
 def mttr_hours(ctx: WeekContext) -> dict:
     durations = defaultdict(list)
     for c in ctx.state.closes:
-        if c.reason == "fixed":
-            durations[c.severity].append(hours(c.time - c.detected_at))
-
-    def stats(sev):
-        xs = sorted(durations[sev])
-        if not xs:
-            return {"n": 0, "mean": None, "median": None, "p90": None, "max": None}
-        arr = np.array(xs, dtype=float)
-        return {"n": len(xs), "mean": r2(arr.mean()), "median": r2(np.median(arr)),
-                "p90": r2(np.quantile(arr, 0.9)), "max": r2(arr.max())}
-    return per_severity(stats)
+        h = remediation_hours(c)
+        if h is not None:
+            durations[c.severity].append(h)
+    return per_severity(lambda sev: ttr_stats(durations[sev]))
 
 
 def open_sla_state(f: FindingAtT, excepted: bool, T: datetime) -> str:

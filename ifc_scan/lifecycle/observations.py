@@ -257,6 +257,27 @@ def _apply_ci_scope(s: Scan, step: dict) -> None:
         s.scope_severity = None
 
 
+def observed_at(created_at, step: dict | None, mtime) -> tuple[datetime, str]:
+    """A scan's observed_at and its source: CreatedAt, else its CI scan step's completion, else the file's mtime."""
+    if created_at is not None:
+        return created_at, "created_at"
+    if step is not None and step["time"] is not None:
+        return step["time"], "ci"
+    return mtime, "mtime"
+
+
+def observed_at_by_scan(con, scan_ids) -> dict[str, datetime]:
+    """observed_at of the given scans by the rule above (any scan, with or without a lineage)."""
+    wanted = sorted(set(scan_ids))
+    if not wanted:
+        return {}
+    ci_scans = _ci_scan_steps(con)
+    return {scan_id: observed_at(created_at, _ci_step_of(ci_scans, ci_run_id, path, lineage), mtime)[0]
+            for scan_id, lineage, created_at, mtime, ci_run_id, path in con.execute(
+                "SELECT scan_id, lineage, created_at, file_mtime, ci_run_id, source_path FROM scans "
+                "WHERE scan_id IN (SELECT unnest(?::VARCHAR[]))", (wanted,)).fetchall()}
+
+
 def _load_scans(con, aliases: dict, ci_scans: dict) -> tuple[list[Scan], int]:
     """Every scan of a known lineage whose image can be identified (by its ID or a digest alias), dated by
     CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image."""
@@ -275,12 +296,7 @@ def _load_scans(con, aliases: dict, ci_scans: dict) -> tuple[list[Scan], int]:
             no_image += 1
             continue
         step = _ci_step_of(ci_scans, ci_run_id, path, lineage)
-        if created_at is not None:
-            observed, source = created_at, "created_at"
-        elif step is not None and step["time"] is not None:
-            observed, source = step["time"], "ci"
-        else:
-            observed, source = mtime, "mtime"
+        observed, source = observed_at(created_at, step, mtime)
         s = Scan(scan_id, lineage, image, observed, source, ci_run_id is None, ci_run_id, path, sha, bool(lists_sup),
                  image_created=image_created)
         if step is not None:

@@ -17,6 +17,7 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ifc_scan.kpis.exploitation import fix_first_key
 from ifc_scan.kpis.stage import OPEN_STATES
 from ifc_scan.kpis.targets import Targets, judge_targets
 from ifc_scan.kpis.view import WeekKpis
@@ -25,6 +26,7 @@ from ifc_scan.timeutil import duration
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SEV_COLORS = {"CRITICAL": "#b3261e", "HIGH": "#e8710a", "MEDIUM": "#f2b600", "LOW": "#3d7bd9", "UNKNOWN": "#8a8a8a"}
 PAGE_ROWS = 200   # findings shown in the page; the CSV holds them all
+FIX_FIRST_ROWS = 25   # the "fix first" table's rows; findings.csv holds every open finding
 
 ENV = Environment(loader=PackageLoader("ifc_scan.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                   trim_blocks=True, lstrip_blocks=True)
@@ -335,11 +337,13 @@ def render_report(k: dict, populations: dict, trend: list[dict], data_quality: d
     exc_rows = exception_details(populations["exceptions"], populations["findings"])
     view = WeekKpis(k)
     cards = judge_targets(view, Targets.from_policy(k["policy"]), populations["findings"])
+    open_rows = [f for f in populations["findings"] if f["state"].startswith(OPEN_STATES)]
     return ENV.get_template("report.html.j2").render(
         view=view, cards=cards, period=period(k["period_start"], k["period_end"]),
         groups=finding_groups(populations["findings"]),
         k=k, charts=charts, chart_data=chart_data, plotly_js=Markup(pjs), app_js=Markup(APP_JS), csp=csp,
         findings=populations["findings"][:PAGE_ROWS], findings_total=len(populations["findings"]),
+        fix_first=sorted(open_rows, key=fix_first_key)[:FIX_FIRST_ROWS], open_total=len(open_rows),
         exceptions=exc_rows, coverage_rows=populations["coverage"], deploys=populations["deploys"],
         config_rows=populations["config_and_secrets"], ticket_rows=populations.get("tickets", []),
         prev=prev, dq=data_quality, meta=meta, severities=SEVERITIES, sev_colors=SEV_COLORS, page_rows=PAGE_ROWS)

@@ -31,7 +31,8 @@ STATE = {"pass": ("satisfied", "pass"), "fail": ("not-satisfied", "fail"),
 # the population a control's evidence key is counted in (kpis.json's key prefix -> CSV)
 EVIDENCE_CSV = {"coverage": "coverage.csv", "sla": "findings.csv", "mttr_hours": "findings.csv",
                 "new_findings": "findings.csv", "deploys": "deploys.csv", "exceptions": "exceptions.csv",
-                "exception_approvals": "exceptions.csv", "cadence": "coverage.csv", "inputs_manifest_sha256": "manifest.json"}
+                "exception_approvals": "exceptions.csv", "cadence": "coverage.csv", "inputs_manifest_sha256": "manifest.json",
+                "exploitation": "findings.csv", "open_backlog": "findings.csv"}
 
 
 @lru_cache(maxsize=1)

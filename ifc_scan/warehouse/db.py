@@ -31,7 +31,8 @@ RAW_META_KEYS = ("version", "ci_reader_version")
 # Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).
 RAW_COLUMNS_ADDED = (("ci_events", "status", "VARCHAR"), ("ci_events", "masked", "BOOLEAN"),
                      ("ci_events", "detail", "VARCHAR"), ("exception_changes", "signature_status", "VARCHAR"),
-                     ("exception_changes", "signature_keys", "VARCHAR[]"), ("approvers", "keys", "VARCHAR[]"))
+                     ("exception_changes", "signature_keys", "VARCHAR[]"), ("approvers", "keys", "VARCHAR[]"),
+                     ("scan_vulnerabilities", "cve_aliases", "VARCHAR[]"))
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

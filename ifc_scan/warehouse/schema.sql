@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS scan_vulnerabilities (
   installed_version VARCHAR, fixed_version VARCHAR, status VARCHAR, severity VARCHAR,
   severity_source VARCHAR, title VARCHAR, primary_url VARCHAR, cvss_score DOUBLE,
   published_date TIMESTAMP, suppressed BOOLEAN, suppression_status VARCHAR,
-  suppression_statement VARCHAR, suppression_source VARCHAR);
+  suppression_statement VARCHAR, suppression_source VARCHAR,
+  cve_aliases VARCHAR[]);  -- ifc_scan/intel/aliases.py: NULL for a CVE id, else the CVE ids the report carries
 CREATE TABLE IF NOT EXISTS scan_misconfigurations (
   scan_id VARCHAR NOT NULL, target VARCHAR, class VARCHAR, config_type VARCHAR, check_id VARCHAR,
   avd_id VARCHAR, title VARCHAR, message VARCHAR, resolution VARCHAR, severity VARCHAR,

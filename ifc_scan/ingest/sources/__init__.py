@@ -11,6 +11,9 @@
 |   (exception_snapshots.py)       |                                    |                                       |
 | CI runs (ci_runs.py)             | ci/github-actions/<run>/           | the whole run                         |
 | scan reports (scans.py)          | trivy/, a run's artifacts/         | nothing: keyed by content (sha256)    |
+| KEV catalogs (kev.py)            | enrichment/kev/<date>/             | the file's own rows                   |
+| EPSS files (epss.py)             | enrichment/epss/<date>/            | its ISO week's choice of the file     |
+|                                  |                                    |   whose rows are kept                 |
 
 A new kind is one module (an `EvidenceSource` subclass, see base.py) and one `register(...)` call (here, or beside the module), plus its
 tables in warehouse/schema.sql; the runner does not change. Sources are ingested in this order (CI runs
@@ -22,9 +25,11 @@ from __future__ import annotations
 from ifc_scan.ingest.sources.approvers import Approvers
 from ifc_scan.ingest.sources.base import EvidenceSource
 from ifc_scan.ingest.sources.ci_runs import CiRuns
+from ifc_scan.ingest.sources.epss import EpssFiles
 from ifc_scan.ingest.sources.exception_changes import ExceptionChanges
 from ifc_scan.ingest.sources.exception_snapshots import ExceptionSnapshots
 from ifc_scan.ingest.sources.inventory import Inventory
+from ifc_scan.ingest.sources.kev import KevCatalogs
 from ifc_scan.ingest.sources.scans import Scans
 from ifc_scan.ingest.sources.tickets import Tickets
 
@@ -63,7 +68,8 @@ def _update_tables() -> None:
     TABLE_COLUMNS.update(columns)
 
 
-for _source in (Inventory, Tickets, Approvers, ExceptionChanges, ExceptionSnapshots, CiRuns, Scans):
+for _source in (Inventory, Tickets, Approvers, ExceptionChanges, ExceptionSnapshots, KevCatalogs, EpssFiles, CiRuns,
+                Scans):
     register(_source)
 
 

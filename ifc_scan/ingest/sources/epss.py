@@ -1,0 +1,128 @@
+"""enrichment/epss/<D>/epss_scores-<D>.csv.gz: FIRST's daily EPSS scores as published, known from D
+(ifc_scan/intel/files.py reads them as a stream). Every file is recorded in epss_files; only the newest
+readable file of each ISO week keeps its ~300,000 rows in epss_scores (the only file a week ending after it
+can use, intel/asof.py). The unit is the ISO week: a new, changed or removed file re-decides its week, so a
+late-arriving newer file of the week takes the rows over, and a rejected newest file leaves them with the
+newest readable one. Files of the week already ingested are not read again unless one must keep the rows."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from itertools import repeat
+from typing import NamedTuple
+
+from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, Rejection, Removal, Unit
+from ifc_scan.intel.files import EPSS_FOLDER, EpssRead, IntelRejected, epss_name_date, folder_date, read_epss_file
+
+ROW_BYTES = 400      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cells), counted
+                     # toward the batch's size so a week's rows are stored before the next week's are read
+
+
+class EpssWeek(NamedTuple):
+    monday: date
+    readings: dict           # path -> EpssRead or Rejection, for the files read this time
+    kept: str | None         # the path whose rows the week keeps
+
+
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def _read_one(rel: str, abspath: str, keep_rows: bool):
+    try:
+        return read_epss_file(abspath, epss_name_date(rel), keep_rows)
+    except IntelRejected as exc:
+        return Rejection(f"EPSS file not read: {exc}")
+    except OSError as exc:
+        return Rejection(f"EPSS file not read: {type(exc).__name__}: {exc}")
+
+
+def read_epss_week(monday: date, files: tuple) -> EpssWeek:
+    """files: (path, absolute path, state) with state new | ingested | rejected (as the warehouse knows it).
+    The newest first: the first readable one keeps its rows; new ones are all read (checked, rows not kept)."""
+    readings, kept = {}, None
+    for rel, abspath, state in sorted(files, key=lambda f: f[0], reverse=True):   # the path carries D twice
+        if state == "rejected" or (state == "ingested" and kept is not None):
+            continue
+        reading = _read_one(rel, abspath, keep_rows=kept is None)
+        readings[rel] = reading
+        if kept is None and isinstance(reading, EpssRead):
+            kept = rel
+    return EpssWeek(monday, readings, kept)
+
+
+def read_epss_units(many: list[tuple]) -> list:
+    """`read` of the kind: a week's files (monday, files), or a path without a date (path, why)."""
+    return [read_epss_week(*a) if isinstance(a[0], date) else Rejection(f"EPSS file not read: {a[1]}") for a in many]
+
+
+def _week_deletes(monday: date) -> list[tuple[str, tuple]]:
+    return [("DELETE FROM epss_scores WHERE score_date BETWEEN ? AND ?", (monday, monday + timedelta(days=6)))]
+
+
+class EpssFiles(EvidenceSource):
+    name = "EPSS files"
+    unit_name = "EPSS weeks"
+    folder = "enrichment/"
+    kinds = ("epss",)
+    replaces = "its ISO week's choice of the file whose rows are kept (the newest readable one)"
+    tables = {"epss_files": ["score_date", "model_version", "rows_read", "rows_kept", "source_path", "source_sha256"],
+              "epss_scores": ["score_date", "cve", "epss", "percentile"]}
+    read = staticmethod(read_epss_units)
+
+    @staticmethod
+    def claims(rel: str) -> str | None:
+        return "epss" if rel.startswith(EPSS_FOLDER + "/") else None
+
+    def plan(self, ctx: Context) -> Plan:
+        stored = dict(ctx.con.execute("SELECT source_path, score_date FROM epss_files").fetchall())
+        plan, weeks, touched = Plan(), {}, set()
+        for f in ctx.all_of(self.kinds):
+            try:
+                weeks.setdefault(_monday(folder_date(f.rel)), []).append(f)
+            except IntelRejected as exc:
+                if f.rel in ctx.new_paths:
+                    plan.units.append(Unit(f.rel, [f], (f.rel, str(exc))))
+                continue
+            if f.rel in ctx.new_paths:
+                touched.add(_monday(folder_date(f.rel)))
+        present = {f.rel for fs in weeks.values() for f in fs}
+        self.gone: dict[date, list[str]] = {}
+        for rel, d in stored.items():
+            if rel not in present:
+                self.gone.setdefault(_monday(d), []).append(rel)
+        for monday in sorted(set(self.gone) - set(weeks)):         # the week's every file left
+            deletes = _week_deletes(monday) + [("DELETE FROM epss_files WHERE source_path = ?", (r,))
+                                               for r in self.gone[monday]]
+            plan.removals.append(Removal(f"{EPSS_FOLDER} week of {monday} (removed)", deletes,
+                                         f"ingest: the EPSS files of the week of {monday} left the landing zone"))
+        for monday in sorted((touched | set(self.gone)) & set(weeks)):
+            files = tuple((f.rel, f.abspath, "new" if f.rel in ctx.new_paths else
+                           "ingested" if f.rel in stored else "rejected") for f in weeks[monday])
+            plan.units.append(Unit(f"{EPSS_FOLDER} week of {monday}", weeks[monday], (monday, files), key=monday))
+        return plan
+
+    def store(self, ctx: Context, unit: Unit, reading) -> int:
+        if isinstance(reading, Rejection):          # a path without a date: its own unit
+            ctx.record(unit.files[0], "rejected", reading.reason)
+            return 0
+        week: EpssWeek = reading
+        batch = ctx.batch
+        batch.deletes += _week_deletes(week.monday)
+        batch.deletes += [("DELETE FROM epss_files WHERE source_path = ?", (r,))
+                          for r in [*self.gone.get(week.monday, []), *week.readings]]
+        batch.deletes.append(("UPDATE epss_files SET rows_kept = false WHERE score_date BETWEEN ? AND ?",
+                              (week.monday, week.monday + timedelta(days=6))))
+        kept_rows = 0
+        for f in unit.files:
+            r = week.readings.get(f.rel)
+            if isinstance(r, Rejection):
+                ctx.record_if_new(f, "rejected", r.reason)
+            elif r is not None:
+                keep = f.rel == week.kept
+                batch.add("epss_files", (r.score_date, r.model_version, r.rows_read, keep, f.rel, f.sha256 or None))
+                if keep:
+                    batch.extend("epss_scores", list(zip(repeat(r.score_date), r.cves, r.epss, r.percentile)))
+                    kept_rows = len(r.cves)
+                ctx.record_if_new(f, "ingested")
+        return kept_rows * ROW_BYTES
