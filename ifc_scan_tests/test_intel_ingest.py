@@ -89,6 +89,7 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
         put_kev(landing, "2026-11-09", _kev_with(vulnerabilities=KEV["vulnerabilities"] * 2, count=6)): "listed twice",
         put_kev(landing, "2026-11-10", name="kev.json"): "is named known_exploited_vulnerabilities.json",
         put_kev(landing, "2026-11-31"): "not in a YYYY-MM-DD date folder",
+        put_kev(landing, "2099-01-01", _kev_with(dateReleased="2099-01-01T00:00:00Z")): "dated 2099-01-01, in the future",
         put_kev(landing, "2026-11-12", _kev_with(dateReleased="2026-11-12T00:00:00Z",
                                                  padding="x" * 7000)): "over the KEV catalog limit of 6,000",
     }
@@ -167,6 +168,7 @@ def test_bad_epss_files_are_rejected_by_name_with_their_reason(tmp_path):
             "is not epss_scores-2026-10-11.csv.gz",
         put_epss(landing, "2026-10-12", epss_text("2026-10-12", row * 2)): "CVE-2021-44228 is scored twice",
         put_epss(landing, "latest", epss_text("2026-10-13", row)): "not in a YYYY-MM-DD date folder",
+        put_epss(landing, "2099-01-01", epss_text("2099-01-01", row)): "dated 2099-01-01, in the future",
         put_epss(landing, "2026-10-13", epss_text("2026-10-13", row).replace("T00:00:00Z", "T00:00:00+0000")): None,
     }
     s = ingest(landing, wh)

@@ -39,6 +39,7 @@ MAX_EPSS_GZ_BYTES = 64 * 1024 * 1024
 MAX_EPSS_CSV_BYTES = 256 * 1024 * 1024   # inflated, and never more than zip_budget's MAX_RATIO times the gzip
 MAX_EPSS_ROWS = 2_000_000
 MAX_LINE = 512                           # a row is ~35 bytes; the first line ~60
+FUTURE_SLACK = timedelta(days=1)         # a file dated after tomorrow (UTC) is a clock's or a mirror's error
 EPSS_HEADER = "cve,epss,percentile"
 _EPSS_FIRST = re.compile(r"#model_version:([A-Za-z0-9._\-]{1,40}),score_date:(\d{4}-\d{2}-\d{2})T00:00:00"
                          r"(?:Z|\+0000|\+00:00)", re.ASCII)
@@ -94,6 +95,13 @@ def folder_date(rel: str) -> date:
     except BadTimestamp:
         raise IntelRejected(f"not in a YYYY-MM-DD date folder ({parts[0]}/{parts[1] if len(parts) > 1 else '?'}"
                             "/<YYYY-MM-DD>/<file>)") from None
+
+
+def future_problem(day: date, now: datetime) -> str | None:
+    """Why a file dated `day` cannot exist yet at `now` (naive UTC), or None."""
+    if day > (now + FUTURE_SLACK).date():
+        return f"dated {day}, in the future (now {now:%Y-%m-%d %H:%M} UTC)"
+    return None
 
 
 def _text(value, what: str, limit: int) -> str | None:
