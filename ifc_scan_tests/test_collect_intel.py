@@ -118,3 +118,20 @@ def test_a_kev_catalog_released_later_the_same_day_replaces_the_days_file(tmp_pa
     assert outcomes == ["written", "written", "kept"]
     written = json.loads((tmp_path / "landing" / got["kev"].path).read_bytes())
     assert written["catalogVersion"] == "b"
+
+
+def test_the_dagster_asset_writes_what_it_can_and_fails_naming_the_source_that_failed(tmp_path):
+    # plain http to 127.0.0.1 is allowed only because the configured URLs are themselves loopback (a test server)
+    import dagster as dg
+    from ifc_scan.defs.collect import intel_evidence
+    from ifc_scan.defs.resources import IfcScanSettings
+    routes = {"/feeds/kev.json": Reply(body=_kev()), "/epss_scores-current.csv.gz": Reply(404, b"gone")}
+    with scripted_http(_serve(routes)) as (base, _seen):
+        settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
+                                   reports=str(tmp_path / "reports"), kev_url=f"{base}/feeds/kev.json",
+                                   epss_url=f"{base}/epss_scores-current.csv.gz")
+        res = dg.materialize([intel_evidence], resources={"settings": settings}, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "epss failed:" in str(failure.event_specific_data.error) and "answered 404" in str(failure.event_specific_data.error)
+    assert (tmp_path / "landing" / "enrichment/kev/2026-12-01/known_exploited_vulnerabilities.json").is_file()
