@@ -5,8 +5,7 @@ replaces its own rows (source_path), even when it is rejected; a file that leave
 from __future__ import annotations
 
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, ReadEach, Rejection, Removal, Unit
-from ifc_scan.intel.files import (KEV_FOLDER, KEV_NAME, IntelRejected, KevCatalog, folder_date, future_problem,
-                                  read_kev_file)
+from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, folder_date, future_problem, read_kev_file
 
 
 def read_kev(rel: str, abspath: str):
@@ -73,8 +72,7 @@ class KevCatalogs(EvidenceSource):
         if isinstance(reading, Rejection):
             ctx.record(f, "rejected", reading.reason)
             return 0
-        day, catalog = reading
-        catalog: KevCatalog
+        day, catalog = reading            # (date, KevCatalog)
         ctx.batch.add("kev_catalogs", (day, catalog.catalog_version, catalog.date_released, len(catalog.entries),
                                        f.rel, f.sha256 or None))
         ctx.batch.extend("kev_entries", [(day, e.cve_id, e.vendor_project, e.product, e.vulnerability_name,
