@@ -179,6 +179,7 @@ def test_registered_kind_is_named_in_the_ignored_reason(kev_registered, tmp_path
     ("tickets/jira/search.json", "ticket"), ("tickets/jira/2026-03-02/notes.txt", "other"),
     ("enrichment/kev/2026-03-02/known_exploited_vulnerabilities.json", "kev"), ("enrichment/kev/x.json", "kev"),
     ("enrichment/epss/2026-03-02/epss_scores-2026-03-02.csv.gz", "epss"), ("enrichment/other/x.json", "other"),
+    ("enrichment/epss/2026-03-02/.tmp-epss_scores-2026-03-02.csv.gz-123", "other"),
 ])
 def test_each_landing_path_belongs_to_the_kind_the_layout_gives_it(rel, kind):
     assert classify(rel) == kind

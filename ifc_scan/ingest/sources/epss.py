@@ -73,7 +73,8 @@ class EpssFiles(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        return "epss" if rel.startswith(EPSS_FOLDER + "/") else None
+        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
+        return "epss" if rel.startswith(EPSS_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
 
     def plan(self, ctx: Context) -> Plan:
         stored = dict(ctx.con.execute("SELECT source_path, score_date FROM epss_files").fetchall())

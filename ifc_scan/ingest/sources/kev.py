@@ -48,7 +48,8 @@ class KevCatalogs(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        return "kev" if rel.startswith(KEV_FOLDER + "/") else None
+        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
+        return "kev" if rel.startswith(KEV_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
 
     def plan(self, ctx: Context) -> Plan:
         present = {f.rel for f in ctx.all_of(self.kinds)}
