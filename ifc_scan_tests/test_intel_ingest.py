@@ -213,11 +213,14 @@ def test_a_large_epss_file_is_read_as_a_stream_with_its_rows(tmp_path):
 @pytest.mark.parametrize("line", ["#model_version:v2025.03.14,score_date:2026-12-02T00:00:00Z",
                                   "#model_version:v2023.03.01,score_date:2026-12-02T00:00:00+0000"])
 def test_first_lines_of_both_eras_are_read(line, tmp_path):
+    # values as decimals or in scientific notation (4.3e-05), 1 and 0 without a point
     path = tmp_path / "e.csv.gz"
-    path.write_bytes(gzip.compress(f"{line}\ncve,epss,percentile\nCVE-1999-0001,0.0046,0.7385\n".encode()))
+    path.write_bytes(gzip.compress(f"{line}\ncve,epss,percentile\nCVE-1999-0001,0.0046,0.7385\n"
+                                   "CVE-1999-0002,4.3e-05,0\nCVE-2021-44228,1,1.0\n".encode()))
     read = intel_files.read_epss_file(path, date(2026, 12, 2), keep_rows=True)
     assert (read.score_date, read.rows_read, read.cves, read.epss, read.percentile) == (
-        date(2026, 12, 2), 1, ["CVE-1999-0001"], [0.0046], [0.7385])
+        date(2026, 12, 2), 3, ["CVE-1999-0001", "CVE-1999-0002", "CVE-2021-44228"], [0.0046, 0.000043, 1.0],
+        [0.7385, 0.0, 1.0])
 
 
 def test_a_weeks_inputs_manifest_lists_each_intel_file_from_its_date(tmp_path):

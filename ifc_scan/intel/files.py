@@ -43,7 +43,8 @@ FUTURE_SLACK = timedelta(days=1)         # a file dated after tomorrow (UTC) is 
 EPSS_HEADER = "cve,epss,percentile"
 _EPSS_FIRST = re.compile(r"#model_version:([A-Za-z0-9._\-]{1,40}),score_date:(\d{4}-\d{2}-\d{2})T00:00:00"
                          r"(?:Z|\+0000|\+00:00)", re.ASCII)
-_PROBABILITY = re.compile(rb"(?:0|1)(?:\.\d{1,20})?(?:[eE]-\d{1,3})?|\.\d{1,20}", re.ASCII)
+# a decimal in ASCII digits, scientific notation allowed (4.3e-05); never nan, inf or a sign (checked: [0, 1])
+_PROBABILITY = re.compile(rb"(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?", re.ASCII)
 _KEV_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
