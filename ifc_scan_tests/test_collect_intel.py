@@ -85,7 +85,7 @@ def test_bad_answers_are_refused_and_not_written(tmp_path):
 
 def test_server_errors_are_retried_and_failures_named(tmp_path):
     cert, key = self_signed(tmp_path)
-    routes = {"/feeds/kev.json": [Reply(503, b"busy", {"Retry-After": "7"}), Reply(502, b"bad gateway"),
+    routes = {"/feeds/kev.json": [Reply(503, b"busy", {"Retry-After": "7"}), Reply(429, b"slow down"),
                                   Reply(body=_kev())],
               "/epss_scores-current.csv.gz": Reply(404, b"gone")}
     with scripted_http(_serve(routes), tls=(cert, key)) as (base, seen):
