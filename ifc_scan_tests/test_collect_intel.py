@@ -135,3 +135,13 @@ def test_the_dagster_asset_writes_what_it_can_and_fails_naming_the_source_that_f
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "epss failed:" in str(failure.event_specific_data.error) and "answered 404" in str(failure.event_specific_data.error)
     assert (tmp_path / "landing" / "enrichment/kev/2026-12-01/known_exploited_vulnerabilities.json").is_file()
+
+
+def test_a_network_error_is_retried_three_times_then_named(tmp_path):
+    # nothing listens on the port: connection refused, retried after 1, 2 and 4 s (the backoff), then failed
+    from ifc_scan_tests.servers import free_port
+    waits = []
+    url = f"http://127.0.0.1:{free_port()}/feeds/kev.json"
+    (got,) = collect_intel(tmp_path / "landing", kev_url=url, only=("kev",), now=NOW, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0]
+    assert got.outcome == "failed" and "127.0.0.1" in got.reason and "Connection refused" in got.reason
