@@ -71,7 +71,7 @@ def test_bad_answers_are_refused_and_not_written(tmp_path):
     bad_epss = gzip.compress(epss_text("2026-12-01", [("CVE-2021-44228", "2.5", "0.9")]).encode())
     cases = [
         ({"/feeds/kev.json": Reply(body=b"<html>maintenance</html>")}, "kev", "not written: not valid JSON"),
-        ({"/feeds/kev.json": Reply(body=_kev(count=99))}, "kev", "count says 99 entries but the catalog lists 3"),
+        ({"/feeds/kev.json": Reply(body=[KEV])}, "kev", "not CISA's KEV catalog"),
         ({"/feeds/kev.json": Reply(body=_kev("2026-12-09T00:00:00Z"))}, "kev", "is in the future"),
         ({"/epss_scores-current.csv.gz": Reply(body=bad_epss)}, "epss", "epss 2.5 is outside [0, 1]"),
         ({"/epss_scores-current.csv.gz": Reply(body=EPSS_GZ[:-20])}, "epss", "not a whole gzip file"),

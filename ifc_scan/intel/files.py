@@ -41,8 +41,8 @@ MAX_EPSS_ROWS = 2_000_000
 MAX_LINE = 512                           # a row is ~35 bytes; the first line ~60
 FUTURE_SLACK = timedelta(days=1)         # a file dated after tomorrow (UTC) is a clock's or a mirror's error
 EPSS_HEADER = "cve,epss,percentile"
-_EPSS_FIRST = re.compile(r"#model_version:([A-Za-z0-9._\-]{1,40}),score_date:(\d{4}-\d{2}-\d{2})T00:00:00"
-                         r"(?:Z|\+0000|\+00:00)", re.ASCII)
+# the first line's score_date: a date, or FIRST's midnight time (T00:00:00Z, or +0000 in older files)
+_SCORE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
 # a decimal in ASCII digits, scientific notation allowed (4.3e-05); never nan, inf or a sign (checked: [0, 1])
 _PROBABILITY = re.compile(rb"(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?", re.ASCII)
 _KEV_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -71,7 +71,7 @@ class KevCatalog(NamedTuple):
 
 class EpssRead(NamedTuple):
     score_date: date
-    model_version: str
+    model_version: str | None
     rows_read: int
     cves: list[str]            # empty unless the rows were asked for (keep_rows)
     epss: list[float]
@@ -154,9 +154,7 @@ def parse_kev(data: bytes, file_date: date | None) -> KevCatalog:
     vulns = doc["vulnerabilities"]
     if len(vulns) > MAX_KEV_ENTRIES:
         raise IntelRejected(f"{len(vulns):,} entries, over the limit of {MAX_KEV_ENTRIES:,}")
-    count = doc.get("count")
-    if count is not None and count != len(vulns):
-        raise IntelRejected(f"count says {str(count)[:20]} entries but the catalog lists {len(vulns)}")
+    # `count` is not checked: a catalog trimmed by hand often keeps the published count; the entries stand
     try:
         released = parse_ts(doc.get("dateReleased")) if isinstance(doc.get("dateReleased"), str) else None
     except BadTimestamp:
@@ -215,22 +213,24 @@ def _epss_value(raw: bytes, what: str, line_no: int) -> float:
     return value
 
 
-def _epss_head(lines, file_date: date | None) -> tuple[date, str]:
-    first = next(lines, b"").rstrip(b"\r\n").decode("ascii", "replace")
-    m = _EPSS_FIRST.fullmatch(first.lstrip("\ufeff"))
-    if not m:
+def _epss_head(lines, file_date: date | None) -> tuple[date, str | None]:
+    first = next(lines, b"").rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf").decode("ascii", "replace")
+    fields = dict(p.split(":", 1) for p in first[1:].split(",") if ":" in p) if first.startswith("#") else {}
+    if "score_date" not in fields:
         raise IntelRejected(f"first line {first[:80]!r} is not FIRST's "
                             "'#model_version:<v>,score_date:<YYYY-MM-DD>T00:00:00Z'")
+    m = _SCORE_DATE.fullmatch(fields["score_date"].strip())
     try:
-        score_date = parse_date(m.group(2))
+        score_date = parse_date(m.group(1) if m else fields["score_date"])
     except BadTimestamp as exc:
-        raise IntelRejected(f"score_date: {exc}") from None
+        raise IntelRejected(f"score_date in the first line: {exc}") from None
+    model = fields.get("model_version", "").strip()[:40] or None
     if file_date is not None and score_date != file_date:
         raise IntelRejected(f"score_date {score_date} in the file's first line is not its name's date {file_date}")
     header = next(lines, b"").rstrip(b"\r\n")
     if header != EPSS_HEADER.encode():
         raise IntelRejected(f"second line {header[:60].decode('latin-1')!r} is not the header {EPSS_HEADER!r}")
-    return score_date, m.group(1)
+    return score_date, model
 
 
 def read_epss(compressed: BinaryIO, compressed_size: int, file_date: date | None, keep_rows: bool) -> EpssRead:
