@@ -78,6 +78,7 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     # a catalog trimmed by hand keeps the published count: its entries are read all the same
     good = put_kev(landing, "2026-11-28", _kev_with(dateReleased="2026-11-28T10:00:00Z", count=1484))
+    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29"))     # a date alone: its midnight
     bad = {
         put_kev(landing, "2026-11-01", raw=b'{"vulnerabilities": [}'): "not valid JSON",
         put_kev(landing, "2026-11-02", [KEV]): "not CISA's KEV catalog",
@@ -86,6 +87,7 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
         put_kev(landing, "2026-11-05", _kev_with(entry={"dueDate": "2021-02-30"})): "is not a real date",
         put_kev(landing, "2026-11-06", _kev_with(dateReleased="2026-11-07T00:00:00Z")): "after its folder's day",
         put_kev(landing, "2026-11-07", _kev_with(dateReleased="yesterday")): "is not an ISO 8601 time",
+        put_kev(landing, "2026-11-08", _kev_with(dateReleased="2026-11-09")): "after its folder's day 2026-11-08 ends",
         put_kev(landing, "2026-11-09", _kev_with(vulnerabilities=KEV["vulnerabilities"] * 2, count=6)): "listed twice",
         put_kev(landing, "2026-11-10", name="kev.json"): "is named known_exploited_vulnerabilities.json",
         put_kev(landing, "2026-11-31"): "not in a YYYY-MM-DD date folder",
@@ -95,14 +97,15 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
     }
     monkeypatch.setattr(intel_files, "MAX_KEV_BYTES", 6000)     # the fixture is 2.2 KB as written here
     s = ingest(landing, wh)
-    assert (s.ingested, s.rejected) == (1, len(bad))
+    assert (s.ingested, s.rejected) == (2, len(bad))
     errors = _errors(wh)
-    assert good not in errors
+    assert good not in errors and dated not in errors
     for rel, why in bad.items():
         assert why in errors[rel], (rel, errors[rel])
         assert errors[rel].startswith("KEV catalog not read: ")
     with connect(wh) as con:
-        assert con.execute("SELECT entries FROM kev_catalogs").fetchall() == [(3,)]
+        assert con.execute("SELECT catalog_date, date_released, entries FROM kev_catalogs ORDER BY 1").fetchall() == [
+            (date(2026, 11, 28), datetime(2026, 11, 28, 10), 3), (date(2026, 11, 29), datetime(2026, 11, 29), 3)]
 
 
 def test_only_the_newest_epss_file_of_each_iso_week_keeps_its_rows(tmp_path):

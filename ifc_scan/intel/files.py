@@ -140,6 +140,19 @@ def _kev_entry(i: int, v) -> KevEntry:
                     _text(v.get("requiredAction"), f"{where}.requiredAction", 1000))
 
 
+def _released(value) -> datetime:
+    """dateReleased: CISA's time (2026-11-27T17:02:40.0462Z), or a date alone (its midnight, UTC)."""
+    try:
+        if isinstance(value, str) and _KEV_DATE.fullmatch(value):
+            return datetime.combine(parse_date(value), datetime.min.time())
+        released = parse_ts(value) if isinstance(value, str) and value.isascii() else None
+    except BadTimestamp:
+        released = None
+    if released is None:
+        raise IntelRejected(f"dateReleased {str(value)[:40]!r} is not an ISO 8601 time")
+    return released
+
+
 def parse_kev(data: bytes, file_date: date | None) -> KevCatalog:
     """CISA's catalog bytes -> its entries. file_date: the folder's date D (dateReleased must not be after
     D ends); None for a file judged alone (the gate's --kev). Raises IntelRejected."""
@@ -155,12 +168,7 @@ def parse_kev(data: bytes, file_date: date | None) -> KevCatalog:
     if len(vulns) > MAX_KEV_ENTRIES:
         raise IntelRejected(f"{len(vulns):,} entries, over the limit of {MAX_KEV_ENTRIES:,}")
     # `count` is not checked: a catalog trimmed by hand often keeps the published count; the entries stand
-    try:
-        released = parse_ts(doc.get("dateReleased")) if isinstance(doc.get("dateReleased"), str) else None
-    except BadTimestamp:
-        released = None
-    if released is None or not doc["dateReleased"].isascii():
-        raise IntelRejected(f"dateReleased {str(doc.get('dateReleased'))[:40]!r} is not an ISO 8601 time")
+    released = _released(doc.get("dateReleased"))
     if file_date is not None and released >= datetime.combine(file_date + timedelta(days=1), datetime.min.time()):
         raise IntelRejected(f"dateReleased {doc['dateReleased'][:40]} is after its folder's day {file_date} ends: "
                             "a catalog cannot be known before it was released")
