@@ -78,12 +78,14 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     # a catalog trimmed by hand keeps the published count: its entries are read all the same
     good = put_kev(landing, "2026-11-28", _kev_with(dateReleased="2026-11-28T10:00:00Z", count=1484))
-    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29"))     # a date alone: its midnight
+    # a date alone: its midnight; a dateAdded written as a full ISO time: its date
+    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29", entry={"dateAdded": "2021-12-10T00:00:00Z"}))
     bad = {
         put_kev(landing, "2026-11-01", raw=b'{"vulnerabilities": [}'): "not valid JSON",
         put_kev(landing, "2026-11-02", [KEV]): "not CISA's KEV catalog",
         put_kev(landing, "2026-11-03", _kev_with(entry={"cveID": "CVE-21-44228"})): "is not a CVE id",
         put_kev(landing, "2026-11-04", _kev_with(entry={"dateAdded": "٢٠٢١-12-10"})): "is not a YYYY-MM-DD date",
+        put_kev(landing, "2026-11-10", _kev_with(entry={"dateAdded": "2021-12-10T25:00:00Z"})): "is not a YYYY-MM-DD date",
         put_kev(landing, "2026-11-05", _kev_with(entry={"dueDate": "2021-02-30"})): "is not a real date",
         put_kev(landing, "2026-11-06", _kev_with(dateReleased="2026-11-07T00:00:00Z")): "after its folder's day",
         put_kev(landing, "2026-11-07", _kev_with(dateReleased="yesterday")): "is not an ISO 8601 time",
@@ -106,6 +108,8 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
     with connect(wh) as con:
         assert con.execute("SELECT catalog_date, date_released, entries FROM kev_catalogs ORDER BY 1").fetchall() == [
             (date(2026, 11, 28), datetime(2026, 11, 28, 10), 3), (date(2026, 11, 29), datetime(2026, 11, 29), 3)]
+        assert con.execute("SELECT date_added FROM kev_entries WHERE source_path = ? AND cve_id = 'CVE-2021-44228'",
+                           (dated,)).fetchone() == (date(2021, 12, 10),)
 
 
 def test_only_the_newest_epss_file_of_each_iso_week_keeps_its_rows(tmp_path):

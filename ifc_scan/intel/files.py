@@ -116,6 +116,11 @@ def _text(value, what: str, limit: int) -> str | None:
 def _kev_date(value, what: str, required: bool) -> date | None:
     if value in (None, "") and not required:
         return None
+    if isinstance(value, str) and value[10:11] == "T" and value.isascii():     # a full ISO time: its date
+        try:
+            return parse_ts(value).date()
+        except (BadTimestamp, AttributeError):
+            pass
     if not isinstance(value, str) or not _KEV_DATE.fullmatch(value):
         raise IntelRejected(f"{what} {str(value)[:40]!r} is not a YYYY-MM-DD date")
     try:
