@@ -228,6 +228,14 @@ def read_report(path: str | Path):
     return scans
 
 
+_SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _rank(f: GateFinding) -> tuple:
+    """KEV-listed first, then by severity, id and package."""
+    return f.kev is None, _SEVERITY_ORDER[f.severity], f.vulnerability_id, f.pkg_name or ""
+
+
 def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: datetime,
           kev: KevInUse | None = None) -> GateResult:
     """Raises UnusableInput (exit 2) for a report that is not a scan report and for an exception file
@@ -259,10 +267,8 @@ def judge(report: str | Path, ignorefiles: list[str | Path], policy: dict, at: d
         (excepted if matches else blocking).append(f)
     problems = reading_problems(loaded) + [p for p in lint_entries(loaded.entries, policy, at, critical_ids)
                                            if p["rule"] != "unknown_severity"]
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    rank = lambda f: (f.kev is None, order[f.severity], f.vulnerability_id, f.pkg_name or "")   # noqa: E731
-    blocking.sort(key=rank)
-    excepted.sort(key=rank)
+    blocking.sort(key=_rank)
+    excepted.sort(key=_rank)
     return GateResult(str(report), scans[0].artifact_name, iso_z(at), list(blocking_set), blocking, excepted,
                       suppressed, problems, [{"file": f, "reason": r} for f, r in loaded.refused], kev)
 

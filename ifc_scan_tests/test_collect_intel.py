@@ -71,9 +71,9 @@ def test_bad_answers_are_refused_and_not_written(tmp_path):
     bad_epss = gzip.compress(epss_text("2026-12-01", [("CVE-2021-44228", "2.5", "0.9")]).encode())
     cases = [
         ({"/feeds/kev.json": Reply(body=b"<html>maintenance</html>")}, "kev", "not written: not valid JSON"),
-        ({"/feeds/kev.json": Reply(body=_kev(count=99))}, "kev", "count says 99 entries but the catalog lists 3"),
+        ({"/feeds/kev.json": Reply(body=[KEV])}, "kev", "not CISA's KEV catalog"),
         ({"/feeds/kev.json": Reply(body=_kev("2026-12-09T00:00:00Z"))}, "kev", "is in the future"),
-        ({"/epss_scores-current.csv.gz": Reply(body=bad_epss)}, "epss", "epss '2.5' is not a number in [0, 1]"),
+        ({"/epss_scores-current.csv.gz": Reply(body=bad_epss)}, "epss", "epss 2.5 is outside [0, 1]"),
         ({"/epss_scores-current.csv.gz": Reply(body=EPSS_GZ[:-20])}, "epss", "not a whole gzip file"),
     ]
     for routes, source, why in cases:
@@ -85,7 +85,7 @@ def test_bad_answers_are_refused_and_not_written(tmp_path):
 
 def test_server_errors_are_retried_and_failures_named(tmp_path):
     cert, key = self_signed(tmp_path)
-    routes = {"/feeds/kev.json": [Reply(503, b"busy", {"Retry-After": "7"}), Reply(502, b"bad gateway"),
+    routes = {"/feeds/kev.json": [Reply(503, b"busy", {"Retry-After": "7"}), Reply(429, b"slow down"),
                                   Reply(body=_kev())],
               "/epss_scores-current.csv.gz": Reply(404, b"gone")}
     with scripted_http(_serve(routes), tls=(cert, key)) as (base, seen):
@@ -118,3 +118,30 @@ def test_a_kev_catalog_released_later_the_same_day_replaces_the_days_file(tmp_pa
     assert outcomes == ["written", "written", "kept"]
     written = json.loads((tmp_path / "landing" / got["kev"].path).read_bytes())
     assert written["catalogVersion"] == "b"
+
+
+def test_the_dagster_asset_writes_what_it_can_and_fails_naming_the_source_that_failed(tmp_path):
+    # plain http to 127.0.0.1 is allowed only because the configured URLs are themselves loopback (a test server)
+    import dagster as dg
+    from ifc_scan.defs.collect import intel_evidence
+    from ifc_scan.defs.resources import IfcScanSettings
+    routes = {"/feeds/kev.json": Reply(body=_kev()), "/epss_scores-current.csv.gz": Reply(404, b"gone")}
+    with scripted_http(_serve(routes)) as (base, _seen):
+        settings = IfcScanSettings(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "w.duckdb"),
+                                   reports=str(tmp_path / "reports"), kev_url=f"{base}/feeds/kev.json",
+                                   epss_url=f"{base}/epss_scores-current.csv.gz")
+        res = dg.materialize([intel_evidence], resources={"settings": settings}, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "epss failed:" in str(failure.event_specific_data.error) and "answered 404" in str(failure.event_specific_data.error)
+    assert (tmp_path / "landing" / "enrichment/kev/2026-12-01/known_exploited_vulnerabilities.json").is_file()
+
+
+def test_a_network_error_is_retried_three_times_then_named(tmp_path):
+    # nothing listens on the port: connection refused, retried after 1, 2 and 4 s (the backoff), then failed
+    from ifc_scan_tests.servers import free_port
+    waits = []
+    url = f"http://127.0.0.1:{free_port()}/feeds/kev.json"
+    (got,) = collect_intel(tmp_path / "landing", kev_url=url, only=("kev",), now=NOW, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0]
+    assert got.outcome == "failed" and "127.0.0.1" in got.reason and "Connection refused" in got.reason

@@ -279,6 +279,9 @@ def test_cli_block_kev_uses_the_landing_zones_newest_catalog_and_the_policy_sett
 def test_a_bad_kev_catalog_is_exit_2_with_the_reason(tmp_path, capsys):
     r = report(tmp_path, [vuln("CVE-2021-44228", "log4j-core", "LOW")])
     bad = tmp_path / "kev.json"
-    bad.write_text(json.dumps({**json.loads(KEV_FILE.read_text()), "count": 7}))
+    doc = json.loads(KEV_FILE.read_text())
+    doc["vulnerabilities"][1]["cveID"] = "CVE-2024-30"
+    bad.write_text(json.dumps(doc))
     assert main(["gate", str(r), "--at", "2026-12-01T12:00:00Z", "--block-kev", "--kev", str(bad)]) == 2
-    assert f"KEV catalog {bad}: count says 7 entries but the catalog lists 3" in capsys.readouterr().err
+    assert (f"KEV catalog {bad}: vulnerabilities[1].cveID 'CVE-2024-30' is not a CVE id (CVE-YYYY-NNNN)"
+            in capsys.readouterr().err)

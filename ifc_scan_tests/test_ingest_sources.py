@@ -38,7 +38,7 @@ class KnownExploited(EvidenceSource):
     name = "CISA known exploited vulnerabilities"
     unit_name = "KEV catalogues"
     folder = "threat-intel/"
-    kinds = ("kev",)
+    kinds = ("threat-kev",)      # not "kev": the product's own KEV kind (ingest/sources/kev.py) has it
     replaces = "the file's own rows"
     tables = {"threat_kev": ["cve_id", "vendor", "product", "date_added", "due_date", "ransomware", "snapshot_date",
                              "source_path"]}
@@ -48,7 +48,7 @@ class KnownExploited(EvidenceSource):
     @staticmethod
     def claims(rel: str) -> str | None:
         parts = rel.split("/")
-        return "kev" if parts[:2] == ["threat-intel", "kev"] and len(parts) == 4 and rel.endswith(".json") else None
+        return "threat-kev" if parts[:2] == ["threat-intel", "kev"] and len(parts) == 4 and rel.endswith(".json") else None
 
     def store(self, ctx: Context, unit: Unit, reading) -> int:
         (f,) = unit.files
@@ -124,8 +124,8 @@ def test_a_new_kind_is_one_registration_and_the_runner_reads_it(kev_registered, 
     assert kev_rows(wh) == [("CVE-2025-24054", "2025-04-17", "2026-03-02", good),
                             ("CVE-2026-21519", "2026-03-01", "2026-03-02", good)]
     st = statuses(wh)
-    assert st[good] == ("kev", "ingested", None)
-    assert st[bad][:2] == ("kev", "rejected") and "KEV catalogue not read" in st[bad][2]
+    assert st[good] == ("threat-kev", "ingested", None)
+    assert st[bad][:2] == ("threat-kev", "rejected") and "KEV catalogue not read" in st[bad][2]
     assert (s.ingested, s.rejected, s.rows["threat_kev"]) == (1, 1, 2)
 
     # nothing new: nothing read again
@@ -155,8 +155,8 @@ def test_without_the_registration_the_folder_is_ignored_and_named_among_those_re
     ingest(landing, wh, progress=lambda m: None)
     kind, status, reason = statuses(wh)["threat-intel/kev/2026-03-02/known_exploited_vulnerabilities.json"]
     assert (kind, status) == ("other", "ignored")
-    assert reason == ("not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, exceptions/, "
-                      "approvals/, tickets/, inventory/)")
+    assert reason == ("not in a landing-zone folder ifc_scan reads (trivy/, ci/github-actions/, enrichment/, "
+                      "exceptions/, approvals/, tickets/, inventory/)")
 
 
 def test_registered_kind_is_named_in_the_ignored_reason(kev_registered, tmp_path):
@@ -177,6 +177,9 @@ def test_registered_kind_is_named_in_the_ignored_reason(kev_registered, tmp_path
     ("inventory/other.yaml", "other"), ("approvals/_global/2026-03-02/abc.json", "approval"),
     ("approvals/_global/abc.json", "other"), ("tickets/jira/2026-03-02/search.csv", "ticket"),
     ("tickets/jira/search.json", "ticket"), ("tickets/jira/2026-03-02/notes.txt", "other"),
+    ("enrichment/kev/2026-03-02/known_exploited_vulnerabilities.json", "kev"), ("enrichment/kev/x.json", "kev"),
+    ("enrichment/epss/2026-03-02/epss_scores-2026-03-02.csv.gz", "epss"), ("enrichment/other/x.json", "other"),
+    ("enrichment/epss/2026-03-02/.tmp-epss_scores-2026-03-02.csv.gz-123", "other"),
 ])
 def test_each_landing_path_belongs_to_the_kind_the_layout_gives_it(rel, kind):
     assert classify(rel) == kind

@@ -76,30 +76,40 @@ def _kev_with(**changes) -> dict:
 
 def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monkeypatch):
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
-    good = put_kev(landing, "2026-11-28", _kev_with(dateReleased="2026-11-28T10:00:00Z"))
+    # a catalog trimmed by hand keeps the published count: its entries are read all the same
+    good = put_kev(landing, "2026-11-28", _kev_with(dateReleased="2026-11-28T10:00:00Z", count=1484))
+    # a date alone: its midnight; a dateAdded written as a full ISO time: its date
+    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29", entry={"dateAdded": "2021-12-10T00:00:00Z"}))
     bad = {
         put_kev(landing, "2026-11-01", raw=b'{"vulnerabilities": [}'): "not valid JSON",
         put_kev(landing, "2026-11-02", [KEV]): "not CISA's KEV catalog",
         put_kev(landing, "2026-11-03", _kev_with(entry={"cveID": "CVE-21-44228"})): "is not a CVE id",
         put_kev(landing, "2026-11-04", _kev_with(entry={"dateAdded": "٢٠٢١-12-10"})): "is not a YYYY-MM-DD date",
+        put_kev(landing, "2026-11-10", _kev_with(entry={"dateAdded": "2021-12-10T25:00:00Z"})): "is not a YYYY-MM-DD date",
         put_kev(landing, "2026-11-05", _kev_with(entry={"dueDate": "2021-02-30"})): "is not a real date",
         put_kev(landing, "2026-11-06", _kev_with(dateReleased="2026-11-07T00:00:00Z")): "after its folder's day",
         put_kev(landing, "2026-11-07", _kev_with(dateReleased="yesterday")): "is not an ISO 8601 time",
-        put_kev(landing, "2026-11-08", _kev_with(count=4)): "count says 4 entries but the catalog lists 3",
+        put_kev(landing, "2026-11-08", _kev_with(dateReleased="2026-11-09")): "after its folder's day 2026-11-08 ends",
         put_kev(landing, "2026-11-09", _kev_with(vulnerabilities=KEV["vulnerabilities"] * 2, count=6)): "listed twice",
         put_kev(landing, "2026-11-10", name="kev.json"): "is named known_exploited_vulnerabilities.json",
         put_kev(landing, "2026-11-31"): "not in a YYYY-MM-DD date folder",
+        put_kev(landing, "2099-01-01", _kev_with(dateReleased="2099-01-01T00:00:00Z")): "dated 2099-01-01, in the future",
         put_kev(landing, "2026-11-12", _kev_with(dateReleased="2026-11-12T00:00:00Z",
                                                  padding="x" * 7000)): "over the KEV catalog limit of 6,000",
     }
     monkeypatch.setattr(intel_files, "MAX_KEV_BYTES", 6000)     # the fixture is 2.2 KB as written here
     s = ingest(landing, wh)
-    assert (s.ingested, s.rejected) == (1, len(bad))
+    assert (s.ingested, s.rejected) == (2, len(bad))
     errors = _errors(wh)
-    assert good not in errors
+    assert good not in errors and dated not in errors
     for rel, why in bad.items():
         assert why in errors[rel], (rel, errors[rel])
         assert errors[rel].startswith("KEV catalog not read: ")
+    with connect(wh) as con:
+        assert con.execute("SELECT catalog_date, date_released, entries FROM kev_catalogs ORDER BY 1").fetchall() == [
+            (date(2026, 11, 28), datetime(2026, 11, 28, 10), 3), (date(2026, 11, 29), datetime(2026, 11, 29), 3)]
+        assert con.execute("SELECT date_added FROM kev_entries WHERE source_path = ? AND cve_id = 'CVE-2021-44228'",
+                           (dated,)).fetchone() == (date(2021, 12, 10),)
 
 
 def test_only_the_newest_epss_file_of_each_iso_week_keeps_its_rows(tmp_path):
@@ -167,7 +177,10 @@ def test_bad_epss_files_are_rejected_by_name_with_their_reason(tmp_path):
             "is not epss_scores-2026-10-11.csv.gz",
         put_epss(landing, "2026-10-12", epss_text("2026-10-12", row * 2)): "CVE-2021-44228 is scored twice",
         put_epss(landing, "latest", epss_text("2026-10-13", row)): "not in a YYYY-MM-DD date folder",
+        put_epss(landing, "2099-01-01", epss_text("2099-01-01", row)): "dated 2099-01-01, in the future",
         put_epss(landing, "2026-10-13", epss_text("2026-10-13", row).replace("T00:00:00Z", "T00:00:00+0000")): None,
+        put_epss(landing, "2026-10-14", epss_text("2026-10-14", row).replace("score_date:2026-10-14", "score_date:14/10/2026")):
+            "score_date in the first line: not a YYYY-MM-DD date",
     }
     s = ingest(landing, wh)
     assert (s.ingested, s.rejected) == (1, len(bad) - 1)
@@ -209,13 +222,17 @@ def test_a_large_epss_file_is_read_as_a_stream_with_its_rows(tmp_path):
 
 
 @pytest.mark.parametrize("line", ["#model_version:v2025.03.14,score_date:2026-12-02T00:00:00Z",
-                                  "#model_version:v2023.03.01,score_date:2026-12-02T00:00:00+0000"])
+                                  "#model_version:v2023.03.01,score_date:2026-12-02T00:00:00+0000",
+                                  "\ufeff#score_date:2026-12-02,model_version:v2025.03.14"])
 def test_first_lines_of_both_eras_are_read(line, tmp_path):
+    # values as decimals or in scientific notation (4.3e-05), 1 and 0 without a point
     path = tmp_path / "e.csv.gz"
-    path.write_bytes(gzip.compress(f"{line}\ncve,epss,percentile\nCVE-1999-0001,0.0046,0.7385\n".encode()))
+    path.write_bytes(gzip.compress(f"{line}\ncve,epss,percentile\nCVE-1999-0001,0.0046,0.7385\n"
+                                   "CVE-1999-0002,4.3e-05,0\nCVE-2021-44228,1,1.0\n".encode()))
     read = intel_files.read_epss_file(path, date(2026, 12, 2), keep_rows=True)
     assert (read.score_date, read.rows_read, read.cves, read.epss, read.percentile) == (
-        date(2026, 12, 2), 1, ["CVE-1999-0001"], [0.0046], [0.7385])
+        date(2026, 12, 2), 3, ["CVE-1999-0001", "CVE-1999-0002", "CVE-2021-44228"], [0.0046, 0.000043, 1.0],
+        [0.7385, 0.0, 1.0])
 
 
 def test_a_weeks_inputs_manifest_lists_each_intel_file_from_its_date(tmp_path):

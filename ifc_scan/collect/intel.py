@@ -19,20 +19,19 @@ import io
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ifc_scan.collect.github import inside, write_atomic
 from ifc_scan.collect.http import (DeadlineExceeded, HttpClient, HttpError, Limits, UnsafeURL, redact_url,
                                    retry_after_seconds)
 from ifc_scan.intel.files import (MAX_EPSS_GZ_BYTES, MAX_KEV_BYTES, IntelRejected, epss_landing_path,
-                                  kev_landing_path, parse_kev, read_epss)
+                                  future_problem, kev_landing_path, parse_kev, read_epss)
 from ifc_scan.settings import Settings
 
 KEV_URL, EPSS_URL = Settings().kev_url, Settings().epss_url      # the defaults of the settings table
 MAX_RETRIES = 3
 MAX_REDIRECTS = 5
-FUTURE_SLACK = timedelta(days=1)       # a file dated after tomorrow (UTC) is a clock's or a mirror's error
 
 
 class FetchFailed(Exception):
@@ -96,9 +95,9 @@ def _answer(http: HttpClient, url: str, max_bytes: int, sleep, log) -> bytes:
 def _kev(body: bytes, landing: Path, now: datetime) -> tuple[str, str, str]:
     """(outcome, landing path, day) of a KEV answer. Raises IntelRejected."""
     catalog = parse_kev(body, None)
-    if catalog.date_released > now + FUTURE_SLACK:
-        raise IntelRejected(f"dateReleased {catalog.date_released.isoformat()}Z is in the future")
     day = catalog.date_released.date()
+    if future_problem(day, now):
+        raise IntelRejected(f"dateReleased {catalog.date_released.isoformat()}Z is in the future")
     rel = kev_landing_path(day)
     target = inside(landing, *rel.split("/"))
     if target.is_file():
@@ -116,7 +115,7 @@ def _kev(body: bytes, landing: Path, now: datetime) -> tuple[str, str, str]:
 
 def _epss(body: bytes, landing: Path, now: datetime) -> tuple[str, str, str]:
     read = read_epss(io.BytesIO(body), len(body), None, keep_rows=False)
-    if read.score_date > (now + FUTURE_SLACK).date():
+    if future_problem(read.score_date, now):
         raise IntelRejected(f"score_date {read.score_date} is in the future")
     rel = epss_landing_path(read.score_date)
     target = inside(landing, *rel.split("/"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ifc_scan.ingest.model import SEVERITIES, ParsedScan, Rejected, as_int, as_text, norm_severity
-from ifc_scan.intel.aliases import is_cve, report_cve_aliases
+from ifc_scan.intel.aliases import report_cve_aliases
 from ifc_scan.lineage import digest_of, lineage_of, looks_like_image_ref
 from ifc_scan.timeutil import BadTimestamp, parse_ts
 
@@ -67,9 +67,10 @@ def vuln_row(target, cls, typ, v: dict, suppressed=False, sup=(None, None, None)
         sev if sev in _SEVERITY_SET else norm_severity(sev), _s(get("SeveritySource"), 40),
         _s(get("Title"), 1000), _s(get("PrimaryURL"), 1000), _cvss_score(get("CVSS")),
         _ts_or_none(get("PublishedDate")), suppressed, *sup,
-        # CVE ids are their own alias: only other ids (GHSA, distribution advisories) look at their references
-        None if type(vid) is str and vid.startswith("CVE-") and is_cve(vid) else
-        report_cve_aliases(vid, get("References"), get("VendorIDs")),
+        # a CVE id is its own alias (NULL; an id merely starting CVE- matches nothing either way): only other
+        # ids (GHSA, distribution advisories) have their references read
+        None if type(vid) is str and vid.startswith("CVE-") else report_cve_aliases(vid, get("References"),
+                                                                                   get("VendorIDs")),
     )
 
 

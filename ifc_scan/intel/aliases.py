@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Iterable
-from urllib.parse import parse_qs, urlsplit
 
 CVE_ID = re.compile(r"CVE-\d{4}-\d{4,}", re.ASCII)
 # hosts whose pages named by a CVE id are that CVE's record (the www. prefix is ignored)
@@ -31,6 +31,12 @@ CVE_RECORD_HOSTS = frozenset((
     "ubuntu.com", "people.canonical.com", "security-tracker.debian.org", "linux.oracle.com",
     "security.alpinelinux.org", "alas.aws.amazon.com", "explore.alas.aws.amazon.com", "vmware.github.io"))
 _NAMES_A_CVE = re.compile(r"cve-\d{4}-\d", re.ASCII | re.IGNORECASE)
+# a record page: the CVE id is the URL's last path segment (optionally .html, a trailing slash), or the value
+# of its id= or name= query parameter
+_CVE = r"cve-\d{4}-\d{4,}"
+_RECORD_URL = re.compile(
+    rf"https?://(?P<host>[a-z0-9.\-]+)(?::\d+)?/(?:[^?#]*/)?(?:(?P<path_cve>{_CVE})(?:\.html?)?/?(?:[?#].*)?"
+    rf"|[^?#]*\?(?:[^#]*&)?(?:id|name)=(?P<query_cve>{_CVE})(?:[&#].*)?)$", re.ASCII | re.IGNORECASE)
 MAX_ALIASES = 64          # a report naming more CVEs for one advisory is not read past this many
 
 
@@ -38,24 +44,13 @@ def is_cve(vulnerability_id: str | None) -> bool:
     return isinstance(vulnerability_id, str) and CVE_ID.fullmatch(vulnerability_id) is not None
 
 
-def _cve_of_url(url) -> str | None:
-    """The CVE id a CVE record page's URL names, else None."""
-    if not isinstance(url, str) or len(url) > 500 or _NAMES_A_CVE.search(url) is None:
-        return None          # most references name no CVE: no parsing for them
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
+@lru_cache(maxsize=65536)
+def _cve_of_url(url: str) -> str | None:
+    """The CVE id a CVE record page's URL names, else None. Cached: every nightly scan repeats its references."""
+    m = _RECORD_URL.match(url)
+    if m is None or m.group("host").lower().removeprefix("www.") not in CVE_RECORD_HOSTS:
         return None
-    host = (parts.hostname or "").removeprefix("www.")
-    if parts.scheme not in ("http", "https") or host not in CVE_RECORD_HOSTS:
-        return None
-    candidates = [re.sub(r"\.html?$", "", parts.path.rstrip("/").rsplit("/", 1)[-1])]
-    query = parse_qs(parts.query)
-    candidates += query.get("id", []) + query.get("name", [])
-    for c in candidates:
-        if CVE_ID.fullmatch(c.upper()):
-            return c.upper()
-    return None
+    return (m.group("path_cve") or m.group("query_cve")).upper()
 
 
 def report_cve_aliases(vulnerability_id, references, vendor_ids) -> list[str] | None:
@@ -68,6 +63,8 @@ def report_cve_aliases(vulnerability_id, references, vendor_ids) -> list[str] | 
         if is_cve(v):
             found.add(v)
     for ref in references if isinstance(references, list) else ():
+        if type(ref) is not str or len(ref) > 500 or _NAMES_A_CVE.search(ref) is None:
+            continue         # most references name no CVE: not parsed
         cve = _cve_of_url(ref)
         if cve is not None:
             found.add(cve)

@@ -39,10 +39,12 @@ MAX_EPSS_GZ_BYTES = 64 * 1024 * 1024
 MAX_EPSS_CSV_BYTES = 256 * 1024 * 1024   # inflated, and never more than zip_budget's MAX_RATIO times the gzip
 MAX_EPSS_ROWS = 2_000_000
 MAX_LINE = 512                           # a row is ~35 bytes; the first line ~60
+FUTURE_SLACK = timedelta(days=1)         # a file dated after tomorrow (UTC) is a clock's or a mirror's error
 EPSS_HEADER = "cve,epss,percentile"
-_EPSS_FIRST = re.compile(r"#model_version:([A-Za-z0-9._\-]{1,40}),score_date:(\d{4}-\d{2}-\d{2})T00:00:00"
-                         r"(?:Z|\+0000|\+00:00)", re.ASCII)
-_PROBABILITY = re.compile(rb"(?:0|1)(?:\.\d{1,20})?(?:[eE]-\d{1,3})?|\.\d{1,20}", re.ASCII)
+# the first line's score_date: a date, or FIRST's midnight time (T00:00:00Z, or +0000 in older files)
+_SCORE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)?", re.ASCII)
+# a decimal in ASCII digits, scientific notation allowed (4.3e-05); never nan, inf or a sign (checked: [0, 1])
+_PROBABILITY = re.compile(rb"(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})(?:[eE][-+]?\d{1,3})?", re.ASCII)
 _KEV_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -69,7 +71,7 @@ class KevCatalog(NamedTuple):
 
 class EpssRead(NamedTuple):
     score_date: date
-    model_version: str
+    model_version: str | None
     rows_read: int
     cves: list[str]            # empty unless the rows were asked for (keep_rows)
     epss: list[float]
@@ -96,6 +98,13 @@ def folder_date(rel: str) -> date:
                             "/<YYYY-MM-DD>/<file>)") from None
 
 
+def future_problem(day: date, now: datetime) -> str | None:
+    """Why a file dated `day` cannot exist yet at `now` (naive UTC), or None."""
+    if day > (now + FUTURE_SLACK).date():
+        return f"dated {day}, in the future (now {now:%Y-%m-%d %H:%M} UTC)"
+    return None
+
+
 def _text(value, what: str, limit: int) -> str | None:
     if value is None:
         return None
@@ -107,6 +116,11 @@ def _text(value, what: str, limit: int) -> str | None:
 def _kev_date(value, what: str, required: bool) -> date | None:
     if value in (None, "") and not required:
         return None
+    if isinstance(value, str) and value[10:11] == "T" and value.isascii():     # a full ISO time: its date
+        try:
+            return parse_ts(value).date()
+        except (BadTimestamp, AttributeError):
+            pass
     if not isinstance(value, str) or not _KEV_DATE.fullmatch(value):
         raise IntelRejected(f"{what} {str(value)[:40]!r} is not a YYYY-MM-DD date")
     try:
@@ -131,6 +145,19 @@ def _kev_entry(i: int, v) -> KevEntry:
                     _text(v.get("requiredAction"), f"{where}.requiredAction", 1000))
 
 
+def _released(value) -> datetime:
+    """dateReleased: CISA's time (2026-11-27T17:02:40.0462Z), or a date alone (its midnight, UTC)."""
+    try:
+        if isinstance(value, str) and _KEV_DATE.fullmatch(value):
+            return datetime.combine(parse_date(value), datetime.min.time())
+        released = parse_ts(value) if isinstance(value, str) and value.isascii() else None
+    except BadTimestamp:
+        released = None
+    if released is None:
+        raise IntelRejected(f"dateReleased {str(value)[:40]!r} is not an ISO 8601 time")
+    return released
+
+
 def parse_kev(data: bytes, file_date: date | None) -> KevCatalog:
     """CISA's catalog bytes -> its entries. file_date: the folder's date D (dateReleased must not be after
     D ends); None for a file judged alone (the gate's --kev). Raises IntelRejected."""
@@ -145,15 +172,8 @@ def parse_kev(data: bytes, file_date: date | None) -> KevCatalog:
     vulns = doc["vulnerabilities"]
     if len(vulns) > MAX_KEV_ENTRIES:
         raise IntelRejected(f"{len(vulns):,} entries, over the limit of {MAX_KEV_ENTRIES:,}")
-    count = doc.get("count")
-    if count is not None and count != len(vulns):
-        raise IntelRejected(f"count says {str(count)[:20]} entries but the catalog lists {len(vulns)}")
-    try:
-        released = parse_ts(doc.get("dateReleased")) if isinstance(doc.get("dateReleased"), str) else None
-    except BadTimestamp:
-        released = None
-    if released is None or not doc["dateReleased"].isascii():
-        raise IntelRejected(f"dateReleased {str(doc.get('dateReleased'))[:40]!r} is not an ISO 8601 time")
+    # `count` is not checked: a catalog trimmed by hand often keeps the published count; the entries stand
+    released = _released(doc.get("dateReleased"))
     if file_date is not None and released >= datetime.combine(file_date + timedelta(days=1), datetime.min.time()):
         raise IntelRejected(f"dateReleased {doc['dateReleased'][:40]} is after its folder's day {file_date} ends: "
                             "a catalog cannot be known before it was released")
@@ -206,22 +226,24 @@ def _epss_value(raw: bytes, what: str, line_no: int) -> float:
     return value
 
 
-def _epss_head(lines, file_date: date | None) -> tuple[date, str]:
-    first = next(lines, b"").rstrip(b"\r\n").decode("ascii", "replace")
-    m = _EPSS_FIRST.fullmatch(first.lstrip("\ufeff"))
-    if not m:
+def _epss_head(lines, file_date: date | None) -> tuple[date, str | None]:
+    first = next(lines, b"").rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf").decode("ascii", "replace")
+    fields = dict(p.split(":", 1) for p in first[1:].split(",") if ":" in p) if first.startswith("#") else {}
+    if "score_date" not in fields:
         raise IntelRejected(f"first line {first[:80]!r} is not FIRST's "
                             "'#model_version:<v>,score_date:<YYYY-MM-DD>T00:00:00Z'")
+    m = _SCORE_DATE.fullmatch(fields["score_date"].strip())
     try:
-        score_date = parse_date(m.group(2))
+        score_date = parse_date(m.group(1) if m else fields["score_date"])
     except BadTimestamp as exc:
-        raise IntelRejected(f"score_date: {exc}") from None
+        raise IntelRejected(f"score_date in the first line: {exc}") from None
+    model = fields.get("model_version", "").strip()[:40] or None
     if file_date is not None and score_date != file_date:
         raise IntelRejected(f"score_date {score_date} in the file's first line is not its name's date {file_date}")
     header = next(lines, b"").rstrip(b"\r\n")
     if header != EPSS_HEADER.encode():
         raise IntelRejected(f"second line {header[:60].decode('latin-1')!r} is not the header {EPSS_HEADER!r}")
-    return score_date, m.group(1)
+    return score_date, model
 
 
 def read_epss(compressed: BinaryIO, compressed_size: int, file_date: date | None, keep_rows: bool) -> EpssRead:

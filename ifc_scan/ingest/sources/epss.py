@@ -12,7 +12,8 @@ from itertools import repeat
 from typing import NamedTuple
 
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, Rejection, Removal, Unit
-from ifc_scan.intel.files import EPSS_FOLDER, EpssRead, IntelRejected, epss_name_date, folder_date, read_epss_file
+from ifc_scan.intel.files import (EPSS_FOLDER, EpssRead, IntelRejected, epss_name_date, folder_date, future_problem,
+                                  read_epss_file)
 
 ROW_BYTES = 400      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cells), counted
                      # toward the batch's size so a week's rows are stored before the next week's are read
@@ -72,14 +73,19 @@ class EpssFiles(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        return "epss" if rel.startswith(EPSS_FOLDER + "/") else None
+        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
+        return "epss" if rel.startswith(EPSS_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
 
     def plan(self, ctx: Context) -> Plan:
         stored = dict(ctx.con.execute("SELECT source_path, score_date FROM epss_files").fetchall())
         plan, weeks, touched = Plan(), {}, set()
         for f in ctx.all_of(self.kinds):
             try:
-                weeks.setdefault(_monday(folder_date(f.rel)), []).append(f)
+                day = folder_date(f.rel)
+                problem = future_problem(day, ctx.now)
+                if problem:
+                    raise IntelRejected(problem)
+                weeks.setdefault(_monday(day), []).append(f)
             except IntelRejected as exc:
                 if f.rel in ctx.new_paths:
                     plan.units.append(Unit(f.rel, [f], (f.rel, str(exc))))

@@ -5,7 +5,7 @@ replaces its own rows (source_path), even when it is rejected; a file that leave
 from __future__ import annotations
 
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, ReadEach, Rejection, Removal, Unit
-from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, KevCatalog, folder_date, read_kev_file
+from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, folder_date, future_problem, read_kev_file
 
 
 def read_kev(rel: str, abspath: str):
@@ -19,6 +19,13 @@ def read_kev(rel: str, abspath: str):
         return Rejection(f"KEV catalog not read: {exc}")
     except OSError as exc:
         return Rejection(f"KEV catalog not read: {type(exc).__name__}: {exc}")
+
+
+def _future(rel: str, ctx: Context) -> str | None:
+    try:
+        return future_problem(folder_date(rel), ctx.now)
+    except IntelRejected:
+        return None                     # the reader names the folder's problem
 
 
 def _deletes(rel: str) -> list[tuple[str, tuple]]:
@@ -41,7 +48,8 @@ class KevCatalogs(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        return "kev" if rel.startswith(KEV_FOLDER + "/") else None
+        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
+        return "kev" if rel.startswith(KEV_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
 
     def plan(self, ctx: Context) -> Plan:
         present = {f.rel for f in ctx.all_of(self.kinds)}
@@ -49,7 +57,15 @@ class KevCatalogs(EvidenceSource):
                                                                "its KEV entries are dropped")
                     for (rel,) in ctx.con.execute("SELECT source_path FROM kev_catalogs ORDER BY 1").fetchall()
                     if rel not in present]
-        return Plan(removals=removals, units=[Unit(f.rel, [f], (f.rel, f.abspath)) for f in ctx.new_of(self.kinds)])
+        plan = Plan(removals=removals)
+        for f in ctx.new_of(self.kinds):
+            problem = _future(f.rel, ctx)
+            if problem:                         # a changed file's old rows go with it
+                plan.removals.append(Removal(f"{f.rel} (dated in the future)", _deletes(f.rel)))
+                plan.settled.append((f, "rejected", f"KEV catalog not read: {problem}"))
+            else:
+                plan.units.append(Unit(f.rel, [f], (f.rel, f.abspath)))
+        return plan
 
     def store(self, ctx: Context, unit: Unit, reading) -> int:
         (f,) = unit.files
@@ -57,8 +73,7 @@ class KevCatalogs(EvidenceSource):
         if isinstance(reading, Rejection):
             ctx.record(f, "rejected", reading.reason)
             return 0
-        day, catalog = reading
-        catalog: KevCatalog
+        day, catalog = reading            # (date, KevCatalog)
         ctx.batch.add("kev_catalogs", (day, catalog.catalog_version, catalog.date_released, len(catalog.entries),
                                        f.rel, f.sha256 or None))
         ctx.batch.extend("kev_entries", [(day, e.cve_id, e.vendor_project, e.product, e.vulnerability_name,
