@@ -85,3 +85,34 @@ def test_aliases_come_only_from_scans_observed_before_the_end(tmp_path):
         assert sorted(map(str, stored)) == sorted(map(str, [
             (ghsa, ["CVE-2026-1000"]), ("GHSA-2222-3333-4444", []),
             (ghsa, ["CVE-2026-1000", "CVE-2026-2000"])]))
+
+
+def test_a_warehouse_of_the_previous_scan_reader_gains_the_aliases_once(tmp_path):
+    # A warehouse ingested before issue 31 has cve_aliases NULL and no scan_reader_version. The next ingest reads
+    # each stored scan file once more and fills the aliases in: GHSA-1 in a.json names CVE-2026-1000, so
+    # finding_cves maps it; the row counts stay (2 scans, 3 vulnerability rows), and a later ingest reads nothing.
+    landing = tmp_path / "landing" / "trivy"
+    landing.mkdir(parents=True)
+    ghsa = "GHSA-9wx4-h78v-vm56"
+    (landing / "a.json").write_text(json.dumps(_report("2026-11-25T02:00:00Z", [
+        _vuln(ghsa, ["https://nvd.nist.gov/vuln/detail/CVE-2026-1000"]), _vuln("CVE-2026-3000", [])])))
+    (landing / "b.json").write_text(json.dumps(_report("2026-11-26T02:00:00Z", [_vuln("CVE-2026-3000", [])])))
+    ingest(tmp_path / "landing", tmp_path / "w.duckdb")
+    with connect(tmp_path / "w.duckdb") as con:      # as the previous release left it
+        con.execute("UPDATE scan_vulnerabilities SET cve_aliases = NULL")
+        con.execute("DELETE FROM derived_meta WHERE key = 'scan_reader_version'")
+        assert finding_cves(con, [ghsa], datetime(2026, 12, 7)) == {ghsa: ()}
+    said: list[str] = []
+    summary = ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=said.append)
+    assert any("the scan reader changed (version unrecorded -> 2): reading 2 stored scan files again" in m
+               for m in said), said
+    assert summary.ingested == 0 and summary.rejected == 0
+    with connect(tmp_path / "w.duckdb") as con:
+        assert finding_cves(con, [ghsa, "CVE-2026-3000"], datetime(2026, 12, 7)) == {
+            ghsa: ("CVE-2026-1000",), "CVE-2026-3000": ("CVE-2026-3000",)}
+        assert con.execute("SELECT count(*) FROM scans").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM scan_vulnerabilities").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM source_files").fetchone()[0] == 2
+    said.clear()
+    ingest(tmp_path / "landing", tmp_path / "w.duckdb", progress=said.append)
+    assert not any("scan reader changed" in m for m in said)

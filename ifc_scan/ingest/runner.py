@@ -185,6 +185,7 @@ def _ingest_kind(ctx: Context, source: EvidenceSource, readers: ReaderPool, inli
         ctx.batch.bytes += source.store(ctx, unit, reading)
         if ctx.batch.bytes >= BATCH_BYTES:
             ctx.batch.flush(ctx.con, ctx.summary)
+    source.finish(ctx)
 
 
 def _settle_unclaimed(ctx: Context, folder_problems: list) -> None:

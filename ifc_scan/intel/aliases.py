@@ -12,8 +12,8 @@ a distribution advisory that bundles fixes (openSUSE-SU-2024:13065-1) lists the 
 pages, and these match; a CVE finding's VendorIDs (DSA-, RHSA-, GHSA-) add nothing (the CVE id already
 matches). Not matched: a GHSA, GO-, GMS- or Debian TEMP- id whose report names no CVE record (Trivy reports
 such an id only when its database knows no CVE alias, so there is none to match), CVE ids named only in
-titles or descriptions, mailing-list or commit URLs, and rows ingested before this rule existed (their
-cve_aliases is NULL: a rebuilt warehouse reads them again). A reference to a related CVE's record page
+titles or descriptions, mailing-list or commit URLs, and rows ingested before this rule existed whose file
+has left the landing zone (cve_aliases NULL; the others are read again once: ingest/sources/scans.py). A reference to a related CVE's record page
 would match too: the report names it as the vulnerability's own, and the gate errs on blocking.
 """
 

@@ -25,7 +25,7 @@ DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_ima
 
 
 # derived_meta keys that describe the raw tables (kept when the derived tables are rebuilt)
-RAW_META_KEYS = ("version", "ci_reader_version")
+RAW_META_KEYS = ("version", "ci_reader_version", "scan_reader_version")
 
 
 # Columns added to raw tables after their first release (CREATE TABLE IF NOT EXISTS does not add them).

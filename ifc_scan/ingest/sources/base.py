@@ -148,3 +148,6 @@ class EvidenceSource:
         """Adds the reading's rows and deletes to ctx.batch and records the files' outcomes. Returns the
         input bytes to count toward the batch's size (0: the kind's files are small and never flush)."""
         raise NotImplementedError
+
+    def finish(self, ctx: Context) -> None:
+        """After every unit is stored: what the kind adds to the batch once (by default nothing)."""
