@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end tests: `dagster dev` and a PostgreSQL cluster, both on 127.0.0.1,
+"""Real servers for the end-to-end tests: `dagster dev`, a PostgreSQL cluster and a SeaweedFS S3 server, on 127.0.0.1,
 started in their own sessions with default signal handling and stopped by PID when the test ends; and
 misbehaving HTTP and TCP servers (scripted answers, trickling bytes) for the collectors and delivery."""
 
@@ -57,12 +57,13 @@ def _reset_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's whole session (it was started as its leader), then SIGKILL what is left."""
+def _stop(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM to the server's whole session (it was started as its leader), then SIGKILL what is left
+    after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(30)
+        proc.wait(grace)
     except subprocess.TimeoutExpired:
         pass
     with contextlib.suppress(ProcessLookupError):
@@ -192,7 +193,7 @@ def seaweedfs_server(bucket: str = "ifc-warehouse"):
     args = [f"-{name}={port}" for name, port in ports.items()]
     proc = subprocess.Popen([WEED, "server", f"-dir={base / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer",
                              "-s3", f"-s3.config={base / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                             "-volume.max=8", "-master.volumeSizeLimitMB=64", *args],
+                             "-volume.max=8", "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0", *args],
                             stdout=subprocess.DEVNULL, stderr=open(base / "weed.log", "wb"), start_new_session=True,
                             preexec_fn=_reset_signals)
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
@@ -212,7 +213,7 @@ def seaweedfs_server(bucket: str = "ifc-warehouse"):
         wait_for(bucket_made, 90, "SeaweedFS S3 to create the bucket", every=0.5)
         yield endpoint, keys
     finally:
-        _stop(proc)
+        _stop(proc, grace=3)     # its graceful stop takes 15 s or more; the data is thrown away
         shutil.rmtree(base, ignore_errors=True)
 
 

