@@ -251,6 +251,25 @@ def test_a_shared_folder_with_a_sqlite_catalog_round_trips_every_table(demo, tmp
     assert list((shared / "tables" / "ifc_scan" / "scans" / "data").glob("*.parquet"))
 
 
+def test_the_dagster_asset_commits_the_warehouse_it_is_given(demo, tmp_path):
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    import dagster as dg
+    from ifc_scan.defs.resources import IfcScanSettings, resources_for
+    from ifc_scan.defs.tables import iceberg_tables
+    from ifc_scan.warehouse.iceberg import IcebergConfig, current_snapshots
+    land, wh, reports = demo
+    shared = tmp_path / "shared"
+    settings = IfcScanSettings(landing=str(land), warehouse=str(wh), reports=str(reports),
+                               iceberg_catalog=f"sqlite:///{shared}/catalog.db", iceberg_warehouse=str(shared / "tables"),
+                               iceberg_namespace="from_dagster")
+    r = dg.materialize([iceberg_tables], resources=resources_for(settings))
+    meta = r.asset_materializations_for_node("iceberg_tables")[0].metadata
+    cfg = IcebergConfig(f"sqlite:///{shared}/catalog.db", str(shared / "tables"), "from_dagster")
+    assert meta["tables"].value == 32 and meta["snapshots"].value == current_snapshots(cfg)
+    with connect(wh, read_only=True) as con:
+        assert meta["rows"].value == sum(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in base_tables(con))
+
+
 def test_the_profile_names_its_settings_when_they_are_missing(tmp_path, monkeypatch, capsys):
     for var in ("IFC_SCAN_ICEBERG_CATALOG", "IFC_SCAN_ICEBERG_WAREHOUSE"):
         monkeypatch.delenv(var, raising=False)
