@@ -30,6 +30,10 @@ from ifc_scan.warehouse.parquet import base_tables
 
 RECORDS_DIR = "tables"     # reports/tables/<week>.json: the snapshots a published week read
 COMMIT_ATTEMPTS = 8        # whole re-reads of a table after a concurrent writer won, beyond pyiceberg's own retries
+CHUNK_ROWS = 131_072       # rows appended (and held in memory) at a time by a publication
+# Parquet row groups of this many rows: a load streams a table one row group at a time (pyiceberg's
+# default, 1,048,576 rows, held a 624,000-row scan_vulnerabilities in memory whole: BENCHMARKS.md)
+TABLE_PROPERTIES = {"write.parquet.row-group-limit": "65536"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _table_for(catalog, cfg: IcebergConfig, table: str, schema: pa.Schema):
         except NamespaceAlreadyExistsError:     # created by another process between the check and the insert
             pass
         try:
-            return catalog.create_table(ident, schema=schema)
+            return catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
         except TableAlreadyExistsError:
             pass
     tbl = catalog.load_table(ident)
@@ -103,19 +107,28 @@ def _table_for(catalog, cfg: IcebergConfig, table: str, schema: pa.Schema):
     return tbl
 
 
-def _commit_overwrite(catalog, cfg: IcebergConfig, table: str, data: pa.Table) -> int:
-    """Replace the table's rows with `data` in one commit; returns the snapshot id of that commit. When
-    another writer's commit lands first and pyiceberg's own retries give up, the table is loaded again and
-    the overwrite redone (bounded, with jittered backoff): each commit is a whole state, never a mix."""
+def _commit_overwrite(con, catalog, cfg: IcebergConfig, table: str) -> TableSnapshot:
+    """Replace the Iceberg table's rows with the DuckDB table's in one commit (a delete, then the rows
+    appended CHUNK_ROWS at a time, so memory holds one chunk, not the table). When another writer's commit
+    lands first and pyiceberg's own retries give up, the table is read again and the overwrite redone
+    (bounded, with jittered backoff): each commit is one writer's whole table, never a mix."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.expressions import AlwaysTrue
     for attempt in range(COMMIT_ATTEMPTS):
-        tbl = _table_for(catalog, cfg, table, data.schema)
+        reader = con.sql(f'SELECT * FROM "{table}"').to_arrow_reader(CHUNK_ROWS)
+        tbl = _table_for(catalog, cfg, table, reader.schema)
+        rows = 0
         try:
             with tbl.transaction() as tx, warnings.catch_warnings():
-                # an empty table's overwrite deletes nothing, which pyiceberg warns about
+                # an empty table's delete matches nothing, which pyiceberg warns about
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                tx.overwrite(data)
-            return tbl.current_snapshot().snapshot_id
+                tx.delete(AlwaysTrue())
+                for batch in reader:
+                    tx.append(pa.Table.from_batches([batch]))
+                    rows += batch.num_rows
+                if rows == 0:       # a snapshot all the same: the state "no rows" is recorded like any other
+                    tx.append(reader.schema.empty_table())
+            return TableSnapshot(table, tbl.current_snapshot().snapshot_id, rows)
         except (CommitFailedException, ValidationException):
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
@@ -127,11 +140,7 @@ def publish_tables(con, cfg: IcebergConfig, catalog=None, tables: list[str] | No
     """Commit every table of the DuckDB warehouse `con` (or those named) to the Iceberg catalog, one
     commit per table. Returns each table's committed snapshot."""
     catalog = catalog or open_catalog(cfg)
-    out = []
-    for table in tables or base_tables(con):
-        data = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
-        out.append(TableSnapshot(table, _commit_overwrite(catalog, cfg, table, data), data.num_rows))
-    return out
+    return [_commit_overwrite(con, catalog, cfg, table) for table in tables or base_tables(con)]
 
 
 def current_snapshots(cfg: IcebergConfig, catalog=None) -> dict[str, int | None]:
@@ -144,11 +153,26 @@ def current_snapshots(cfg: IcebergConfig, catalog=None) -> dict[str, int | None]
     return dict(sorted(out.items()))
 
 
+def _snapshot_reader(tbl, snapshot_id: int) -> pa.RecordBatchReader:
+    """The snapshot's rows as a stream read one data file at a time, in the scan's file order (pyiceberg's
+    own batch reader reads every file of the scan at once, so a load would hold the whole table)."""
+    from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
+    scan = tbl.scan(snapshot_id=snapshot_id)
+    target = schema_to_pyarrow(scan.projection())
+    reader = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive)
+
+    def batches():
+        for task in scan.plan_files():
+            for batch in reader.to_record_batches([task]):
+                yield batch.cast(target)
+    return pa.RecordBatchReader.from_batches(target, batches())
+
+
 def load_tables(con, cfg: IcebergConfig, snapshots: dict[str, int | None] | None = None,
                 catalog=None) -> list[TableSnapshot]:
     """Replace the rows of each table of `con` (a warehouse whose schema is in place: warehouse/db.py
-    connect) with the rows of the given Iceberg snapshot (default: every table's current one). Streams
-    record batches into DuckDB; the tables are filled in one DuckDB transaction."""
+    connect) with the rows of the given Iceberg snapshot (default: every table's current one), streamed into
+    DuckDB one data file at a time; the tables are filled in one DuckDB transaction."""
     catalog = catalog or open_catalog(cfg)
     snapshots = current_snapshots(cfg, catalog) if snapshots is None else snapshots
     local = set(base_tables(con))
@@ -162,9 +186,8 @@ def load_tables(con, cfg: IcebergConfig, snapshots: dict[str, int | None] | None
         for table, snapshot_id in sorted(snapshots.items()):
             con.execute(f'DELETE FROM "{table}"')
             if snapshot_id is not None:
-                scan = catalog.load_table(_identifier(cfg, table)).scan(snapshot_id=snapshot_id)
-                batches = scan.to_arrow_batch_reader()      # noqa: F841 (read by name by DuckDB below)
-                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM batches')
+                batches = _snapshot_reader(catalog.load_table(_identifier(cfg, table)), snapshot_id)  # noqa: F841
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM batches')   # DuckDB reads it by name
             out.append(TableSnapshot(table, snapshot_id, con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]))
         con.execute("COMMIT")
     except BaseException:
