@@ -233,6 +233,36 @@ def test_two_processes_commit_to_the_same_tables_at_once(demo, stack, tmp_path, 
         assert table_differences(w, back) == {}, w
 
 
+def test_a_commit_that_loses_the_race_is_redone_whole_on_the_winners_state(demo, stack, monkeypatch):
+    """Deterministic version of the race above: another writer's commit lands between this writer's read
+    of the table and its commit (the catalog refuses the stale commit); the retry gives this writer's
+    whole table, not its rows added to the winner's."""
+    from ifc_scan.warehouse import iceberg
+    _land, wh, _ = demo
+    cfg = _profile(monkeypatch, stack, "race")
+    real_table_for, raced = iceberg._table_for, []
+
+    def table_then_a_rival_commits(catalog, cfg_, table, schema):
+        tbl = real_table_for(catalog, cfg_, table, schema)
+        if not raced:           # once: a second catalog connection (as another host) overwrites the table now
+            rival = iceberg.open_catalog(cfg_).load_table(f"race.{table}")
+            rival.overwrite(duckdb.connect().sql("SELECT 'rival-user' AS login, 'approver' AS role, NULL::VARCHAR[] "
+                                                 "AS emails, NULL::TIMESTAMP AS since, NULL::TIMESTAMP AS until, "
+                                                 "'rival' AS source_path, NULL::VARCHAR[] AS keys").to_arrow_table())
+            raced.append(rival.current_snapshot().snapshot_id)
+        return tbl              # the table as read before the rival's commit
+    monkeypatch.setattr(iceberg, "_table_for", table_then_a_rival_commits)
+    with connect(wh, read_only=True) as con:
+        mine = iceberg.publish_tables(con, cfg, tables=["approvers"])[0]
+        expected = sorted(con.execute("SELECT login, role, source_path FROM approvers").fetchall())
+    tbl = iceberg.open_catalog(cfg).load_table("race.approvers")
+    assert raced and raced[0] in {s.snapshot_id for s in tbl.snapshots()}        # the rival's commit landed
+    assert tbl.current_snapshot().snapshot_id == mine.snapshot_id != raced[0]    # and this one after it
+    back = tbl.scan(snapshot_id=mine.snapshot_id).to_arrow()
+    assert sorted(zip(*(back[c].to_pylist() for c in ("login", "role", "source_path")))) == expected
+    assert mine.rows == len(expected) == 3 and "rival-user" not in back["login"].to_pylist()
+
+
 def test_a_shared_folder_with_a_sqlite_catalog_round_trips_every_table(demo, tmp_path, monkeypatch):
     pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
     from ifc_scan.warehouse.iceberg import load_tables, publish_tables
