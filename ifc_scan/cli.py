@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from datetime import date
@@ -541,7 +542,10 @@ def cmd_tables(a) -> int:
         with connect(a.warehouse, read_only=True, create=False) as con:
             done = publish_tables(con, cfg)
     else:
-        snapshots = read_week_record(a.reports, a.week)["snapshots"] if a.week else None
+        snapshots = None
+        if a.week:      # the snapshots the week read, in the namespace it read them from
+            record = read_week_record(a.reports, a.week)
+            snapshots, cfg = record["snapshots"], dataclasses.replace(cfg, namespace=record["namespace"])
         with connect(a.warehouse) as con:
             done = load_tables(con, cfg, snapshots)
     for t in done:

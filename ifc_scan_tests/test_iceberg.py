@@ -172,7 +172,9 @@ def test_a_weeks_recorded_snapshots_give_its_state_after_later_commits(demo, sta
     record = json.loads((reports / "tables" / "2026-W10.json").read_text())
     assert later["scans"]["snapshot_id"] != record["snapshots"]["scans"]
     assert later["scans"]["rows"] > record["rows"]["scans"]
-    # the recorded snapshots load the first state, table for table
+    # the recorded snapshots load the first state, table for table, from the namespace the record names
+    # (whatever namespace is configured now)
+    monkeypatch.setenv("IFC_SCAN_ICEBERG_NAMESPACE", "configured_later")
     old = tmp_path / "old.duckdb"
     assert main(["tables", "load", "--warehouse", str(old), "--reports", str(reports), "--week", "2026-W10"]) == 0
     assert table_differences(wh, old) == {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from ifc_scan.kpis.stage import manifest_hash
@@ -335,6 +335,7 @@ def verify_week_tables(reports: Path, week: str, cfg) -> WeekVerification:
               [f"kpis.json sha256 differs from reports/tables/{week}.json's kpis_sha256 (republished or edited)"])
         return v
     policy = load_policy(None if src.startswith("package default") else src)
+    cfg = replace(cfg, namespace=record["namespace"])      # the tables the week read, whatever is configured now
     with tempfile.TemporaryDirectory(prefix="ifc-verify-tables-") as tmp:
         with connect(Path(tmp) / "tables.duckdb") as con:
             loaded = load_tables(con, cfg, record["snapshots"])

@@ -221,7 +221,8 @@ def read_week_record(reports: str | Path, week: str) -> dict:
     path = record_path(reports, week)
     try:
         doc = json.loads(path.read_text())
-        return {**doc, "snapshots": {t: (int(s) if s is not None else None) for t, s in doc["snapshots"].items()}}
+        return {**doc, "namespace": str(doc["namespace"]),
+                "snapshots": {t: (int(s) if s is not None else None) for t, s in doc["snapshots"].items()}}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no Iceberg snapshot record for {week} (published without "
                                 "`ifc-scan report --from-tables`?)") from None
