@@ -21,12 +21,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, NamedTuple
 
 from ifc_scan.settings import Settings
 from ifc_scan.warehouse.parquet import base_tables
+
+if TYPE_CHECKING:       # pyarrow and pyiceberg come with the `iceberg` extra: imported where used
+    import pyarrow as pa
 
 RECORDS_DIR = "tables"     # reports/tables/<week>.json: the snapshots a published week read
 COMMIT_ATTEMPTS = 8        # whole re-reads of a table after a concurrent writer won, beyond pyiceberg's own retries
@@ -70,7 +71,10 @@ class TableSnapshot(NamedTuple):
 
 def open_catalog(cfg: IcebergConfig):
     """The SQL catalog (its tables are created in the catalog database on first use)."""
-    from pyiceberg.catalog.sql import SqlCatalog
+    try:
+        from pyiceberg.catalog.sql import SqlCatalog
+    except ImportError as exc:
+        raise ValueError(f"the Iceberg profile needs the `iceberg` extra: pip install 'ifc_scan[iceberg]' ({exc})") from None
     props = {"uri": cfg.catalog_uri, "warehouse": cfg.location}
     if cfg.location.startswith("s3://"):
         # the region is given, never looked up: resolving it would ask AWS, not the configured endpoint
@@ -112,6 +116,7 @@ def _commit_overwrite(con, catalog, cfg: IcebergConfig, table: str) -> TableSnap
     appended CHUNK_ROWS at a time, so memory holds one chunk, not the table). When another writer's commit
     lands first and pyiceberg's own retries give up, the table is read again and the overwrite redone
     (bounded, with jittered backoff): each commit is one writer's whole table, never a mix."""
+    import pyarrow as pa
     from pyiceberg.exceptions import CommitFailedException, ValidationException
     from pyiceberg.expressions import AlwaysTrue
     for attempt in range(COMMIT_ATTEMPTS):
@@ -156,6 +161,7 @@ def current_snapshots(cfg: IcebergConfig, catalog=None) -> dict[str, int | None]
 def _snapshot_reader(tbl, snapshot_id: int) -> pa.RecordBatchReader:
     """The snapshot's rows as a stream read one data file at a time, in the scan's file order (pyiceberg's
     own batch reader reads every file of the scan at once, so a load would hold the whole table)."""
+    import pyarrow as pa
     from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
     scan = tbl.scan(snapshot_id=snapshot_id)
     target = schema_to_pyarrow(scan.projection())
