@@ -308,3 +308,30 @@ def test_the_profile_names_its_settings_when_they_are_missing(tmp_path, monkeypa
     assert main(["tables", "publish", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "IFC_SCAN_ICEBERG_CATALOG" in err and "IFC_SCAN_ICEBERG_WAREHOUSE" in err
+
+
+def test_a_column_the_warehouse_gains_is_added_to_the_iceberg_table_by_name(tmp_path, monkeypatch):
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    from ifc_scan.warehouse.db import ensure_schema
+    from ifc_scan.warehouse.iceberg import open_catalog, publish_tables
+    shared = tmp_path / "shared"
+    cfg = _profile(monkeypatch, {"IFC_SCAN_ICEBERG_CATALOG": f"sqlite:///{shared}/catalog.db",
+                                 "IFC_SCAN_ICEBERG_WAREHOUSE": str(shared / "tables")}, "evolving")
+    con = duckdb.connect()
+    ensure_schema(con)          # the tables of schema.sql
+    con.execute("INSERT INTO inventory_retired VALUES ('ghcr.io/acme/old', '2026-01-05 00:00:00', 'inventory/retired.yaml')")
+    first = publish_tables(con, cfg, tables=["inventory_retired"])[0]
+    # a later release adds a column (as RAW_COLUMNS_ADDED does) and the next publication carries it
+    con.execute("ALTER TABLE inventory_retired ADD COLUMN retired_by VARCHAR")
+    con.execute("INSERT INTO inventory_retired VALUES ('ghcr.io/acme/older', '2026-02-02 00:00:00', "
+                "'inventory/retired.yaml', 'alice')")
+    second = publish_tables(con, cfg, tables=["inventory_retired"])[0]
+    tbl = open_catalog(cfg).load_table("evolving.inventory_retired")
+    assert [f.name for f in tbl.schema().fields] == ["lineage", "retired_at", "source_path", "retired_by"]
+    old = tbl.scan(snapshot_id=first.snapshot_id).to_arrow()
+    new = tbl.scan(snapshot_id=second.snapshot_id).to_arrow()
+    # the earlier snapshot keeps the columns it was written with (a load fills the new one with NULL)
+    assert old.column_names == ["lineage", "retired_at", "source_path"]
+    assert old["lineage"].to_pylist() == ["ghcr.io/acme/old"]
+    assert dict(zip(new["lineage"].to_pylist(), new["retired_by"].to_pylist())) == {
+        "ghcr.io/acme/old": None, "ghcr.io/acme/older": "alice"}
