@@ -335,3 +335,17 @@ def test_a_column_the_warehouse_gains_is_added_to_the_iceberg_table_by_name(tmp_
     assert old["lineage"].to_pylist() == ["ghcr.io/acme/old"]
     assert dict(zip(new["lineage"].to_pylist(), new["retired_by"].to_pylist())) == {
         "ghcr.io/acme/old": None, "ghcr.io/acme/older": "alice"}
+
+
+def test_loading_a_namespace_with_a_table_this_release_lacks_names_it(tmp_path, monkeypatch):
+    pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
+    from ifc_scan.warehouse.iceberg import load_tables, publish_tables
+    shared = tmp_path / "shared"
+    cfg = _profile(monkeypatch, {"IFC_SCAN_ICEBERG_CATALOG": f"sqlite:///{shared}/catalog.db",
+                                 "IFC_SCAN_ICEBERG_WAREHOUSE": str(shared / "tables")}, "newer")
+    newer = duckdb.connect()
+    newer.execute("CREATE TABLE sbom_components (purl VARCHAR, scan_id VARCHAR)")    # a newer release's table
+    newer.execute("INSERT INTO sbom_components VALUES ('pkg:npm/lodash@4.17.21', 's1')")
+    publish_tables(newer, cfg)
+    with connect(tmp_path / "w.duckdb") as con, pytest.raises(ValueError, match="sbom_components"):
+        load_tables(con, cfg)
