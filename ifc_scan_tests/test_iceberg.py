@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -190,12 +189,13 @@ def test_a_weeks_recorded_snapshots_give_its_state_after_later_commits(demo, sta
 
 PUBLISHER = """
 import sys, time, json
+from pathlib import Path
 from ifc_scan.settings import Settings
 from ifc_scan.warehouse.db import connect
 from ifc_scan.warehouse.iceberg import IcebergConfig, publish_tables
 cfg = IcebergConfig.from_settings(Settings.from_env())
-start = float(sys.argv[2])
-while time.time() < start:      # both processes begin their commits together
+Path(sys.argv[2] + ".ready").touch()             # imports done
+while not Path(sys.argv[3]).exists():            # both processes begin their commits together
     time.sleep(0.005)
 with connect(sys.argv[1], read_only=True) as con:
     for t in publish_tables(con, cfg):
@@ -210,10 +210,13 @@ def test_two_processes_commit_to_the_same_tables_at_once(demo, stack, tmp_path, 
     other = tmp_path / "other.duckdb"       # a second host's warehouse: other images, other weeks
     generate(tmp_path / "other-landing", weeks=3, seed=36, end=date(2026, 2, 2))
     assert main(["ingest", "--landing", str(tmp_path / "other-landing"), "--warehouse", str(other)]) == 0
-    start = time.time() + 8      # past both interpreters' imports
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {w: subprocess.Popen([sys.executable, "-c", PUBLISHER, str(w), str(start)], cwd=ROOT, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (wh, other)}
+    go = tmp_path / "go"
+    procs = {w: subprocess.Popen([sys.executable, "-c", PUBLISHER, str(w), str(tmp_path / w.stem), str(go)], cwd=ROOT,
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (wh, other)}
+    servers.wait_for(lambda: all((tmp_path / f"{w.stem}.ready").exists() or p.poll() is not None
+                                 for w, p in procs.items()), 120, "both publishers to start", every=0.05)
+    go.touch()
     done = {w: p.communicate(timeout=300) for w, p in procs.items()}
     for w, p in procs.items():
         assert p.returncode == 0, done[w][1][-3000:]
