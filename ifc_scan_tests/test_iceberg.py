@@ -268,6 +268,26 @@ def test_a_commit_that_loses_the_race_is_redone_whole_on_the_winners_state(demo,
     assert mine.rows == len(expected) == 3 and "rival-user" not in back["login"].to_pylist()
 
 
+def test_a_namespace_another_process_creates_first_is_used(demo, stack, monkeypatch):
+    """pyiceberg's SQL catalog checks that a namespace is absent, then inserts it: another process can insert
+    it in between (the two-process test above met this), and the database refuses the second insert."""
+    from ifc_scan.warehouse import iceberg
+    _land, wh, _ = demo
+    cfg = _profile(monkeypatch, stack, "both_create")
+    iceberg.open_catalog(cfg).create_namespace("both_create")       # the other process's, already committed
+    catalog = iceberg.open_catalog(cfg)
+    real_exists, checks = catalog.namespace_exists, []
+
+    def checked_before_the_other_commit(ns):     # this process's first check ran before that commit
+        checks.append(ns)
+        return False if len(checks) == 1 else real_exists(ns)
+    monkeypatch.setattr(catalog, "namespace_exists", checked_before_the_other_commit)
+    with connect(wh, read_only=True) as con:
+        done = iceberg.publish_tables(con, cfg, catalog, tables=["approvers"])
+    assert done[0].rows == 3 and checks
+    assert iceberg.current_snapshots(cfg) == {"approvers": done[0].snapshot_id}
+
+
 def test_a_shared_folder_with_a_sqlite_catalog_round_trips_every_table(demo, tmp_path, monkeypatch):
     pytest.importorskip("pyiceberg", reason="pip install -e '.[iceberg]' (make test installs it)")
     from ifc_scan.warehouse.iceberg import load_tables, publish_tables

@@ -93,12 +93,13 @@ def _identifier(cfg: IcebergConfig, table: str) -> str:
 def _table_for(catalog, cfg: IcebergConfig, table: str, schema: pa.Schema):
     """The Iceberg table, created from the DuckDB table's Arrow schema when missing (a concurrent creator
     may win: its table is used), and given by name any column the warehouse has and it lacks."""
-    from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+    from pyiceberg.exceptions import TableAlreadyExistsError
+    from sqlalchemy.exc import IntegrityError
     ident = _identifier(cfg, table)
     if not catalog.table_exists(ident):
         try:
             catalog.create_namespace_if_not_exists(cfg.namespace)
-        except NamespaceAlreadyExistsError:     # created by another process between the check and the insert
+        except IntegrityError:      # another process created it between pyiceberg's check and its insert
             pass
         try:
             return catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
