@@ -270,7 +270,7 @@ def test_a_commit_that_loses_the_race_is_redone_whole_on_the_winners_state(demo,
 
 def test_a_namespace_another_process_creates_first_is_used(demo, stack, monkeypatch):
     """pyiceberg's SQL catalog checks that a namespace is absent, then inserts it: another process can insert
-    it in between (the two-process test above met this), and the database refuses the second insert."""
+    it in between (the two-process test above can meet this), and the database refuses the second insert."""
     from ifc_scan.warehouse import iceberg
     _land, wh, _ = demo
     cfg = _profile(monkeypatch, stack, "both_create")
