@@ -10,7 +10,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 $(BIN)/ifc-scan: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,postgres]"
+	$(BIN)/pip install -q -e ".[dev,postgres,iceberg]"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

@@ -6,6 +6,8 @@ Progress goes to stderr, results to stdout; the exit status is non-zero on failu
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 from datetime import date
@@ -49,10 +51,9 @@ def cmd_report(a) -> int:
     from ifc_scan.progress import waiting
     from ifc_scan.pipeline import publish_weeks
     from ifc_scan.timeutil import parse_week
-    from ifc_scan.warehouse.db import connect
     policy = load_policy(a.policy)
     parquet = Settings.from_env().parquet_dir
-    with connect(a.warehouse, create=False) as con:
+    with _report_warehouse(a) as (con, loaded):
         if not lifecycle_is_current(con, policy):   # built once per ingest (or policy change), not per report
             _err("report: building the finding lifecycle from the warehouse")
             with waiting("report: finding lifecycle", _err):
@@ -68,6 +69,12 @@ def cmd_report(a) -> int:
         statuses = publish_weeks(con, policy, weeks, a.reports, landing=str(Path(a.landing).resolve()), source=source,
                                  first_week=all_weeks[0] if all_weeks else None, signing_key=a.signing_key or None,
                                  new_key=a.new_key, rotate_key=a.rotate_key, progress=_err)
+    if loaded is not None:      # each week says which table snapshots it read
+        from ifc_scan.warehouse.iceberg import IcebergConfig, record_week_tables
+        from ifc_scan.report.writer import sha256_bytes
+        cfg = IcebergConfig.from_settings(Settings.from_env())
+        for st in statuses:
+            record_week_tables(a.reports, st["week"], cfg, loaded, sha256_bytes((Path(st["path"]) / "kpis.json").read_bytes()))
     for s in statuses:
         v = WeekKpis(s["kpis"])
         print(json.dumps({"week": s["week"], "status": s["status"], "revision": s.get("revision"), "path": s["path"],
@@ -76,6 +83,25 @@ def cmd_report(a) -> int:
                           "nightly_pct": v.nightly["pct"], "mttr_critical": v.mttr_mean("CRITICAL"),
                           "mttr_high": v.mttr_mean("HIGH")}))
     return 0
+
+
+@contextlib.contextmanager
+def _report_warehouse(a):
+    """(connection, loaded snapshots): the --warehouse file, or with --from-tables a fresh temporary warehouse
+    holding the Iceberg tables' current snapshots (read once, at the start), which are returned."""
+    from ifc_scan.warehouse.db import connect
+    if not a.from_tables:
+        with connect(a.warehouse, create=False) as con:
+            yield con, None
+        return
+    import tempfile
+    from ifc_scan.warehouse.iceberg import IcebergConfig, load_tables
+    cfg = IcebergConfig.from_settings(Settings.from_env())
+    with tempfile.TemporaryDirectory(prefix="ifc-tables-") as tmp, connect(Path(tmp) / "tables.duckdb") as con:
+        loaded = load_tables(con, cfg)
+        _err(f"report: {len(loaded)} tables loaded from Iceberg namespace {cfg.namespace} "
+             f"({sum(t.rows for t in loaded):,} rows)")
+        yield con, loaded
 
 
 VERIFY_CHECKS = ("signature", "outputs", "attestation", "chain", "revision", "published", "inputs",
@@ -360,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pipeline_commands(sub, s)
     _collect_commands(sub, s)
     _policy_commands(sub, s)
+    _tables_commands(sub, s)
     return p
 
 
@@ -390,6 +417,9 @@ def _pipeline_commands(sub, s: Settings) -> None:
     r.add_argument("--new-key", action="store_true", help="create the signing key (none may exist at that path)")
     r.add_argument("--rotate-key", action="store_true",
                    help="sign with a key other than the published weeks' (recorded in the chain and the publication log)")
+    r.add_argument("--from-tables", action="store_true",
+                   help="compute from the Iceberg tables' current snapshots (IFC_SCAN_ICEBERG_*) instead of --warehouse, "
+                        "and record the snapshots read in <reports>/tables/<week>.json")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--week", type=_week, help=WEEK)
     g.add_argument("--all", action="store_true", help="every complete week from the first evidence to the last")
@@ -518,6 +548,53 @@ def _policy_commands(sub, s: Settings) -> None:
                    help="never write the demo landing zone (an empty landing zone then reports no week)")
     m.add_argument("--verbose", action="store_true", help="Dagster's DEBUG log and warnings")
     m.set_defaults(fn=cmd_run)
+
+
+def cmd_tables(a) -> int:
+    """publish: every warehouse table as an Iceberg commit; load: a state into the warehouse; verify: a week
+    recomputed from the snapshots it recorded. One JSON line per table (or the week's checklist)."""
+    from ifc_scan.warehouse.db import connect
+    from ifc_scan.warehouse.iceberg import IcebergConfig, load_tables, publish_tables, read_week_record
+    cfg = IcebergConfig.from_settings(Settings.from_env())
+    if a.action == "verify":
+        from ifc_scan.report.verify import verify_week_tables
+        r = verify_week_tables(Path(a.reports), a.week, cfg)
+        for problem in r.problems:
+            _err(f"tables verify {a.week}: {problem}")
+        print(json.dumps(r.as_dict()) if a.json else "\n".join(r.lines()))
+        return 0 if r.verified else 1
+    if a.action == "publish":
+        with connect(a.warehouse, read_only=True, create=False) as con:
+            done = publish_tables(con, cfg)
+    else:
+        snapshots = None
+        if a.week:      # the snapshots the week read, in the namespace it read them from
+            record = read_week_record(a.reports, a.week)
+            snapshots, cfg = record["snapshots"], dataclasses.replace(cfg, namespace=record["namespace"])
+        with connect(a.warehouse) as con:
+            done = load_tables(con, cfg, snapshots)
+    for t in done:
+        print(json.dumps(t._asdict()))
+    return 0
+
+
+def _tables_commands(sub, s: Settings) -> None:
+    t = sub.add_parser("tables", help="the warehouse as Iceberg tables many hosts can write (IFC_SCAN_ICEBERG_*; "
+                                      "docs/deploy.md)")
+    tsub = t.add_subparsers(dest="action", required=True)
+    pub = tsub.add_parser("publish", help="commit every warehouse table (raw and derived) to the Iceberg catalog")
+    pub.add_argument("--warehouse", default=s.warehouse, help=WAREHOUSE)
+    ld = tsub.add_parser("load", help="replace the warehouse's rows by the tables' current snapshots, or by those "
+                                      "a published week recorded (--week)")
+    ld.add_argument("--warehouse", default=s.warehouse, help=WAREHOUSE)
+    ld.add_argument("--week", type=_week, help="load the snapshots recorded in <reports>/tables/<week>.json")
+    ld.add_argument("--reports", default=s.reports, help=REPORTS)
+    vf = tsub.add_parser("verify", help="recompute a week from the snapshots it recorded; exit 1 on a difference")
+    vf.add_argument("--week", type=_week, required=True, help=WEEK)
+    vf.add_argument("--reports", default=s.reports, help=REPORTS)
+    vf.add_argument("--json", action="store_true", help="one JSON document instead of the checklist")
+    for p in (pub, ld, vf):
+        p.set_defaults(fn=cmd_tables)
 
 
 def main(argv=None) -> int:

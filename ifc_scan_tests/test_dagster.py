@@ -20,6 +20,7 @@ SNAPSHOT = {
     "assets": {"github_evidence": [], "exception_history": [], "ticket_evidence": [], "intel_evidence": [],
                "warehouse_ingest": ["exception_history", "github_evidence", "intel_evidence", "ticket_evidence"],
                "finding_lifecycle": ["warehouse_ingest"], "weekly_kpis": ["finding_lifecycle"],
+               "iceberg_tables": ["finding_lifecycle"],
                "weekly_report": ["weekly_kpis"], "audit_period_pack": ["weekly_report"]},
     "partitioned": ["weekly_kpis", "weekly_report"],
     "checks": sorted(f"weekly_kpis:{c}" for c in CHECKS),

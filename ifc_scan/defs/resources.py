@@ -41,6 +41,11 @@ class IfcScanSettings(dg.ConfigurableResource):
     epss_url: str = _DEFAULT.epss_url
     parquet_dir: str = _DEFAULT.parquet_dir
     signing_key: str = _DEFAULT.signing_key
+    iceberg_catalog: str = _DEFAULT.iceberg_catalog
+    iceberg_warehouse: str = _DEFAULT.iceberg_warehouse
+    iceberg_namespace: str = _DEFAULT.iceberg_namespace
+    s3_endpoint: str = _DEFAULT.s3_endpoint
+    s3_region: str = _DEFAULT.s3_region
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from ifc_scan.kpis.stage import manifest_hash
@@ -309,3 +309,41 @@ def _recompute(folder: Path, manifest: dict, kpis: dict, inputs: list[dict], lan
     n = 2 + len(CSV_FILES) + sum(name in manifest.get("outputs", {}) for name in oscal)
     return ("recomputed", not problems, f"{n - len(problems)}/{n} outputs (kpis.json, the CSVs, report.html, the OSCAL files) "
             "byte-identical when recomputed from the inputs alone", problems)
+
+
+def verify_week_tables(reports: Path, week: str, cfg) -> WeekVerification:
+    """The week's figures recomputed from the Iceberg snapshots recorded beside it (reports/tables/<week>.json,
+    written by `ifc-scan report --from-tables`): every table loaded at its recorded snapshot into a fresh
+    warehouse, the week computed by the as-of-T oracle, kpis.json compared byte for byte. Later commits to
+    the tables change nothing here: a snapshot is immutable."""
+    from ifc_scan.kpis.stage import canonical_json, oracle_week
+    from ifc_scan.policy import load_policy
+    from ifc_scan.timeutil import parse_week
+    from ifc_scan.warehouse.db import connect
+    from ifc_scan.warehouse.iceberg import load_tables, read_week_record
+    v = WeekVerification(week)
+    folder = reports / week
+    try:
+        record = read_week_record(reports, week)
+        published = (folder / "kpis.json").read_bytes()
+        src = json.loads((folder / "manifest.json").read_text()).get("policy_source", "")
+    except (OSError, ValueError) as exc:
+        v.add("tables", False, str(exc), [str(exc)])
+        return v
+    if sha256_bytes(published) != record["kpis_sha256"]:
+        v.add("tables", False, "kpis.json is not the one the snapshot record names",
+              [f"kpis.json sha256 differs from reports/tables/{week}.json's kpis_sha256 (republished or edited)"])
+        return v
+    policy = load_policy(None if src.startswith("package default") else src)
+    cfg = replace(cfg, namespace=record["namespace"])      # the tables the week read, whatever is configured now
+    with tempfile.TemporaryDirectory(prefix="ifc-verify-tables-") as tmp:
+        with connect(Path(tmp) / "tables.duckdb") as con:
+            loaded = load_tables(con, cfg, record["snapshots"])
+            recomputed = canonical_json(oracle_week(con, policy, parse_week(week)).kpis).encode()
+    changed = [t.table for t in loaded if t.rows != record.get("rows", {}).get(t.table, t.rows)]
+    ok = recomputed == published and not changed
+    problems = ([] if recomputed == published else ["kpis.json recomputed from the recorded snapshots differs"]) + \
+        [f"table {t} reloaded at its recorded snapshot has another row count than recorded" for t in changed]
+    v.add("tables", ok, f"{len(loaded)} tables reloaded at their recorded Iceberg snapshots; kpis.json "
+          + ("byte-identical when recomputed" if ok else "differs"), problems)
+    return v

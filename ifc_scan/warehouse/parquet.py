@@ -27,7 +27,7 @@ WEEK_OF = {
 BY_SCAN = ("scan_vulnerabilities", "scan_misconfigurations", "scan_secrets", "scan_licenses")
 
 
-def _tables(con) -> list[str]:
+def base_tables(con) -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema='main' AND table_type='BASE TABLE' "
         "ORDER BY table_name").fetchall()]
@@ -44,7 +44,7 @@ def publish_parquet(con, out_dir: str | Path) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     counts = {}
     try:
-        for table in _tables(con):
+        for table in base_tables(con):
             dest = tmp / table
             dest.mkdir()
             if table in WEEK_OF:
