@@ -165,7 +165,7 @@ def test_bad_epss_files_are_rejected_by_name_with_their_reason(tmp_path):
             "epss 'nan' is not a number",
         put_epss(landing, "2026-10-05", epss_text("2026-10-05", [("GHSA-xxxx-yyyy-zzzz", "0.1", "0.5")])):
             "line 3: 'GHSA-xxxx-yyyy-zzzz' is not a CVE id",
-        put_epss(landing, "2026-10-06", "#model_version:v2025.03.14\ncve,epss,percentile\nCVE-2021-44228,0.9,0.99\n"):
+        put_epss(landing, "2026-10-06", "CVE,EPSS,PERCENTILE\nCVE-2021-44228,0.9,0.99\n"):
             "is neither FIRST's '#model_version",
         put_epss(landing, "2026-10-07", raw=bomb): "line 4: longer than 512 bytes",
         put_epss(landing, "2026-10-08", raw=gzip.compress(epss_text("2026-10-08", row * 3).encode())[:-30]):

@@ -316,33 +316,47 @@ class _EpssHead(NamedTuple):
     first_row_line: int         # 3 after FIRST's comment line and the header; 2 after the header alone
 
 
+MAX_COMMENT_LINES = 4           # FIRST writes one; a mirror may split it in two (#model_version, #score_date)
+
+
+def _epss_comments(lines) -> tuple[dict[str, str], bytes, int]:
+    """The `key:value` fields of the leading `#` lines, the first line that is not one, and its number."""
+    fields: dict[str, str] = {}
+    for n in range(1, MAX_COMMENT_LINES + 2):
+        line = next(lines, b"").rstrip(b"\r\n")
+        if n == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.startswith(b"#") or n > MAX_COMMENT_LINES:
+            return fields, line, n
+        text = line.decode("ascii", "replace")
+        fields.update((k.strip(), v) for k, v in (p.split(":", 1) for p in text[1:].split(",") if ":" in p))
+    raise AssertionError("unreachable")
+
+
 def _epss_head(lines, file_date: date | None, dated_by: str = "its name's date") -> _EpssHead:
-    """The first line (FIRST's `#model_version:...,score_date:...`) and the header. A file that starts at the
-    header (v1/v2-era files, mirrors that strip the comment) is read when its path gives its date."""
-    first = next(lines, b"").rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf")
-    if first == EPSS_HEADER.encode():
-        if file_date is None:
-            raise IntelRejected(f"no score_date: the file starts at the header {EPSS_HEADER!r} (no FIRST "
-                                "'#model_version:<v>,score_date:<YYYY-MM-DD>' line) and no YYYY-MM-DD folder "
-                                "or name dates it")
-        return _EpssHead(file_date, None, 2)
-    first = first.decode("ascii", "replace")
-    fields = dict(p.split(":", 1) for p in first[1:].split(",") if ":" in p) if first.startswith("#") else {}
-    if "score_date" not in fields:
-        raise IntelRejected(f"first line {first[:80]!r} is neither FIRST's "
+    """FIRST's first line (`#model_version:...,score_date:...`) and the header. A file without the score_date
+    (v1/v2-era files and mirrors start at the header) is read when its path dates it; model_version then NULL
+    unless a `#model_version:` line says it."""
+    fields, header, header_line = _epss_comments(lines)
+    model = fields.get("model_version", "").strip()[:40] or None
+    if header != EPSS_HEADER.encode():
+        raise IntelRejected(f"line {header_line} {header[:80].decode('latin-1')!r} is not the header {EPSS_HEADER!r}"
+                            if header_line > 1 else
+                            f"first line {header[:80].decode('latin-1')!r} is neither FIRST's "
                             f"'#model_version:<v>,score_date:<YYYY-MM-DD>T00:00:00Z' nor the header {EPSS_HEADER!r}")
+    if "score_date" not in fields:
+        if file_date is None:
+            raise IntelRejected(f"no score_date: the file has no FIRST '#model_version:<v>,score_date:<YYYY-MM-DD>' "
+                                "line and no YYYY-MM-DD folder or name dates it")
+        return _EpssHead(file_date, model, header_line + 1)
     m = _SCORE_DATE.fullmatch(fields["score_date"].strip())
     try:
         score_date = parse_date(m.group(1) if m else fields["score_date"])
     except BadTimestamp as exc:
         raise IntelRejected(f"score_date in the first line: {exc}") from None
-    model = fields.get("model_version", "").strip()[:40] or None
     if file_date is not None and score_date != file_date:
         raise IntelRejected(f"score_date {score_date} in the file's first line is not {dated_by} {file_date}")
-    header = next(lines, b"").rstrip(b"\r\n")
-    if header != EPSS_HEADER.encode():
-        raise IntelRejected(f"second line {header[:60].decode('latin-1')!r} is not the header {EPSS_HEADER!r}")
-    return _EpssHead(score_date, model, 3)
+    return _EpssHead(score_date, model, header_line + 1)
 
 
 def _epss_lines(fh: BinaryIO, size: int, gzipped: bool):
