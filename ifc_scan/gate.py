@@ -30,7 +30,7 @@ from ifc_scan.ingest.model import SEVERITIES, Rejected
 from ifc_scan.ingest.runner import TABLE_COLUMNS
 from ifc_scan.ingest.scan_files import read_scan_file
 from ifc_scan.intel.aliases import row_cves
-from ifc_scan.intel.files import IntelRejected, KevCatalog, KevEntry, newest_landing_kev, read_kev_file
+from ifc_scan.intel.files import IntelRejected, KevEntry, newest_landing_kev, read_kev_file
 from ifc_scan.kpis.weekly import exception_flags
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
@@ -127,11 +127,12 @@ def load_kev(path: str | Path | None, landing: str | Path | None, at: datetime) 
         newest = newest_landing_kev(landing, at.date(), at) if landing else None
         if newest is None:
             raise UnusableInput(f"--block-kev: no KEV catalog dated on or before {at.date()} (that reads) under "
-                                f"{Path(landing or '.') / 'enrichment'}; give --kev FILE or run `ifc-scan collect intel`")
+                                f"{Path(landing or '.') / 'enrichment'}; give --kev FILE or run "
+                                "`ifc-scan collect intel`")
         path, catalog = newest.path, newest.dated.catalog
     else:
         try:
-            catalog = read_kev_file(path, None)
+            catalog = read_kev_file(path, None)      # a file judged alone: no path date to hold it to
         except (OSError, IntelRejected) as exc:
             raise UnusableInput(f"KEV catalog {path}: {exc}") from None
     # entries added after the instant judged are not counted (the as-of rule: a catalog cannot list them yet)

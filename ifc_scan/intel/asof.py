@@ -2,8 +2,8 @@
 
 A file dated D is known from D 00:00 UTC (D: intel/files.py's path_date, else the catalog's dateReleased or
 the EPSS score_date). A week ending T (exclusive) uses the newest KEV catalog and the newest EPSS file with
-D < T (of catalogs with the same D, the greatest by files.kev_precedence), and nothing published later, so a past week never changes when newer files
-arrive and `verify` recomputes it from the same rows. A KEV entry whose dateAdded is not before T is left
+D < T (of catalogs with the same D, the greatest by files.kev_precedence), and nothing published later,
+so a past week never changes when newer files arrive and `verify` recomputes it from the same rows. A KEV entry whose dateAdded is not before T is left
 out even if that catalog lists it (a catalog dated before T cannot honestly list it; the conservative reading).
 """
 
