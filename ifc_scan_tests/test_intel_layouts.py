@@ -259,3 +259,26 @@ def test_a_split_comment_line_is_read(tmp_path):
     path.write_text("#model_version:v2023.03.01\n#score_date:2026-12-02\ncve,epss,percentile\nCVE-1999-0001,0.0046,0.7385\n")
     read = intel_files.read_epss_file(path, None, keep_rows=True)
     assert (read.score_date, read.model_version, read.cves) == (date(2026, 12, 2), "v2023.03.01", ["CVE-1999-0001"])
+
+
+def test_a_mirror_file_rewritten_with_a_later_date_leaves_its_old_week_to_the_files_still_there(tmp_path):
+    # W48 runs 11-23..11-29. The mirror's undated file scores 11-26 (W48's newest: it keeps the rows; the 11-24
+    # file does not). Rewritten as 12-01 (W49), it takes W49; W48 falls back to the 11-24 file, read again.
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    put(landing, "enrichment/epss/2026-11-24/epss_scores-2026-11-24.csv.gz",
+        gz(epss_csv([("CVE-2024-3094", "0.7", "0.98")], "2026-11-24")))
+    mirror = put(landing, "enrichment/mirror/epss_scores-current.csv.gz",
+                 gz(epss_csv([("CVE-2024-3094", "0.8", "0.99")], "2026-11-26")))
+    assert ingest(landing, wh).ingested == 2
+    kept = "SELECT strftime(score_date, '%m-%d'), count(*) FROM epss_scores GROUP BY 1 ORDER BY 1"
+    with connect(wh) as con:
+        assert con.execute(kept).fetchall() == [("11-26", 1)]
+    put(landing, mirror, gz(epss_csv([("CVE-2024-3094", "0.9", "0.995"), ("CVE-2021-44228", "0.94", "0.999")],
+                                     "2026-12-01")))
+    assert ingest(landing, wh).ingested == 1
+    with connect(wh) as con:
+        assert con.execute(kept).fetchall() == [("11-24", 1), ("12-01", 2)]
+        assert con.execute("SELECT source_path, strftime(score_date, '%m-%d'), rows_kept FROM epss_files "
+                           "ORDER BY 1").fetchall() == [
+            ("enrichment/epss/2026-11-24/epss_scores-2026-11-24.csv.gz", "11-24", True), (mirror, "12-01", True)]
+        assert intel_as_of(con, datetime(2026, 11, 30), cves=["CVE-2024-3094"]).epss["CVE-2024-3094"].epss == 0.7

@@ -93,17 +93,19 @@ class EpssFiles(EvidenceSource):
             days[f.rel] = day
             if new:
                 touched.add(_monday(day))
-        present = {f.rel for fs in weeks.values() for f in fs}
         self.gone: dict[date, list[str]] = {}
+        left = set()                # weeks a changed file left for another (its date is its first line's)
         for rel, d in stored.items():
-            if rel not in present:
+            if rel not in days:
                 self.gone.setdefault(_monday(d), []).append(rel)
-        for monday in sorted(set(self.gone) - set(weeks)):         # the week's every file left
+            elif _monday(days[rel]) != _monday(d):
+                left.add(_monday(d))
+        for monday in sorted((set(self.gone) | left) - set(weeks)):         # the week's every file left
             deletes = _week_deletes(monday) + [("DELETE FROM epss_files WHERE source_path = ?", (r,))
-                                               for r in self.gone[monday]]
+                                               for r in self.gone.get(monday, [])]
             plan.removals.append(Removal(f"{EPSS_FOLDER} week of {monday} (removed)", deletes,
                                          f"ingest: the EPSS files of the week of {monday} left the landing zone"))
-        for monday in sorted((touched | set(self.gone)) & set(weeks)):
+        for monday in sorted((touched | set(self.gone) | left) & set(weeks)):
             files = tuple((f.rel, f.abspath, "new" if f.rel in ctx.new_paths else
                            "ingested" if f.rel in stored else "rejected", days[f.rel]) for f in weeks[monday])
             plan.units.append(Unit(f"{EPSS_FOLDER} week of {monday}", weeks[monday], (monday, files), key=monday))
