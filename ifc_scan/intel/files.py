@@ -8,11 +8,12 @@ Landing zone (a file dated D is known from D 00:00 UTC, intel/asof.py). The coll
 and ingest and the gate also read the layouts people and mirrors use (is_kev_path, is_epss_path): any
 `*.json` under enrichment/kev/ or `known_exploited_vulnerabilities*.json` anywhere under enrichment/; any
 `*.csv.gz` or `*.csv` under enrichment/epss/ or `epss_scores-*.csv(.gz)` anywhere under enrichment/.
-A file's date D (the one rule, path_date, then kev_file_date / the EPSS score_date): the nearest YYYY-MM-DD
-folder of its path, else the YYYY-MM-DD in its name (the two must agree when both are there), else the
+A file's date D (the one rule: path_date, then read_kev_landing / read_epss_landing): the nearest YYYY-MM-DD
+folder of its path, else the one YYYY-MM-DD in its name (the two must agree when both are there), else the
 file's own date: the UTC date of a catalog's dateReleased, an EPSS file's first-line score_date (which must
 agree with the path's date when both are there). Of two files with the same D the one used is the greater
-by KEV_PRECEDENCE / EPSS_PRECEDENCE (a later dateReleased, then the path that sorts last).
+by kev_precedence / epss_precedence (a later dateReleased, then the path that sorts last); the weekly
+figures (intel/asof.py) and the gate (newest_landing_kev) choose alike.
 
 KEV (https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json, schema
 known_exploited_vulnerabilities_schema.json): {"title", "catalogVersion", "dateReleased", "count",
