@@ -30,7 +30,7 @@ from ifc_scan.ingest.model import SEVERITIES, Rejected
 from ifc_scan.ingest.runner import TABLE_COLUMNS
 from ifc_scan.ingest.scan_files import read_scan_file
 from ifc_scan.intel.aliases import row_cves
-from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, KevCatalog, KevEntry, folder_date, read_kev_file
+from ifc_scan.intel.files import IntelRejected, KevEntry, newest_landing_kev, read_kev_file
 from ifc_scan.kpis.weekly import exception_flags
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.observations import ExceptionEntry, Observations
@@ -111,7 +111,8 @@ class KevListed:
 
 @dataclass
 class KevInUse:
-    """The catalog the gate judged with: --kev FILE, else the landing zone's newest dated on or before --at."""
+    """The catalog the gate judged with: --kev FILE, else the landing zone's newest readable one dated on or before
+    --at (intel/files.py: newest_landing_kev)."""
     path: str
     catalog_version: str | None
     date_released: str
@@ -122,22 +123,18 @@ class KevInUse:
 def load_kev(path: str | Path | None, landing: str | Path | None, at: datetime) -> KevInUse:
     """Raises UnusableInput (exit 2) when no catalog is found or the one named is bad."""
     if path is None:
-        found = []
-        for p in (Path(landing) / KEV_FOLDER).glob(f"*/{KEV_NAME}") if landing else []:
-            try:
-                day = folder_date(f"{KEV_FOLDER}/{p.parent.name}/{KEV_NAME}")
-            except IntelRejected:
-                continue
-            if day <= at.date():             # a file dated D is known from D 00:00 (intel/asof.py)
-                found.append((day, p))
-        if not found:
-            raise UnusableInput(f"--block-kev: no KEV catalog dated on or before {at.date()} in "
-                                f"{Path(landing or '.') / KEV_FOLDER}; give --kev FILE or run `ifc-scan collect intel`")
-        path = max(found)[1]
-    try:
-        catalog: KevCatalog = read_kev_file(path, None)
-    except (OSError, IntelRejected) as exc:
-        raise UnusableInput(f"KEV catalog {path}: {exc}") from None
+        # the same rule as the weekly figures (intel/files.py): a catalog dated D is known from D 00:00
+        newest = newest_landing_kev(landing, at.date(), at) if landing else None
+        if newest is None:
+            raise UnusableInput(f"--block-kev: no KEV catalog dated on or before {at.date()} (that reads) under "
+                                f"{Path(landing or '.') / 'enrichment'}; give --kev FILE or run "
+                                "`ifc-scan collect intel`")
+        path, catalog = newest.path, newest.dated.catalog
+    else:
+        try:
+            catalog = read_kev_file(path, None)      # a file judged alone: no path date to hold it to
+        except (OSError, IntelRejected) as exc:
+            raise UnusableInput(f"KEV catalog {path}: {exc}") from None
     # entries added after the instant judged are not counted (the as-of rule: a catalog cannot list them yet)
     by_cve = {e.cve_id: e for e in catalog.entries if e.date_added <= at.date()}
     return KevInUse(str(path), catalog.catalog_version, iso_z(catalog.date_released), len(catalog.entries), by_cve)

@@ -87,12 +87,11 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
         put_kev(landing, "2026-11-04", _kev_with(entry={"dateAdded": "٢٠٢١-12-10"})): "is not a YYYY-MM-DD date",
         put_kev(landing, "2026-11-10", _kev_with(entry={"dateAdded": "2021-12-10T25:00:00Z"})): "is not a YYYY-MM-DD date",
         put_kev(landing, "2026-11-05", _kev_with(entry={"dueDate": "2021-02-30"})): "is not a real date",
-        put_kev(landing, "2026-11-06", _kev_with(dateReleased="2026-11-07T00:00:00Z")): "after its folder's day",
+        put_kev(landing, "2026-11-06", _kev_with(dateReleased="2026-11-07T00:00:00Z")): "after its folder's date",
         put_kev(landing, "2026-11-07", _kev_with(dateReleased="yesterday")): "is not an ISO 8601 time",
-        put_kev(landing, "2026-11-08", _kev_with(dateReleased="2026-11-09")): "after its folder's day 2026-11-08 ends",
+        put_kev(landing, "2026-11-08", _kev_with(dateReleased="2026-11-09")): "after its folder's date 2026-11-08 ends",
         put_kev(landing, "2026-11-09", _kev_with(vulnerabilities=KEV["vulnerabilities"] * 2, count=6)): "listed twice",
-        put_kev(landing, "2026-11-10", name="kev.json"): "is named known_exploited_vulnerabilities.json",
-        put_kev(landing, "2026-11-31"): "not in a YYYY-MM-DD date folder",
+        put_kev(landing, "2026-11-31"): "its folder's date 2026-11-31 is not a real date",
         put_kev(landing, "2099-01-01", _kev_with(dateReleased="2099-01-01T00:00:00Z")): "dated 2099-01-01, in the future",
         put_kev(landing, "2026-11-12", _kev_with(dateReleased="2026-11-12T00:00:00Z",
                                                  padding="x" * 7000)): "over the KEV catalog limit of 6,000",
@@ -157,7 +156,7 @@ def test_bad_epss_files_are_rejected_by_name_with_their_reason(tmp_path):
     bomb = gzip.compress(epss_text("2026-10-07", row).encode() + b"0" * (40 * 1024 * 1024))
     bad = {
         put_epss(landing, "2026-10-01", epss_text("2026-10-01", row, name_day="2026-09-30")):
-            "score_date 2026-09-30 in the file's first line is not its name's date 2026-10-01",
+            "score_date 2026-09-30 in the file's first line is not its folder's date 2026-10-01",
         put_epss(landing, "2026-10-02", epss_text("2026-10-02", [("CVE-2021-44228", "-0.1", "0.5")])):
             "epss '-0.1' is not a number in [0, 1]",
         put_epss(landing, "2026-10-03", epss_text("2026-10-03", [("CVE-2021-44228", "0.1", "1.0001")])):
@@ -166,17 +165,16 @@ def test_bad_epss_files_are_rejected_by_name_with_their_reason(tmp_path):
             "epss 'nan' is not a number",
         put_epss(landing, "2026-10-05", epss_text("2026-10-05", [("GHSA-xxxx-yyyy-zzzz", "0.1", "0.5")])):
             "line 3: 'GHSA-xxxx-yyyy-zzzz' is not a CVE id",
-        put_epss(landing, "2026-10-06", "cve,epss,percentile\nCVE-2021-44228,0.9,0.99\n"):
-            "is not FIRST's '#model_version",
+        put_epss(landing, "2026-10-06", "CVE,EPSS,PERCENTILE\nCVE-2021-44228,0.9,0.99\n"):
+            "is neither FIRST's '#model_version",
         put_epss(landing, "2026-10-07", raw=bomb): "line 4: longer than 512 bytes",
         put_epss(landing, "2026-10-08", raw=gzip.compress(epss_text("2026-10-08", row * 3).encode())[:-30]):
             "not a whole gzip file",
         put_epss(landing, "2026-10-09", raw=epss_text("2026-10-09", row).encode()): "not a whole gzip file",
         put_epss(landing, "2026-10-10", epss_text("2026-10-10", [])): "no score rows",
         put_epss(landing, "2026-10-11", epss_text("2026-10-11", row), name="epss_scores-2026-10-12.csv.gz"):
-            "is not epss_scores-2026-10-11.csv.gz",
+            "its name's date 2026-10-12 is not its folder's date 2026-10-11",
         put_epss(landing, "2026-10-12", epss_text("2026-10-12", row * 2)): "CVE-2021-44228 is scored twice",
-        put_epss(landing, "latest", epss_text("2026-10-13", row)): "not in a YYYY-MM-DD date folder",
         put_epss(landing, "2099-01-01", epss_text("2099-01-01", row)): "dated 2099-01-01, in the future",
         put_epss(landing, "2026-10-13", epss_text("2026-10-13", row).replace("T00:00:00Z", "T00:00:00+0000")): None,
         put_epss(landing, "2026-10-14", epss_text("2026-10-14", row).replace("score_date:2026-10-14", "score_date:14/10/2026")):

@@ -1,8 +1,9 @@
 """What was known of exploitation at a moment: the one definition of the as-of rule for KEV and EPSS.
 
-A file dated D is known from D 00:00 UTC. A week ending T (exclusive) uses the newest KEV catalog and the
-newest EPSS file with D < T, and nothing published later, so a past week never changes when newer files
-arrive and `verify` recomputes it from the same rows. A KEV entry whose dateAdded is not before T is left
+A file dated D is known from D 00:00 UTC (D: intel/files.py's path_date, else the catalog's dateReleased or
+the EPSS score_date). A week ending T (exclusive) uses the newest KEV catalog and the newest EPSS file with
+D < T (of catalogs with the same D, the greatest by files.kev_precedence), and nothing published later,
+so a past week never changes when newer files arrive and `verify` recomputes it from the same rows. A KEV entry whose dateAdded is not before T is left
 out even if that catalog lists it (a catalog dated before T cannot honestly list it; the conservative reading).
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Iterable, NamedTuple
+
+from ifc_scan.intel.files import KevFile, kev_precedence
 
 
 _ONE_DAY = timedelta(days=1)
@@ -60,14 +63,16 @@ def intel_as_of(con, end: datetime, cves: Iterable[str] | None = None) -> IntelA
     out = IntelAsOf(end=end)
     # D < T as dates: known_from(D) < T  <=>  D < T.date() when T is midnight, D <= T.date() otherwise
     limit = end.date() if end == known_from(end.date()) else end.date() + _ONE_DAY
-    kev = con.execute("SELECT catalog_date, catalog_version, source_path FROM kev_catalogs WHERE catalog_date < ? "
-                      "ORDER BY catalog_date DESC, source_path DESC LIMIT 1", (limit,)).fetchone()
-    if kev:
-        out.kev_catalog = IntelFile(*kev)
+    newest = con.execute("SELECT catalog_date, date_released, source_path, catalog_version FROM kev_catalogs "
+                         "WHERE catalog_date = (SELECT max(catalog_date) FROM kev_catalogs WHERE catalog_date < ?)",
+                         (limit,)).fetchall()
+    if newest:
+        day, _, path, version = max(newest, key=lambda r: kev_precedence(KevFile(*r[:3])))
+        out.kev_catalog = IntelFile(day, version, path)
         rows = con.execute(
             "SELECT cve_id, date_added, due_date, known_ransomware_campaign_use, vendor_project, product, "
             "vulnerability_name FROM kev_entries WHERE catalog_date = ? AND source_path = ? "
-            "AND (date_added IS NULL OR date_added < ?) ORDER BY cve_id", (kev[0], kev[2], limit)).fetchall()
+            "AND (date_added IS NULL OR date_added < ?) ORDER BY cve_id", (day, path, limit)).fetchall()
         out.kev = {r[0]: KevListing(*r) for r in rows}
     epss = con.execute("SELECT score_date, model_version, source_path FROM epss_files WHERE score_date < ? "
                        "AND rows_kept ORDER BY score_date DESC, source_path DESC LIMIT 1", (limit,)).fetchone()

@@ -11,8 +11,8 @@
 |   (exception_snapshots.py)       |                                    |                                       |
 | CI runs (ci_runs.py)             | ci/github-actions/<run>/           | the whole run                         |
 | scan reports (scans.py)          | trivy/, a run's artifacts/         | nothing: keyed by content (sha256)    |
-| KEV catalogs (kev.py)            | enrichment/kev/<date>/             | the file's own rows                   |
-| EPSS files (epss.py)             | enrichment/epss/<date>/            | its ISO week's choice of the file     |
+| KEV catalogs (kev.py)            | enrichment/kev/ (intel/files.py)   | the file's own rows                   |
+| EPSS files (epss.py)             | enrichment/epss/ (intel/files.py)  | its ISO week's choice of the file     |
 |                                  |                                    |   whose rows are kept                 |
 
 A new kind is one module (an `EvidenceSource` subclass, see base.py) and one `register(...)` call (here, or beside the module), plus its

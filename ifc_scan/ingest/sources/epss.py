@@ -1,5 +1,6 @@
-"""enrichment/epss/<D>/epss_scores-<D>.csv.gz: FIRST's daily EPSS scores as published, known from D
-(ifc_scan/intel/files.py reads them as a stream). Every file is recorded in epss_files; only the newest
+"""FIRST's daily EPSS scores as published, known from their date D: enrichment/epss/<D>/epss_scores-<D>.csv.gz as
+the collector writes them, or any layout intel/files.py accepts (is_epss_path; D by path_date, else the first
+line's score_date); intel/files.py reads them as a stream. Every file is recorded in epss_files; only the newest
 readable file of each ISO week keeps its ~300,000 rows in epss_scores (the only file a week ending after it
 can use, intel/asof.py). The unit is the ISO week: a new, changed or removed file re-decides its week, so a
 late-arriving newer file of the week takes the rows over, and a rejected newest file leaves them with the
@@ -12,8 +13,8 @@ from itertools import repeat
 from typing import NamedTuple
 
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, Rejection, Removal, Unit
-from ifc_scan.intel.files import (EPSS_FOLDER, EpssRead, IntelRejected, epss_name_date, folder_date, future_problem,
-                                  read_epss_file)
+from ifc_scan.intel.files import (EPSS_FOLDER, EpssRead, IntelRejected, epss_file_date, epss_precedence, is_epss_path,
+                                  read_epss_landing)
 
 ROW_BYTES = 400      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cells), counted
                      # toward the batch's size so a week's rows are stored before the next week's are read
@@ -31,7 +32,7 @@ def _monday(d: date) -> date:
 
 def _read_one(rel: str, abspath: str, keep_rows: bool):
     try:
-        return read_epss_file(abspath, epss_name_date(rel), keep_rows)
+        return read_epss_landing(rel, abspath, keep_rows)
     except IntelRejected as exc:
         return Rejection(f"EPSS file not read: {exc}")
     except OSError as exc:
@@ -39,10 +40,11 @@ def _read_one(rel: str, abspath: str, keep_rows: bool):
 
 
 def read_epss_week(monday: date, files: tuple) -> EpssWeek:
-    """files: (path, absolute path, state) with state new | ingested | rejected (as the warehouse knows it).
-    The newest first: the first readable one keeps its rows; new ones are all read (checked, rows not kept)."""
+    """files: (path, absolute path, state, D) with state new | ingested | rejected (as the warehouse knows it).
+    The newest first (epss_precedence: D, then the path that sorts last): the first readable one keeps its rows;
+    new ones are all read (checked, rows not kept)."""
     readings, kept = {}, None
-    for rel, abspath, state in sorted(files, key=lambda f: f[0], reverse=True):   # the path carries D twice
+    for rel, abspath, state, _ in sorted(files, key=lambda f: epss_precedence(f[3], f[0]), reverse=True):
         if state == "rejected" or (state == "ingested" and kept is not None):
             continue
         reading = _read_one(rel, abspath, keep_rows=kept is None)
@@ -73,38 +75,39 @@ class EpssFiles(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
-        return "epss" if rel.startswith(EPSS_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
+        return "epss" if is_epss_path(rel) else None
 
     def plan(self, ctx: Context) -> Plan:
         stored = dict(ctx.con.execute("SELECT source_path, score_date FROM epss_files").fetchall())
-        plan, weeks, touched = Plan(), {}, set()
+        plan, weeks, touched, days = Plan(), {}, set(), {}
         for f in ctx.all_of(self.kinds):
-            try:
-                day = folder_date(f.rel)
-                problem = future_problem(day, ctx.now)
-                if problem:
-                    raise IntelRejected(problem)
-                weeks.setdefault(_monday(day), []).append(f)
-            except IntelRejected as exc:
-                if f.rel in ctx.new_paths:
-                    plan.units.append(Unit(f.rel, [f], (f.rel, str(exc))))
+            new = f.rel in ctx.new_paths
+            try:        # D: an unchanged file's as stored; else the path's, or the first line's (read alone)
+                day = stored[f.rel] if f.rel in stored and not new else epss_file_date(f.rel, f.abspath, ctx.now)
+            except (IntelRejected, OSError) as exc:
+                if new:
+                    why = str(exc) if isinstance(exc, IntelRejected) else f"{type(exc).__name__}: {exc}"
+                    plan.units.append(Unit(f.rel, [f], (f.rel, why)))
                 continue
-            if f.rel in ctx.new_paths:
-                touched.add(_monday(folder_date(f.rel)))
-        present = {f.rel for fs in weeks.values() for f in fs}
+            weeks.setdefault(_monday(day), []).append(f)
+            days[f.rel] = day
+            if new:
+                touched.add(_monday(day))
         self.gone: dict[date, list[str]] = {}
+        left = set()                # weeks a changed file left for another (its date is its first line's)
         for rel, d in stored.items():
-            if rel not in present:
+            if rel not in days:
                 self.gone.setdefault(_monday(d), []).append(rel)
-        for monday in sorted(set(self.gone) - set(weeks)):         # the week's every file left
+            elif _monday(days[rel]) != _monday(d):
+                left.add(_monday(d))
+        for monday in sorted((set(self.gone) | left) - set(weeks)):         # the week's every file left
             deletes = _week_deletes(monday) + [("DELETE FROM epss_files WHERE source_path = ?", (r,))
-                                               for r in self.gone[monday]]
+                                               for r in self.gone.get(monday, [])]
             plan.removals.append(Removal(f"{EPSS_FOLDER} week of {monday} (removed)", deletes,
                                          f"ingest: the EPSS files of the week of {monday} left the landing zone"))
-        for monday in sorted((touched | set(self.gone)) & set(weeks)):
+        for monday in sorted((touched | set(self.gone) | left) & set(weeks)):
             files = tuple((f.rel, f.abspath, "new" if f.rel in ctx.new_paths else
-                           "ingested" if f.rel in stored else "rejected") for f in weeks[monday])
+                           "ingested" if f.rel in stored else "rejected", days[f.rel]) for f in weeks[monday])
             plan.units.append(Unit(f"{EPSS_FOLDER} week of {monday}", weeks[monday], (monday, files), key=monday))
         return plan
 

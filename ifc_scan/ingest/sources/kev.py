@@ -1,31 +1,24 @@
-"""enrichment/kev/<D>/known_exploited_vulnerabilities.json: CISA's KEV catalog as published, known from D
-(ifc_scan/intel/files.py reads it, intel/asof.py says which catalog a week uses). A new or changed file
-replaces its own rows (source_path), even when it is rejected; a file that leaves takes its rows with it."""
+"""CISA's KEV catalog as published, known from its date D: enrichment/kev/<D>/known_exploited_vulnerabilities.json
+as the collector writes it, or any layout intel/files.py accepts (is_kev_path; D by path_date, else the
+catalog's dateReleased). intel/files.py reads it, intel/asof.py says which catalog a week uses. A new or changed
+file replaces its own rows (source_path), even when it is rejected; a file that leaves takes its rows with it."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, ReadEach, Rejection, Removal, Unit
-from ifc_scan.intel.files import KEV_FOLDER, KEV_NAME, IntelRejected, folder_date, future_problem, read_kev_file
+from ifc_scan.intel.files import IntelRejected, is_kev_path, read_kev_landing
 
 
-def read_kev(rel: str, abspath: str):
-    """-> (D, KevCatalog) or a Rejection."""
+def read_kev(rel: str, abspath: str, now: datetime):
+    """-> DatedKev (D, KevCatalog) or a Rejection."""
     try:
-        day = folder_date(rel)
-        if rel.rsplit("/", 1)[-1] != KEV_NAME:
-            raise IntelRejected(f"a KEV catalog is named {KEV_NAME}, as CISA publishes it")
-        return day, read_kev_file(abspath, day)
+        return read_kev_landing(rel, abspath, now)
     except IntelRejected as exc:
         return Rejection(f"KEV catalog not read: {exc}")
     except OSError as exc:
         return Rejection(f"KEV catalog not read: {type(exc).__name__}: {exc}")
-
-
-def _future(rel: str, ctx: Context) -> str | None:
-    try:
-        return future_problem(folder_date(rel), ctx.now)
-    except IntelRejected:
-        return None                     # the reader names the folder's problem
 
 
 def _deletes(rel: str) -> list[tuple[str, tuple]]:
@@ -48,8 +41,7 @@ class KevCatalogs(EvidenceSource):
 
     @staticmethod
     def claims(rel: str) -> str | None:
-        # a hidden name is a collector's file being written (collect/intel.py): not evidence yet
-        return "kev" if rel.startswith(KEV_FOLDER + "/") and not rel.rsplit("/", 1)[-1].startswith(".") else None
+        return "kev" if is_kev_path(rel) else None
 
     def plan(self, ctx: Context) -> Plan:
         present = {f.rel for f in ctx.all_of(self.kinds)}
@@ -58,13 +50,8 @@ class KevCatalogs(EvidenceSource):
                     for (rel,) in ctx.con.execute("SELECT source_path FROM kev_catalogs ORDER BY 1").fetchall()
                     if rel not in present]
         plan = Plan(removals=removals)
-        for f in ctx.new_of(self.kinds):
-            problem = _future(f.rel, ctx)
-            if problem:                         # a changed file's old rows go with it
-                plan.removals.append(Removal(f"{f.rel} (dated in the future)", _deletes(f.rel)))
-                plan.settled.append((f, "rejected", f"KEV catalog not read: {problem}"))
-            else:
-                plan.units.append(Unit(f.rel, [f], (f.rel, f.abspath)))
+        # a file dated in the future is rejected by the reader (its date may be its dateReleased's)
+        plan.units += [Unit(f.rel, [f], (f.rel, f.abspath, ctx.now)) for f in ctx.new_of(self.kinds)]
         return plan
 
     def store(self, ctx: Context, unit: Unit, reading) -> int:
@@ -73,7 +60,7 @@ class KevCatalogs(EvidenceSource):
         if isinstance(reading, Rejection):
             ctx.record(f, "rejected", reading.reason)
             return 0
-        day, catalog = reading            # (date, KevCatalog)
+        day, catalog = reading            # DatedKev
         ctx.batch.add("kev_catalogs", (day, catalog.catalog_version, catalog.date_released, len(catalog.entries),
                                        f.rel, f.sha256 or None))
         ctx.batch.extend("kev_entries", [(day, e.cve_id, e.vendor_project, e.product, e.vulnerability_name,
