@@ -92,6 +92,11 @@ class InputCatalog:
         scan_time: dict = {}
         for s in obs.scans:
             scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
+        # a KEV or EPSS file's date D as its reader stored it (intel/files.py path_date); a file replaced under
+        # the same name replaces its rows, so only its current content is an input
+        intel_known_from = {(p, sha): known_from(d) for p, sha, d in con.execute(
+            "SELECT source_path, source_sha256, catalog_date FROM kev_catalogs UNION ALL "
+            "SELECT source_path, source_sha256, score_date FROM epss_files").fetchall()}
         self.entries: list[tuple] = []      # (time, entry dict, its canonical JSON), in (path, sha256) order
         for path, sha, size, kind in con.execute("SELECT path, sha256, size, kind FROM source_files "
                                                  "WHERE status='ingested' ORDER BY path, sha256").fetchall():
@@ -103,8 +108,8 @@ class InputCatalog:
             elif kind in ("exception", "approval", "ticket"):
                 t = datetime.fromisoformat(parts[2]) if len(parts) > 2 and len(parts[2]) == 10 else None
                 t = t - timedelta(microseconds=1) if t else None   # a snapshot dated T is in force at T
-            elif kind in ("kev", "epss"):         # known from its folder's date D (the as-of rule, intel/asof.py)
-                t = known_from(date.fromisoformat(parts[2]))
+            elif kind in ("kev", "epss"):         # known from its date D (the as-of rule, intel/asof.py)
+                t = intel_known_from.get((path, sha))   # None: a content the file no longer has is no input
             else:
                 t = datetime.min
             if t is not None:
