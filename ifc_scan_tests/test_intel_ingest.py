@@ -78,8 +78,9 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     # a catalog trimmed by hand keeps the published count: its entries are read all the same
     good = put_kev(landing, "2026-11-28", _kev_with(dateReleased="2026-11-28T10:00:00Z", count=1484))
-    # a date alone: its midnight; a dateAdded written as a full ISO time: its date
-    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29", entry={"dateAdded": "2021-12-10T00:00:00Z"}))
+    # a date alone: its midnight; a dateAdded written as a full ISO time: the date written (23:30 at -05:00 on
+    # 12-10 is 12-11 in UTC, but the catalog means 12-10)
+    dated = put_kev(landing, "2026-11-29", _kev_with(dateReleased="2026-11-29", entry={"dateAdded": "2021-12-10T23:30:00-05:00"}))
     bad = {
         put_kev(landing, "2026-11-01", raw=b'{"vulnerabilities": [}'): "not valid JSON",
         put_kev(landing, "2026-11-02", [KEV]): "not CISA's KEV catalog",
@@ -91,6 +92,8 @@ def test_bad_kev_catalogs_are_rejected_by_name_with_their_reason(tmp_path, monke
         put_kev(landing, "2026-11-07", _kev_with(dateReleased="yesterday")): "is not an ISO 8601 time",
         put_kev(landing, "2026-11-08", _kev_with(dateReleased="2026-11-09")): "after its folder's date 2026-11-08 ends",
         put_kev(landing, "2026-11-09", _kev_with(vulnerabilities=KEV["vulnerabilities"] * 2, count=6)): "listed twice",
+        put_kev(landing, "2026-11-11", _kev_with(entry={"dateAdded": "2021-12-10", "dueDate": "2021-12-09"})):
+            "dueDate 2021-12-09 is before its dateAdded 2021-12-10",
         put_kev(landing, "2026-11-31"): "its folder's date 2026-11-31 is not a real date",
         put_kev(landing, "2099-01-01", _kev_with(dateReleased="2099-01-01T00:00:00Z")): "dated 2099-01-01, in the future",
         put_kev(landing, "2026-11-12", _kev_with(dateReleased="2026-11-12T00:00:00Z",

@@ -189,9 +189,10 @@ def _text(value, what: str, limit: int) -> str | None:
 def _kev_date(value, what: str, required: bool) -> date | None:
     if value in (None, "") and not required:
         return None
-    if isinstance(value, str) and value[10:11] == "T" and value.isascii():     # a full ISO time: its date
+    if isinstance(value, str) and value[10:11] == "T" and value.isascii():     # a full ISO time: its written date
         try:
-            return parse_ts(value).date()
+            parse_ts(value)             # a real time, whatever its offset; its date is the one written, not UTC's
+            value = value[:10]
         except (BadTimestamp, AttributeError):
             pass
     if not isinstance(value, str) or not _KEV_DATE.fullmatch(value):
@@ -209,11 +210,14 @@ def _kev_entry(i: int, v) -> KevEntry:
     if not isinstance(cve, str) or not CVE_ID.fullmatch(cve):
         raise IntelRejected(f"vulnerabilities[{i}].cveID {str(cve)[:40]!r} is not a CVE id (CVE-YYYY-NNNN)")
     where = f"vulnerabilities[{i}] ({cve})"
+    added = _kev_date(v.get("dateAdded"), f"{where}.dateAdded", True)
+    due = _kev_date(v.get("dueDate"), f"{where}.dueDate", False)
+    if due is not None and due < added:       # due before it was listed: a corrupt entry, never a past-due finding
+        raise IntelRejected(f"{where}.dueDate {due} is before its dateAdded {added}")
     return KevEntry(cve, _text(v.get("vendorProject"), f"{where}.vendorProject", 200),
                     _text(v.get("product"), f"{where}.product", 200),
                     _text(v.get("vulnerabilityName"), f"{where}.vulnerabilityName", 500),
-                    _kev_date(v.get("dateAdded"), f"{where}.dateAdded", True),
-                    _kev_date(v.get("dueDate"), f"{where}.dueDate", False),
+                    added, due,
                     _text(v.get("knownRansomwareCampaignUse"), f"{where}.knownRansomwareCampaignUse", 40),
                     _text(v.get("requiredAction"), f"{where}.requiredAction", 1000))
 
