@@ -257,15 +257,21 @@ def _apply_ci_scope(s: Scan, step: dict) -> None:
         s.scope_severity = None
 
 
-def _load_scans(con, aliases: dict, ci_scans: dict) -> tuple[list[Scan], int]:
+# the scans whose observed_at is their CreatedAt and whose image is their ImageID, with no alias or CI step read
+_PLAIN_SCAN = "lineage IS NOT NULL AND image_id IS NOT NULL AND created_at IS NOT NULL"
+
+
+def _load_scans(con, aliases: dict, ci_scans: dict, only_not_plain: bool = False) -> tuple[list[Scan], int]:
     """Every scan of a known lineage whose image can be identified (by its ID or a digest alias), dated by
-    CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image."""
+    CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image.
+    only_not_plain: only the scans that need an alias or a CI step for that (evidence_span)."""
     scans: list[Scan] = []
     no_image = 0
     for (scan_id, lineage, image_id, digests, created_at, mtime, ci_run_id, path, sha, lists_sup,
          image_created) in con.execute(
             "SELECT scan_id, lineage, image_id, repo_digests, created_at, file_mtime, ci_run_id, source_path, "
-            "source_sha256, lists_suppressed, image_created FROM scans WHERE lineage IS NOT NULL ORDER BY scan_id").fetchall():
+            "source_sha256, lists_suppressed, image_created FROM scans WHERE lineage IS NOT NULL "
+            + (f"AND NOT ({_PLAIN_SCAN}) " if only_not_plain else "") + "ORDER BY scan_id").fetchall():
         image = image_id
         if image is None:
             for d in digests or []:
@@ -351,6 +357,20 @@ def load(con, with_findings: bool = True) -> Observations:
     exceptions, snapshots = _exception_records(con)
     return Observations(scans, deploys, builds, pushes, aliases, exceptions, snapshots, deployable,
                         scope_lineage, retired, no_image, alias_sources)
+
+
+def evidence_span(con) -> tuple[datetime, datetime] | None:
+    """The first and last time of the evidence: every loaded scan's observed_at and every dated CI event.
+    The same span as from load() without loading every scan: the plain scans' span is a SQL aggregate,
+    only the others are dated here by _load_scans."""
+    times = [t for t in con.execute(f"SELECT min(created_at), max(created_at) FROM scans WHERE {_PLAIN_SCAN}").fetchone()
+             if t is not None]
+    if con.execute(f"SELECT count(*) FROM scans WHERE lineage IS NOT NULL AND NOT ({_PLAIN_SCAN})").fetchone()[0]:
+        scans, _ = _load_scans(con, _image_aliases(con)[0], _ci_scan_steps(con), only_not_plain=True)
+        times += [s.observed_at for s in scans if s.observed_at is not None]
+    times += [t for t in con.execute("SELECT min(time), max(time) FROM ci_events WHERE time IS NOT NULL").fetchone()
+              if t is not None]
+    return (min(times), max(times)) if times else None
 
 
 class ScanIndex:
