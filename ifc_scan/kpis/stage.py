@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import compress
 from json.encoder import encode_basestring_ascii
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
 
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
@@ -103,6 +106,7 @@ class InputCatalog:
         for s in obs.scans:
             scan_time[s.source_path] = min(scan_time.get(s.source_path, s.observed_at), s.observed_at)
         self.entries: list[tuple] = []      # (time, entry dict, its canonical JSON), in (path, sha256) order
+        self._times = self._texts = None    # the entries' times as an array and their JSON texts, made when asked
         for path, sha, size, kind in con.execute("SELECT path, sha256, size, kind FROM source_files "
                                                  "WHERE status='ingested' ORDER BY path, sha256").fetchall():
             t = _evidence_from(path, kind, scan_time, run_created)
@@ -110,11 +114,23 @@ class InputCatalog:
                 entry = {"path": path, "sha256": sha, "size": size, "kind": kind}
                 self.entries.append((t, entry, catalog_entry_json(path, sha, size, kind)))
 
+    def _before(self, end: datetime) -> list[bool]:
+        """Which entries are evidence before `end`, compared as one array (every week of a run asks, and each
+        question is over every file ever ingested)."""
+        if self._times is None:
+            self._times = np.array([t for t, _, _ in self.entries], dtype="datetime64[us]")
+            self._texts = [j for _, _, j in self.entries]
+        return (self._times < np.datetime64(end, "us")).tolist()
+
     def week_inputs(self, end: datetime) -> tuple[list[dict], str]:
         """The week's input files and the sha256 of their canonical JSON list (manifest_hash of the list)."""
-        chosen = [(e, j) for t, e, j in self.entries if t < end]
-        canon = "[" + ",".join(j for _, j in chosen) + "]"
-        return [e for e, _ in chosen], hashlib.sha256(canon.encode()).hexdigest()
+        before = self._before(end)
+        return [e for _, e, _ in compress(self.entries, before)], self.inputs_hash(end, before)
+
+    def inputs_hash(self, end: datetime, before: list[bool] | None = None) -> str:
+        """manifest_hash of the week's input list, without making the list."""
+        before = self._before(end) if before is None else before
+        return hashlib.sha256(("[" + ",".join(compress(self._texts, before)) + "]").encode()).hexdigest()
 
     def store(self, con) -> None:
         """Bring the input_catalog table to these entries: what the report stage reads a week's inputs from
@@ -406,7 +422,7 @@ class WeeklyStage:
                            self.index)
 
     def inputs_hash(self, monday: date) -> str:
-        return self.catalog.week_inputs(week_bounds(monday)[1])[1]
+        return self.catalog.inputs_hash(week_bounds(monday)[1])
 
 
 def oracle_week(con, policy: dict, monday: date, full: Observations | None = None) -> WeekResult:

@@ -366,7 +366,10 @@ def evidence_span(con) -> tuple[datetime, datetime] | None:
     times = [t for t in con.execute(f"SELECT min(created_at), max(created_at) FROM scans WHERE {_PLAIN_SCAN}").fetchone()
              if t is not None]
     if con.execute(f"SELECT count(*) FROM scans WHERE lineage IS NOT NULL AND NOT ({_PLAIN_SCAN})").fetchone()[0]:
-        scans, _ = _load_scans(con, _image_aliases(con)[0], _ci_scan_steps(con), only_not_plain=True)
+        # the aliases (every CI build and every scan's repo digests) only name the image of a scan without one
+        unnamed = con.execute("SELECT count(*) FROM scans WHERE lineage IS NOT NULL AND image_id IS NULL").fetchone()[0]
+        scans, _ = _load_scans(con, _image_aliases(con)[0] if unnamed else {}, _ci_scan_steps(con),
+                               only_not_plain=True)
         times += [s.observed_at for s in scans if s.observed_at is not None]
     times += [t for t in con.execute("SELECT min(time), max(time) FROM ci_events WHERE time IS NOT NULL").fetchone()
               if t is not None]
