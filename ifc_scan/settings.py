@@ -38,6 +38,9 @@ class Settings:
     tickets_query: str = setting("IFC_SCAN_TICKETS_QUERY", "")
     parquet_dir: str = setting("IFC_SCAN_PARQUET_DIR", "")   # set: the warehouse is also published as Parquet
     signing_key: str = setting("IFC_SCAN_SIGNING_KEY", "data/signing/ifc-scan-ed25519.pem")   # outside reports/
+    # DuckDB's memory cap while a connection works (it spills to disk past it); lifted for the checkpoint at
+    # close (ifc_scan/warehouse/db.py cap_memory)
+    duckdb_memory: str = setting("IFC_SCAN_DUCKDB_MEMORY", "1GB")
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -93,3 +93,38 @@ def test_an_oscal_link_names_the_first_csv_row_with_the_items_fields():
     assert rows("findings", vulnerability_id="CVE-3", lineage="a", pkg_name="curl", due_at="2026-03-02T00:00:00Z") is None
     assert rows("deploys", run_id="17", digest="sha256:ab") == 0       # 17 and "17" are the same text in a CSV
     assert rows("exceptions", scope="web") is None                     # a population the week does not have
+
+
+def test_a_capped_warehouse_stores_and_checkpoints_weeks_whose_populations_exceed_the_cap(tmp_path, monkeypatch):
+    """DuckDB's checkpoint pins every large string of a table it rewrites at once: 52 strings of 5 MB failed
+    to checkpoint under a 200 MB cap, fatally. The weeks' populations are stored compressed, so 30 weeks of
+    20,000 findings each (about 140 MB of JSON, over twice the cap) are stored, checkpointed and read back
+    under a 64 MB cap."""
+    from ifc_scan.ingest.runner import ingest
+    from ifc_scan.kpis.stage import WeekResult, WeeklyStage, load_week, store_weeks
+    from ifc_scan.lifecycle.store import derive_lifecycle
+    from ifc_scan.policy import load_policy
+    from ifc_scan.warehouse.db import connect
+    monkeypatch.setenv("IFC_SCAN_DUCKDB_MEMORY", "64MB")
+    s = Scenario(tmp_path)
+    s.registry_scan("v1", datetime(2026, 3, 3, 2), [vuln("CVE-2026-1", "openssl", "HIGH")])
+    wh, policy = tmp_path / "w.duckdb", load_policy()
+    ingest(s.landing, wh, progress=lambda m: None)
+    with connect(wh) as con:
+        derive_lifecycle(con, policy)
+        week = WeeklyStage(con, policy).compute(date(2026, 3, 2))
+    row = week.populations["findings"][0]
+    weeks = [WeekResult({**week.kpis, "week": f"2025-W{n:02d}"},
+                        {**week.populations, "findings": [{**row, "finding_id": f"{n}-{i}", "title": f"lib{i % 400}: issue {i}"}
+                                                          for i in range(20_000)]}, None, week.data_quality)
+             for n in range(1, 31)]
+    raw_mb = sum(len(json.dumps(w.populations)) for w in weeks) / 2**20
+    assert raw_mb > 128
+    with connect(wh) as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"   # 64 MB in MiB
+        for lo in range(0, 30, 4):          # as compute_and_store stores a backfill: 4 weeks a transaction
+            store_weeks(con, weeks[lo:lo + 4], policy)
+        con.execute("CHECKPOINT")
+    with connect(wh) as con:
+        back = load_week(con, "2025-W17")
+    assert back.populations == weeks[16].populations and len(back.populations["findings"]) == 20_000

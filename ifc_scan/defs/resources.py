@@ -39,6 +39,7 @@ class IfcScanSettings(dg.ConfigurableResource):
     tickets_query: str = _DEFAULT.tickets_query
     parquet_dir: str = _DEFAULT.parquet_dir
     signing_key: str = _DEFAULT.signing_key
+    duckdb_memory: str = _DEFAULT.duckdb_memory
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -48,7 +49,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def connection(self, read_only: bool = False, log=None):
-        with connect(self.settings.warehouse, read_only=read_only, on_wait=log) as con:
+        with connect(self.settings.warehouse, read_only=read_only, on_wait=log,
+                     memory_limit=self.settings.duckdb_memory) as con:
             yield con
 
 
