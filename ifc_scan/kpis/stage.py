@@ -21,6 +21,7 @@ import numpy as np
 from ifc_scan import __version__
 from ifc_scan.controls.evaluate import evaluate_controls
 from ifc_scan.faults import fault_point
+from ifc_scan.gcpause import cyclic_gc_paused
 from ifc_scan.kpis.requirements import judge_requirements, link_controls
 from ifc_scan.kpis.targets import Targets
 from ifc_scan.kpis.approvals import APPROVAL_COLUMNS, Governance
@@ -406,14 +407,15 @@ class WeeklyStage:
 
     def __init__(self, source, policy: dict):
         self.source, self.policy = source, policy
-        self.obs = load(source, with_findings=False)
-        self.catalog = InputCatalog(source, self.obs)
-        self.verified = verified_digests(source)
-        self.warehouse = warehouse_quality(source)
-        self.reader = StoreReader(source)
-        self.index = ScanIndex(self.obs.scans)
-        self.governance = Governance(source, self.obs.scans)
-        self.tickets = TicketEvidence(source)
+        with cyclic_gc_paused(freeze=True):   # every scan's metadata, kept for the run (ifc_scan/gcpause.py)
+            self.obs = load(source, with_findings=False)
+            self.catalog = InputCatalog(source, self.obs)
+            self.verified = verified_digests(source)
+            self.warehouse = warehouse_quality(source)
+            self.reader = StoreReader(source)
+            self.index = ScanIndex(self.obs.scans)
+            self.governance = Governance(source, self.obs.scans)
+            self.tickets = TicketEvidence(source)
 
     def compute(self, monday: date) -> WeekResult:
         """Weeks in ascending order read each lifecycle event once (StoreReader)."""

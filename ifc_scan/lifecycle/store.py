@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from ifc_scan.faults import fault_point
+from ifc_scan.gcpause import cyclic_gc_paused
 from ifc_scan.lifecycle.exception_match import ExceptionIndex
 from ifc_scan.lifecycle.incremental import (FINDING_STATE_COLUMNS, LINEAGE_STATE_COLUMNS, corrections_digest,
                                             finding_fingerprint, items_by_lineage, plan_build, restore_walks,
@@ -177,6 +178,13 @@ def _stored_states(con, policy: dict) -> dict | None:
 
 
 def derive_lifecycle(con, policy: dict, full: bool = False) -> LifecycleCounts:
+    """Bring the stored lifecycle up to the warehouse's observations (_derive_lifecycle), with the cyclic
+    garbage collector paused while it holds every scan's metadata and the walk (ifc_scan/gcpause.py)."""
+    with cyclic_gc_paused():
+        return _derive_lifecycle(con, policy, full)
+
+
+def _derive_lifecycle(con, policy: dict, full: bool = False) -> LifecycleCounts:
     """Bring the stored lifecycle up to the warehouse's observations: walk only the lineages the new
     observations touch (extended from their stored walk, or from their start when something before it
     changed), or every lineage when `full` or the SLA table or a reader changed. The stored result is the
