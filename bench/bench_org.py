@@ -53,7 +53,7 @@ def run(name: str, work: Path) -> dict:
                                         capture_output=True, text=True, check=True).stdout)
         (work / "landing.json").write_text(json.dumps(gen))
     for old in [rep, *work.glob("w.duckdb*")]:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     cli = [str(BIN / "ifc-scan")]
     ingest = timed(cli + ["ingest", "--landing", str(land), "--warehouse", str(wh)], work / "ingest.log")
     backfill = timed(cli + ["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--all"],
