@@ -41,7 +41,7 @@ def timed(cmd: list[str], log: Path) -> tuple[float, int]:
     return measure.timed(cmd, log, cwd=ROOT)
 
 
-def run(images: int, days: int, findings: int, work: Path) -> dict:
+def run(images: int, days: int, findings: int, work: Path, keep: bool = False) -> dict:
     src, land, wh, rep = work / "source", work / "landing", work / "w.duckdb", work / "reports"
     if not (work / "source.complete").exists():    # a kept source is reused (same generator, same seed)
         shutil.rmtree(src, ignore_errors=True)
@@ -64,6 +64,11 @@ def run(images: int, days: int, findings: int, work: Path) -> dict:
     week_cmd = cli + ["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--week",
                       _last_week(last_day)]
     timed(week_cmd, work / "setup-week.log")     # the weeks of its trend window, published before the night
+    if keep:        # the state the night finds, kept for profiling a step on a copy
+        shutil.rmtree(work / "pre-night", ignore_errors=True)
+        (work / "pre-night").mkdir()
+        shutil.copy(wh, work / "pre-night" / wh.name)
+        shutil.copytree(rep, work / "pre-night" / rep.name)
     deliver(src, land, night)
     ingest = timed(cli + ["ingest", "--landing", str(land), "--warehouse", str(wh)], work / "ingest.log")
     lifecycle = timed(py + ["incremental"], work / "lifecycle.log")
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
         work = base / f"{args.images}img-{days}d"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            r = run(args.images, days, args.findings, work)
+            r = run(args.images, days, args.findings, work, keep=bool(args.keep))
         finally:
             if not args.keep:
                 shutil.rmtree(base, ignore_errors=True)

@@ -7,7 +7,8 @@ larger of /usr/bin/time's and the sampled sum over the command's process tree).
 Steps: `ifc-scan ingest` (everything), `ifc-scan report --all` (lifecycle, every week's KPIs, every
 report), then the scheduled weekly job's share: the last week recomputed and re-rendered alone
 (`ifc-scan report --week LAST` after its stored row and folder are removed), and a re-ingest with
-nothing new. Prints a Markdown table row per workload (BENCHMARKS.md).
+nothing new. Prints a Markdown table row per workload (BENCHMARKS.md). With --keep, a workload's landing
+zone is kept with its generator summary (landing.json) and reused by the next run.
 """
 
 from __future__ import annotations
@@ -43,9 +44,16 @@ def timed(cmd: list[str], log: Path) -> tuple[float, int]:
 def run(name: str, work: Path) -> dict:
     images, days, findings = WORKLOADS[name]
     land, wh, rep = work / "landing", work / "w.duckdb", work / "reports"
-    gen = json.loads(subprocess.run([sys.executable, str(ROOT / "bench" / "gen_org.py"), str(land), "--images", str(images),
-                                     "--days", str(days), "--findings", str(findings)], capture_output=True, text=True,
-                                    check=True).stdout)
+    if (work / "landing.json").exists():      # a kept landing zone is reused (same generator, same seed)
+        gen = json.loads((work / "landing.json").read_text())
+    else:
+        shutil.rmtree(land, ignore_errors=True)
+        gen = json.loads(subprocess.run([sys.executable, str(ROOT / "bench" / "gen_org.py"), str(land), "--images",
+                                         str(images), "--days", str(days), "--findings", str(findings)],
+                                        capture_output=True, text=True, check=True).stdout)
+        (work / "landing.json").write_text(json.dumps(gen))
+    for old in [rep, *work.glob("w.duckdb*")]:
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     cli = [str(BIN / "ifc-scan")]
     ingest = timed(cli + ["ingest", "--landing", str(land), "--warehouse", str(wh)], work / "ingest.log")
     backfill = timed(cli + ["report", "--landing", str(land), "--warehouse", str(wh), "--reports", str(rep), "--all"],
@@ -77,8 +85,7 @@ def main(argv=None) -> int:
     for name in args.only or list(WORKLOADS):
         base = args.keep or Path(tempfile.mkdtemp(prefix="ifc-bench-"))
         work = base / name
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
         try:
             r = run(name, work)
         finally:

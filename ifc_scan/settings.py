@@ -51,6 +51,9 @@ class Settings:
     # S3-compatible storage; its keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (never a setting)
     s3_endpoint: str = setting("IFC_SCAN_S3_ENDPOINT", "")
     s3_region: str = setting("IFC_SCAN_S3_REGION", "us-east-1")
+    # DuckDB's memory cap while a connection works (it spills to disk past it); lifted for the checkpoint at
+    # close (ifc_scan/warehouse/db.py cap_memory)
+    duckdb_memory: str = setting("IFC_SCAN_DUCKDB_MEMORY", "1GB")
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -46,6 +46,7 @@ class IfcScanSettings(dg.ConfigurableResource):
     iceberg_namespace: str = _DEFAULT.iceberg_namespace
     s3_endpoint: str = _DEFAULT.s3_endpoint
     s3_region: str = _DEFAULT.s3_region
+    duckdb_memory: str = _DEFAULT.duckdb_memory
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -55,7 +56,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def connection(self, read_only: bool = False, log=None):
-        with connect(self.settings.warehouse, read_only=read_only, on_wait=log) as con:
+        with connect(self.settings.warehouse, read_only=read_only, on_wait=log,
+                     memory_limit=self.settings.duckdb_memory) as con:
             yield con
 
 

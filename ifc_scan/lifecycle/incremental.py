@@ -16,6 +16,7 @@ The stored result is the one a full rebuild gives (ifc_scan_tests/test_increment
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -61,21 +62,29 @@ def _scan_key(s: Scan) -> tuple:
             sorted(s.scope_severity or ()), s.scope_ignore_unfixed, sorted(s.scope_vuln_type or ()))
 
 
-def lineage_digest(obs: Observations, exc: ExceptionIndex, lineage: str, items: LineageItems,
-                   until: datetime | None) -> str:
-    """sha256 of everything the lineage's walk reads up to `until` (all of it when the lineage is retired)."""
+def lineage_digests(obs: Observations, exc: ExceptionIndex, lineage: str, items: LineageItems,
+                    untils: list[datetime | None]) -> list[str]:
+    """For each `until`, the sha256 of everything the lineage's walk reads up to it (all of it when the
+    lineage is retired): the repr of (retirement, scan keys, deploys, aliases, exception snapshots). Each
+    scan's key is made into text once for every `until` (its scans are in observed_at order, so the scans up
+    to `until` are a prefix): a lineage's history was repr'd twice a night, its stored walk and its new end."""
     retired = obs.retired.get(lineage)
-    if retired is not None or until is None:
-        until = datetime.max
-    snapshots = [(scope, start, [tuple(e.__dict__.values()) for e in exc.by_snapshot.get((scope, start), [])])
-                 for scope in sorted(obs.snapshots) if exc.scope_applies(scope, lineage)
-                 for start in obs.snapshots[scope] if start <= until]
-    text = repr((retired,
-                 [_scan_key(s) for s in items.scans if s.observed_at <= until],
-                 [(d.time, d.digest, d.image, d.run_id, d.line_no) for d in items.deploys if d.time <= until],
-                 [a for a in items.aliases if a[0] is None or a[0] <= until],
-                 snapshots))
-    return hashlib.sha256(text.encode()).hexdigest()
+    scan_text = [repr(_scan_key(s)) for s in items.scans]
+    scan_times = [s.observed_at for s in items.scans]
+    out = []
+    for until in untils:
+        if retired is not None or until is None:
+            until = datetime.max
+        snapshots = [(scope, start, [tuple(e.__dict__.values()) for e in exc.by_snapshot.get((scope, start), [])])
+                     for scope in sorted(obs.snapshots) if exc.scope_applies(scope, lineage)
+                     for start in obs.snapshots[scope] if start <= until]
+        scans = "[" + ", ".join(scan_text[:bisect.bisect_right(scan_times, until)]) + "]"
+        # the text of repr((retired, [scan keys], [deploys], [aliases], snapshots)), the scans' part joined above
+        text = (f"({retired!r}, {scans}, "
+                f"{[(d.time, d.digest, d.image, d.run_id, d.line_no) for d in items.deploys if d.time <= until]!r}, "
+                f"{[a for a in items.aliases if a[0] is None or a[0] <= until]!r}, {snapshots!r})")
+        out.append(hashlib.sha256(text.encode()).hexdigest())
+    return out
 
 
 def corrections_digest(ends: list[datetime]) -> str:
@@ -97,14 +106,15 @@ def plan_build(obs: Observations, exc: ExceptionIndex, items: dict[str, LineageI
     for lineage in sorted(set(items) | set(stored or {})):
         its = items.get(lineage, LineageItems())
         last = its.last_time()
-        plan.digests[lineage] = lineage_digest(obs, exc, lineage, its, last)
         row = (stored or {}).get(lineage)
         if row is None or lineage not in items:
+            plan.digests[lineage] = lineage_digests(obs, exc, lineage, its, [last])[0]
             plan.rebuild.add(lineage)
             continue
         state = dict(zip(LINEAGE_STATE_COLUMNS, row))
         until = state["processed_until"]
-        if lineage_digest(obs, exc, lineage, its, until) != state["inputs_sha256"] \
+        plan.digests[lineage], walked = lineage_digests(obs, exc, lineage, its, [last, until])
+        if walked != state["inputs_sha256"] \
                 or corrections_digest(ends.get(lineage, [])) != state["corrections_sha256"]:
             plan.rebuild.add(lineage)
         elif last is not None and until is not None and last > until:

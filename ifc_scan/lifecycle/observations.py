@@ -165,8 +165,12 @@ def attach_findings(con, scans: list[Scan], every_scan: bool = False) -> None:
     if not by_id:
         return
     wanted = pd.DataFrame({"scan_id": list(by_id)}, dtype=object)  # noqa: F841 (read by DuckDB)
-    rows = ("scan_vulnerabilities WHERE vulnerability_id IS NOT NULL" if every_scan else
-            "scan_vulnerabilities WHERE vulnerability_id IS NOT NULL AND scan_id IN (SELECT scan_id FROM wanted)")
+    source, order = "scan_vulnerabilities", "v.rowid"
+    rows = "scan_vulnerabilities WHERE vulnerability_id IS NOT NULL"
+    if not every_scan:      # the given scans' rows copied once: four passes over every stored row were O(history)
+        con.execute("CREATE OR REPLACE TEMP TABLE _rows AS SELECT rowid AS rid, * FROM scan_vulnerabilities "
+                    "WHERE vulnerability_id IS NOT NULL AND scan_id IN (SELECT scan_id FROM wanted)")
+        source, order, rows = "_rows", "v.rid", "_rows"
     con.execute("CREATE OR REPLACE TEMP TABLE _keys AS SELECT row_number() OVER () - 1 AS k, * FROM ("
                 "SELECT DISTINCT vulnerability_id AS vid, coalesce(pkg_name, '') AS pkg, coalesce(pkg_path, '') AS ppath "
                 f"FROM {rows})")
@@ -180,12 +184,13 @@ def attach_findings(con, scans: list[Scan], every_scan: bool = False) -> None:
         targets = [by_id.get(sid) for _, sid in con.execute("SELECT * FROM _scans ORDER BY s").fetchall()]
         on_attrs = " AND ".join(f"v.{c} IS NOT DISTINCT FROM t.{c}" for c in _ATTRS.split(", "))
         codes = con.execute(
-            "SELECT s.s, k.k, t.a FROM scan_vulnerabilities v JOIN _scans s USING (scan_id) "
+            f"SELECT s.s, k.k, t.a FROM {source} v JOIN _scans s USING (scan_id) "
             "JOIN _keys k ON k.vid = v.vulnerability_id AND k.pkg = coalesce(v.pkg_name, '') "
             "AND k.ppath = coalesce(v.pkg_path, '') "
-            f"JOIN _attrs t ON {on_attrs} ORDER BY v.rowid").fetchnumpy()
+            f"JOIN _attrs t ON {on_attrs} ORDER BY {order}").fetchnumpy()
     finally:
-        con.execute("DROP TABLE IF EXISTS _keys; DROP TABLE IF EXISTS _attrs; DROP TABLE IF EXISTS _scans")
+        con.execute("DROP TABLE IF EXISTS _keys; DROP TABLE IF EXISTS _attrs; DROP TABLE IF EXISTS _scans; "
+                    "DROP TABLE IF EXISTS _rows")
     step = 500_000      # made into Python ints a slice at a time: all at once is ~100 B per row more at the peak
     for lo in range(0, len(codes["s"]), step):
         for si, ki, ai in zip(codes["s"][lo:lo + step].tolist(), codes["k"][lo:lo + step].tolist(),
@@ -278,15 +283,21 @@ def observed_at_by_scan(con, scan_ids) -> dict[str, datetime]:
                 "WHERE scan_id IN (SELECT unnest(?::VARCHAR[]))", (wanted,)).fetchall()}
 
 
-def _load_scans(con, aliases: dict, ci_scans: dict) -> tuple[list[Scan], int]:
+# the scans whose observed_at is their CreatedAt and whose image is their ImageID, with no alias or CI step read
+_PLAIN_SCAN = "lineage IS NOT NULL AND image_id IS NOT NULL AND created_at IS NOT NULL"
+
+
+def _load_scans(con, aliases: dict, ci_scans: dict, only_not_plain: bool = False) -> tuple[list[Scan], int]:
     """Every scan of a known lineage whose image can be identified (by its ID or a digest alias), dated by
-    CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image."""
+    CreatedAt, else its CI step's completion, else the file's mtime; and how many had no image.
+    only_not_plain: only the scans that need an alias or a CI step for that (evidence_span)."""
     scans: list[Scan] = []
     no_image = 0
     for (scan_id, lineage, image_id, digests, created_at, mtime, ci_run_id, path, sha, lists_sup,
          image_created) in con.execute(
             "SELECT scan_id, lineage, image_id, repo_digests, created_at, file_mtime, ci_run_id, source_path, "
-            "source_sha256, lists_suppressed, image_created FROM scans WHERE lineage IS NOT NULL ORDER BY scan_id").fetchall():
+            "source_sha256, lists_suppressed, image_created FROM scans WHERE lineage IS NOT NULL "
+            + (f"AND NOT ({_PLAIN_SCAN}) " if only_not_plain else "") + "ORDER BY scan_id").fetchall():
         image = image_id
         if image is None:
             for d in digests or []:
@@ -367,6 +378,23 @@ def load(con, with_findings: bool = True) -> Observations:
     exceptions, snapshots = _exception_records(con)
     return Observations(scans, deploys, builds, pushes, aliases, exceptions, snapshots, deployable,
                         scope_lineage, retired, no_image, alias_sources)
+
+
+def evidence_span(con) -> tuple[datetime, datetime] | None:
+    """The first and last time of the evidence: every loaded scan's observed_at and every dated CI event.
+    The same span as from load() without loading every scan: the plain scans' span is a SQL aggregate,
+    only the others are dated here by _load_scans."""
+    times = [t for t in con.execute(f"SELECT min(created_at), max(created_at) FROM scans WHERE {_PLAIN_SCAN}").fetchone()
+             if t is not None]
+    if con.execute(f"SELECT count(*) FROM scans WHERE lineage IS NOT NULL AND NOT ({_PLAIN_SCAN})").fetchone()[0]:
+        # the aliases (every CI build and every scan's repo digests) only name the image of a scan without one
+        unnamed = con.execute("SELECT count(*) FROM scans WHERE lineage IS NOT NULL AND image_id IS NULL").fetchone()[0]
+        scans, _ = _load_scans(con, _image_aliases(con)[0] if unnamed else {}, _ci_scan_steps(con),
+                               only_not_plain=True)
+        times += [s.observed_at for s in scans if s.observed_at is not None]
+    times += [t for t in con.execute("SELECT min(time), max(time) FROM ci_events WHERE time IS NOT NULL").fetchone()
+              if t is not None]
+    return (min(times), max(times)) if times else None
 
 
 class ScanIndex:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import time
@@ -12,14 +11,17 @@ from pathlib import Path
 
 import duckdb
 
+from ifc_scan.settings import Settings
+
 SCHEMA_SQL = resources.files("ifc_scan.warehouse").joinpath("schema.sql").read_text()
 
 
 # Bump when a derived table (lifecycle, weekly KPIs) changes shape: they are dropped and rebuilt.
-DERIVED_VERSION = "9"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog;
+DERIVED_VERSION = "10"   # 5: weeks gain exception_approvals and tickets; 6: a week's inputs in input_catalog;
 # 7: approvals judged on their evidence (D22: unsigned trailers stop counting; entries gain `evidence`)
 # 8: weeks gain freshness and requirements (D23, kpis.json contract 1.3)
 # 9: each lineage's walk state stored, so the lifecycle is extended rather than rebuilt (issue 28)
+# 10: a week's populations stored zlib-compressed (populations_json_zlib), to fit a checkpoint under the memory cap
 DERIVED_TABLES = ("findings", "finding_events", "timeline_moments", "current_images", "lifecycle_corrections",
                   "weekly_kpis", "input_catalog", "lifecycle_lineage_state", "lifecycle_finding_state")
 
@@ -56,12 +58,13 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextlib.contextmanager
 def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600.0, on_wait=None,
-            create: bool = True):
+            create: bool = True, memory_limit: str | None = None):
     """Open the warehouse, waiting (not failing) while another process holds the lock.
 
     Outside Dagster's pool (CLI runs, tests, auditors' notebooks) this is what keeps two writers
     from failing each other: the second waits for the first, up to `wait_seconds`, and says so once
     after a few seconds (`on_wait`, default stderr). create=False refuses a warehouse that does not exist.
+    `memory_limit`: DuckDB's cap while the connection works (default: the duckdb_memory setting).
     """
     path = str(path)
     if not create and not Path(path).is_file():
@@ -88,12 +91,22 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 600
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        # Optional cap on DuckDB's buffer pool (it spills to disk past it). No default: a 1 GB cap made a
-        # checkpoint fail fatally on a 3-year org-scale warehouse (BENCHMARKS.md).
-        if os.environ.get("IFC_SCAN_DUCKDB_MEMORY"):
-            con.execute(f"SET memory_limit = '{os.environ['IFC_SCAN_DUCKDB_MEMORY']}'")
+        cap_memory(con, memory_limit or Settings.from_env().duckdb_memory)
         if not read_only:
             ensure_schema(con)
         yield con
     finally:
+        if not read_only:
+            with contextlib.suppress(duckdb.Error):   # a connection left in a failed transaction closes as it is
+                con.execute("RESET memory_limit")     # the checkpoint at close runs uncapped (cap_memory)
         con.close()
+
+
+def cap_memory(con, limit: str) -> None:
+    """Cap DuckDB's memory while the connection works (operators spill to the database's .tmp folder past
+    it). A checkpoint pins every large string of a table it rewrites at once (DuckDB 2.0.1: measured, a
+    table of 52 strings of 5 MB fails to checkpoint under 200 MB, fatally): the weeks' populations are
+    stored compressed to stay well under the cap, and the checkpoint at close runs after it is lifted."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit.strip(), re.IGNORECASE):
+        raise ValueError(f"IFC_SCAN_DUCKDB_MEMORY: {limit!r} is not a size such as 1GB or 512MB")
+    con.execute(f"SET memory_limit = '{limit.strip()}'")

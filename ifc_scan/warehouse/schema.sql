@@ -137,7 +137,7 @@ CREATE TABLE IF NOT EXISTS weekly_kpis (
   policy_sha256 VARCHAR, verdict VARCHAR, failing_controls VARCHAR[], critical_in_prod INTEGER,
   critical_in_prod_excepted INTEGER, build_gate_pct DOUBLE, nightly_pct DOUBLE, mttr_critical_mean DOUBLE,
   mttr_high_mean DOUBLE, open_overdue INTEGER, open_backlog INTEGER, new_findings INTEGER, remediated INTEGER,
-  kpis_json VARCHAR, populations_json VARCHAR, data_quality_json VARCHAR);
+  kpis_json VARCHAR, populations_json_zlib BLOB, data_quality_json VARCHAR);
 -- Every ingested file with the time from which it is evidence (scans by observed_at, CI files by their run's
 -- creation, snapshots by their date, the inventory always): a week's inputs are the rows before its end T,
 -- in (path, sha256) order. Written by the weekly stage, read by the report stage for the manifest.
