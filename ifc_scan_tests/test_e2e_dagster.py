@@ -63,7 +63,8 @@ def test_backfill_and_overlapping_runs_through_the_ui_api(dagster_dev):
     keys = {tuple(a["assetKey"]["path"]): a["isPartitioned"] for a in assets}
     assert keys == {("github_evidence",): False, ("exception_history",): False, ("ticket_evidence",): False,
                     ("warehouse_ingest",): False, ("finding_lifecycle",): False,
-                    ("weekly_kpis",): True, ("weekly_report",): True, ("audit_period_pack",): False}
+                    ("weekly_kpis",): True, ("weekly_report",): True, ("audit_period_pack",): False,
+                    ("intel_evidence",): False, ("iceberg_tables",): False}
 
     assert servers.wait_runs(port, [servers.launch(port, "ingest_job")]) == ["SUCCESS"]      # builds the lifecycle
     done = servers.backfill(port, WEEKS, dagster_dev["log"], assets=("weekly_kpis", "weekly_report"))
