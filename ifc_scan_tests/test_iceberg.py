@@ -26,6 +26,7 @@ from ifc_scan.warehouse.parquet import base_tables
 from ifc_scan_tests import servers
 from ifc_scan_tests.servers import ROOT
 
+pytestmark = pytest.mark.slow   # the slow layer (make e2e): starts PostgreSQL and SeaweedFS servers
 SCHEMA_TABLES = len(re.findall(r"CREATE TABLE", SCHEMA_SQL))     # every table of the warehouse's one definition
 
 
