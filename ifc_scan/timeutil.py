@@ -93,6 +93,11 @@ def day_start(d: date) -> datetime:
     return datetime(d.year, d.month, d.day)
 
 
+def monday_of(d: date) -> date:
+    """The Monday of d's ISO week."""
+    return d - timedelta(days=d.weekday())
+
+
 # ---- ISO weeks ---------------------------------------------------------------------------
 
 def week_label(monday: date) -> str:

@@ -10,8 +10,10 @@ out even if that catalog lists it (a catalog dated before T cannot honestly list
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Iterable, NamedTuple
+
+from ifc_scan.timeutil import day_start
 
 from ifc_scan.intel.files import KevFile, kev_precedence
 
@@ -21,7 +23,7 @@ _ONE_DAY = timedelta(days=1)
 
 def known_from(file_date: date) -> datetime:
     """The moment a file dated `file_date` counts as published (naive UTC, like every warehouse time)."""
-    return datetime.combine(file_date, time.min)
+    return day_start(file_date)
 
 
 class KevListing(NamedTuple):

@@ -37,7 +37,7 @@ from ifc_scan.lifecycle.store import require_current_lifecycle
 from ifc_scan.lifecycle.state import LifecycleAtT, StoreReader, state_from_lifecycle
 from ifc_scan.lifecycle.timeline import build_lifecycle
 from ifc_scan.progress import Progress
-from ifc_scan.timeutil import iso_z, week_bounds, week_label
+from ifc_scan.timeutil import iso_z, monday_of, week_bounds, week_label
 
 POLICY_KEYS = ("version", "source", "sla_hours", "blocking_severity", "max_exception_days_critical",
                "stale_image_days", "scan_gap_hours", "expiring_soon_days", "targets")
@@ -541,8 +541,7 @@ def data_weeks(con, policy: dict, until: datetime | None = None) -> list[date]:
         return []
     first, last = span
     start = date.fromisoformat(str(policy.get("week_start"))) if policy.get("week_start") else first.date()
-    start = max(start, first.date() - timedelta(days=first.weekday()))
-    start -= timedelta(days=start.weekday())
+    start = monday_of(max(start, monday_of(first.date())))
     # only weeks that have ended (which weeks to compute; no figure reads the clock)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     last_monday = min((until or last).date(), (now - timedelta(days=7)).date())

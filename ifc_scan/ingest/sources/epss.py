@@ -15,6 +15,7 @@ from typing import NamedTuple
 from ifc_scan.ingest.sources.base import Context, EvidenceSource, Plan, Rejection, Removal, Unit
 from ifc_scan.intel.files import (EPSS_FOLDER, EpssRead, IntelRejected, epss_file_date, epss_precedence, is_epss_path,
                                   read_epss_landing)
+from ifc_scan.timeutil import monday_of
 
 ROW_BYTES = 400      # a kept row as the batch holds it (tuple, CVE text, two floats, its DataFrame cells), counted
                      # toward the batch's size so a week's rows are stored before the next week's are read
@@ -24,10 +25,6 @@ class EpssWeek(NamedTuple):
     monday: date
     readings: dict           # path -> EpssRead or Rejection, for the files read this time
     kept: str | None         # the path whose rows the week keeps
-
-
-def _monday(d: date) -> date:
-    return d - timedelta(days=d.weekday())
 
 
 def _read_one(rel: str, abspath: str, keep_rows: bool):
@@ -89,17 +86,17 @@ class EpssFiles(EvidenceSource):
                     why = str(exc) if isinstance(exc, IntelRejected) else f"{type(exc).__name__}: {exc}"
                     plan.units.append(Unit(f.rel, [f], (f.rel, why)))
                 continue
-            weeks.setdefault(_monday(day), []).append(f)
+            weeks.setdefault(monday_of(day), []).append(f)
             days[f.rel] = day
             if new:
-                touched.add(_monday(day))
+                touched.add(monday_of(day))
         self.gone: dict[date, list[str]] = {}
         left = set()                # weeks a changed file left for another (its date is its first line's)
         for rel, d in stored.items():
             if rel not in days:
-                self.gone.setdefault(_monday(d), []).append(rel)
-            elif _monday(days[rel]) != _monday(d):
-                left.add(_monday(d))
+                self.gone.setdefault(monday_of(d), []).append(rel)
+            elif monday_of(days[rel]) != monday_of(d):
+                left.add(monday_of(d))
         for monday in sorted((set(self.gone) | left) - set(weeks)):         # the week's every file left
             deletes = _week_deletes(monday) + [("DELETE FROM epss_files WHERE source_path = ?", (r,))
                                                for r in self.gone.get(monday, [])]
